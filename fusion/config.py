@@ -1,0 +1,210 @@
+"""Every configuration key, its default and its valid range, in one validated table.
+
+The YAML file is the user's contract with a run; errors name the file and the key so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fusion.errors import InputError
+
+__all__ = ["Config", "load_config", "config_hash"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThicknessObs(_Strict):
+    dir: Path
+    pattern: str = "elev_antarctica_elevation_*.nc"
+    var: str = "height"
+    uncertainty_var: str = "absolute_elevation_rmse"
+
+
+class VelocityObs(_Strict):
+    dir: Path
+    pattern: str = "vel_Antarctica_ice_velocity_*.nc"
+    vx_var: str = "VX"
+    vy_var: str = "VY"
+    vx_err_var: str = "ERRX"
+    vy_err_var: str = "ERRY"
+
+
+class Observations(_Strict):
+    version: str = "2026-04-30"
+    thickness: ThicknessObs
+    velocity: VelocityObs
+
+
+class Ensemble(_Strict):
+    dir: Path
+    pattern: str = "*_regridded.nc"
+    thickness_var: str = "h"
+    vx_var: str = "ua"
+    vy_var: str = "va"
+    time_var: str = "time"
+
+
+class Metric(_Strict):
+    thick_unc_threshold: float = Field(50.0, gt=0)
+    vel_unc_threshold: float = Field(10.0, gt=0)
+    missing_thick_unc: float = Field(20.0, gt=0)
+    snap_tolerance_years: float = Field(1.5, ge=0)
+    time_tolerance_years: float = Field(0.05, ge=0)
+
+
+class Subsample(_Strict):
+    size: int = Field(20000, gt=0)
+    seed: int = Field(42, ge=0)
+
+
+class StreamWeights(_Strict):
+    thick: float = Field(0.5, ge=0, le=1)
+    vel: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "StreamWeights":
+        if abs(self.thick + self.vel - 1.0) > 1e-9:
+            raise ValueError(f"must sum to 1 (thick {self.thick} + vel {self.vel})")
+        return self
+
+
+class Inference(_Strict):
+    subsample: Subsample = Subsample()
+    draws: int = Field(500, gt=0)
+    tune: int = Field(1000, ge=0)
+    chains: int = Field(4, gt=0)
+    cores: int | None = Field(None, gt=0)
+    target_accept: float = Field(0.95, gt=0, lt=1)
+    seed: int = Field(42, ge=0)
+    sampler: Literal["pymc", "nutpie"] = "pymc"
+    stream_weights: StreamWeights = StreamWeights()
+    velocity_inflation: float = Field(5.0, ge=0)
+
+
+class Projection(_Strict):
+    historical_dir: Path = Path("projection/historical")
+    forward_dir: Path = Path("projection/forward")
+    volume_var: str = "totig"
+    target_year: float = 2100
+    lower_q: float = Field(0.05, gt=0, lt=1)
+    upper_q: float = Field(0.95, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Projection":
+        if self.lower_q >= self.upper_q:
+            raise ValueError(f"lower_q {self.lower_q} must be below upper_q {self.upper_q}")
+        return self
+
+
+class Output(_Strict):
+    dir: Path = Path("results")
+
+
+class Config(_Strict):
+    """A validated run configuration; paths are absolute once loaded from a file."""
+
+    compat: Literal["fixed", "prototype"] = "fixed"
+    observations: Observations
+    ensemble: Ensemble
+    metric: Metric = Metric()
+    inference: Inference = Inference()
+    projection: Projection = Projection()
+    output: Output = Output()
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("compat", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
+
+    def resolve(self, base: Path) -> "Config":
+        """Return a copy whose relative paths are anchored at `base` (the config's folder)."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p).resolve()
+
+        obs = self.observations
+        return self.model_copy(
+            update={
+                "observations": obs.model_copy(
+                    update={
+                        "thickness": obs.thickness.model_copy(update={"dir": fix(obs.thickness.dir)}),
+                        "velocity": obs.velocity.model_copy(update={"dir": fix(obs.velocity.dir)}),
+                    }
+                ),
+                "ensemble": self.ensemble.model_copy(update={"dir": fix(self.ensemble.dir)}),
+                "projection": self.projection.model_copy(
+                    update={
+                        "historical_dir": fix(self.projection.historical_dir),
+                        "forward_dir": fix(self.projection.forward_dir),
+                    }
+                ),
+                "output": self.output.model_copy(update={"dir": fix(self.output.dir)}),
+            }
+        )
+
+    def with_updates(self, **sections: dict) -> "Config":
+        """A copy with nested keys replaced, re-validated (e.g. `inference={"draws": 100}`)."""
+        data = self.model_dump(mode="python")
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = _deep_merge(data[key], value)
+            else:
+                data[key] = value
+        return Config.model_validate({**data, "source": self.source})
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if kind == "missing":
+        return f"missing required key '{key}'"
+    return f"key '{key}': {first['msg']}"
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(path, f"malformed YAML{where}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not a text file") from None
+    if not isinstance(raw, dict):
+        raise InputError(path, "expected a mapping of config keys at the top level")
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(path, _describe(exc)) from None
+    return cfg.resolve(path.resolve().parent).model_copy(update={"source": path.resolve()})
+
+
+def config_hash(cfg: Config) -> str:
+    """SHA-256 of the resolved config, stable across key order; provenance for every result."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
