@@ -1,0 +1,270 @@
+"""Read the prototype's file layout: yearly observation files and one file per member.
+
+Observations are small enough to hold; member fields are not at full size (27 members on a
+761 × 761 grid), so members are validated here and their fields read on demand by `prepare`.
+Every problem is an `InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from fusion.config import Config
+from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
+from fusion.errors import DataWarning, InputError
+
+__all__ = ["Grid", "ThicknessYear", "VelocityYear", "Member", "EnsembleData", "load_data", "member_id"]
+
+MISSING_VEL_ERROR: float = 10.0  # m/yr, the prototype's constant for a missing ERRX/ERRY
+_YEAR = re.compile(r"\d{4}")
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Shape and coordinates that every field must share; `source` names the file it came from."""
+
+    shape: tuple[int, int]
+    y: np.ndarray | None
+    x: np.ndarray | None
+    source: Path
+
+    def describe(self) -> str:
+        return f"{self.shape[0]}x{self.shape[1]} grid of {self.source.name}"
+
+    def check(self, other: "Grid") -> None:
+        same = self.shape == other.shape
+        for mine, theirs in ((self.y, other.y), (self.x, other.x)):
+            if same and mine is not None and theirs is not None:
+                same = mine.shape == theirs.shape and np.array_equal(mine, theirs)
+        if not same:
+            problem = "shape" if self.shape != other.shape else "coordinate values"
+            raise InputError(other.source, f"grid mismatch ({problem}): {other.describe()} vs {self.describe()}")
+
+
+@dataclass(frozen=True)
+class ThicknessYear:
+    year: int
+    height: np.ndarray  # float32 (y, x), NaN where missing
+    uncertainty: np.ndarray | None  # float32 (y, x), None when the variable is absent
+    source: Path
+
+
+@dataclass(frozen=True)
+class VelocityYear:
+    year: int
+    vx: np.ndarray
+    vy: np.ndarray
+    err_x: np.ndarray
+    err_y: np.ndarray
+    source: Path
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member: decoded time axis and where to read its fields."""
+
+    member_id: str
+    path: Path
+    times: np.ndarray  # decimal years of the kept rows
+    rows: np.ndarray  # indices of kept rows in the file's time dimension
+    variables: tuple[str, str, str]  # thickness, vx, vy
+
+    def field(self, name: str) -> np.ndarray:
+        """Read one (time, y, x) field at the kept rows, NaN where masked."""
+        with _open(self.path) as ds:
+            return _read(ds, self.path, name)[self.rows]
+
+    def fields(self) -> Iterator[tuple[str, np.ndarray]]:
+        for name in self.variables:
+            yield name, self.field(name)
+
+
+@dataclass
+class EnsembleData:
+    thickness: list[ThicknessYear]
+    velocity: list[VelocityYear]
+    members: list[Member]
+    grid: Grid
+    input_files: list[Path] = field(default_factory=list)
+
+    @property
+    def member_ids(self) -> tuple[str, ...]:
+        return tuple(m.member_id for m in self.members)
+
+
+def member_id(path: Path) -> str:
+    """`run<N>` from the first number in the file name, without zero padding."""
+    m = _NUMBER.search(path.name)
+    if m is None:
+        raise InputError(path, "member file name has no number to make a member id from")
+    return f"run{int(m.group())}"
+
+
+def _open(path: Path) -> netCDF4.Dataset:
+    try:
+        return netCDF4.Dataset(path, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"not a readable NetCDF file ({reason})") from None
+
+
+def _read(ds: netCDF4.Dataset, path: Path, name: str) -> np.ndarray:
+    if name not in ds.variables:
+        raise InputError(path, f"missing variable '{name}'")
+    try:
+        raw = ds.variables[name][:]
+    except (OSError, RuntimeError, ValueError, IndexError) as exc:
+        raise InputError(path, f"variable '{name}' cannot be read ({exc})") from None
+    values = np.ma.getdata(raw)
+    dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float32)
+    out = np.array(values, dtype=dtype, copy=True)
+    mask = np.ma.getmaskarray(raw)
+    if mask.any():
+        out[mask] = np.nan
+    return out
+
+
+def _read_2d(ds: netCDF4.Dataset, path: Path, name: str) -> np.ndarray:
+    arr = np.squeeze(_read(ds, path, name))
+    if arr.ndim != 2:
+        raise InputError(path, f"variable '{name}' is {arr.ndim}-D after squeezing; expected a 2-D (y, x) field")
+    return arr
+
+
+def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...]) -> Grid:
+    coords = []
+    for name in ("y", "x"):
+        coords.append(np.asarray(ds.variables[name][:], dtype=np.float64) if name in ds.variables else None)
+    return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path)
+
+
+def _files(folder: Path, pattern: str, key: str, source: Path | None) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(folder, f"folder not found (config key {key}" + (f" in {source})" if source else ")"))
+    found = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if not found:
+        raise InputError(folder, f"no files match the pattern '{pattern}' (config key {key})")
+    return found
+
+
+def _year(path: Path) -> int:
+    m = _YEAR.search(path.name)
+    if m is None:
+        raise InputError(path, "no four-digit year in the file name")
+    return int(m.group())
+
+
+def _unique_years(paths: list[Path]) -> list[tuple[int, Path]]:
+    seen: dict[int, Path] = {}
+    for p in paths:
+        y = _year(p)
+        if y in seen:
+            raise InputError(p, f"year {y} already given by {seen[y].name}")
+        seen[y] = p
+    return sorted(seen.items())
+
+
+def _all_nan(arr: np.ndarray) -> bool:
+    return not np.isfinite(arr).any()
+
+
+def _load_thickness(cfg: Config, grid: Grid | None) -> tuple[list[ThicknessYear], Grid]:
+    spec = cfg.observations.thickness
+    out = []
+    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.thickness", cfg.source)):
+        with _open(path) as ds:
+            height = _read_2d(ds, path, spec.var)
+            this = _grid_of(ds, path, height.shape)
+            unc = _read_2d(ds, path, spec.uncertainty_var) if spec.uncertainty_var in ds.variables else None
+        grid = grid or this
+        grid.check(this)
+        if _all_nan(height):
+            raise InputError(path, f"variable '{spec.var}' is all NaN")
+        if unc is not None and unc.shape != height.shape:
+            raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
+        out.append(ThicknessYear(year, height, unc, path))
+    return out, grid  # type: ignore[return-value]
+
+
+def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
+    spec = cfg.observations.velocity
+    out = []
+    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.velocity", cfg.source)):
+        with _open(path) as ds:
+            vx = _read_2d(ds, path, spec.vx_var)
+            vy = _read_2d(ds, path, spec.vy_var)
+            grid.check(_grid_of(ds, path, vx.shape))
+            errs = []
+            for name, like in ((spec.vx_err_var, vx), (spec.vy_err_var, vy)):
+                if name in ds.variables:
+                    errs.append(_read_2d(ds, path, name))
+                else:
+                    if cfg.compat == "fixed":
+                        warnings.warn(
+                            f"{path}: missing error variable '{name}'; using a constant "
+                            f"{MISSING_VEL_ERROR} m/yr, which may fail the velocity uncertainty threshold",
+                            DataWarning,
+                            stacklevel=2,
+                        )
+                    errs.append(np.full_like(like, MISSING_VEL_ERROR))
+        if vy.shape != vx.shape:
+            raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
+        if _all_nan(vx) or _all_nan(vy):
+            raise InputError(path, f"velocity '{spec.vx_var}'/'{spec.vy_var}' is all NaN")
+        out.append(VelocityYear(year, vx, vy, errs[0], errs[1], path))
+    return out
+
+
+def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
+    spec = cfg.ensemble
+    with _open(path) as ds:
+        if spec.time_var not in ds.variables:
+            raise InputError(path, f"missing variable '{spec.time_var}'")
+        tvar = ds.variables[spec.time_var]
+        tvar.set_auto_maskandscale(False)
+        raw = np.asarray(tvar[:], dtype=np.float64).reshape(-1)
+        fills = [float(getattr(tvar, a)) for a in ("_FillValue", "missing_value") if hasattr(tvar, a)]
+        rows = np.flatnonzero(valid_time_rows(raw, fills))
+        try:
+            times = decode_time(raw[rows], getattr(tvar, "units", None), cfg.compat)
+        except TimeUnitsError as exc:
+            raise InputError(path, f"time variable '{spec.time_var}': {exc}") from None
+        for name in (spec.thickness_var, spec.vx_var, spec.vy_var):
+            if name not in ds.variables:
+                raise InputError(path, f"missing variable '{name}'")
+            var = ds.variables[name]
+            if var.ndim != 3:
+                raise InputError(path, f"variable '{name}' has dims {var.dimensions}; expected (time, y, x)")
+            if var.shape[0] != raw.shape[0]:
+                raise InputError(path, f"variable '{name}' has {var.shape[0]} time rows but '{spec.time_var}' has {raw.shape[0]}")
+            grid.check(_grid_of(ds, path, var.shape))
+    if rows.size < 2:
+        raise InputError(path, f"fewer than two valid time steps in '{spec.time_var}'")
+    if np.any(np.diff(times) <= 0):
+        raise InputError(path, f"time variable '{spec.time_var}' is not strictly increasing")
+    return Member(member_id(path), path, times, rows, (spec.thickness_var, spec.vx_var, spec.vy_var))
+
+
+def load_data(cfg: Config) -> EnsembleData:
+    """Read observations, validate every member (grid, variables, time axis) and return both."""
+    thickness, grid = _load_thickness(cfg, None)
+    velocity = _load_velocity(cfg, grid)
+    paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source)
+    members = [_load_member(cfg, p, grid) for p in paths]
+    if len(members) < 2:
+        raise InputError(cfg.ensemble.dir, f"only {len(members)} member matches '{cfg.ensemble.pattern}'; weighting needs at least 2")
+    seen: dict[str, Path] = {}
+    for m in members:
+        if m.member_id in seen:
+            raise InputError(m.path, f"duplicate member id {m.member_id} (also from {seen[m.member_id].name})")
+        seen[m.member_id] = m.path
+    files = [t.source for t in thickness] + [v.source for v in velocity] + [m.path for m in members]
+    return EnsembleData(thickness, velocity, members, grid, files)
