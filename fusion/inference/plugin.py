@@ -18,7 +18,7 @@ import xarray as xr
 from fusion.data.prepared import THICK, Prepared
 from fusion.errors import InputError
 
-__all__ = ["NOISE_PARAMETERS", "posterior_means", "plug_in_weights", "load_posterior"]
+__all__ = ["NOISE_PARAMETERS", "posterior_means", "plug_in_weights", "load_posterior", "softmax_weights"]
 
 NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 
@@ -72,6 +72,10 @@ def plug_in_weights(prepared: Prepared, posterior: Any | Mapping[str, float]) ->
         [-0.5 * np.sum((prepared.y_obs - prepared.F[m]) ** 2 / var_tot + log_norm) for m in range(prepared.n_members)]
     )
     loglik = loglik / prepared.n_points
+    return softmax_weights(loglik), loglik
+
+
+def softmax_weights(loglik: np.ndarray) -> np.ndarray:
+    """exp(loglik − max), normalised: shift-invariant and safe for very negative log-likelihoods."""
     weights = np.exp(loglik - loglik.max())
-    weights = weights / weights.sum()
-    return weights, loglik
+    return weights / weights.sum()
