@@ -93,12 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """One line per warning, no source location: users act on the message, not our line numbers."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", DataWarning)
-            warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
+            warnings.showwarning = _show_warning
             return int(args.func(args))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

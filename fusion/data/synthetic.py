@@ -47,26 +47,27 @@ DX = 8000.0  # grid spacing (m), as the prototype's 8 km Antarctic grid
 OBS_FILL = np.float32(-9999.0)
 FILL_TIME = 9.969209968386869e36  # netCDF default double fill, the prototype's padded time rows
 PSU_UNITS = "seconds since 2000-01-00 00:00:00"  # day 00: origin is 1999-12-31
-PSU_YEAR_SECONDS = 365.2422 * 86400.0  # the PSU model's year length (31,556,926 s)
+PSU_YEAR_SECONDS = 31556926.0  # the PSU model's year: 365.2422 days, whole seconds
 TIME_ENCODINGS: tuple[str, ...] = ("psu", "cf", "years_nounits", "years_units")
 RHO_ICE, RHO_WATER, OCEAN_AREA = 917.0, 1028.0, 3.62e14
 EXAMPLE_SEED = 7
 
 # Member parameters: uniform ranges. Rates are those of the first simulated year.
 PARAM_RANGES: dict[str, tuple[float, float]] = {
-    "thinning": (0.5, 4.0),  # m/yr, peak dynamic thinning at stream termini
+    "thinning": (0.5, 5.0),  # m/yr, peak dynamic thinning at stream termini
     "thinning_growth": (0.0, 0.06),  # 1/yr, relative growth of the dynamic thinning rate
     "acceleration": (0.003, 0.04),  # 1/yr, relative speed-up of the ice streams
     "flow_factor": (0.85, 1.15),  # multiplies stream speeds
-    "smb": (-0.05, 0.10),  # m/yr, uniform surface-mass-balance anomaly (thickening if > 0)
-    "drift": (-0.25, 0.25),  # m/yr, amplitude of a smooth spurious thickness trend (model bias)
+    "smb": (-0.2, 0.3),  # m/yr, uniform surface-mass-balance anomaly (thickening if > 0)
+    "drift": (-0.4, 0.4),  # m/yr, RMS of a smooth spurious thickness trend (model bias)
 }
 
 # Projection: the continental volume budget is driven by the same parameters, on an effective
 # area that puts SLE at 2100 in a plausible range (tens to a few hundred mm).
-_PROJ_AREA = 7.0e11  # m²
+_PROJ_AREA = 5.0e11  # m²
 _PROJ_DYN_FRACTION = 0.15  # share of the sheet under dynamic thinning
-_PROJ_DRIFT_FRACTION = 0.2
+_PROJ_SMB_FRACTION = 0.3  # the observed-period SMB anomaly, damped over the century
+_PROJ_DRIFT_FRACTION = 0.1
 _PROJ_REF_YEAR = 2015.0
 _PROJ_HIST_YEARS = (1950, 2015)
 _PROJ_FWD_YEARS = (2015, 2100)
@@ -93,7 +94,7 @@ class _Geometry:
     base_speed: np.ndarray  # slow sheet flow (m/yr)
     stream_speed: np.ndarray  # fast-flow speed before the member's flow factor (m/yr)
     thin_pattern: np.ndarray  # [0, 1]: where dynamic thinning acts
-    drift_pattern: np.ndarray  # [-1, 1]: shape of the member drift
+    drift_pattern: np.ndarray  # unit RMS: shape of the member drift
     rough: np.ndarray  # bool: rough terrain, thickness uncertainty tail (> thresholds)
     rough_rmse: np.ndarray  # m, at rough pixels
     shear: np.ndarray  # bool: shear margins, velocity error tail
@@ -105,8 +106,13 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, *keys])
 
 
-def _smooth_field(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, modes: int = 8, kmax: float = 3.5) -> np.ndarray:
-    """A smooth random field in [-1, 1] made of a few plane waves; the same shape at any resolution."""
+def _smooth_field(
+    u: np.ndarray, v: np.ndarray, rng: np.random.Generator, modes: int = 8, kmax: float = 3.5, unit_rms: bool = False
+) -> np.ndarray:
+    """A smooth random field of a few plane waves, the same shape at any resolution.
+
+    Scaled into [-1, 1], or (`unit_rms`) to an expected mean square of 1.
+    """
     amp = rng.uniform(0.3, 1.0, modes)
     kx = rng.uniform(-kmax, kmax, modes)
     ky = rng.uniform(-kmax, kmax, modes)
@@ -114,7 +120,7 @@ def _smooth_field(u: np.ndarray, v: np.ndarray, rng: np.random.Generator, modes:
     out = np.zeros(np.broadcast_shapes(u.shape, v.shape))
     for a, ax, ay, p in zip(amp, kx, ky, ph):
         out += a * np.cos(np.pi * (ax * u + ay * v) + p)
-    return out / amp.sum()
+    return out / (np.sqrt(0.5 * np.sum(amp * amp)) if unit_rms else amp.sum())
 
 
 def _smoothstep(s: np.ndarray) -> np.ndarray:
@@ -130,8 +136,8 @@ def _geometry(ny: int, nx: int, seed: int) -> _Geometry:
     v = np.linspace(-1.0, 1.0, ny)[:, None]
 
     cx, cy = rng.uniform(-0.05, 0.05, 2)
-    X = (u - cx) / 0.97
-    Y = (v - cy) / 0.95
+    X = (u - cx) / 1.08
+    Y = (v - cy) / 1.05
     rho = np.hypot(X, Y)
     theta = np.arctan2(Y, X)
     edge = np.ones_like(rho)
@@ -158,7 +164,7 @@ def _geometry(ny: int, nx: int, seed: int) -> _Geometry:
     thin_streams = np.zeros_like(q)
     for k in range(n_streams):
         th = start + 2 * np.pi * k / n_streams + rng.uniform(-0.3, 0.3)
-        width = rng.uniform(0.07, 0.14)
+        width = rng.uniform(0.08, 0.18)
         bend = rng.uniform(-0.4, 0.4)
         onset = rng.uniform(0.25, 0.55)
         peak = rng.uniform(400.0, 2000.0)
@@ -166,12 +172,12 @@ def _geometry(ny: int, nx: int, seed: int) -> _Geometry:
         s = np.exp(-0.5 * (d / width) ** 2) * _smoothstep((q - onset) / (1.0 - onset))
         stream_speed += peak * s
         s_max = np.maximum(s_max, s)
-        thin_streams = np.maximum(thin_streams, s * q * q)
-    margin_band = 0.3 * np.exp(-np.clip(1.0 - q, 0.0, None) / 0.07)
+        thin_streams = np.maximum(thin_streams, s * (0.5 + 0.5 * q * q))
+    margin_band = 0.4 * np.exp(-np.clip(1.0 - q, 0.0, None) / 0.15)
     thin_pattern = np.where(ice, np.clip(thin_streams + margin_band, 0.0, 1.0), 0.0)
     base_speed = np.where(ice, 3.0 + 80.0 * np.clip(q, 0.0, 1.0) ** 4, 0.0)
     stream_speed = np.where(ice, stream_speed, 0.0)
-    drift_pattern = _smooth_field(u, v, rng, kmax=2.0)
+    drift_pattern = _smooth_field(u, v, rng, kmax=2.0, unit_rms=True)
 
     # Uncertainty tails, fixed in space like the real products (steep terrain, shear margins).
     p_rough = 0.01 + 0.06 * np.clip(q, 0.0, 1.0) ** 4
@@ -200,7 +206,7 @@ def _fields(g: _Geometry, p: dict[str, float], tau: float) -> tuple[np.ndarray, 
     dyn = p["thinning"] * g.thin_pattern * (tau + 0.5 * p["thinning_growth"] * tau * tau)
     H = g.H0 + (p["smb"] + p["drift"] * g.drift_pattern) * tau - dyn
     H = np.where(g.ice, np.maximum(H, 1.0), 0.0)
-    speed = g.base_speed + p["flow_factor"] * g.stream_speed * (1.0 + p["acceleration"] * tau)
+    speed = (g.base_speed + p["flow_factor"] * g.stream_speed) * (1.0 + p["acceleration"] * tau)
     return H, speed * g.ex, speed * g.ey
 
 
@@ -342,7 +348,7 @@ def _write_member(
 
 def _projection_volumes(p: dict[str, float], volume_2015: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Historical and forward grounded-ice volume (m³) on yearly decimal-year axes."""
-    const = p["smb"] + _PROJ_DRIFT_FRACTION * p["drift"]  # m/yr over the effective area
+    const = _PROJ_SMB_FRACTION * p["smb"] + _PROJ_DRIFT_FRACTION * p["drift"]  # m/yr over the effective area
     dyn = _PROJ_DYN_FRACTION * p["thinning"]
     g = p["thinning_growth"]
     t_fwd = np.arange(_PROJ_FWD_YEARS[0], _PROJ_FWD_YEARS[1] + 1, dtype=np.float64)
@@ -459,7 +465,7 @@ def generate(
         H, ua, va = _fields(g, truth, float(year - first))
         if year not in elev_gap:
             rng = _rng(seed, _K_OBS_ELEV, year)
-            rmse = np.clip(0.5 * np.exp(0.35 * rng.standard_normal(H.shape)), 0.1, 2.0)
+            rmse = np.clip(0.3 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.05, 2.0)
             rmse = np.where(g.rough, g.rough_rmse * np.exp(0.05 * rng.standard_normal(H.shape)), rmse)
             height = g.bed + H + rmse * rng.standard_normal(H.shape)
             gap = _gaps(g, rng, mean_blobs=3.0, rmax=0.14, dropout=0.01) | ~g.ice
@@ -565,7 +571,7 @@ def generate(
             "elev_files": elev_files,
             "vel_files": vel_files,
             "noise": "truth member's fields + N(0, stated uncertainty); gaps are fill values",
-            "thickness_rmse": "median 0.5 m; rough-terrain tail 20-150 m (fixed pixels)",
+            "thickness_rmse": "median 0.3 m; rough-terrain tail 20-150 m (fixed pixels)",
             "velocity_error": "median 2.5 m/yr; shear-margin tail 8-30 m/yr (fixed pixels)",
         },
     }

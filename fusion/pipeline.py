@@ -1,0 +1,318 @@
+"""The whole run, staged as the pipeline diagram reads: load_data → prepare → sample → project.
+
+`run` computes everything in memory and returns a `Result`; `run_to_dir` writes it. Writing
+happens only after every stage succeeded, into a temporary sibling folder whose files are
+then moved into place, `_SUCCESS` last: a run that fails leaves no `_SUCCESS`, and bad input
+leaves no new file at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fusion.config import Config, config_hash, load_config
+from fusion.data.prepared import Prepared
+from fusion.diagnostics import (
+    DIVERGENCES_MAX,
+    EBFMI_MIN,
+    ESS_PER_CHAIN_MIN,
+    RHAT_MAX,
+    convergence_gate,
+    sampler_diagnostics,
+)
+from fusion.errors import InputError
+from fusion.io import SUCCESS, mark_success, write_csv, write_json
+
+__all__ = [
+    "Result",
+    "run",
+    "run_to_dir",
+    "save_weights",
+    "save_metadata",
+    "write_outputs",
+    "OUTPUT_FILES",
+    "library_versions",
+    "sha256_file",
+]
+
+OUTPUT_FILES: tuple[str, ...] = (
+    "weights.csv",
+    "projection.csv",
+    "summary.json",
+    "projection.png",
+    "run_metadata.json",
+    "trace.nc",
+)
+_LIBRARIES = (
+    "fusion", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "arviz-base",
+    "arviz-stats", "arviz-plots", "nutpie", "numba", "netCDF4", "matplotlib", "pydantic", "PyYAML",
+)  # fmt: skip
+
+
+@dataclass
+class Result:
+    """Everything one run produced; `metadata` entries override the generated provenance."""
+
+    config: Config
+    prepared: Prepared
+    trace: xr.DataTree
+    weights: pd.DataFrame  # member_id, posterior_mean, posterior_sd, point_estimate, point_estimate_loglik
+    diagnostics: dict[str, Any]
+    convergence_failures: dict[str, dict[str, Any]]
+    projection: xr.Dataset | None = None
+    summary: dict[str, Any] | None = None
+    input_files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        return not self.convergence_failures
+
+
+def _weights_table(prepared: Prepared, trace: xr.DataTree) -> pd.DataFrame:
+    from fusion.inference.plugin import plug_in_weights
+
+    w = trace["posterior"]["w"].sel(member=list(prepared.member_ids))
+    point, loglik = plug_in_weights(prepared, trace)
+    return pd.DataFrame(
+        {
+            "member_id": list(prepared.member_ids),
+            "posterior_mean": w.mean(("chain", "draw")).values.astype(np.float64),
+            "posterior_sd": w.std(("chain", "draw")).values.astype(np.float64),
+            "point_estimate": np.asarray(point, dtype=np.float64),
+            "point_estimate_loglik": np.asarray(loglik, dtype=np.float64),
+        }
+    )
+
+
+def run(
+    cfg: Config,
+    *,
+    prepared: Prepared | None = None,
+    with_projection: bool = True,
+    progressbar: bool = True,
+) -> Result:
+    """Run the pipeline for `cfg`; pass `prepared` to skip reading the observations and ensemble.
+
+    Projection inputs are checked before sampling, so a missing `runNN.nc` fails in seconds,
+    not after the sampler. Failing convergence figures warn (`ConvergenceWarning`) and are
+    kept in `Result.convergence_failures`; they do not stop the run.
+    """
+    from fusion.inference.sampling import sample
+    from fusion.projection import member_sle, project, projection_files, projection_summary
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    input_files: list[Path] = [cfg.source] if cfg.source is not None else []
+
+    # 1. load_data → prepare
+    if prepared is None:
+        from fusion.data.load import load_data
+        from fusion.data.prepare import prepare
+
+        data = load_data(cfg)
+        input_files += list(data.input_files)
+        prepared = prepare(cfg, data)
+    timings["prepare_s"] = time.perf_counter() - clock
+
+    # 2. projection inputs exist for every member (fail before the expensive step)
+    if with_projection:
+        spec = cfg.projection
+        for folder, key in ((spec.historical_dir, "projection.historical_dir"), (spec.forward_dir, "projection.forward_dir")):
+            input_files += list(projection_files(Path(folder), prepared.member_ids, key).values())
+        member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
+
+    # 3. sample, then per-member w and logL_* from the draws
+    clock = time.perf_counter()
+    trace = sample(cfg, prepared, progressbar=progressbar)
+    timings["sample_s"] = time.perf_counter() - clock
+
+    # 4. diagnostics and the convergence gate
+    diagnostics = sampler_diagnostics(trace)
+    failures = convergence_gate(diagnostics, warn=True)
+
+    # 5. weights: posterior w and the prototype's plug-in estimate
+    weights = _weights_table(prepared, trace)
+
+    # 6. project
+    projection = summary = None
+    if with_projection:
+        clock = time.perf_counter()
+        projection = project(cfg, trace, prepared.member_ids)
+        summary = projection_summary(projection)
+        timings["project_s"] = time.perf_counter() - clock
+    return Result(
+        config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
+        convergence_failures=failures, projection=projection, summary=summary,
+        input_files=input_files, timings=timings,
+    )
+
+
+def save_weights(result: Result, path: str | Path) -> Path:
+    """`weights.csv`: member_id, posterior_mean, posterior_sd, point_estimate, point_estimate_loglik."""
+    return write_csv(path, result.weights)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _platform() -> dict[str, Any]:
+    return {
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "python_implementation": platform.python_implementation(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _metadata(result: Result) -> dict[str, Any]:
+    cfg, prep, inf = result.config, result.prepared, result.config.inference
+    post_attrs = dict(result.trace["posterior"].attrs)
+    meta: dict[str, Any] = {
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "fusion_version": library_versions().get("fusion"),
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": config_hash(cfg),
+        "config_file": str(cfg.source) if cfg.source is not None else None,
+        "compat": cfg.compat,
+        "versions": library_versions(),
+        "platform": _platform(),
+        "input_files": {str(p): sha256_file(p) for p in sorted(set(map(Path, result.input_files)))},
+        "seeds": {"inference": inf.seed, "subsample": inf.subsample.seed},
+        "sampler": {
+            "name": inf.sampler,
+            "draws": inf.draws,
+            "tune": inf.tune,
+            "chains": inf.chains,
+            "cores": inf.cores,
+            "target_accept": inf.target_accept,
+            "compile_s": post_attrs.get("fusion_compile_s"),
+            "sampling_wall_s": post_attrs.get("fusion_sampling_wall_s"),
+        },
+        "diagnostics": result.diagnostics,
+        "convergence": {
+            "passed": result.converged,
+            "failures": result.convergence_failures,
+            "thresholds": {
+                "r_hat_max": RHAT_MAX,
+                "ess_bulk_min": ESS_PER_CHAIN_MIN * result.diagnostics["chains"],
+                "ess_tail_min": ESS_PER_CHAIN_MIN * result.diagnostics["chains"],
+                "divergences_max": DIVERGENCES_MAX,
+                "e_bfmi_min": EBFMI_MIN,
+            },
+        },
+        "prepared": {
+            "n_points": prep.n_points,
+            "n_dhdt": prep.n_dhdt,
+            "n_vel": prep.n_vel,
+            "n_members": prep.n_members,
+            "member_ids": list(prep.member_ids),
+            "compat": prep.compat,
+            **{k: v for k, v in prep.meta.items()},
+        },
+        "timings": result.timings,
+        "outputs": list(OUTPUT_FILES),
+    }
+    if result.summary is not None:
+        meta["projection"] = {"target_year": cfg.projection.target_year, "summary": result.summary}
+    meta.update(result.metadata)
+    return meta
+
+
+def save_metadata(result: Result, path: str | Path) -> Path:
+    """`run_metadata.json`: resolved config and hash, versions, platform, input SHA-256s, seeds,
+    sampler, diagnostics and convergence gate; `result.metadata` is merged last."""
+    return write_json(path, _metadata(result))
+
+
+def write_outputs(result: Result, out_dir: str | Path) -> Path:
+    """Write every output into `out_dir`, via a temporary sibling folder, then `_SUCCESS`."""
+    from fusion.projection import plot_projection
+
+    if result.projection is None or result.summary is None:
+        raise ValueError("the result has no projection; run with with_projection=True to write a run folder")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stale = out / SUCCESS
+    if stale.exists():
+        stale.unlink()  # from here on the folder is not a complete run until we finish
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the results from other users
+    try:
+        save_weights(result, tmp / "weights.csv")
+        proj = result.projection
+        write_csv(
+            tmp / "projection.csv",
+            pd.DataFrame(
+                {
+                    "member_id": [str(m) for m in proj["member"].values],
+                    "sle_mm": proj["sle_mm"].values.astype(np.float64),
+                    "weight": proj["weight"].values.astype(np.float64),
+                }
+            ),
+        )
+        write_json(tmp / "summary.json", result.summary)
+        plot_projection(proj, result.summary, tmp / "projection.png")
+        save_metadata(result, tmp / "run_metadata.json")
+        result.trace.to_netcdf(tmp / "trace.nc")
+        if not out.exists():
+            mark_success(tmp)
+            os.rename(tmp, out)
+            return out
+        for name in OUTPUT_FILES:
+            os.replace(tmp / name, out / name)
+        mark_success(out)
+        return out
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_to_dir(config_path: str | Path, out_dir: str | Path | None = None, *, progressbar: bool = True) -> Path:
+    """`fusion run`: load the config, run, and write the run folder (default `output.dir`)."""
+    cfg = load_config(config_path)
+    out = Path(out_dir) if out_dir is not None else cfg.output.dir
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path exists and is not a folder")
+    stale = out / SUCCESS
+    if stale.exists():
+        stale.unlink()  # a failed rerun must not leave the previous run's stamp behind
+    result = run(cfg, progressbar=progressbar)
+    return write_outputs(result, out)

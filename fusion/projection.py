@@ -1,0 +1,273 @@
+"""Sea-level contribution in the target year per member, and its weighted distribution.
+
+Each member's SLE comes from its grounded-ice volume `totig` in a historical and a forward
+run (`runNN.nc`, matched to member ids by the number in the file name). The weighted
+distribution is the mixture that puts mass E_post[w_m] on SLE_m; its quantiles are exact
+(the smallest member SLE whose cumulative weight reaches q), not the prototype's repetition
+of each member `int(w·1000)` times. Draw by draw, Σ_m w_m·SLE_m gives the posterior of the
+weighted mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import netCDF4
+import numpy as np
+import xarray as xr
+
+from fusion.data.load import member_id
+from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
+from fusion.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from fusion.config import Config
+
+__all__ = [
+    "RHO_ICE",
+    "RHO_WATER",
+    "OCEAN_AREA_M2",
+    "TARGET_TOLERANCE_YEARS",
+    "sle_mm",
+    "projection_files",
+    "read_volume",
+    "member_sle",
+    "project",
+    "weighted_quantile",
+    "projection_summary",
+    "plot_projection",
+]
+
+RHO_ICE: float = 917.0
+RHO_WATER: float = 1028.0
+OCEAN_AREA_M2: float = 3.62e14
+#: How far the forward run's nearest time may sit from `target_year` before it is an error.
+TARGET_TOLERANCE_YEARS: float = 0.5
+
+
+def sle_mm(v_hist_last: np.ndarray | float, v_fwd_target: np.ndarray | float) -> np.ndarray:
+    """(ρ_ice/ρ_water)·(V_hist[last] − V_fwd[target])/A_ocean·1000: ice lost, in mm of sea level."""
+    delta = np.asarray(v_hist_last, dtype=np.float64) - np.asarray(v_fwd_target, dtype=np.float64)
+    return (RHO_ICE / RHO_WATER) * delta / OCEAN_AREA_M2 * 1000.0
+
+
+def projection_files(folder: Path, member_ids: Sequence[str], key: str) -> dict[str, Path]:
+    """Map each member id to its `runNN.nc` in `folder`; a missing or doubled member is an error."""
+    if not folder.is_dir():
+        raise InputError(folder, f"folder not found (config key {key})")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.nc")):
+        try:
+            mid = member_id(path)
+        except InputError:
+            continue
+        if mid in found:
+            raise InputError(path, f"member {mid} already given by {found[mid].name}")
+        found[mid] = path
+    missing = [m for m in member_ids if m not in found]
+    if missing:
+        raise InputError(folder, f"no projection file for member(s) {', '.join(missing)} (config key {key})")
+    return {m: found[m] for m in member_ids}
+
+
+def read_volume(path: Path, var: str) -> tuple[np.ndarray, np.ndarray]:
+    """(decimal years, volume) of the valid rows of `var` on `time`, sorted by time."""
+    try:
+        ds = netCDF4.Dataset(path, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InputError(path, f"not a readable NetCDF file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    with ds:
+        if var not in ds.variables:
+            raise InputError(path, f"missing variable '{var}'")
+        if "time" not in ds.variables:
+            raise InputError(path, "missing variable 'time'")
+        tvar = ds.variables["time"]
+        tvar.set_auto_maskandscale(False)
+        raw_t = np.asarray(tvar[:], dtype=np.float64).reshape(-1)
+        fills = [float(getattr(tvar, a)) for a in ("_FillValue", "missing_value") if hasattr(tvar, a)]
+        vol = np.ma.filled(np.ma.masked_invalid(ds.variables[var][:]).astype(np.float64), np.nan).reshape(-1)
+        units = getattr(tvar, "units", None)
+    if vol.shape != raw_t.shape:
+        raise InputError(path, f"'{var}' has {vol.size} values but 'time' has {raw_t.size}")
+    keep = valid_time_rows(raw_t, fills) & np.isfinite(vol)
+    if not keep.any():
+        raise InputError(path, f"no valid time rows with a finite '{var}'")
+    try:
+        years = decode_time(raw_t[keep], units, "fixed")
+    except TimeUnitsError as exc:
+        raise InputError(path, f"time: {exc}") from None
+    order = np.argsort(years, kind="stable")
+    return years[order], vol[keep][order]
+
+
+def member_sle(cfg: Config, member_ids: Sequence[str]) -> xr.DataArray:
+    """SLE_mm in `cfg.projection.target_year` per member (dim `member`), from the two run folders."""
+    spec = cfg.projection
+    hist = projection_files(Path(spec.historical_dir), member_ids, "projection.historical_dir")
+    fwd = projection_files(Path(spec.forward_dir), member_ids, "projection.forward_dir")
+    values = []
+    for m in member_ids:
+        _, v_hist = read_volume(hist[m], spec.volume_var)
+        t_fwd, v_fwd = read_volume(fwd[m], spec.volume_var)
+        i = int(np.argmin(np.abs(t_fwd - spec.target_year)))
+        if abs(t_fwd[i] - spec.target_year) > TARGET_TOLERANCE_YEARS:
+            raise InputError(
+                fwd[m],
+                f"no time within {TARGET_TOLERANCE_YEARS} years of target_year {spec.target_year:g} "
+                f"(covers {t_fwd[0]:.3f}–{t_fwd[-1]:.3f})",
+            )
+        values.append(float(sle_mm(v_hist[-1], v_fwd[i])))
+    return xr.DataArray(
+        np.array(values), dims=("member",), coords={"member": list(member_ids)},
+        name="sle_mm", attrs={"units": "mm", "target_year": float(spec.target_year)},
+    )
+
+
+def project(cfg: Config, trace: xr.DataTree, member_ids: Sequence[str] | None = None) -> xr.Dataset:
+    """Per-member SLE and, aligned by member label, the weights and Σ w·SLE for every draw.
+
+    Returns a Dataset with `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
+    `weighted_mean` on (chain, draw). `member_ids` defaults to the posterior's members and
+    fixes the row order; it must name the same set of members as the posterior.
+    """
+    w = trace["posterior"]["w"]
+    posterior_members = [str(m) for m in w["member"].values]
+    ids = list(member_ids) if member_ids is not None else posterior_members
+    if sorted(ids) != sorted(posterior_members) or len(set(ids)) != len(ids):
+        raise ValueError(f"member ids {ids} do not match the posterior's members {posterior_members}")
+    sle = member_sle(cfg, ids)
+    w = w.sel(member=ids)
+    weighted = (w * sle).sum("member")
+    return xr.Dataset(
+        {
+            "sle_mm": sle,
+            "weight": w.mean(("chain", "draw")),
+            "weighted_mean": weighted.assign_attrs(units="mm"),
+        },
+        attrs={
+            "units": "mm",
+            "target_year": float(cfg.projection.target_year),
+            "lower_q": float(cfg.projection.lower_q),
+            "upper_q": float(cfg.projection.upper_q),
+        },
+    )
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | Sequence[float]) -> np.ndarray:
+    """Inverse of the weighted empirical CDF: the smallest value whose cumulative weight reaches q.
+
+    Cumulative sums are compared with a relative slack of 1e-12 so that a q landing exactly on
+    a step (e.g. 0.5 with ten weights of 0.1) is not pushed one member up by rounding.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if values.shape != weights.shape or values.ndim != 1 or values.size == 0:
+        raise ValueError("values and weights must be non-empty 1-D arrays of one length")
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)) or weights.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order]) / weights.sum()
+    qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
+    if np.any((qs < 0) | (qs > 1)):
+        raise ValueError(f"quantiles must lie in [0, 1], got {qs}")
+    idx = np.searchsorted(cum, qs * (1.0 - 1e-12), side="left")
+    return values[order][np.minimum(idx, values.size - 1)]
+
+
+def _interval(x: np.ndarray, lower_q: float, upper_q: float) -> dict[str, float]:
+    lo, med, hi = np.quantile(x, [lower_q, 0.5, upper_q])
+    return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def projection_summary(
+    projection: xr.Dataset, lower_q: float | None = None, upper_q: float | None = None
+) -> dict[str, Any]:
+    """The weighted SLE mixture (median, mean, sd, [lower, upper]) and the posterior of Σ w·SLE.
+
+    Quantile levels default to those stored by `project` (the config's 5–95 %). `unweighted`
+    gives the same figures with equal weights, for comparison.
+    """
+    lower_q = float(projection.attrs.get("lower_q", 0.05) if lower_q is None else lower_q)
+    upper_q = float(projection.attrs.get("upper_q", 0.95) if upper_q is None else upper_q)
+    sle = projection["sle_mm"].values
+    out: dict[str, Any] = {}
+    for key, w in (("weighted", projection["weight"].values), ("unweighted", np.ones_like(sle))):
+        w = w / w.sum()
+        mean = float(np.sum(w * sle))
+        lo, med, hi = weighted_quantile(sle, w, [lower_q, 0.5, upper_q])
+        out[key] = {
+            "median": float(med),
+            "mean": mean,
+            "sd": float(np.sqrt(np.sum(w * (sle - mean) ** 2))),
+            "lower": float(lo),
+            "upper": float(hi),
+        }
+    summary: dict[str, Any] = dict(out["weighted"])
+    summary.update(
+        lower_q=lower_q,
+        upper_q=upper_q,
+        units="mm",
+        weighted_mean=_interval(projection["weighted_mean"].values.ravel(), lower_q, upper_q),
+        unweighted=out["unweighted"],
+        n_members=int(sle.size),
+    )
+    if "target_year" in projection.attrs:
+        summary["target_year"] = float(projection.attrs["target_year"])
+    return summary
+
+
+def plot_projection(
+    projection: xr.Dataset, summary: dict[str, Any] | None = None, path: str | Path | None = None
+) -> Figure:
+    """Weighted against unweighted SLE (member weights, medians, intervals) and the posterior of Σ w·SLE.
+
+    Uses the object-oriented Matplotlib API (no pyplot state), so it is safe without a display.
+    """
+    from matplotlib.figure import Figure
+
+    summary = summary or projection_summary(projection)
+    sle = projection["sle_mm"].values
+    w = projection["weight"].values / projection["weight"].values.sum()
+    order = np.argsort(sle, kind="stable")
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    ax_cdf, ax_mean = fig.subplots(1, 2, width_ratios=[3, 2])
+    colours = {"weighted": "tab:blue", "unweighted": "tab:grey"}
+    q = f"{summary['lower_q']:.0%}–{summary['upper_q']:.0%}"
+    for row, (key, weights) in enumerate((("weighted", w), ("unweighted", np.full_like(sle, 1.0 / sle.size)))):
+        block = summary if key == "weighted" else summary["unweighted"]
+        c = colours[key]
+        cum = np.concatenate([[0.0], np.cumsum(weights[order])])
+        xs = np.concatenate([[sle[order][0]], sle[order]])
+        ax_cdf.step(xs, cum, where="post", color=c, lw=2 if key == "weighted" else 1.2,
+                    label=f"{key}: median {block['median']:.1f} mm, {q} [{block['lower']:.1f}, {block['upper']:.1f}]")
+        y = -0.07 * (row + 1)  # interval bars under the CDF, one row per distribution
+        ax_cdf.hlines(y, block["lower"], block["upper"], color=c, lw=3)
+        ax_cdf.plot([block["median"]], [y], "o", color=c, ms=6)
+    ax_cdf.vlines(sle[order], 0, w[order], color=colours["weighted"], lw=3, alpha=0.5, label="member weight")
+    ax_cdf.axhline(0, color="k", lw=0.5)
+    ax_cdf.set_xlabel("sea-level contribution (mm SLE)")
+    ax_cdf.set_ylabel("cumulative weight / member weight")
+    year = f" in {summary['target_year']:g}" if "target_year" in summary else ""
+    ax_cdf.set_title(f"Members' SLE{year}: weighted vs unweighted (bars: median and {q})", fontsize=10)
+    ax_cdf.legend(loc="upper left", fontsize=8)
+    ax_cdf.set_ylim(-0.2, 1.25)
+    draws = projection["weighted_mean"].values.ravel()
+    ax_mean.hist(draws, bins=min(50, max(10, draws.size // 20)), color=colours["weighted"], alpha=0.7)
+    wm = summary["weighted_mean"]
+    ax_mean.axvline(wm["median"], color="k", ls="--", lw=1, label=f"median {wm['median']:.2f} mm")
+    ax_mean.axvline(wm["lower"], color="k", ls=":", lw=1, label=f"{q} [{wm['lower']:.1f}, {wm['upper']:.1f}]")
+    ax_mean.axvline(wm["upper"], color="k", ls=":", lw=1)
+    ax_mean.axvline(summary["unweighted"]["mean"], color=colours["unweighted"], lw=1.5, label="unweighted mean")
+    ax_mean.set_xlabel("Σ w·SLE over posterior draws (mm)")
+    ax_mean.set_title("Posterior of the weighted mean")
+    ax_mean.legend(fontsize=8)
+    if path is not None:
+        from fusion.io import atomic_path
+
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    return fig

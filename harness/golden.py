@@ -1,0 +1,316 @@
+"""Golden tables: one engine that writes, reads and compares numeric tables, and its syrupy extension.
+
+A golden table is reviewed reference output. It is stored as CSV whose floats are written
+with `repr` (shortest text that reads back to the same bits), so a diff of the file is a
+diff of the numbers, and comparing is bit-exact unless a column is given a tolerance.
+Regenerating is an explicit act (`pytest --snapshot-update`) that prints every changed
+cell, so an update is a reviewed diff and never silent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+from harness.asserts import ulp_distance
+
+if TYPE_CHECKING:
+    from syrupy.data import SnapshotCollection
+    from syrupy.location import PyTestLocation
+    from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData
+
+__all__ = [
+    "Tolerance",
+    "CellDiff",
+    "TableComparison",
+    "format_table",
+    "parse_table",
+    "read_table",
+    "compare_tables",
+    "GoldenTableExtension",
+    "golden_root",
+    "snapshot_path",
+    "UPDATES",
+]
+
+TABLES_DIR = "tables"
+#: changes written by `--snapshot-update` during this session, printed by harness/conftest.py
+UPDATES: list[str] = []
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Per-column closeness as `numpy.isclose`: |a − b| ≤ atol + rtol·|b|. Zero for both means bit-exact."""
+
+    atol: float = 0.0
+    rtol: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.atol == 0.0 and self.rtol == 0.0
+
+    def describe(self) -> str:
+        return "bit-exact" if self.exact else f"atol {self.atol:g}, rtol {self.rtol:g}"
+
+
+@dataclass(frozen=True)
+class CellDiff:
+    """One cell that differs: where (row label, column), both values and their ULP distance."""
+
+    row: str
+    column: str
+    obtained: str
+    golden: str
+    ulp: int | None = None
+    tolerance: str = "bit-exact"
+
+    def __str__(self) -> str:
+        ulp = f" ({self.ulp} ULP)" if self.ulp is not None else ""
+        return f"{self.row}.{self.column}: obtained {self.obtained} vs golden {self.golden}{ulp}, {self.tolerance}"
+
+
+@dataclass
+class TableComparison:
+    """All the ways an obtained table differs from its golden one; empty means equal."""
+
+    name: str
+    structure: list[str]
+    cells: list[CellDiff]
+
+    @property
+    def equal(self) -> bool:
+        return not self.structure and not self.cells
+
+    def messages(self, limit: int = 10) -> list[str]:
+        lines = [f"{self.name}: {s}" for s in self.structure]
+        lines += [f"{self.name}: {c}" for c in self.cells[:limit]]
+        if len(self.cells) > limit:
+            lines.append(f"{self.name}: … and {len(self.cells) - limit} more cells differ")
+        return lines
+
+
+# --- text form ---------------------------------------------------------------------------
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """CSV text, header first, floats as `repr` (reads back to the same float64 bits), `\\n` line ends."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([str(c) for c in table.columns])
+    columns = [table[c].tolist() for c in table.columns]
+    for row in zip(*columns, strict=True):
+        writer.writerow([_cell_text(v) for v in row])
+    return buf.getvalue()
+
+
+def _column(values: list[str]) -> pd.Series | list[str]:
+    try:
+        return pd.Series([int(v) for v in values], dtype="int64")
+    except ValueError:
+        pass
+    try:
+        return pd.Series([float(v) for v in values], dtype="float64")
+    except ValueError:
+        return pd.Series(values, dtype=object)
+
+
+def parse_table(text: str) -> pd.DataFrame:
+    """Inverse of `format_table`: int, float (via `float()`, exact for repr text) or string columns."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return pd.DataFrame()
+    header, body = rows[0], rows[1:]
+    widths = {len(r) for r in body}
+    if widths - {len(header)}:
+        raise ValueError(f"rows of {sorted(widths)} fields under a header of {len(header)}")
+    cols = list(zip(*body, strict=True)) if body else [() for _ in header]
+    return pd.DataFrame({h: _column(list(c)) for h, c in zip(header, cols, strict=True)})
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    return parse_table(Path(path).read_text())
+
+
+# --- comparison --------------------------------------------------------------------------
+
+
+def _same_float(a: float, b: float, tol: Tolerance) -> bool:
+    if tol.exact:
+        return np.float64(a).tobytes() == np.float64(b).tobytes()
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return bool(np.isclose(a, b, atol=tol.atol, rtol=tol.rtol))
+
+
+def compare_tables(
+    obtained: pd.DataFrame,
+    golden: pd.DataFrame,
+    *,
+    key: str | None = None,
+    tolerances: Mapping[str, Tolerance] | None = None,
+    name: str = "table",
+) -> TableComparison:
+    """Columns, row order (by `key`) and every cell; floats bit-exact unless `tolerances` names the column."""
+    tolerances = dict(tolerances or {})
+    structure: list[str] = []
+    if list(obtained.columns) != list(golden.columns):
+        structure.append(f"columns {list(obtained.columns)} != golden {list(golden.columns)}")
+    if len(obtained) != len(golden):
+        structure.append(f"{len(obtained)} rows != golden {len(golden)}")
+    if key is not None and key in obtained.columns and key in golden.columns:
+        got, want = [str(v) for v in obtained[key]], [str(v) for v in golden[key]]
+        if got != want:
+            first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+            structure.append(
+                f"row order by {key!r} differs: row {first} is "
+                f"{got[first] if first < len(got) else '<none>'}, golden {want[first] if first < len(want) else '<none>'}"
+                f" (obtained {got}, golden {want})"
+            )
+        obtained_rows = {str(v): i for i, v in enumerate(obtained[key])}
+        pairs = [(str(v), obtained_rows.get(str(v)), j) for j, v in enumerate(golden[key])]
+    else:
+        pairs = [(str(j), j if j < len(obtained) else None, j) for j in range(len(golden))]
+    cells: list[CellDiff] = []
+    for col in golden.columns:
+        if col not in obtained.columns or col == key:
+            continue
+        tol = tolerances.get(col, Tolerance())
+        for label, i, j in pairs:
+            if i is None:
+                continue
+            a, b = obtained[col].iloc[i], golden[col].iloc[j]
+            if isinstance(b, (float, np.floating)) or isinstance(a, (float, np.floating)):
+                try:
+                    fa, fb = float(a), float(b)
+                except (TypeError, ValueError):
+                    fa = fb = None  # type: ignore[assignment]
+                if fa is not None and _same_float(fa, fb, tol):
+                    continue
+                ulp = ulp_distance(np.float64(fa), np.float64(fb)) if fa is not None else None
+                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b), ulp, tol.describe()))
+            elif _cell_text(a) != _cell_text(b):
+                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b)))
+    return TableComparison(name, structure, cells)
+
+
+# --- where golden tables live -------------------------------------------------------------
+
+
+def golden_root() -> Path:
+    """The repository's `golden/` folder (the harness is used from a checkout, installed editable)."""
+    return Path(__file__).resolve().parents[1] / "golden"
+
+
+def snapshot_path(golden_dir: Path, test_file: str, test_name: str, param: str | None = None) -> Path:
+    """Where `GoldenTableExtension` keeps the table of test `test_name[param]` in `test_file` (no `.py`)."""
+    stem = f"{test_name}[{param}]" if param is not None else test_name
+    return Path(golden_dir) / TABLES_DIR / test_file / f"{stem}.{GoldenTableExtension.file_extension}"
+
+
+# --- syrupy extension ---------------------------------------------------------------------
+
+
+class GoldenTableExtension(SingleFileSnapshotExtension):
+    """Snapshot a `pandas.DataFrame` as a golden CSV under `golden/tables/<test file>/`.
+
+    Compare bit-exactly, or per column with `GoldenTableExtension.with_tolerances(col=Tolerance(...))`;
+    `key` names the row-label column, whose order is part of the table.
+    """
+
+    file_extension = "csv"
+    _write_mode = WriteMode.TEXT
+    tolerances: ClassVar[Mapping[str, Tolerance]] = {}
+    key: ClassVar[str | None] = None
+
+    @classmethod
+    def with_tolerances(
+        cls, *, key: str | None = None, **tolerances: Tolerance
+    ) -> type["GoldenTableExtension"]:
+        """A subclass with its own row key and per-column tolerances (same storage, same file names)."""
+        return type(
+            "GoldenTableExtensionWithTolerance", (cls,), {"tolerances": dict(tolerances), "key": key or cls.key}
+        )
+
+    @classmethod
+    def dirname(cls, *, test_location: "PyTestLocation") -> str:
+        return str(golden_root() / TABLES_DIR / test_location.basename)
+
+    @classmethod
+    def discovery_dirname(cls, *, test_location: "PyTestLocation") -> str:
+        return str(golden_root() / TABLES_DIR)
+
+    def serialize(
+        self,
+        data: "SerializableData",
+        *,
+        exclude: "PropertyFilter | None" = None,
+        include: "PropertyFilter | None" = None,
+        matcher: "PropertyMatcher | None" = None,
+    ) -> "SerializedData":
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"golden tables hold pandas DataFrames, not {type(data).__name__}")
+        return format_table(data)
+
+    def _compare(self, serialized: str, snapshot: str) -> TableComparison:
+        return compare_tables(
+            parse_table(serialized), parse_table(snapshot), key=self.key, tolerances=self.tolerances, name="table"
+        )
+
+    def matches(self, *, serialized_data: "SerializableData", snapshot_data: "SerializableData") -> bool:
+        try:
+            return self._compare(str(serialized_data), str(snapshot_data)).equal
+        except ValueError:
+            return False
+
+    def diff_lines(self, serialized_data: "SerializedData", snapshot_data: "SerializedData"):  # type: ignore[override]
+        """Cell by cell: row label, column, obtained and golden values, ULP distance, tolerance."""
+        try:
+            lines = self._compare(str(serialized_data), str(snapshot_data)).messages(limit=20)
+        except ValueError as exc:
+            lines = [f"golden table unreadable: {exc}"]
+        yield from lines or ["tables differ only in formatting"]
+
+    @classmethod
+    def write_snapshot_collection(
+        cls, *, snapshot_collection: "SnapshotCollection", name_order: dict[str, int] | None = None
+    ) -> None:
+        """Write, after recording what changed so the session can print it (`--snapshot-update`)."""
+        path = Path(snapshot_collection.location)
+        new = next(iter(snapshot_collection)).data
+        if path.is_file():
+            old = path.read_text()
+            try:
+                diff = compare_tables(parse_table(str(new)), parse_table(old), key=cls.key, name=_rel(path))
+                changes = diff.messages(limit=50) if not diff.equal else [f"{_rel(path)}: reformatted"]
+            except ValueError:
+                changes = [f"{_rel(path)}: replaced an unreadable golden file"]
+        else:
+            changes = [f"{_rel(path)}: created ({len(parse_table(str(new)))} rows)"]
+        UPDATES.extend(changes)
+        super().write_snapshot_collection(snapshot_collection=snapshot_collection, name_order=name_order)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(golden_root().parent))
+    except ValueError:
+        return str(path)
