@@ -39,6 +39,7 @@ __all__ = [
     "PARAM_RANGES",
     "TIME_ENCODINGS",
     "EXAMPLE_SEED",
+    "EXAMPLE_ARGS",
     "FILL_TIME",
     "PSU_UNITS",
 ]
@@ -118,7 +119,7 @@ def _smooth_field(
     ky = rng.uniform(-kmax, kmax, modes)
     ph = rng.uniform(0.0, 2 * np.pi, modes)
     out = np.zeros(np.broadcast_shapes(u.shape, v.shape))
-    for a, ax, ay, p in zip(amp, kx, ky, ph):
+    for a, ax, ay, p in zip(amp, kx, ky, ph, strict=True):
         out += a * np.cos(np.pi * (ax * u + ay * v) + p)
     return out / (np.sqrt(0.5 * np.sum(amp * amp)) if unit_rms else amp.sum())
 
@@ -292,14 +293,18 @@ def _write_member(
     params: dict[str, float],
     name: str,
     years: Sequence[int],
+    first: int,
     encoding: str,
     fill_index: int | None,
     nan_var: str | None,
     nan_cells: tuple[np.ndarray, np.ndarray] | None,
     nan_row: int,
 ) -> int:
-    """One member file, row by row (bounded memory on large grids); returns the number of rows."""
-    first = years[0]
+    """One member file, row by row (bounded memory on large grids); returns the number of rows.
+
+    `years` are the member's rows (a dropped step is simply absent); `first` is the dataset's first
+    year, the origin of the member's evolution and of CF time units.
+    """
     rows: list[int | None] = list(years)
     if fill_index is not None:
         rows.insert(fill_index, None)
@@ -326,7 +331,7 @@ def _write_member(
         for i, year in enumerate(rows):
             if year is None:  # the fill row: junk fields (half the previous row, some NaN)
                 junk = {k: (0.5 * a).astype(np.float32) for k, a in previous.items()}
-                junk["h"][:: 3, :: 5] = np.nan
+                junk["h"][::3, ::5] = np.nan
                 current = junk
                 times[i] = FILL_TIME
                 volumes[i] = 0.5 * volumes[i - 1]
@@ -522,7 +527,7 @@ def generate(
             fidx = min(fill_index, len(member_years))
             note += f"extra record at index {fidx} with time = _FillValue ({FILL_TIME:.5e});"
         n_rows = _write_member(
-            ens_dir / f"{name}_regridded.nc", g, p, name, member_years, encoding, fidx, nan_var, nan_cells, nan_row
+            ens_dir / f"{name}_regridded.nc", g, p, name, member_years, first, encoding, fidx, nan_var, nan_cells, nan_row
         )
         record: dict[str, Any] = {
             "file": f"{name}_regridded.nc",

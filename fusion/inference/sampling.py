@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pymc as pm
 import xarray as xr
 
@@ -35,6 +36,21 @@ def sample(cfg: Config, prepared: Prepared, *, progressbar: bool = True) -> xr.D
         fusion_member_ids=",".join(prepared.member_ids),
     )
     return trace
+
+
+def _storable(ds: xr.Dataset) -> xr.Dataset:
+    """Drop object-typed stats that are all None (nutpie's `divergence_message`); stringify the rest.
+
+    NetCDF has no object type, so these would otherwise fail or change type in `trace.nc`.
+    """
+    for name, da in list(ds.data_vars.items()):
+        if da.dtype == object:
+            values = da.values
+            if all(v is None for v in values.ravel()):
+                ds = ds.drop_vars(name)
+            else:
+                ds[name] = da.copy(data=np.array(["" if v is None else str(v) for v in values.ravel()]).reshape(values.shape))
+    return ds
 
 
 def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = True) -> xr.DataTree:
@@ -81,7 +97,7 @@ def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = T
         )
     wall = time.perf_counter() - start
     trace = xr.DataTree.from_dict(
-        {name: raw[name].to_dataset() for name in ("posterior", "sample_stats") if name in raw.children}
+        {name: _storable(raw[name].to_dataset()) for name in ("posterior", "sample_stats") if name in raw.children}
     )
     missing = [p for p in PARAMS if p in model.named_vars and p not in trace["posterior"].data_vars]
     if missing:

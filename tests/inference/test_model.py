@@ -1,0 +1,132 @@
+"""The vectorised model equals the prototype's per-member loop form: log-density, gradient and `w`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+import pytest
+from pytensor.graph.basic import Constant
+from pytensor.graph.traversal import ancestors
+
+from fusion.data.prepared import Prepared
+from fusion.inference.model import (
+    PARAMS,
+    NoiseSettings,
+    build_loop_model,
+    build_model,
+    stream_blocks,
+)
+from fusion.inference.posterior import member_logliks
+from tests.conftest import golden_case
+from tests.inference._factories import make_prepared
+
+RTOL = 1e-9
+SETTINGS = {
+    "default": NoiseSettings(),
+    "uneven": NoiseSettings(alpha_thick=0.3, alpha_vel=0.7, velocity_inflation=2.0),
+    "no_inflation": NoiseSettings(alpha_thick=0.5, alpha_vel=0.5, velocity_inflation=0.0),
+}
+
+
+def _cases() -> dict[str, Prepared]:
+    return {
+        "fixed": make_prepared(300, 4, seed=1, compat="fixed"),
+        "prototype": make_prepared(300, 4, seed=2, compat="prototype"),
+        "only_velocity": make_prepared(120, 3, seed=3, thick_fraction=0.0),
+        "reference_small": Prepared.from_npz(golden_case("small") / "prepared.npz"),
+    }
+
+
+CASES = _cases()
+
+
+def _random_points(model, rng: np.random.Generator, k: int) -> list[dict[str, np.ndarray]]:
+    """Points on the unconstrained (log) scale, spread over where the posterior and prior live."""
+    return [{v.name: np.asarray(rng.normal(-1.5, 1.2)) for v in model.value_vars} for _ in range(k)]
+
+
+MODE = "FAST_COMPILE"  # the graphs are tiny; compiling each with Numba would dominate the test time
+COMBOS = [(case, "default") for case in CASES] + [("prototype", "uneven"), ("fixed", "no_inflation")]
+
+
+@pytest.mark.parametrize(("case", "setting"), COMBOS)
+def test_logp_and_gradient_match_the_loop_form(case: str, setting: str) -> None:
+    prepared, settings = CASES[case], SETTINGS[setting]
+    fast, loop = build_model(prepared, settings), build_loop_model(prepared, settings)
+    assert [v.name for v in fast.value_vars] == [v.name for v in loop.value_vars]
+    logp_f, logp_l = fast.compile_logp(mode=MODE), loop.compile_logp(mode=MODE)
+    dlogp_f, dlogp_l = fast.compile_dlogp(mode=MODE), loop.compile_dlogp(mode=MODE)
+    for point in _random_points(fast, np.random.default_rng(7), 6):
+        np.testing.assert_allclose(logp_f(point), logp_l(point), rtol=RTOL, atol=0)
+        np.testing.assert_allclose(dlogp_f(point), dlogp_l(point), rtol=RTOL, atol=0)
+
+
+def test_potential_alone_matches_sum_of_logl_scaled() -> None:
+    """The potential is Σ_m logL_scaled[m], not just equal up to a constant."""
+    prepared = CASES["fixed"]
+    fast, loop = build_model(prepared), build_loop_model(prepared)
+    pot_f = fast.compile_fn(fast.potentiallogp, inputs=fast.value_vars, point_fn=True, mode=MODE)
+    scaled = loop.compile_fn(loop["logL_scaled"], point_fn=True, mode=MODE)
+    for point in _random_points(fast, np.random.default_rng(3), 4):
+        np.testing.assert_allclose(pot_f(point), np.sum(scaled(point)), rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("case", ["fixed", "prototype", "reference_small"])
+def test_member_quantities_from_draws_match_the_loop_deterministics(case: str) -> None:
+    prepared = CASES[case]
+    settings = SETTINGS["uneven"]
+    loop = build_loop_model(prepared, settings)
+    names = ["w", "logL_thick", "logL_vel", "logL_scaled"]
+    fn = loop.compile_fn([loop[n] for n in names], point_fn=True, mode=MODE)
+    rng = np.random.default_rng(11)
+    theta = {p: np.abs(rng.normal(0.0, 0.5, 25)) + 1e-3 for p in PARAMS}
+    fast = member_logliks(prepared, theta, settings)
+    for d in range(25):
+        point = {f"{p}_log__": np.log(theta[p][d]) for p in PARAMS}
+        for name, value in zip(names, fn(point)):
+            np.testing.assert_allclose(fast[name][d], value, rtol=RTOL, atol=1e-300, err_msg=name)
+    np.testing.assert_allclose(fast["w"].sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_draws_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fusion.inference.posterior as posterior
+
+    prepared = CASES["fixed"]
+    theta = {p: np.linspace(0.05, 0.9, 40) for p in PARAMS}
+    whole = member_logliks(prepared, theta)
+    monkeypatch.setattr(posterior, "_CHUNK_ELEMENTS", prepared.n_points * 7)  # chunks of 7 draws
+    chunked = member_logliks(prepared, theta)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], chunked[name])
+
+
+def test_groups_merge_only_identical_points_and_keep_totals() -> None:
+    prepared = CASES["fixed"]
+    merged = stream_blocks(prepared, NoiseSettings())
+    plain = stream_blocks(prepared, NoiseSettings(), merge=False)
+    thick = merged[0]
+    assert thick.sigma_obs2.size == 3 < thick.n_points  # three σ values, speed 0: three groups
+    for a, b in zip(merged, plain):
+        assert a.n_points == b.n_points == int(b.count.sum()) == int(a.count.sum())
+        np.testing.assert_allclose(a.s2.sum(), b.s2.sum(), rtol=1e-13)
+
+
+def test_vectorised_graph_holds_no_members_by_points_array() -> None:
+    """O(N) per gradient: no constant in the potential's graph has M·N entries (or more than N)."""
+    prepared = make_prepared(500, 6, seed=4)
+    model = build_model(prepared)
+    constants = [v for v in ancestors([model.potentiallogp]) if isinstance(v, Constant)]
+    assert constants
+    assert max(int(np.size(c.data)) for c in constants) <= prepared.n_points
+    loop = build_loop_model(prepared)
+    loop_constants = [v for v in ancestors([loop.potentiallogp]) if isinstance(v, Constant)]
+    assert sum(int(np.size(c.data)) for c in loop_constants) >= prepared.n_members * prepared.n_points
+
+
+def test_priors_are_the_designed_half_normals() -> None:
+    model = build_model(CASES["fixed"])
+    assert [rv.name for rv in model.free_RVs] == list(PARAMS)
+    for rv, scale in zip(model.free_RVs, (0.5, 0.6, 0.1, 0.1)):
+        assert rv.owner.op.name == "halfnormal"
+        assert float(pt.as_tensor(rv.owner.inputs[-1]).eval()) == pytest.approx(scale)
+    assert [p.name for p in model.potentials] == ["joint_loglik"]
