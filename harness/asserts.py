@@ -16,11 +16,11 @@ import numpy as np
 
 __all__ = [
     "Difference",
-    "ulp_distance",
-    "bitwise_difference",
     "assert_bitwise_equal",
-    "weights_problems",
     "assert_valid_weights",
+    "bitwise_difference",
+    "ulp_distance",
+    "weights_problems",
 ]
 
 
@@ -43,10 +43,14 @@ def _ordered_ints(values: np.ndarray) -> np.ndarray:
     width = values.dtype.itemsize
     ints = np.ascontiguousarray(values).view(f"i{width}").astype(object)
     lowest = -(2 ** (8 * width - 1))
-    return np.array([lowest - i if i < 0 else i for i in ints.reshape(-1)], dtype=object).reshape(values.shape)
+    return np.array([lowest - i if i < 0 else i for i in ints.reshape(-1)], dtype=object).reshape(
+        values.shape
+    )
 
 
-def ulp_distance(a: float | np.floating, b: float | np.floating, dtype: np.dtype | type | None = None) -> int | None:
+def ulp_distance(
+    a: float | np.floating, b: float | np.floating, dtype: np.dtype | type | None = None
+) -> int | None:
     """Number of representable floats between `a` and `b` in `dtype` (default: `a`'s); None if either is NaN."""
     dt = np.dtype(dtype if dtype is not None else getattr(a, "dtype", np.float64))
     if dt.kind != "f":
@@ -135,7 +139,9 @@ def weights_problems(
     return problems
 
 
-def assert_valid_weights(weights: object, member_ids: Sequence[str] | None = None, *, atol: float = 1e-12) -> None:
+def assert_valid_weights(
+    weights: object, member_ids: Sequence[str] | None = None, *, atol: float = 1e-12
+) -> None:
     """Domain assert for member weights: finite, ≥ 0, sum to 1, one unique label per weight."""
     __tracebackhide__ = True
     problems = weights_problems(weights, member_ids, atol=atol)

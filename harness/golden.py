@@ -29,17 +29,18 @@ if TYPE_CHECKING:
     from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData
 
 __all__ = [
-    "Tolerance",
-    "CellDiff",
-    "TableComparison",
-    "format_table",
-    "parse_table",
-    "read_table",
-    "compare_tables",
-    "GoldenTableExtension",
-    "golden_root",
-    "snapshot_path",
     "UPDATES",
+    "CellDiff",
+    "GoldenTableExtension",
+    "TableComparison",
+    "Tolerance",
+    "compare_tables",
+    "format_table",
+    "golden_root",
+    "parse_table",
+    "pytest_terminal_summary",
+    "read_table",
+    "snapshot_path",
 ]
 
 TABLES_DIR = "tables"
@@ -179,7 +180,10 @@ def compare_tables(
     if key is not None and key in obtained.columns and key in golden.columns:
         got, want = [str(v) for v in obtained[key]], [str(v) for v in golden[key]]
         if got != want:
-            first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+                min(len(got), len(want)),
+            )
             structure.append(
                 f"row order by {key!r} differs: row {first} is "
                 f"{got[first] if first < len(got) else '<none>'}, golden {want[first] if first < len(want) else '<none>'}"
@@ -240,48 +244,59 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
     tolerances: ClassVar[Mapping[str, Tolerance]] = {}
     key: ClassVar[str | None] = None
+    root: ClassVar[Path | None] = None  # defaults to the repository's golden/
 
     @classmethod
     def with_tolerances(
         cls, *, key: str | None = None, **tolerances: Tolerance
-    ) -> type["GoldenTableExtension"]:
+    ) -> type[GoldenTableExtension]:
         """A subclass with its own row key and per-column tolerances (same storage, same file names)."""
         return type(
-            "GoldenTableExtensionWithTolerance", (cls,), {"tolerances": dict(tolerances), "key": key or cls.key}
+            "GoldenTableExtensionWithTolerance",
+            (cls,),
+            {"tolerances": dict(tolerances), "key": key or cls.key},
         )
 
     @classmethod
-    def dirname(cls, *, test_location: "PyTestLocation") -> str:
-        return str(golden_root() / TABLES_DIR / test_location.basename)
+    def _tables(cls) -> Path:
+        return cls.root if cls.root is not None else golden_root() / TABLES_DIR
 
     @classmethod
-    def discovery_dirname(cls, *, test_location: "PyTestLocation") -> str:
-        return str(golden_root() / TABLES_DIR)
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        return str(cls._tables() / test_location.basename)
+
+    @classmethod
+    def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
+        return str(cls._tables())
 
     def serialize(
         self,
-        data: "SerializableData",
+        data: SerializableData,
         *,
-        exclude: "PropertyFilter | None" = None,
-        include: "PropertyFilter | None" = None,
-        matcher: "PropertyMatcher | None" = None,
-    ) -> "SerializedData":
+        exclude: PropertyFilter | None = None,
+        include: PropertyFilter | None = None,
+        matcher: PropertyMatcher | None = None,
+    ) -> SerializedData:
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"golden tables hold pandas DataFrames, not {type(data).__name__}")
         return format_table(data)
 
     def _compare(self, serialized: str, snapshot: str) -> TableComparison:
         return compare_tables(
-            parse_table(serialized), parse_table(snapshot), key=self.key, tolerances=self.tolerances, name="table"
+            parse_table(serialized),
+            parse_table(snapshot),
+            key=self.key,
+            tolerances=self.tolerances,
+            name="table",
         )
 
-    def matches(self, *, serialized_data: "SerializableData", snapshot_data: "SerializableData") -> bool:
+    def matches(self, *, serialized_data: SerializableData, snapshot_data: SerializableData) -> bool:
         try:
             return self._compare(str(serialized_data), str(snapshot_data)).equal
         except ValueError:
             return False
 
-    def diff_lines(self, serialized_data: "SerializedData", snapshot_data: "SerializedData"):  # type: ignore[override]
+    def diff_lines(self, serialized_data: SerializedData, snapshot_data: SerializedData):  # type: ignore[override]
         """Cell by cell: row label, column, obtained and golden values, ULP distance, tolerance."""
         try:
             lines = self._compare(str(serialized_data), str(snapshot_data)).messages(limit=20)
@@ -291,7 +306,7 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
 
     @classmethod
     def write_snapshot_collection(
-        cls, *, snapshot_collection: "SnapshotCollection", name_order: dict[str, int] | None = None
+        cls, *, snapshot_collection: SnapshotCollection, name_order: dict[str, int] | None = None
     ) -> None:
         """Write, after recording what changed so the session can print it (`--snapshot-update`)."""
         path = Path(snapshot_collection.location)
@@ -309,8 +324,20 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
         super().write_snapshot_collection(snapshot_collection=snapshot_collection, name_order=name_order)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """pytest hook (imported by harness/conftest.py): after `--snapshot-update`, list every changed golden cell."""
+    if not UPDATES:
+        return
+    terminalreporter.section("golden tables updated (review this diff before committing)")
+    for line in UPDATES:
+        terminalreporter.write_line(line)
+
+
 def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(golden_root().parent))
-    except ValueError:
-        return str(path)
+    """The path from the repository (or, for a custom root, from the root's parent)."""
+    for base in (golden_root().parent, Path.cwd()):
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)

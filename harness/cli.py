@@ -1,0 +1,122 @@
+"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+
+Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
+input — with one line on stderr naming what is wrong and no output folder left behind.
+SIGTERM is turned into an orderly stop: the check being run is not stamped, the report
+and a `_RUN_PARTIAL` marker are written, and a rerun with the same `--out` resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from harness.checks import CHECK_NAMES
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+_SCHEDULER = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?[^\s:/]+(?::\d{1,5})?/?$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr (exit 2), no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"harness: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run the checks of a suite and write the report folder")
+    r.add_argument("--suite", default="quick", help="quick (default, CI) or full (long checks)")
+    r.add_argument(
+        "--check",
+        action="append",
+        dest="checks",
+        metavar="NAME",
+        help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}",
+    )
+    r.add_argument(
+        "--out", type=Path, default=Path("harness-out"), help="report folder (default: harness-out)"
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
+    )
+    return p
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from harness.runner import SUITES, BadInput
+
+    if args.suite not in SUITES:
+        raise BadInput(f"--suite: unknown suite {args.suite!r}; valid: {', '.join(SUITES)}")
+    for name in args.checks or []:
+        if name not in CHECK_NAMES:
+            raise BadInput(f"--check: unknown check {name!r}; valid: {', '.join(CHECK_NAMES)}")
+    if args.scheduler is not None and not _SCHEDULER.match(args.scheduler):
+        raise BadInput(f"--scheduler: {args.scheduler!r} is not an address like tcp://host:8786")
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out}: exists and is not a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise BadInput(f"{parent}: not a folder, cannot create {out}")
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    from harness.runner import RunInterrupted
+
+    raise RunInterrupted(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point `harness`."""
+    from harness.runner import BadInput, RunOptions, run
+
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    out: Path = args.out
+    existed = out.exists()
+    try:
+        _validate(args)
+        checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
+        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            outcome = run(options)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    except BadInput as exc:
+        if not existed and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    counts: dict[str, int] = {}
+    for entry in outcome.entries:
+        counts[entry.result.status] = counts.get(entry.result.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(
+        f"harness: {outcome.marker.strip('_').replace('RUN_', '').lower()} ({summary}) → {out / 'report.md'}"
+    )
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

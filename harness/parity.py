@@ -1,0 +1,830 @@
+"""Prototype parity: FUSION must say what the research prototype said.
+
+Bit-exact, per case in `golden/`: the prepared arrays (values and dtypes), the plug-in
+`(weights, loglik)` — once from the golden prepared arrays (isolating `plug_in_weights`)
+and once end to end from FUSION's own `prepare` (what `compare_parity.py` judges) — and
+the golden tables. Statistical, where the prototype sampled: posterior means of the four
+noise parameters and of `w` against its trace, |Δ| ≤ 4·√(mcse_fusion² + mcse_prototype²),
+a bound that scales with the Monte Carlo error of both runs instead of a relative
+tolerance on rounded numbers. Each part is a `Component`; a red one names what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from harness import artifacts
+from harness.asserts import bitwise_difference, weights_problems
+from harness.checks import CheckContext, CheckResult
+from harness.golden import Tolerance, compare_tables, parse_table, read_table, snapshot_path
+from harness.impact import plot_impact
+
+__all__ = [
+    "ARRAYS",
+    "GOLDEN_TEST_FILE",
+    "GOLDEN_TEST_NAME",
+    "NOISE_PARAMETERS",
+    "STAT_K",
+    "TABLES",
+    "Case",
+    "CaseData",
+    "Component",
+    "TableSpec",
+    "case_names",
+    "cases",
+    "check_case",
+    "compare_golden_tables",
+    "compare_prepared",
+    "compare_weights",
+    "resolve_case",
+    "run_check",
+    "sample_case",
+    "statistical_parity",
+]
+
+NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
+ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
+STAT_K: float = 4.0  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²)
+EXAMPLE = "example"
+#: where `pytest --snapshot-update` keeps the golden tables (harness/test_golden.py::test_golden_table)
+GOLDEN_TEST_FILE, GOLDEN_TEST_NAME = "test_golden", "test_golden_table"
+#: the example has no posterior of its own; the small case's reference posterior is plugged in
+EXAMPLE_POSTERIOR = Path("reference") / "small" / "inputs" / "posterior_for_weights.nc"
+
+
+@dataclass
+class Component:
+    """One judged part of parity: passed or not, the lines that say why, the figures measured."""
+
+    name: str
+    passed: bool
+    messages: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+# --- cases ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where a case's config, inputs, reference posterior and prototype outputs are."""
+
+    name: str
+    config: Path
+    posterior: Path
+    inputs: Path
+    golden: Path | None  # golden/<case> with the prototype's outputs, if there are any
+
+    def golden_file(self, *parts: str) -> Path | None:
+        if self.golden is None:
+            return None
+        path = self.golden.joinpath(*parts)
+        return path if path.is_file() else None
+
+    @property
+    def has_prototype_trace(self) -> bool:
+        return all(
+            self.golden_file(f) is not None
+            for f in ("trace_proto.nc", "posterior_summary.csv", "timing.json")
+        )
+
+    @property
+    def has_projection(self) -> bool:
+        return self.name == EXAMPLE or (self.inputs / "projection").is_dir()
+
+
+def case_names(golden_dir: Path, fixtures_dir: Path) -> list[str]:
+    """Every golden case (a `golden/<case>/prepared.npz` with a config in fixtures), then the bundled example."""
+    names = (
+        [
+            p.name
+            for p in sorted(Path(golden_dir).iterdir())
+            if (p / "prepared.npz").is_file() and _config_path(fixtures_dir, p.name) is not None
+        ]
+        if Path(golden_dir).is_dir()
+        else []
+    )
+    if _example_writer() is not None:
+        names.append(EXAMPLE)
+    return names
+
+
+def _config_path(fixtures_dir: Path, case: str) -> Path | None:
+    for candidate in (
+        Path(fixtures_dir) / "reference" / case / "config.yaml",
+        Path(fixtures_dir) / case / "config.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _example_writer() -> Callable[[Path], Path] | None:
+    try:
+        from fusion.data.synthetic import write_example
+    except ImportError:
+        return None
+    return write_example
+
+
+def resolve_case(name: str, golden_dir: Path, fixtures_dir: Path, workdir: Path | None) -> Case:
+    """Locate a case; the example dataset is written into `workdir` (it is generated, not committed).
+
+    With `workdir=None` nothing is written: enough to ask which tables apply (test collection).
+    """
+    golden_dir, fixtures_dir = Path(golden_dir), Path(fixtures_dir)
+    if name == EXAMPLE:
+        writer = _example_writer()
+        if writer is None:
+            raise FileNotFoundError("fusion.data.synthetic.write_example is not available")
+        root = Path(workdir if workdir is not None else ".") / "example-inputs"
+        config = root / "config.yaml"
+        if workdir is not None and not config.is_file():
+            config = writer(root)
+        return Case(name, config, fixtures_dir / EXAMPLE_POSTERIOR, root, None)
+    config = _config_path(fixtures_dir, name)
+    if config is None:
+        raise FileNotFoundError(f"no config for case {name!r} under {fixtures_dir}")
+    golden = golden_dir / name
+    return Case(
+        name,
+        config,
+        config.parent / "inputs" / "posterior_for_weights.nc",
+        config.parent / "inputs",
+        golden if golden.is_dir() else None,
+    )
+
+
+def member_id(file_name: str) -> str:
+    """`run01_regridded.nc` → `run1`, the prototype's tables' labels."""
+    match = re.search(r"\d+", Path(file_name).name)
+    if match is None:
+        raise ValueError(f"no member number in {file_name!r}")
+    return f"run{int(match.group())}"
+
+
+# --- reading both sides ---------------------------------------------------------------------
+
+
+def load_golden_prepared(case_dir: Path) -> Any:
+    """The prototype's prepared arrays, labelled with the member ids of its file order."""
+    from fusion.data.prepared import Prepared
+
+    prepared = Prepared.from_npz(case_dir / "prepared.npz")
+    meta_path = case_dir / "prepared_meta.json"
+    if meta_path.is_file():
+        files = json.loads(meta_path.read_text())["model_files_in_order"]
+        ids = tuple(member_id(f) for f in files)
+        prepared = Prepared(**{**prepared.__dict__, "member_ids": ids})
+    return prepared
+
+
+def load_prototype_weights(path: Path) -> pd.DataFrame:
+    """A prototype weights CSV as `member_id, weight, log_likelihood`, floats read back to their bits."""
+    table = parse_table(Path(path).read_text())
+    if "model_id" in table.columns:
+        table = table.rename(columns={"model_id": "member_id"})
+    return table[["member_id", "weight", "log_likelihood"]].reset_index(drop=True)
+
+
+def weights_frame(member_ids: tuple[str, ...], weights: np.ndarray, loglik: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "member_id": list(member_ids),
+            "weight": np.asarray(weights, np.float64),
+            "log_likelihood": np.asarray(loglik, np.float64),
+        }
+    )
+
+
+def plug_in(prepared: Any, posterior: Any) -> pd.DataFrame:
+    """FUSION's plug-in weights as a table (looked up at call time, so a test can plant a fault)."""
+    from fusion.inference import plugin
+
+    weights, loglik = plugin.plug_in_weights(prepared, posterior)
+    return weights_frame(prepared.member_ids, weights, loglik)
+
+
+def _prepare(cfg: Any) -> tuple[Any, list[str]]:
+    """FUSION's `load_data → prepare`, with its data warnings collected for the report, not raised."""
+    from fusion.data import load, prepare
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare.prepare(cfg, load.load_data(cfg))
+    return prepared, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+class CaseData:
+    """Everything the comparisons read for one case, each computed once and on first use."""
+
+    def __init__(self, case: Case, base_config: Any | None = None) -> None:
+        self.case = case
+        self.base_config = base_config  # a loaded Config to use instead of reading case.config
+        self.warnings: dict[str, list[str]] = {}
+
+    def config(self, compat: str) -> Any:
+        from fusion.config import load_config
+
+        base = self.base_config if self.base_config is not None else load_config(self.case.config)
+        return base.with_updates(compat=compat)
+
+    @cached_property
+    def prepared(self) -> Any:
+        """FUSION's prepared arrays under `compat: prototype`."""
+        prepared, self.warnings["prototype"] = _prepare(self.config("prototype"))
+        return prepared
+
+    @cached_property
+    def prepared_fixed(self) -> Any:
+        prepared, self.warnings["fixed"] = _prepare(self.config("fixed"))
+        return prepared
+
+    @cached_property
+    def posterior(self) -> xr.Dataset:
+        from fusion.inference.plugin import load_posterior
+
+        return load_posterior(self.case.posterior)
+
+    @cached_property
+    def golden_prepared(self) -> Any | None:
+        return load_golden_prepared(self.case.golden) if self.case.golden_file("prepared.npz") else None
+
+    @cached_property
+    def prototype_trace(self) -> xr.DataTree | None:
+        path = self.case.golden_file("trace_proto.nc")
+        if path is None:
+            return None
+        with xr.open_datatree(path) as tree:
+            return tree.load()
+
+
+# --- bit-exact comparisons ------------------------------------------------------------------
+
+
+def compare_prepared(obtained: Any, golden: Any, name: str = "prepared") -> Component:
+    """Arrays bit for bit (dtype, shape, every bit), the stream counts and the member order."""
+    messages: list[str] = []
+    figures: dict[str, Any] = {}
+    for array in ARRAYS:
+        diff = bitwise_difference(getattr(obtained, array), getattr(golden, array), array)
+        figures[array] = "identical" if diff is None else diff.kind
+        if diff is not None:
+            messages.append(diff.message)
+            figures[f"{array}_first_index"] = list(diff.index) if diff.index is not None else None
+            figures[f"{array}_ulp"] = diff.ulp
+            figures[f"{array}_n_different"] = diff.n_different
+    for count in ("n_dhdt", "n_vel"):
+        got, want = int(getattr(obtained, count)), int(getattr(golden, count))
+        figures[count] = got
+        if got != want:
+            messages.append(f"{count}: {got} != expected {want}")
+    got_ids, want_ids = list(obtained.member_ids), list(golden.member_ids)
+    figures["member_ids"] = got_ids
+    if got_ids != want_ids:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(got_ids, want_ids, strict=False)) if a != b),
+            min(len(got_ids), len(want_ids)),
+        )
+        messages.append(
+            f"member order differs at position {first}: {got_ids[first] if first < len(got_ids) else '<none>'} "
+            f"vs expected {want_ids[first] if first < len(want_ids) else '<none>'} "
+            f"(obtained {got_ids}, expected {want_ids})"
+        )
+    return Component(name, not messages, messages, figures)
+
+
+def compare_weights(
+    obtained: pd.DataFrame, golden: pd.DataFrame, name: str, source: str = "golden"
+) -> Component:
+    """Weights and log-likelihoods bit for bit, by member id and in member order; plus the weight domain.
+
+    `source` names the golden file in the messages.
+    """
+    diff = compare_tables(obtained, golden, key="member_id", name=source)
+    messages = diff.messages()
+    messages += weights_problems(obtained["weight"].to_numpy(), list(obtained["member_id"]))
+    worst = max((c.ulp for c in diff.cells if c.ulp is not None), default=0)
+    figures = {"members": len(obtained), "cells_different": len(diff.cells), "max_ulp": worst}
+    return Component(name, not messages, messages, figures)
+
+
+# --- golden tables ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One golden table: how FUSION's version is built, its row key, per-column tolerances, which cases have it."""
+
+    name: str
+    build: Callable[[CaseData], pd.DataFrame]
+    key: str | None
+    tolerances: dict[str, Tolerance]
+    applies: Callable[[Case], bool]
+    about: str
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+
+
+def table_prepared(data: CaseData) -> pd.DataFrame:
+    """Dtype, shape and SHA-256 of every prepared array under `compat: prototype` (bit-exact by digest)."""
+    p = data.prepared
+    rows: list[tuple[str, str]] = []
+    for array in ARRAYS:
+        values = np.asarray(getattr(p, array))
+        rows += [
+            (f"{array}.dtype", str(values.dtype)),
+            (f"{array}.shape", "x".join(map(str, values.shape))),
+            (f"{array}.sha256", _digest(values)),
+        ]
+    rows += [("n_dhdt", str(p.n_dhdt)), ("n_vel", str(p.n_vel)), ("member_ids", " ".join(p.member_ids))]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def table_weights(data: CaseData) -> pd.DataFrame:
+    return plug_in(data.prepared, data.posterior)
+
+
+def table_weights_sampled(data: CaseData) -> pd.DataFrame:
+    assert data.prototype_trace is not None
+    return plug_in(data.prepared, data.prototype_trace["posterior"].to_dataset())
+
+
+def table_impact(data: CaseData) -> pd.DataFrame:
+    from harness.impact import weights_impact
+
+    return weights_impact(
+        plug_in(data.prepared, data.posterior), plug_in(data.prepared_fixed, data.posterior)
+    )
+
+
+def table_sle_impact(data: CaseData) -> pd.DataFrame:
+    from harness.impact import sle_impact
+
+    proto = plug_in(data.prepared, data.posterior)
+    fixed = plug_in(data.prepared_fixed, data.posterior)
+    return sle_impact(data.config("fixed"), proto, fixed)
+
+
+_CLOSE = Tolerance(atol=1e-12, rtol=1e-9)
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "prepared",
+            table_prepared,
+            "item",
+            {},
+            lambda c: True,
+            "dtype, shape and SHA-256 of each prepared array (compat: prototype)",
+        ),
+        TableSpec(
+            "weights",
+            table_weights,
+            "member_id",
+            {},
+            lambda c: True,
+            "plug-in weights and log-likelihoods at the case's reference posterior (compat: prototype)",
+        ),
+        TableSpec(
+            "weights_sampled",
+            table_weights_sampled,
+            "member_id",
+            {},
+            lambda c: c.has_prototype_trace,
+            "plug-in weights at the prototype's own sampled posterior",
+        ),
+        TableSpec(
+            "impact",
+            table_impact,
+            "member_id",
+            {"weight_fixed": _CLOSE, "delta": _CLOSE},
+            lambda c: True,
+            "plug-in weights under compat prototype and fixed, same posterior",
+        ),
+        TableSpec(
+            "sle_impact",
+            table_sle_impact,
+            "quantity",
+            {"fixed": _CLOSE, "delta": _CLOSE},
+            lambda c: c.has_projection,
+            "weighted SLE 2100 median and interval under both compats",
+        ),
+    )
+}
+
+
+def golden_table_path(golden_dir: Path, table: str, case: str) -> Path:
+    return snapshot_path(golden_dir, GOLDEN_TEST_FILE, GOLDEN_TEST_NAME, f"{table}-{case}")
+
+
+def compare_golden_tables(data: CaseData, golden_dir: Path) -> tuple[Component, dict[str, pd.DataFrame]]:
+    """FUSION's tables against the reviewed golden CSVs, with each table's own tolerances."""
+    messages: list[str] = []
+    figures: dict[str, Any] = {}
+    built: dict[str, pd.DataFrame] = {}
+    for spec in TABLES.values():
+        if not spec.applies(data.case):
+            continue
+        path = golden_table_path(golden_dir, spec.name, data.case.name)
+        table = built[spec.name] = spec.build(data)
+        if not path.is_file():
+            messages.append(
+                f"{path}: missing golden table (create it with `pytest harness/ --snapshot-update`, then review)"
+            )
+            figures[spec.name] = "missing"
+            continue
+        try:
+            golden = read_table(path)
+        except ValueError as exc:
+            messages.append(f"{path}: unreadable golden table ({exc})")
+            figures[spec.name] = "unreadable"
+            continue
+        diff = compare_tables(table, golden, key=spec.key, tolerances=spec.tolerances, name=_short(path))
+        figures[spec.name] = (
+            "equal" if diff.equal else f"{len(diff.cells)} cells, {len(diff.structure)} structural"
+        )
+        messages += diff.messages()
+    return Component("golden_tables", not messages, messages, figures), built
+
+
+# --- statistical parity -------------------------------------------------------------------------
+
+
+_TRACE_CACHE: dict[str, xr.DataTree] = {}
+
+
+def _prepared_key(prepared: Any) -> str:
+    h = hashlib.sha256()
+    for array in (*ARRAYS, "stream"):
+        values = np.ascontiguousarray(getattr(prepared, array))
+        h.update(str(values.dtype).encode() + str(values.shape).encode() + values.tobytes())
+    h.update(",".join(prepared.member_ids).encode() + str(prepared.compat).encode())
+    return h.hexdigest()
+
+
+def sample_case(cfg: Any, prepared: Any) -> xr.DataTree:
+    """FUSION's sampler on `prepared`, memoised on config and data content (a rerun gives the same bits anyway)."""
+    from fusion.config import config_hash
+    from fusion.inference import sampling
+
+    key = config_hash(cfg) + _prepared_key(prepared)
+    if key not in _TRACE_CACHE:
+        _TRACE_CACHE[key] = sampling.sample(cfg, prepared, progressbar=False)
+    return _TRACE_CACHE[key]
+
+
+def prototype_settings(case: Case) -> dict[str, Any]:
+    """The sampler settings the prototype used for its trace (golden timing.json)."""
+    timing = json.loads(case.golden_file("timing.json").read_text())  # type: ignore[union-attr]
+    return {
+        "draws": int(timing["draws"]),
+        "tune": int(timing["tune"]),
+        "chains": int(timing["chains"]),
+        "target_accept": float(timing["target_accept"]),
+        "seed": int(timing["random_seed"]),
+    }
+
+
+def _posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """Mean and MCSE of the mean of each noise parameter and each member's `w`, by label."""
+    import arviz_stats as azs
+
+    post = trace["posterior"].to_dataset()
+    names = [v for v in (*NOISE_PARAMETERS, "w") if v in post.data_vars]
+    mcse = azs.mcse(trace, var_names=names, method="mean")
+    mcse_ds = mcse.to_dataset() if isinstance(mcse, xr.DataTree) else mcse
+    out: dict[str, tuple[float, float]] = {}
+    for name in NOISE_PARAMETERS:
+        if name in post:
+            out[name] = (float(post[name].mean()), float(mcse_ds[name]))
+    if "w" in post:
+        w, w_mcse = post["w"], mcse_ds["w"]
+        member_dim = next(d for d in w.dims if d not in ("chain", "draw"))
+        labels = [str(v) for v in w[member_dim].values] if "member" == member_dim else list(member_ids)
+        for i, label in enumerate(labels):
+            out[f"w[{label}]"] = (float(w.isel({member_dim: i}).mean()), float(w_mcse.isel({member_dim: i})))
+    return out
+
+
+def statistical_parity(
+    trace: xr.DataTree,
+    prototype: xr.DataTree,
+    summary: pd.DataFrame,
+    member_ids: tuple[str, ...],
+    k: float = STAT_K,
+) -> tuple[Component, pd.DataFrame]:
+    """Posterior means against the prototype's: |Δ| ≤ k·√(mcse_fusion² + mcse_prototype²) per quantity.
+
+    The noise parameters' prototype mean and MCSE come from its `posterior_summary.csv`; `w`
+    (not in that file) from its trace, with the same MCSE estimator as FUSION's side.
+    """
+    ours = _posterior_moments(trace, member_ids)
+    theirs = _posterior_moments(prototype, member_ids)
+    for _, row in summary.iterrows():
+        theirs[str(row["var"])] = (float(row["mean"]), float(row["mcse_mean"]))
+    rows, messages = [], []
+    for name, (ref_mean, ref_mcse) in theirs.items():
+        if name not in ours:
+            messages.append(f"{name}: missing from FUSION's posterior")
+            continue
+        mean, mcse = ours[name]
+        delta = mean - ref_mean
+        tol = k * float(np.hypot(mcse, ref_mcse))
+        ok = bool(abs(delta) <= tol)
+        rows.append(
+            {
+                "quantity": name,
+                "fusion_mean": mean,
+                "fusion_mcse": mcse,
+                "prototype_mean": ref_mean,
+                "prototype_mcse": ref_mcse,
+                "delta": delta,
+                "tolerance": tol,
+                "ratio": abs(delta) / tol if tol > 0 else float("inf"),
+                "passed": ok,
+            }
+        )
+        if not ok:
+            messages.append(
+                f"{name}: |Δmean| {abs(delta):.4g} > {k:g}·√(mcse²+mcse²) = {tol:.4g} "
+                f"(FUSION {mean:.6g} ± {mcse:.2g}, prototype {ref_mean:.6g} ± {ref_mcse:.2g}; "
+                f"{abs(delta) / tol:.2f}× the bound)"
+            )
+    table = pd.DataFrame(rows)
+    figures = {"quantities": len(rows), "max_ratio": float(table["ratio"].max()) if len(table) else None}
+    return Component("statistical", not messages, messages, figures), table
+
+
+def _plot_statistical(table: pd.DataFrame, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 0.35 * len(table) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(table))
+    ratio = table["delta"] / table["tolerance"]
+    ax.barh(y, ratio, color=["tab:green" if p else "tab:red" for p in table["passed"]])
+    ax.axvline(-1, color="k", ls="--", lw=1)
+    ax.axvline(1, color="k", ls="--", lw=1)
+    ax.set_yticks(y, table["quantity"])
+    ax.set_xlabel(f"Δmean / ({STAT_K:g}·√(mcse_fusion² + mcse_prototype²))")
+    ax.set_title("Statistical parity: FUSION vs prototype posterior means")
+    artifacts.save_figure(fig, path)
+
+
+def _short(path: Path) -> str:
+    """`golden/<case>/…` rather than an absolute path: messages stay readable and comparable across machines."""
+    parts = Path(path).parts
+    return str(Path(*parts[parts.index("golden") :])) if "golden" in parts else str(path)
+
+
+def _key_figures(d: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "r_hat_max",
+        "r_hat_max_at",
+        "ess_bulk_per_chain_min",
+        "ess_tail_per_chain_min",
+        "divergences",
+        "e_bfmi_min",
+    )
+    return {k: d[k] for k in keys}
+
+
+# --- one case ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseReport:
+    case: str
+    components: list[Component]
+    config_hash: str
+    provenance: dict[str, Any]
+    plots: list[str]
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.components)
+
+
+def check_case(
+    case: Case, *, suite: str, golden_dir: Path, artifact_dir: Path, progress: Callable[[str], None] = print
+) -> CaseReport:
+    """Every parity component that applies to `case`; artifacts (tables, plots) go to `artifact_dir`."""
+    from fusion.config import config_hash
+
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    data = CaseData(case)
+    components: list[Component] = []
+    plots: list[str] = []
+    progress(f"parity[{case.name}]: prepare (compat: prototype)")
+    obtained = data.prepared
+    data.prepared.to_npz(artifact_dir / "prepared.npz")
+    fusion_weights = plug_in(obtained, data.posterior)
+    artifacts.write_table(artifact_dir / "weights.csv", fusion_weights)
+
+    golden = data.golden_prepared
+    if golden is not None:
+        components.append(compare_prepared(obtained, golden))
+        reference = case.golden_file("weights_unsorted.csv")
+        if reference is not None:
+            golden_w = load_prototype_weights(reference)
+            label = _short(reference)
+            components.append(
+                compare_weights(plug_in(golden, data.posterior), golden_w, "plugin_weights", label)
+            )
+            components.append(compare_weights(fusion_weights, golden_w, "pipeline_weights", label))
+        sampled = case.golden_file("sampled", "weights_unsorted.csv")
+        if sampled is not None and data.prototype_trace is not None:
+            components.append(
+                compare_weights(
+                    plug_in(golden, data.prototype_trace["posterior"].to_dataset()),
+                    load_prototype_weights(sampled),
+                    "sampled_weights",
+                    _short(sampled),
+                )
+            )
+
+    progress(f"parity[{case.name}]: golden tables")
+    tables_component, tables = compare_golden_tables(data, golden_dir)
+    components.append(tables_component)
+    for name, table in tables.items():
+        artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+
+    plot_impact(tables["impact"], tables.get("sle_impact"), artifact_dir / "impact.png")
+    plots.append("impact.png")
+
+    provenance: dict[str, Any] = {
+        "config": str(case.config),
+        "compat": "prototype",
+        "inputs_sha256": artifacts.tree_sha256(case.inputs),
+        "posterior_sha256": artifacts.file_sha256(case.posterior),
+        "warnings": data.warnings,
+        "seeds": {"subsample": data.config("prototype").inference.subsample.seed},
+    }
+    if case.golden is not None:
+        provenance["golden_sha256"] = artifacts.tree_sha256(case.golden)
+
+    if case.has_prototype_trace:
+        progress(f"parity[{case.name}]: sampling at the prototype's settings for statistical parity")
+        settings = prototype_settings(case)
+        cfg = data.config("prototype").with_updates(inference=settings)
+        start = time.perf_counter()
+        trace = sample_case(cfg, obtained)
+        sample_s = time.perf_counter() - start
+        summary = read_table(case.golden_file("posterior_summary.csv"))  # type: ignore[arg-type]
+        component, table = statistical_parity(trace, data.prototype_trace, summary, obtained.member_ids)
+        from harness.convergence import diagnose, gate
+
+        ours, theirs = diagnose(trace), diagnose(data.prototype_trace)
+        component.figures.update(
+            settings=settings,
+            sampling_s=sample_s,
+            per_quantity={
+                r["quantity"]: f"Δ {r['delta']:+.3g} vs bound {r['tolerance']:.3g}"
+                for r in table.to_dict("records")
+            },
+            convergence_note=(
+                "reported, not gated: the prototype's settings are too short for the gate's ESS floor; "
+                "the convergence check gates FUSION at its own settings"
+            ),
+            convergence_fusion=_key_figures(ours),
+            convergence_prototype=_key_figures(theirs),
+            gate_fusion=gate(ours)[1] or "passes",
+            gate_prototype=gate(theirs)[1] or "passes",
+        )
+        components.append(component)
+        artifacts.write_table(artifact_dir / "statistical_parity.csv", table)
+        _plot_statistical(table, artifact_dir / "statistical_parity.png")
+        plots.append("statistical_parity.png")
+        provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
+    if suite == "full" and case.has_projection:
+        progress(
+            f"parity[{case.name}]: sampling both compats for the science impact on posterior-mean weights"
+        )
+        component, sampled_tables = sampled_impact(data)
+        components.append(component)
+        for name, table in sampled_tables.items():
+            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+            tables[name] = table
+        plot_impact(
+            sampled_tables["impact_sampled"],
+            sampled_tables.get("sle_impact_sampled"),
+            artifact_dir / "impact_sampled.png",
+        )
+        plots.append("impact_sampled.png")
+    return CaseReport(case.name, components, config_hash(data.config("prototype")), provenance, plots, tables)
+
+
+def sampled_impact(data: CaseData) -> tuple[Component, dict[str, pd.DataFrame]]:
+    """Full suite: the impact on what `fusion run` reports (posterior-mean `w`), each trace gated."""
+    from harness.convergence import SETTINGS, diagnose, gate
+    from harness.impact import sle_impact, weights_impact
+
+    means: dict[str, pd.DataFrame] = {}
+    messages: list[str] = []
+    figures: dict[str, Any] = {"settings": SETTINGS}
+    for compat, prepared in (("prototype", data.prepared), ("fixed", data.prepared_fixed)):
+        trace = sample_case(data.config(compat).with_updates(inference=SETTINGS), prepared)
+        ok, lines = gate(diagnose(trace))
+        figures[f"gate_{compat}"] = "passes" if ok else lines
+        messages += [f"compat {compat} trace: {line}" for line in lines]
+        w = trace["posterior"]["w"].mean(("chain", "draw"))
+        means[compat] = pd.DataFrame(
+            {"member_id": [str(m) for m in w["member"].values], "weight": np.asarray(w.values, np.float64)}
+        )
+    tables = {"impact_sampled": weights_impact(means["prototype"], means["fixed"])}
+    if data.case.has_projection:
+        tables["sle_impact_sampled"] = sle_impact(data.config("fixed"), means["prototype"], means["fixed"])
+        figures["sle"] = tables["sle_impact_sampled"].set_index("quantity")["delta"].to_dict()
+    figures["max_abs_weight_change"] = float(tables["impact_sampled"]["delta"].abs().max())
+    return Component("impact_convergence", not messages, messages, figures), tables
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+
+THRESHOLDS: dict[str, str] = {
+    "prepared": "bit-exact: dtype, shape and every bit of y_obs, sigma_obs, F, speed; n_dhdt, n_vel, member order",
+    "plugin_weights": "bit-exact weights and log-likelihoods by member id, in member order (golden prepared arrays)",
+    "pipeline_weights": "bit-exact weights and log-likelihoods from FUSION's own prepare (as compare_parity.py)",
+    "sampled_weights": "bit-exact plug-in weights at the prototype's sampled posterior",
+    "golden_tables": "golden/tables/*: bit-exact, or the per-column tolerance stated in harness/parity.py TABLES",
+    "statistical": f"|Δmean| ≤ {STAT_K:g}·√(mcse_fusion² + mcse_prototype²) per noise parameter and per member w",
+    "impact_convergence": "full suite: both traces behind the posterior-mean impact table pass the convergence gate",
+}
+
+
+def cases(suite: str, golden_dir: Path, fixtures_dir: Path) -> list[str]:
+    """The runner plans one parity artifact per case."""
+    return case_names(golden_dir, fixtures_dir)
+
+
+def run_check(ctx: CheckContext) -> CheckResult:
+    """Parity of one case (or of every case, for `case="all"`), as a `report.json` record."""
+    names = case_names(ctx.golden_dir, ctx.fixtures_dir) if ctx.case == "all" else [ctx.case]
+    start = time.perf_counter()
+    status = "pass"
+    figures: dict[str, Any] = {}
+    messages: list[str] = []
+    plots: list[str] = []
+    provenance: dict[str, Any] = {}
+    hashes: list[str] = []
+    for name in names:
+        sub = ctx.artifact_dir if len(names) == 1 else ctx.artifact_dir / name
+        case = resolve_case(name, ctx.golden_dir, ctx.fixtures_dir, sub)
+        report = check_case(
+            case, suite=ctx.suite, golden_dir=ctx.golden_dir, artifact_dir=sub, progress=ctx.progress
+        )
+        prefix = "" if len(names) == 1 else f"{name}."
+        for comp in report.components:
+            figures[f"{prefix}{comp.name}"] = {"passed": comp.passed, **comp.figures}
+            messages += [f"{prefix}{comp.name}: {m}" for m in comp.messages]
+        if not report.passed:
+            status = "fail"
+        plots += [
+            str(Path(sub.relative_to(ctx.artifact_dir)) / p) if sub != ctx.artifact_dir else p
+            for p in report.plots
+        ]
+        provenance[name] = report.provenance
+        hashes.append(report.config_hash)
+        impact = report.tables["impact"]
+        figures[f"{prefix}impact"] = {
+            "max_abs_weight_change": float(impact["delta"].abs().max()),
+            "member_max_change": str(impact.loc[impact["delta"].abs().idxmax(), "member_id"]),
+            **(
+                {"sle": report.tables["sle_impact"].set_index("quantity")["delta"].to_dict()}
+                if "sle_impact" in report.tables
+                else {"sle": "no projection inputs in this case"}
+            ),
+        }
+    result = CheckResult(
+        name="parity",
+        case=ctx.case if len(names) != 1 else names[0],
+        status=status,  # type: ignore[arg-type]
+        figures=figures,
+        thresholds={
+            k: v for k, v in THRESHOLDS.items() if any(f == k or f.endswith(f".{k}") for f in figures)
+        },
+        messages=messages,
+        plots=plots,
+        duration_s=time.perf_counter() - start,
+        config_hash=hashlib.sha256(("".join(hashes) + ctx.suite).encode()).hexdigest(),
+        provenance=provenance if len(names) != 1 else provenance[names[0]],
+    )
+    return result

@@ -1,0 +1,350 @@
+"""Run the checks of a suite into an output folder, resumably, and leave one verdict.
+
+Layout of `--out DIR`:
+
+    DIR/<check>/<case>/      the check's artifacts, `result.json`, then `_SUCCESS`
+    DIR/runs.json            inventory: one record per (check, case, config hash), sorted
+    DIR/report.md, report.json
+    DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
+
+A folder stamped `_SUCCESS` whose `result.json` was made by the same suite from the same
+code, golden files and fixtures (the fingerprint) is not redone; anything else is. A
+check that raises is recorded as `error` and not stamped, so the next run retries it.
+Verdicts: SUCCESS — every planned check ran and passed; FAILED — at least one gate is
+red; PARTIAL — nothing is red but something did not finish (an error, a missing check
+module, an interruption).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import importlib
+import platform
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from harness import artifacts
+from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+
+__all__ = [
+    "CHECK_MODULES",
+    "SUITES",
+    "BadInput",
+    "Planned",
+    "RunInterrupted",
+    "RunOptions",
+    "RunOutcome",
+    "fingerprint",
+    "plan",
+    "repo_root",
+    "run",
+]
+
+CHECK_MODULES: dict[str, str] = {
+    "parity": "harness.parity",
+    "convergence": "harness.convergence",
+    "sbc": "harness.sbc",
+    "coverage": "harness.calibration",
+    "stability": "harness.stability",
+}
+SUITES: tuple[str, ...] = ("quick", "full")
+LOCK_FILE = ".harness.lock"
+_VERSIONED = (
+    "fusion",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "pymc",
+    "pytensor",
+    "arviz-base",
+    "arviz-stats",
+    "netCDF4",
+    "nutpie",
+    "syrupy",
+)
+
+
+class BadInput(ValueError):
+    """A problem with the command line or the tree it points at; the CLI prints it on one line, exit 2."""
+
+
+class RunInterrupted(BaseException):
+    """SIGTERM during a run: finish the bookkeeping (no stamp for the current check), then stop."""
+
+
+def repo_root() -> Path:
+    """The checkout the harness lives in (holds `golden/` and `fixtures/`)."""
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    suite: str = "quick"
+    checks: tuple[str, ...] = CHECK_NAMES
+    scheduler: str | None = None
+    golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
+    fixtures_dir: Path = field(default_factory=lambda: repo_root() / "fixtures")
+
+
+@dataclass
+class Planned:
+    check: str
+    case: str
+    folder: Path
+
+
+@dataclass
+class Entry:
+    """One planned check's outcome as the report shows it."""
+
+    result: CheckResult
+    folder: Path
+    resumed: bool = False
+    ran: bool = True
+
+
+@dataclass
+class RunOutcome:
+    entries: list[Entry]
+    marker: str
+    exit_code: int
+    out: Path
+
+
+CheckFn = Callable[[CheckContext], CheckResult]
+
+
+def fingerprint(options: RunOptions) -> str:
+    """SHA-256 over the code (fusion/, harness/), golden files and fixtures: what a stored result depends on."""
+    h = hashlib.sha256()
+    root = repo_root()
+    trees = [
+        (root / "fusion", "*.py"),
+        (root / "harness", "*.py"),
+        (options.golden_dir, "*"),
+        (options.fixtures_dir, "*"),
+    ]
+    for folder, pattern in trees:
+        if folder.is_dir():
+            for rel, digest in artifacts.tree_sha256(folder, pattern).items():
+                if "__pycache__" not in rel:
+                    h.update(f"{folder.name}/{rel}:{digest}\n".encode())
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _load(name: str, registry: Mapping[str, CheckFn | ModuleType] | None) -> CheckFn | ModuleType:
+    if registry is not None and name in registry:
+        return registry[name]
+    return importlib.import_module(CHECK_MODULES[name])
+
+
+def plan(
+    options: RunOptions, registry: Mapping[str, CheckFn | ModuleType] | None = None
+) -> tuple[list[Planned], list[Entry]]:
+    """(check, case) pairs in suite order; checks that cannot even be planned come back as error entries."""
+    planned: list[Planned] = []
+    errors: list[Entry] = []
+    for name in options.checks:
+        try:
+            target = _load(name, registry)
+            case_fn = getattr(target, "cases", None)
+            cases = (
+                list(case_fn(options.suite, options.golden_dir, options.fixtures_dir)) if case_fn else ["all"]
+            )
+        except Exception as exc:  # noqa: BLE001 — a broken check must not stop the others
+            folder = options.out / name / "all"
+            errors.append(Entry(_error_result(name, "all", exc, "cannot be planned"), folder, ran=False))
+            continue
+        planned += [Planned(name, case, options.out / name / case) for case in cases or ["all"]]
+    return planned, errors
+
+
+def _error_result(name: str, case: str, exc: BaseException, what: str) -> CheckResult:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return CheckResult(
+        name=name, case=case, status="error", messages=[f"{what}: {type(exc).__name__}: {first}"]
+    )
+
+
+def _record(result: CheckResult, **extra: Any) -> dict[str, Any]:
+    return artifacts.to_jsonable({**dataclasses.asdict(result), **extra})
+
+
+def _load_result(folder: Path) -> CheckResult | None:
+    import json
+
+    try:
+        data = json.loads((folder / artifacts.RESULT_FILE).read_text())
+        fields = {f.name for f in dataclasses.fields(CheckResult)}
+        return CheckResult(**{k: v for k, v in data.items() if k in fields})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _stored_matches(folder: Path, suite: str, fp: str) -> bool:
+    import json
+
+    try:
+        data = json.loads((folder / artifacts.RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("suite") == suite and data.get("fingerprint") == fp
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def run(
+    options: RunOptions,
+    *,
+    registry: Mapping[str, CheckFn | ModuleType] | None = None,
+    progress: Callable[[str], None] = print,
+) -> RunOutcome:
+    """Run (or resume) every planned check, then write the report and exactly one run marker."""
+    from harness.report import write_report
+
+    if options.suite not in SUITES:
+        raise BadInput(f"unknown suite {options.suite!r}; valid: {', '.join(SUITES)}")
+    unknown = [c for c in options.checks if c not in CHECK_MODULES]
+    if unknown:
+        raise BadInput(f"unknown check {unknown[0]!r}; valid: {', '.join(CHECK_NAMES)}")
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out}: exists and is not a folder")
+    for label, folder in (("golden", options.golden_dir), ("fixtures", options.fixtures_dir)):
+        if not Path(folder).is_dir():
+            raise BadInput(f"{folder}: {label} folder not found")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with artifacts.locked(out / LOCK_FILE, blocking=False):
+            return _run_locked(options, out, registry, progress, write_report)
+    except BlockingIOError:
+        raise BadInput(f"{out}: another harness run is writing to this folder") from None
+
+
+def _run_locked(
+    options: RunOptions, out: Path, registry: Any, progress: Callable[[str], None], write_report: Any
+) -> RunOutcome:
+    artifacts.clear_run_markers(out)
+    started, t0 = _now(), time.perf_counter()
+    fp = fingerprint(options)
+    env = versions()
+    planned, entries = plan(options, registry)
+    interrupted = False
+    for i, item in enumerate(planned):
+        if interrupted:
+            result = CheckResult(
+                name=item.check, case=item.case, status="error", messages=["not run: the run was interrupted"]
+            )
+            entries.append(Entry(result, item.folder, ran=False))
+            continue
+        if artifacts.is_complete(item.folder) and _stored_matches(item.folder, options.suite, fp):
+            stored = _load_result(item.folder)
+            if stored is not None:
+                progress(
+                    f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped"
+                )
+                entries.append(Entry(stored, item.folder, resumed=True))
+                continue
+        artifacts.clear_success(item.folder)
+        item.folder.mkdir(parents=True, exist_ok=True)
+        progress(f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: running")
+        ctx = CheckContext(
+            suite=options.suite,
+            artifact_dir=item.folder,
+            golden_dir=options.golden_dir,  # type: ignore[arg-type]
+            fixtures_dir=options.fixtures_dir,
+            scheduler=options.scheduler,
+            case=item.case,
+            progress=progress,
+        )
+        start_at, start = _now(), time.perf_counter()
+        try:
+            target = _load(item.check, registry)
+            fn = target if callable(target) and not isinstance(target, ModuleType) else target.run_check
+            result = fn(ctx)
+            if not isinstance(result, CheckResult):
+                raise TypeError(f"run_check returned {type(result).__name__}, not CheckResult")
+        except (KeyboardInterrupt, RunInterrupted) as exc:
+            interrupted = True
+            result = _error_result(item.check, item.case, exc, "interrupted")
+        except Exception as exc:  # noqa: BLE001 — recorded as an error, the run goes on
+            result = _error_result(item.check, item.case, exc, "raised")
+            artifacts.write_text(item.folder / "error.txt", traceback.format_exc())
+        result.duration_s = result.duration_s or time.perf_counter() - start
+        result.name, result.case = item.check, item.case  # folders and inventory are keyed by the plan
+        if not result.config_hash:
+            result.config_hash = hashlib.sha256(
+                f"{item.check}|{item.case}|{options.suite}".encode()
+            ).hexdigest()
+        result.provenance = {**result.provenance, "versions": env, "fingerprint": fp}
+        artifacts.write_json(
+            item.folder / artifacts.RESULT_FILE,
+            _record(result, suite=options.suite, fingerprint=fp, started_at=start_at, finished_at=_now()),
+        )
+        if result.status in ("pass", "fail"):
+            artifacts.stamp_success(item.folder)
+        artifacts.upsert_inventory(
+            out,
+            {
+                "check": item.check,
+                "case": item.case,
+                "config_hash": result.config_hash,
+                "status": result.status,
+                "suite": options.suite,
+                "duration_s": result.duration_s,
+                "finished_at": _now(),
+                "artifact_dir": str(item.folder.relative_to(out)),
+                "fingerprint": fp,
+            },
+        )
+        progress(
+            f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: {result.status.upper()}"
+            f" in {result.duration_s:.1f} s" + (f" — {result.messages[0]}" if result.messages else "")
+        )
+        entries.append(Entry(result, item.folder))
+
+    statuses = [e.result.status for e in entries]
+    if statuses and all(s == "pass" for s in statuses):
+        marker, code = "_RUN_SUCCESS", 0
+    elif "fail" in statuses:
+        marker, code = "_RUN_FAILED", 1
+    else:
+        marker, code = "_RUN_PARTIAL", 1
+    info = {
+        "suite": options.suite,
+        "checks": list(options.checks),
+        "started_at": started,
+        "finished_at": _now(),
+        "duration_s": time.perf_counter() - t0,
+        "marker": marker,
+        "fingerprint": fp,
+        "versions": env,
+        "scheduler": options.scheduler,
+        "interrupted": interrupted,
+        "out": str(out),
+    }
+    write_report(out, info, entries)
+    artifacts.set_run_marker(out, marker)
+    return RunOutcome(entries, marker, code, out)

@@ -1,0 +1,614 @@
+"""Simulation-based calibration of the noise model (DESIGN.md, harness check 4).
+
+Talts et al. (2018) / Modrák et al. (2023): draw θ from the prior, simulate data from the
+generative form, fit, and rank θ among thinned posterior draws. If model, data simulator and
+sampler agree, every rank is uniform on 0..L. The log-likelihood of the simulated data is a
+derived test quantity: a model that ignores part of the data can keep every parameter's ranks
+uniform (its posterior there is the prior) while the log-likelihood's ranks pile up.
+
+Uniformity is judged two ways per quantity, with a family-wise α split (Bonferroni) over
+quantities and tests: Pearson's χ² on binned ranks, and whether the ECDF of the (jittered)
+normalised ranks stays inside ArviZ's simultaneous band (Säilynoja et al. 2022). Each fit's
+convergence figures are recorded; fits that fail them are left out of the ranks, counted and
+reported, and too many of them fail the check.
+
+Every replicate is its own artifact folder stamped `_SUCCESS`, keyed by a hash of the spec,
+so a killed run resumes without refitting finished replicates. The tempered (prototype) form
+is run on the same datasets and its miscalibration reported, not gated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from fusion.io import write_csv, write_json
+from harness.checks import CheckContext, CheckResult
+from harness.simulate import (
+    CORRECT,
+    DROPPED_LOGNORM_TERM,
+    DROPPED_THICK_TERM,
+    WRONG_PRIOR_SCALE,
+    PARAMS,
+    PRIOR_SIGMA,
+    ModelVariant,
+    compile_count,
+    convergence,
+    draw_prior,
+    fit,
+    fit_inputs,
+    loglik_draws,
+    replicate_rng,
+    run_replicates,
+    sbc_design,
+    simulate_residuals,
+    spec_hash,
+    tempered_coef,
+    worker_info,
+)
+
+__all__ = [
+    "QUANTITIES",
+    "SBCSpec",
+    "SBCGate",
+    "SBCOutcome",
+    "thin_indices",
+    "uniformity",
+    "run_sbc",
+    "run_check",
+    "suite_spec",
+]
+
+QUANTITIES: tuple[str, ...] = (*PARAMS, "loglik")
+VARIANTS: dict[str, ModelVariant] = {
+    v.name: v for v in (CORRECT, WRONG_PRIOR_SCALE, DROPPED_THICK_TERM, DROPPED_LOGNORM_TERM)
+}
+Form = Literal["generative", "tempered"]
+
+
+@dataclass(frozen=True)
+class SBCSpec:
+    """Everything that determines a replicate's result; its hash keys the replicate artifacts.
+
+    Defaults: 5 members × 200 points (100 thickness, 100 velocity), 2 chains of 500 + 500 draws
+    with nutpie's standard diagonal mass-matrix adaptation. At 250 + 250 (the form simuk was
+    measured on; the benchmark uses it) about one fit in ten has too few effective draws for
+    its own gate; at 500 + 500 about one in forty does, mostly from a single divergence.
+    """
+
+    form: Form = "generative"
+    variant: ModelVariant = CORRECT
+    n_replicates: int = 200
+    draws: int = 500
+    tune: int = 500
+    chains: int = 2
+    n_thick: int = 100
+    n_vel: int = 100
+    n_members: int = 5
+    design_seed: int = 20260430
+    seed: int = 2026
+    target_accept: float = 0.8
+    adaptation: str = "diag"
+
+    @property
+    def hash(self) -> str:
+        return spec_hash(self)
+
+    @property
+    def label(self) -> str:
+        return self.form if self.variant == CORRECT else f"{self.form}/{self.variant.name}"
+
+
+@dataclass(frozen=True)
+class SBCGate:
+    """How fits and ranks are judged (changing it never refits: the figures are stored raw).
+
+    Per-fit figures are for 2 chains of 250 draws, where an R-hat of 1.01 is within noise, so
+    the per-fit R-hat bound is looser than the production gate's (DESIGN.md check 3).
+    """
+
+    alpha: float = 0.01  # family-wise, over quantities × tests
+    bins: int = 20
+    n_simulations: int = 10_000  # for the ECDF simultaneous band
+    rhat_max: float = 1.05
+    max_divergences: int = 0
+    ebfmi_min: float = 0.2
+    ess_bulk_min: float = 50.0  # also bounds the thinned draws a rank is taken among
+    ess_tail_min: float = 50.0
+    max_failed_fraction: float = 0.05
+
+
+@dataclass
+class SBCOutcome:
+    """One SBC run: per-quantity tests, failing fits, speed and where its plots went."""
+
+    spec: SBCSpec
+    passed: bool
+    figures: dict[str, Any]
+    ranks: np.ndarray  # (n_ok, Q) ranks of the fits that passed their own gate
+    n_thinned: np.ndarray  # (n_ok,) thinned draws each rank was taken among (ranks 0..L_i)
+    pit: np.ndarray  # (n_ok, Q) jittered normalised ranks
+    records: list[dict[str, Any]]
+    messages: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# One replicate
+# --------------------------------------------------------------------------------------------
+
+
+def thin_indices(n_chains: int, n_draws: int, ess: float) -> np.ndarray:
+    """Flat indices of the draws left after thinning each chain by ⌈draws/ESS⌉.
+
+    Autocorrelated draws make ranks over-dispersed even for a correct model; keeping about one
+    draw per effective sample removes that. Ranks are then uniform on 0..L_i with L_i the
+    count kept, which varies per fit; `jittered_pit` puts them on one scale.
+    """
+    step = max(1, math.ceil(n_chains * n_draws / ess)) if math.isfinite(ess) and ess > 0 else n_draws
+    return np.concatenate([c * n_draws + np.arange(0, n_draws, step) for c in range(n_chains)])
+
+
+def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
+    rng = replicate_rng(spec.seed, index)
+    design = sbc_design(spec.n_thick, spec.n_vel, spec.n_members, spec.design_seed)
+    theta = draw_prior(rng)  # the simulator always uses the true prior
+    resid = simulate_residuals(theta, design, rng)
+    s2 = np.square(resid).sum(axis=0)
+    n_obs = np.full(design.n_points, float(design.n_members))
+    coef = tempered_coef(design, n_obs) if spec.form == "tempered" else None
+    result = fit(
+        fit_inputs(design, s2, n_obs, coef), variant=spec.variant, draws=spec.draws, tune=spec.tune,
+        chains=spec.chains, cores=cores, seed=int(rng.integers(2**31)), target_accept=spec.target_accept,
+        adaptation=spec.adaptation,
+    )  # fmt: skip
+    ll = loglik_draws(result.draws, design, s2, n_obs)  # (chains, draws)
+    quantities = np.concatenate([np.moveaxis(result.draws, -1, 0), ll[None]], axis=0)  # (Q, C, D)
+    truth = np.r_[theta, loglik_draws(theta, design, s2, n_obs)]
+    conv = convergence(quantities, result)
+    flat = quantities.reshape(len(QUANTITIES), -1)
+    keep = thin_indices(spec.chains, result.draws.shape[1], conv["ess_bulk_min"])
+    ranks = [int(r) for r in (flat[:, keep] < truth[:, None]).sum(axis=1)]
+    return {
+        "index": index,
+        "spec_hash": spec.hash,
+        "truth": dict(zip(QUANTITIES, map(float, truth))),
+        "ranks": dict(zip(QUANTITIES, ranks)),
+        "n_thinned": int(keep.size),
+        "post_mean": dict(zip(QUANTITIES, map(float, flat.mean(axis=1)))),
+        "post_sd": dict(zip(QUANTITIES, map(float, flat.std(axis=1, ddof=1)))),
+        "convergence": conv,
+        "fit_seconds": result.seconds,
+    }
+
+
+def sbc_chunk(spec: SBCSpec, indices: list[int], cores: int) -> dict[str, Any]:
+    """Worker entry point: fit a chunk of replicates with this process's compiled graph."""
+    results = [_replicate(spec, i, cores) for i in indices]
+    return {"results": results, **worker_info()}
+
+
+def fit_problems(record: dict[str, Any], gate: SBCGate) -> list[str]:
+    """Why a fit may not be used ([] when it may): each failing convergence figure, by name."""
+    c = record["convergence"]
+    out = []
+    if not c["ess_bulk_min"] >= gate.ess_bulk_min:
+        out.append(f"ess_bulk_min {c['ess_bulk_min']:.0f} < {gate.ess_bulk_min}")
+    if not c["rhat_max"] <= gate.rhat_max:
+        out.append(f"rhat_max {c['rhat_max']:.3f} > {gate.rhat_max}")
+    if c["divergences"] > gate.max_divergences:
+        out.append(f"{c['divergences']} divergences")
+    if not c["ebfmi_min"] >= gate.ebfmi_min:
+        out.append(f"ebfmi_min {c['ebfmi_min']:.2f} < {gate.ebfmi_min}")
+    if not c["ess_tail_min"] >= gate.ess_tail_min:
+        out.append(f"ess_tail_min {c['ess_tail_min']:.0f} < {gate.ess_tail_min}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Uniformity
+# --------------------------------------------------------------------------------------------
+
+
+def jittered_pit(ranks: np.ndarray, n_thinned: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(rank + U) / (L + 1): exactly Uniform(0, 1) under calibration whatever each fit's L."""
+    ranks = np.asarray(ranks, dtype=float)
+    u = np.random.default_rng(seed).uniform(size=ranks.shape)
+    return (ranks + u) / (np.asarray(n_thinned, dtype=float).reshape(-1, *([1] * (ranks.ndim - 1))) + 1)
+
+
+@lru_cache(maxsize=8)
+def ecdf_band(n: int, prob: float, n_simulations: int, seed: int = 214) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ArviZ's simultaneous `prob` band for the ECDF of n uniform values: (x, lower, upper)."""
+    from arviz_stats.ecdf_utils import ecdf_pit
+
+    x, _, lower, upper = ecdf_pit(np.linspace(0, 1, n), prob, n_simulations, rng=np.random.default_rng(seed))
+    return x, lower, upper
+
+
+def uniformity(pit: np.ndarray, names: Sequence[str], gate: SBCGate) -> dict[str, dict[str, Any]]:
+    """χ² (binned) and ECDF simultaneous-band tests of each column of `pit` (n, Q)."""
+    from arviz_stats.ecdf_utils import compute_ecdf
+    from scipy import stats
+
+    pit = np.asarray(pit, dtype=float).reshape(-1, len(names))
+    n = pit.shape[0]
+    alpha_test = gate.alpha / (2 * len(names))
+    if n < 2 * gate.bins:
+        return {q: {"n": n, "reject": True, "why": f"only {n} usable fits"} for q in names}
+    x, lower, upper = ecdf_band(n, 1.0 - alpha_test, gate.n_simulations)
+    out: dict[str, dict[str, Any]] = {}
+    for j, name in enumerate(names):
+        counts = np.bincount(np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins)
+        chi2 = stats.chisquare(counts)
+        ecdf = compute_ecdf(pit[:, j], x)
+        below, above = lower - ecdf, ecdf - upper
+        outside = bool(np.any(below > 1e-12) or np.any(above > 1e-12))
+        chi2_reject = bool(chi2.pvalue < alpha_test)
+        out[name] = {
+            "n": n,
+            "chi2": float(chi2.statistic),
+            "chi2_p": float(chi2.pvalue),
+            "chi2_reject": chi2_reject,
+            "ecdf_outside_band": outside,
+            "ecdf_max_excursion": float(max(below.max(), above.max(), 0.0)),
+            "ecdf_max_abs_diff": float(np.max(np.abs(ecdf - x))),
+            "reject": chi2_reject or outside,
+            "alpha_per_test": alpha_test,
+            "mean_pit": float(pit[:, j].mean()),
+            "central_half": float(np.mean((pit[:, j] >= 0.25) & (pit[:, j] <= 0.75))),
+            "outer_tenth": float(np.mean((pit[:, j] < 0.05) | (pit[:, j] > 0.95))),
+            "low_twentieth": float(np.mean(pit[:, j] < 0.05)),
+            "high_twentieth": float(np.mean(pit[:, j] > 0.95)),
+        }
+    return out
+
+
+def shape_of(test: dict[str, Any]) -> str:
+    """A rejected rank distribution's departure in words: ∪ (posterior too narrow), ∩ (too wide),
+    or piled at one end (biased); a tail counts as heavy beyond 2 standard errors of its 5%."""
+    if not test.get("reject"):
+        return "uniform"
+    if "central_half" not in test:
+        return test.get("why", "untested")
+    n = test["n"]
+    low, high, central = test["low_twentieth"], test["high_twentieth"], test["central_half"]
+    heavy = 0.05 + 2 * math.sqrt(0.05 * 0.95 / n)
+    if low > heavy and high > heavy:
+        return f"∪-shaped: truth in the posterior's tails (posterior too narrow); {low:.0%} low, {high:.0%} high"
+    if central > 0.5 + 2 * math.sqrt(0.25 / n) and low + high < 0.1:
+        return f"∩-shaped: truth mid-posterior (posterior too wide); {central:.0%} in the central half (50% expected)"
+    if high > heavy and test["mean_pit"] > 0.5:
+        return f"piled high: the truth exceeds most posterior draws in {high:.0%} of fits (5% expected)"
+    if low > heavy and test["mean_pit"] < 0.5:
+        return f"piled low: the truth is below most posterior draws in {low:.0%} of fits (5% expected)"
+    return f"non-uniform (mean normalised rank {test['mean_pit']:.2f})"
+
+
+# --------------------------------------------------------------------------------------------
+# A run: resume, fit what is missing in parallel, test, plot
+# --------------------------------------------------------------------------------------------
+
+
+def run_sbc(
+    spec: SBCSpec,
+    folder: str | Path,
+    *,
+    gate: SBCGate | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    chunk_size: int = 8,
+    progress: Callable[[str], None] = print,
+    plots: bool = True,
+) -> SBCOutcome:
+    """Run (or resume) one SBC: fit the missing replicates, then test, tabulate and plot all."""
+    gate = gate or SBCGate()
+    records, stats, reused = run_replicates(
+        sbc_chunk, spec, spec.n_replicates, folder, label=f"sbc[{spec.label}]", scheduler=scheduler,
+        workers=workers, chunk_size=chunk_size, progress=progress,
+    )  # fmt: skip
+    return summarize(spec, records, Path(folder), gate=gate, map_stats=stats, reused=reused, plots=plots)
+
+
+def summarize(
+    spec: SBCSpec,
+    records: list[dict[str, Any]],
+    folder: Path,
+    *,
+    gate: SBCGate,
+    map_stats: Any = None,
+    reused: int = 0,
+    plots: bool = True,
+) -> SBCOutcome:
+    """Gate each fit, test the ranks of the usable ones, write tables and plots."""
+    problems = {r["index"]: fit_problems(r, gate) for r in records}
+    ok = [r for r in records if not problems[r["index"]]]
+    failed = [r for r in records if problems[r["index"]]]
+    ranks = np.array([[r["ranks"][q] for q in QUANTITIES] for r in ok], dtype=int).reshape(-1, len(QUANTITIES))
+    n_thinned = np.array([r["n_thinned"] for r in ok], dtype=int)
+    pit = jittered_pit(ranks, n_thinned, seed=spec.seed)
+    tests = uniformity(pit, QUANTITIES, gate)
+    failed_fraction = len(failed) / max(len(records), 1)
+    rejected = [q for q, t in tests.items() if t["reject"]]
+    passed = not rejected and failed_fraction <= gate.max_failed_fraction
+    conv = [r["convergence"] for r in records]
+    prior_var = {p: PRIOR_SIGMA[p] ** 2 * (1 - 2 / math.pi) for p in PARAMS}
+    contraction = {
+        p: float(1 - np.mean([r["post_sd"][p] ** 2 for r in records]) / prior_var[p]) if records else math.nan
+        for p in PARAMS
+    }
+    figures: dict[str, Any] = {
+        "form": spec.form,
+        "variant": spec.variant.name,
+        "spec_hash": spec.hash,
+        "replicates": len(records),
+        "usable_fits": len(ok),
+        "failed_fits": len(failed),
+        "failed_fraction": failed_fraction,
+        "failed_examples": {str(r["index"]): problems[r["index"]] for r in failed[:10]},
+        "tests": tests,
+        "shape": {q: shape_of(t) for q, t in tests.items()},
+        "rejected": rejected,
+        "posterior_contraction": contraction,
+        "per_fit": {
+            "rhat_max_worst": float(np.nanmax([c["rhat_max"] for c in conv])) if conv else math.nan,
+            "ess_bulk_min_worst": float(np.nanmin([c["ess_bulk_min"] for c in conv])) if conv else math.nan,
+            "ess_bulk_min_median": float(np.nanmedian([c["ess_bulk_min"] for c in conv])) if conv else math.nan,
+            "ess_tail_min_worst": float(np.nanmin([c["ess_tail_min"] for c in conv])) if conv else math.nan,
+            "divergences_total": int(sum(c["divergences"] for c in conv)),
+            "fits_with_divergences": int(sum(c["divergences"] > 0 for c in conv)),
+            "ebfmi_min_worst": float(np.nanmin([c["ebfmi_min"] for c in conv])) if conv else math.nan,
+            "mean_leapfrog_steps": float(np.mean([c["mean_steps"] for c in conv])) if conv else math.nan,
+        },
+        "draws": spec.draws,
+        "tune": spec.tune,
+        "chains": spec.chains,
+        "thinned_draws_median": float(np.median(n_thinned)) if len(ok) else math.nan,
+        "data": f"{spec.n_members} members x {spec.n_thick + spec.n_vel} points",
+        "reused_replicates": reused,
+    }
+    if map_stats is not None and map_stats.fitted:
+        figures.update(
+            fitted_replicates=map_stats.fitted,
+            wall_s=map_stats.seconds,
+            fits_per_min=60.0 * map_stats.fitted / max(map_stats.seconds, 1e-9),
+            compilations=map_stats.total_compilations,
+            worker_processes=len(map_stats.compilations),
+            backend=map_stats.backend,
+        )
+    messages = []
+    for q in rejected:
+        t = tests[q]
+        if "chi2_p" not in t:
+            messages.append(f"sbc[{spec.label}] {q}: not tested ({t['why']})")
+            continue
+        messages.append(
+            f"sbc[{spec.label}] {q}: non-uniform ranks (χ² p={t['chi2_p']:.2g}, ECDF outside band: "
+            f"{t['ecdf_outside_band']}; {figures['shape'][q]})"
+        )
+    if failed_fraction > gate.max_failed_fraction:
+        messages.append(
+            f"sbc[{spec.label}]: {len(failed)}/{len(records)} fits failed their convergence figures "
+            f"(> {gate.max_failed_fraction:.0%})"
+        )
+    outcome = SBCOutcome(spec, passed, figures, ranks, n_thinned, pit, records, messages)
+    _write_tables(folder, outcome, problems)
+    if plots and len(ok):
+        outcome.plots = _plots(folder, outcome, gate)
+    return outcome
+
+
+def _write_tables(folder: Path, outcome: SBCOutcome, problems: dict[int, list[str]]) -> None:
+    import pandas as pd
+
+    rows = []
+    for r in outcome.records:
+        c = r["convergence"]
+        rows.append(
+            {
+                "index": r["index"],
+                **{f"true_{q}": r["truth"][q] for q in QUANTITIES},
+                **{f"rank_{q}": r["ranks"][q] for q in QUANTITIES},
+                **{k: c[k] for k in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min")},
+                "n_thinned": r["n_thinned"],
+                "usable": not problems[r["index"]],
+                "problems": "; ".join(problems[r["index"]]),
+                "fit_seconds": r["fit_seconds"],
+            }
+        )
+    write_csv(folder / "fits.csv", pd.DataFrame(rows))
+    write_json(folder / "summary.json", {"passed": outcome.passed, "figures": outcome.figures, "messages": outcome.messages})
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def _plots(folder: Path, outcome: SBCOutcome, gate: SBCGate) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    from fusion.io import atomic_path
+
+    spec, ranks, pit = outcome.spec, outcome.ranks, outcome.pit
+    n, q = ranks.shape
+    tag = spec.label.replace("/", "_")
+    written = []
+
+    fig, axes = plt.subplots(1, q, figsize=(3.2 * q, 3.0), sharey=True)
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / gate.bins)
+    for j, ax in enumerate(np.atleast_1d(axes)):
+        counts = np.bincount(np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins)
+        ax.axhspan(lo, hi, color="0.85", label="99% band per bin")
+        ax.axhline(n / gate.bins, color="0.4", lw=1)
+        ax.bar(np.arange(gate.bins), counts, width=0.9, color="C0" if not outcome.figures["tests"][QUANTITIES[j]]["reject"] else "C3")
+        ax.set_title(QUANTITIES[j], fontsize=9)
+        ax.set_xlabel("normalised rank bin", fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("replicates")
+    fig.suptitle(f"SBC rank histograms: {spec.label} ({n} fits)", fontsize=10)
+    fig.tight_layout()
+    name = f"rank_hist_{tag}.png"
+    with atomic_path(folder / name) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    written.append(name)
+
+    alpha_test = gate.alpha / (2 * q)
+    x, lower, upper = ecdf_band(n, 1.0 - alpha_test, gate.n_simulations)
+    from arviz_stats.ecdf_utils import compute_ecdf
+
+    fig, axes = plt.subplots(1, q, figsize=(3.2 * q, 3.0))
+    for j, ax in enumerate(np.atleast_1d(axes)):
+        ecdf = compute_ecdf(pit[:, j], x)
+        ax.fill_between(x, lower - x, upper - x, step="post", color="0.85", label=f"{1 - alpha_test:.4g} simultaneous band")
+        ax.step(x, ecdf - x, where="post", color="C0" if not outcome.figures["tests"][QUANTITIES[j]]["reject"] else "C3")
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_title(QUANTITIES[j], fontsize=9)
+        ax.set_xlabel("normalised rank", fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("ECDF − uniform CDF")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"SBC ECDF difference: {spec.label}", fontsize=10)
+    fig.tight_layout()
+    name = f"ecdf_diff_{tag}.png"
+    with atomic_path(folder / name) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    written.append(name)
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# The harness check
+# --------------------------------------------------------------------------------------------
+
+
+def suite_spec(suite: str, form: Form = "generative", variant: ModelVariant = CORRECT) -> SBCSpec:
+    """Quick: 200 replicates; full: 1,000 (issue 5). Same model size and draws in both."""
+    return SBCSpec(form=form, variant=variant, n_replicates=200 if suite == "quick" else 1000)
+
+
+def _tempered_report(gen: SBCOutcome, tmp: SBCOutcome) -> dict[str, Any]:
+    """How the tempered posterior departs from the calibrated one, per quantity, in numbers."""
+    by_index = {r["index"]: r for r in gen.records}
+    out = {}
+    for q in QUANTITIES:
+        ratios = [r["post_sd"][q] / by_index[r["index"]]["post_sd"][q] for r in tmp.records if r["index"] in by_index]
+        t = tmp.figures["tests"][q]
+        out[q] = {
+            "shape": tmp.figures["shape"][q],
+            "central_half": t.get("central_half"),
+            "outer_tenth": t.get("outer_tenth"),
+            "chi2_p": t.get("chi2_p"),
+            "posterior_sd_ratio_median": float(np.median(ratios)) if ratios else math.nan,
+        }
+    return out
+
+
+def run_check(ctx: CheckContext) -> CheckResult:
+    """SBC of the generative form (gated) and of the tempered form (reported)."""
+    start = time.perf_counter()
+    gate = SBCGate()
+    out = Path(ctx.artifact_dir)
+    n_before = compile_count()
+    gen = run_sbc(suite_spec(ctx.suite, "generative"), out / "generative", gate=gate, scheduler=ctx.scheduler, progress=ctx.progress)
+    tmp = run_sbc(suite_spec(ctx.suite, "tempered"), out / "tempered", gate=gate, scheduler=ctx.scheduler, progress=ctx.progress)
+    tempered = _tempered_report(gen, tmp)
+    beta_thick = gen.figures["posterior_contraction"]["beta_thick"]
+    findings = [
+        f"beta_thick is not identified (it multiplies speed 0 on thickness points): posterior contraction "
+        f"{beta_thick:.3f} (0 = posterior equals prior). Calibrated, but the data say nothing about it.",
+    ]
+    ll = tempered["loglik"]
+    wider = ", ".join(f"{tempered[p]['posterior_sd_ratio_median']:.1f}x ({p})" for p in PARAMS)
+    findings.append(
+        f"tempered (prototype) form is {'miscalibrated' if tmp.figures['rejected'] else 'not detectably miscalibrated'}: "
+        f"rejected {tmp.figures['rejected'] or 'nothing'}; log-likelihood {ll['shape']}. Its posterior is close to the "
+        f"prior (sd {wider} the calibrated posterior's, median over replicates), and a prior-like posterior keeps "
+        f"parameter ranks near uniform; the log-likelihood test quantity is what exposes it."
+    )
+    for q, t in tempered.items():
+        findings.append(
+            f"tempered form, {q}: {t['shape']}; {t['central_half']:.0%} of ranks in the central half (50% expected), "
+            f"{t['outer_tenth']:.0%} in the outer tenth (10% expected); posterior sd {t['posterior_sd_ratio_median']:.1f}x "
+            f"the calibrated posterior's"
+        )
+    figures = {
+        "generative": gen.figures,
+        "tempered": {**tmp.figures, "miscalibration": tempered},
+        "findings": findings,
+        "compilations_this_process": compile_count() - n_before,
+    }
+    thresholds = {
+        "alpha_family": gate.alpha,
+        "alpha_per_test": gate.alpha / (2 * len(QUANTITIES)),
+        "rank_bins": gate.bins,
+        "per_fit": {
+            "rhat_max": gate.rhat_max,
+            "max_divergences": gate.max_divergences,
+            "ebfmi_min": gate.ebfmi_min,
+            "ess_tail_min": gate.ess_tail_min,
+            "ess_bulk_min": gate.ess_bulk_min,
+        },
+        "max_failed_fraction": gate.max_failed_fraction,
+    }
+    write_json(out / "findings.json", {"findings": findings, "tempered": tempered})
+    plots = [f"generative/{p}" for p in gen.plots] + [f"tempered/{p}" for p in tmp.plots]
+    return CheckResult(
+        name="sbc",
+        case=ctx.case,
+        status="pass" if gen.passed else "fail",
+        figures=figures,
+        thresholds=thresholds,
+        messages=gen.messages + [f"(reported, not gated) {m}" for m in tmp.messages],
+        plots=plots,
+        duration_s=time.perf_counter() - start,
+        provenance={"seed": gen.spec.seed, "sampler": "nutpie (compiled once, data swapped)", "spec_hash": gen.spec.hash},
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m harness.sbc --out DIR`: one SBC run outside the runner (benchmarks, resume tests)."""
+    ap = argparse.ArgumentParser(prog="python -m harness.sbc", description=main.__doc__)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--replicates", type=int, default=200)
+    ap.add_argument("--form", choices=("generative", "tempered"), default="generative")
+    ap.add_argument("--workers", type=int, default=None, help="local processes (0: in this process)")
+    ap.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    ap.add_argument("--chunk-size", type=int, default=8)
+    ap.add_argument("--adaptation", default="diag", help="nutpie mass-matrix adaptation")
+    ap.add_argument("--variant", default="correct", choices=sorted(VARIANTS), help="planted bugs for power checks")
+    ap.add_argument("--draws", type=int, default=SBCSpec.draws)
+    ap.add_argument("--tune", type=int, default=SBCSpec.tune)
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args(argv)
+    spec = SBCSpec(
+        form=args.form, n_replicates=args.replicates, adaptation=args.adaptation, draws=args.draws, tune=args.tune,
+        variant=VARIANTS[args.variant],
+    )
+    outcome = run_sbc(
+        spec, args.out, scheduler=args.scheduler, workers=args.workers, chunk_size=args.chunk_size,
+        progress=lambda s: print(s, flush=True), plots=not args.no_plots,
+    )  # fmt: skip
+    f = outcome.figures
+    print(json.dumps({k: f.get(k) for k in ("replicates", "fitted_replicates", "reused_replicates", "usable_fits",
+                                             "failed_fits", "wall_s", "fits_per_min", "compilations", "rejected")}))
+    print("PASS" if outcome.passed else "FAIL", flush=True)
+    return 0 if outcome.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

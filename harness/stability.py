@@ -1,0 +1,241 @@
+"""Seed stability of the member weights (DESIGN.md, harness check 6).
+
+Prepare subsamples the points with `inference.subsample.seed`; a user who reruns with another
+seed must get the same answer to within a stated tolerance, or the weights say more about the
+seed than about the ensemble. For K seeds (default 5) we prepare the bundled example with a
+subsample smaller than its point count, compute each member's posterior-mean weight E[w_m]
+(the production tempered model, fitted with the compiled-once sampler), align the weights by
+member label (never by position), and report per-member σ across seeds and how often the seeds
+agree on the top member. The gate is the largest per-member σ.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fusion.io import SUCCESS, atomic_path, is_complete, mark_success, write_csv, write_json
+from harness.checks import CheckContext, CheckResult
+from harness.simulate import (
+    PARAMS,
+    design_from_prepared,
+    fit,
+    fit_inputs,
+    run_tasks,
+    spec_hash,
+    tempered_coef,
+    worker_info,
+)
+
+__all__ = ["StabilitySettings", "seed_stability", "posterior_weights", "stability_chunk", "run_stability", "run_check"]
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """Seeds, subsample size, sampler settings and the gate (max per-member σ of E[w])."""
+
+    seeds: tuple[int, ...] = (42, 43, 44, 45, 46)
+    subsample_size: int = 2000
+    max_sd: float = 0.02
+    draws: int = 500
+    tune: int = 500
+    chains: int = 2
+    sampler_seed: int = 42
+
+
+def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]:
+    """σ across seeds of each member's weight, aligned by label; top-member agreement.
+
+    A member missing under some seed is an error, not a zero: alignment must be by label and
+    complete, or the σ would compare different members.
+    """
+    table = pd.DataFrame({seed: pd.Series(w, dtype=float) for seed, w in weights.items()}).T
+    if table.isna().any().any():
+        missing = {m: [int(s) for s in table.index[table[m].isna()]] for m in table.columns if table[m].isna().any()}
+        raise ValueError(f"member labels differ between seeds: missing {missing}")
+    sd = table.std(axis=0, ddof=1) if len(table) > 1 else table.iloc[0] * 0.0
+    top = table.idxmax(axis=1)
+    modal, count = Counter(top).most_common(1)[0]
+    return {
+        "seeds": [int(s) for s in table.index],
+        "members": [str(m) for m in table.columns],
+        "mean": {str(m): float(v) for m, v in table.mean(axis=0).items()},
+        "sd": {str(m): float(v) for m, v in sd.items()},
+        "max_sd": float(sd.max()),
+        "max_sd_member": str(sd.idxmax()),
+        "top_member_by_seed": {str(int(s)): str(m) for s, m in top.items()},
+        "modal_top_member": str(modal),
+        "top_agreement": count / len(table),
+        "table": table,
+    }
+
+
+def _fit_inputs_of(prepared: Any) -> dict[str, np.ndarray]:
+    design = design_from_prepared(prepared)
+    s2 = np.square(prepared.y_obs - prepared.F).sum(axis=0)
+    n_obs = np.full(prepared.n_points, float(prepared.n_members))
+    return fit_inputs(design, s2, n_obs, tempered_coef(design, n_obs))
+
+
+def posterior_weights(prepared: Any, draws: np.ndarray) -> dict[str, float]:
+    """E_post[w_m] from draws (D, 4) of the tempered model: one matrix product over draws
+    (`fusion.inference.posterior.member_logliks`), labelled by member id."""
+    from fusion.inference.posterior import member_logliks
+
+    w = member_logliks(prepared, dict(zip(PARAMS, np.asarray(draws).T)))["w"].mean(axis=0)
+    return dict(zip(prepared.member_ids, map(float, w)))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The fits a worker runs: one dataset per subsample seed, already prepared here."""
+
+    settings: StabilitySettings
+    inputs: tuple[dict[str, np.ndarray], ...]
+
+
+def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]:
+    """Worker entry point: fit the tempered model on each seed's prepared points."""
+    st = job.settings
+    results = []
+    for k in indices:
+        res = fit(job.inputs[k], draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed)
+        results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
+    return {"results": results, **worker_info()}
+
+
+def example_config(folder: Path) -> Path:
+    """The bundled example (`fusion example`), written once into `folder` and reused on resume."""
+    from fusion.data.synthetic import write_example
+
+    cfg = folder / "config.yaml"
+    if not is_complete(folder):
+        write_example(folder)
+        mark_success(folder)
+    return cfg
+
+
+def run_stability(
+    config_path: str | Path,
+    folder: str | Path,
+    settings: StabilitySettings | None = None,
+    progress: Callable[[str], None] = print,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Weights for each seed (resumable, one artifact per seed), then the stability figures."""
+    from fusion import load_config, load_data, prepare
+
+    settings = settings or StabilitySettings()
+    folder = Path(folder)
+    key = spec_hash(replace(settings, max_sd=0.0))  # the gate never changes the weights
+    cfg = load_config(config_path)
+    weights: dict[int, dict[str, float]] = {}
+    todo: list[int] = []
+    for seed in settings.seeds:
+        d = folder / "seeds" / f"seed{seed}"
+        if is_complete(d):
+            rec = json.loads((d / "weights.json").read_text())
+            if rec.get("key") == key:
+                weights[seed] = rec["weights"]
+                continue
+        todo.append(seed)
+    if todo:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the example carries a deliberate missing-ERRY warning
+            data = load_data(cfg)
+        prepared = {
+            seed: prepare(cfg.with_updates(inference={"subsample": {"size": settings.subsample_size, "seed": int(seed)}}), data)
+            for seed in todo
+        }
+        job = _Job(settings, tuple(_fit_inputs_of(prepared[s]) for s in todo))
+
+        def on_chunk(results: list[dict[str, Any]]) -> None:
+            for r in results:
+                seed = todo[r["index"]]
+                p = prepared[seed]
+                weights[seed] = posterior_weights(p, r["draws"])
+                d = folder / "seeds" / f"seed{seed}"
+                (d / SUCCESS).unlink(missing_ok=True)
+                write_json(d / "weights.json", {"key": key, "seed": int(seed), "n_points": p.n_points,
+                                                "divergences": r["divergences"], "weights": weights[seed]})  # fmt: skip
+                mark_success(d)
+                progress(f"stability: seed {seed} done ({len(weights)}/{len(settings.seeds)})")
+
+        run_tasks(stability_chunk, job, list(range(len(todo))), on_chunk, scheduler=scheduler, workers=workers, chunk_size=1)
+    return seed_stability(weights)
+
+
+def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table: pd.DataFrame = figures["table"]
+    members = list(table.columns)
+    x = np.arange(len(members))
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(members) + 2), 3.8))
+    for j, (seed, row) in enumerate(table.iterrows()):
+        ax.scatter(x + (j - len(table) / 2) * 0.06, row.values, s=14, color=f"C{j % 10}", label=f"seed {seed}")
+    mean = table.mean(axis=0).values
+    sd = np.array([figures["sd"][m] for m in members])
+    ax.errorbar(x + 0.35, mean, yerr=sd, fmt="s", color="k", ms=4, capsize=3, label="mean ± σ")
+    top = figures["modal_top_member"]
+    ax.set_xticks(x, [f"{m}*" if m == top else m for m in members])
+    ax.set_ylabel("posterior-mean weight E[w]")
+    ax.set_title(
+        f"E[w] across {len(table)} subsample seeds: max σ {figures['max_sd']:.4f} ({figures['max_sd_member']}; "
+        f"gate {threshold})\ntop member {top} in {figures['top_agreement']:.0%} of seeds",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    name = "seed_stability.png"
+    with atomic_path(folder / name) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return name
+
+
+def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> CheckResult:
+    """Seed stability on the bundled example; gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
+    start = time.perf_counter()
+    settings = settings or StabilitySettings()
+    out = Path(ctx.artifact_dir)
+    cfg = example_config(out / "example")
+    figures = run_stability(cfg, out, settings, progress=ctx.progress, scheduler=ctx.scheduler)
+    table = figures.pop("table")
+    write_csv(out / "weights_by_seed.csv", table.rename_axis("seed").reset_index())
+    plot = plot_stability(out, {**figures, "table": table}, settings.max_sd)
+    passed = figures["max_sd"] <= settings.max_sd
+    messages = [] if passed else [
+        f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across seeds "
+        f"> {settings.max_sd}"
+    ]  # fmt: skip
+    if figures["top_agreement"] < 1.0:
+        messages.append(
+            f"(reported) seeds disagree on the top member: {figures['modal_top_member']} in {figures['top_agreement']:.0%}"
+        )
+    write_json(out / "summary.json", {"figures": figures, "settings": asdict(settings), "messages": messages})
+    return CheckResult(
+        name="stability",
+        case=ctx.case,
+        status="pass" if passed else "fail",
+        figures=figures,
+        thresholds={"max_sd": settings.max_sd, "subsample_size": settings.subsample_size, "n_seeds": len(settings.seeds)},
+        messages=messages,
+        plots=[plot],
+        duration_s=time.perf_counter() - start,
+        provenance={"seeds": list(settings.seeds), "sampler": "nutpie (compiled once, data swapped)", "dataset": "fusion example"},
+    )

@@ -1,0 +1,55 @@
+"""SBC (check 4): the generative form is calibrated, the planted bugs are not, the tempered form's
+miscalibration is measured; the quick suite's size and speed are the ones promised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.checks import CheckContext
+from harness.sbc import QUANTITIES, run_check, run_sbc, suite_spec
+from harness.simulate import DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
+
+
+def _ctx(tmp_path: Path, suite: str) -> CheckContext:
+    return CheckContext(suite=suite, artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path,  # type: ignore[arg-type]
+                        progress=lambda s: None)  # fmt: skip
+
+
+def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> None:
+    result = run_check(_ctx(tmp_path, "quick"))
+    assert result.status == "pass", result.messages
+    gen, tmp = result.figures["generative"], result.figures["tempered"]
+    assert gen["replicates"] == tmp["replicates"] == 200
+    assert gen["failed_fraction"] <= 0.05 and not gen["rejected"]
+    assert set(gen["tests"]) == set(QUANTITIES)
+    # the tempered posterior is close to the prior: its log-likelihood ranks pile up at the top
+    assert "loglik" in tmp["rejected"]
+    assert tmp["miscalibration"]["loglik"]["shape"].startswith("piled high")
+    assert tmp["miscalibration"]["sigma_base_vel"]["posterior_sd_ratio_median"] > 1.2  # wider than calibrated
+    assert any("beta_thick is not identified" in f for f in result.figures["findings"])
+    assert gen["posterior_contraction"]["beta_thick"] < 0.1 < gen["posterior_contraction"]["sigma_base_vel"]
+    for plot in result.plots:
+        assert (tmp_path / plot).stat().st_size > 1000
+    assert len(list(tmp_path.glob("generative/replicates/r*/_SUCCESS"))) == 200
+
+
+@pytest.mark.parametrize("variant", [WRONG_PRIOR_SCALE, DROPPED_THICK_TERM], ids=lambda v: v.name)
+def test_planted_bug_fails_sbc_at_quick_size(variant: ModelVariant, tmp_path: Path) -> None:
+    """Power: each planted bug is caught with the quick suite's 200 replicates."""
+    out = run_sbc(suite_spec("quick", variant=variant), tmp_path, workers=0, progress=lambda s: None, plots=False)
+    assert out.figures["replicates"] == 200
+    assert not out.passed
+    assert out.figures["rejected"], out.figures["tests"]
+    if variant is DROPPED_THICK_TERM:
+        # its parameters look calibrated (the thickness posterior is the prior); the log-likelihood is not
+        assert out.figures["rejected"] == ["loglik"]
+
+
+@pytest.mark.full
+def test_full_suite_passes_in_five_minutes(tmp_path: Path) -> None:
+    result = run_check(_ctx(tmp_path, "full"))
+    assert result.status == "pass", result.messages
+    assert result.figures["generative"]["replicates"] == 1000
+    assert result.duration_s < 300
