@@ -90,7 +90,9 @@ def sampler_diagnostics(trace: xr.DataTree, var_names: Sequence[str] | None = No
         "chains": chains,
         "draws": draws,
         "var_names": names,
-        "per_variable": {n: {"r_hat": rhat[n], "ess_bulk": ess_bulk[n], "ess_tail": ess_tail[n]} for n in names},
+        "per_variable": {
+            n: {"r_hat": rhat[n], "ess_bulk": ess_bulk[n], "ess_tail": ess_tail[n]} for n in names
+        },
     }
 
 

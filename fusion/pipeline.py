@@ -134,7 +134,10 @@ def run(
     # 2. projection inputs exist for every member (fail before the expensive step)
     if with_projection:
         spec = cfg.projection
-        for folder, key in ((spec.historical_dir, "projection.historical_dir"), (spec.forward_dir, "projection.forward_dir")):
+        for folder, key in (
+            (spec.historical_dir, "projection.historical_dir"),
+            (spec.forward_dir, "projection.forward_dir"),
+        ):
             input_files += list(projection_files(Path(folder), prepared.member_ids, key).values())
         member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
 
@@ -305,7 +308,9 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_to_dir(config_path: str | Path, out_dir: str | Path | None = None, *, progressbar: bool = True) -> Path:
+def run_to_dir(
+    config_path: str | Path, out_dir: str | Path | None = None, *, progressbar: bool = True
+) -> Path:
     """`fusion run`: load the config, run, and write the run folder (default `output.dir`)."""
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir is not None else cfg.output.dir

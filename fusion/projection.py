@@ -79,7 +79,8 @@ def read_volume(path: Path, var: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         ds = netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError) as exc:
-        raise InputError(path, f"not a readable NetCDF file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"not a readable NetCDF file ({reason})") from None
     with ds:
         if var not in ds.variables:
             raise InputError(path, f"missing variable '{var}'")
@@ -237,13 +238,14 @@ def plot_projection(
     ax_cdf, ax_mean = fig.subplots(1, 2, width_ratios=[3, 2])
     colours = {"weighted": "tab:blue", "unweighted": "tab:grey"}
     q = f"{summary['lower_q']:.0%}–{summary['upper_q']:.0%}"
-    for row, (key, weights) in enumerate((("weighted", w), ("unweighted", np.full_like(sle, 1.0 / sle.size)))):
+    equal = np.full_like(sle, 1.0 / sle.size)
+    for row, (key, weights) in enumerate((("weighted", w), ("unweighted", equal))):
         block = summary if key == "weighted" else summary["unweighted"]
         c = colours[key]
         cum = np.concatenate([[0.0], np.cumsum(weights[order])])
         xs = np.concatenate([[sle[order][0]], sle[order]])
-        ax_cdf.step(xs, cum, where="post", color=c, lw=2 if key == "weighted" else 1.2,
-                    label=f"{key}: median {block['median']:.1f} mm, {q} [{block['lower']:.1f}, {block['upper']:.1f}]")
+        label = f"{key}: median {block['median']:.1f} mm, {q} [{block['lower']:.1f}, {block['upper']:.1f}]"
+        ax_cdf.step(xs, cum, where="post", color=c, lw=2 if key == "weighted" else 1.2, label=label)
         y = -0.07 * (row + 1)  # interval bars under the CDF, one row per distribution
         ax_cdf.hlines(y, block["lower"], block["upper"], color=c, lw=3)
         ax_cdf.plot([block["median"]], [y], "o", color=c, ms=6)
@@ -261,7 +263,8 @@ def plot_projection(
     ax_mean.axvline(wm["median"], color="k", ls="--", lw=1, label=f"median {wm['median']:.2f} mm")
     ax_mean.axvline(wm["lower"], color="k", ls=":", lw=1, label=f"{q} [{wm['lower']:.1f}, {wm['upper']:.1f}]")
     ax_mean.axvline(wm["upper"], color="k", ls=":", lw=1)
-    ax_mean.axvline(summary["unweighted"]["mean"], color=colours["unweighted"], lw=1.5, label="unweighted mean")
+    unweighted_mean = summary["unweighted"]["mean"]
+    ax_mean.axvline(unweighted_mean, color=colours["unweighted"], lw=1.5, label="unweighted mean")
     ax_mean.set_xlabel("Σ w·SLE over posterior draws (mm)")
     ax_mean.set_title("Posterior of the weighted mean")
     ax_mean.legend(fontsize=8)

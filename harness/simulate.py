@@ -37,37 +37,37 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.io import SUCCESS, is_complete, mark_success, write_json
 from fusion.inference.model import PARAMS, PRIOR_SIGMA
+from fusion.io import SUCCESS, is_complete, mark_success, write_json
 
 __all__ = [
+    "CORRECT",
+    "DROPPED_LOGNORM_TERM",
+    "DROPPED_THICK_TERM",
     "PARAMS",
     "PRIOR_SIGMA",
-    "ModelVariant",
-    "CORRECT",
     "WRONG_PRIOR_SCALE",
-    "DROPPED_THICK_TERM",
-    "DROPPED_LOGNORM_TERM",
     "Design",
-    "sbc_design",
+    "Fit",
+    "ModelVariant",
+    "build_model",
+    "compile_count",
+    "convergence",
     "design_from_prepared",
     "draw_prior",
+    "fit",
+    "fit_inputs",
+    "local_pool",
+    "loglik_draws",
+    "replicate_rng",
+    "run_replicates",
+    "run_tasks",
+    "sbc_design",
+    "shutdown_pools",
     "sigma_tot2",
     "simulate_residuals",
-    "loglik_draws",
-    "fit_inputs",
-    "tempered_coef",
-    "Fit",
-    "fit",
-    "convergence",
-    "compile_count",
-    "build_model",
-    "replicate_rng",
     "spec_hash",
-    "run_tasks",
-    "run_replicates",
-    "local_pool",
-    "shutdown_pools",
+    "tempered_coef",
     "worker_info",
 ]
 
@@ -186,7 +186,11 @@ class Design:
 
 @lru_cache(maxsize=16)
 def sbc_design(
-    n_thick: int = 100, n_vel: int = 100, n_members: int = 5, seed: int = 20260430, levels: tuple[int, int] = (10, 20)
+    n_thick: int = 100,
+    n_vel: int = 100,
+    n_members: int = 5,
+    seed: int = 20260430,
+    levels: tuple[int, int] = (10, 20),
 ) -> Design:
     """A fixed, seeded design with the magnitudes of real data (thickness σ_obs 0.2–2 m/yr,
     velocity σ_obs 1–5 m/yr, speeds log-uniform 1–3000 m/yr), small enough to fit in milliseconds.
@@ -242,7 +246,7 @@ def simulate_residuals(theta: np.ndarray, design: Design, rng: np.random.Generat
 
 
 def loglik_draws(theta: np.ndarray, design: Design, s2: np.ndarray, n_obs: np.ndarray) -> np.ndarray:
-    """The untempered log-likelihood Σ_i −½[S2_i/σ² + n_i log(2πσ²)] for each draw (D,) or one θ ()."""
+    """Untempered log-likelihood Σ_i −½[S2_i/σ² + n_i log(2πσ²)] per draw (D,), or for one θ ()."""
     var = sigma_tot2(theta, design)
     return -0.5 * (s2 / var + n_obs * (np.log(var) + _LOG_2PI)).sum(axis=-1)
 
@@ -257,7 +261,9 @@ def tempered_coef(design: Design, n_obs: np.ndarray, alpha: tuple[float, float] 
     return coef
 
 
-def fit_inputs(design: Design, s2: np.ndarray, n_obs: np.ndarray, coef: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def fit_inputs(
+    design: Design, s2: np.ndarray, n_obs: np.ndarray, coef: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The arrays swapped into the compiled graph for one dataset; `coef=None` is the generative form.
 
     With `design.group`, points are summed per group first: S2 and n add up, and σ_tot,
@@ -321,9 +327,18 @@ def fit(
     known = {var.name for var in compiled.shared_var_keys}  # a planted bug may leave an input unused
     model = compiled.with_data(**{k: v for k, v in data.items() if k in known})
     raw = nutpie.sample(
-        model, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, progress_bar=False,
-        return_raw_trace=True, save_warmup=False, target_accept=target_accept, adaptation=adaptation,
-    )  # fmt: skip
+        model,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        progress_bar=False,
+        return_raw_trace=True,
+        save_warmup=False,
+        target_accept=target_accept,
+        adaptation=adaptation,
+    )
     draw_batches, stat_batches = raw.get_arrow_trace()
     pos, div, energy, steps = [], [], [], []
     for d, s in zip(draw_batches, stat_batches):
@@ -417,6 +432,14 @@ class MapStats:
     compilations: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     backend: str = "local"
+    first_chunk_s: float = 0.0  # start-up: worker processes, imports, compilation, first chunk
+    first_chunk_size: int = 0
+
+    @property
+    def steady_per_min(self) -> float:
+        """Replicates per minute after the first chunk landed (start-up excluded)."""
+        rest = self.seconds - self.first_chunk_s
+        return 60.0 * (self.fitted - self.first_chunk_size) / rest if rest > 0 else float("nan")
 
     @property
     def total_compilations(self) -> int:
@@ -454,6 +477,8 @@ def run_tasks(
 
     def take(out: dict[str, Any]) -> None:
         stats.compilations[f"{out['host']}:{out['pid']}"] = int(out["compilations"])
+        if not stats.fitted:
+            stats.first_chunk_s, stats.first_chunk_size = time.perf_counter() - start, len(out["results"])
         stats.fitted += len(out["results"])
         on_chunk(out["results"])
 
@@ -496,6 +521,9 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
     coverage regimes that follow reuse the compiled graphs instead of compiling again.
     """
     pool = _POOLS.get(workers)
+    if pool is not None and getattr(pool, "_broken", False):  # a worker died (killed, out of memory)
+        pool.shutdown(wait=False, cancel_futures=True)
+        pool = None
     if pool is None:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
         _POOLS[workers] = pool
@@ -565,11 +593,15 @@ def run_replicates(
     if reused:
         progress(f"{label}: resuming, {reused}/{n} replicates already done")
     if todo and scheduler is None and workers != 0 and (workers or os.cpu_count() or 1) not in _POOLS:
-        progress(f"{label}: starting {workers or os.cpu_count()} local worker processes (each imports PyMC and compiles once)")
+        progress(
+            f"{label}: starting {workers or os.cpu_count()} local worker processes "
+            "(each imports PyMC and compiles once)"
+        )
 
     def on_chunk(results: list[dict[str, Any]]) -> None:
         before = len(done)
         for rec in results:
+            rec["spec_hash"] = key  # stamped here: the driver's spec and code are what a resume compares
             save_replicate(folder, rec)
             done[rec["index"]] = rec
         if len(done) // every > before // every or len(done) == n:
@@ -585,4 +617,3 @@ def worker_info() -> dict[str, Any]:
     import socket
 
     return {"host": socket.gethostname(), "pid": os.getpid(), "compilations": compile_count()}
-

@@ -36,7 +36,14 @@ from harness.simulate import (
     worker_info,
 )
 
-__all__ = ["StabilitySettings", "seed_stability", "posterior_weights", "stability_chunk", "run_stability", "run_check"]
+__all__ = [
+    "StabilitySettings",
+    "posterior_weights",
+    "run_check",
+    "run_stability",
+    "seed_stability",
+    "stability_chunk",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,9 @@ def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]
     """
     table = pd.DataFrame({seed: pd.Series(w, dtype=float) for seed, w in weights.items()}).T
     if table.isna().any().any():
-        missing = {m: [int(s) for s in table.index[table[m].isna()]] for m in table.columns if table[m].isna().any()}
+        missing = {
+            m: [int(s) for s in table.index[table[m].isna()]] for m in table.columns if table[m].isna().any()
+        }
         raise ValueError(f"member labels differ between seeds: missing {missing}")
     sd = table.std(axis=0, ddof=1) if len(table) > 1 else table.iloc[0] * 0.0
     top = table.idxmax(axis=1)
@@ -108,7 +117,9 @@ def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]
     st = job.settings
     results = []
     for k in indices:
-        res = fit(job.inputs[k], draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed)
+        res = fit(
+            job.inputs[k], draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed
+        )
         results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
     return {"results": results, **worker_info()}
 
@@ -155,7 +166,12 @@ def run_stability(
             warnings.simplefilter("ignore")  # the example carries a deliberate missing-ERRY warning
             data = load_data(cfg)
         prepared = {
-            seed: prepare(cfg.with_updates(inference={"subsample": {"size": settings.subsample_size, "seed": int(seed)}}), data)
+            seed: prepare(
+                cfg.with_updates(
+                    inference={"subsample": {"size": settings.subsample_size, "seed": int(seed)}}
+                ),
+                data,
+            )
             for seed in todo
         }
         job = _Job(settings, tuple(_fit_inputs_of(prepared[s]) for s in todo))
@@ -167,12 +183,28 @@ def run_stability(
                 weights[seed] = posterior_weights(p, r["draws"])
                 d = folder / "seeds" / f"seed{seed}"
                 (d / SUCCESS).unlink(missing_ok=True)
-                write_json(d / "weights.json", {"key": key, "seed": int(seed), "n_points": p.n_points,
-                                                "divergences": r["divergences"], "weights": weights[seed]})  # fmt: skip
+                write_json(
+                    d / "weights.json",
+                    {
+                        "key": key,
+                        "seed": int(seed),
+                        "n_points": p.n_points,
+                        "divergences": r["divergences"],
+                        "weights": weights[seed],
+                    },
+                )
                 mark_success(d)
                 progress(f"stability: seed {seed} done ({len(weights)}/{len(settings.seeds)})")
 
-        run_tasks(stability_chunk, job, list(range(len(todo))), on_chunk, scheduler=scheduler, workers=workers, chunk_size=1)
+        run_tasks(
+            stability_chunk,
+            job,
+            list(range(len(todo))),
+            on_chunk,
+            scheduler=scheduler,
+            workers=workers,
+            chunk_size=1,
+        )
     return seed_stability(weights)
 
 
@@ -187,7 +219,9 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     x = np.arange(len(members))
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(members) + 2), 3.8))
     for j, (seed, row) in enumerate(table.iterrows()):
-        ax.scatter(x + (j - len(table) / 2) * 0.06, row.values, s=14, color=f"C{j % 10}", label=f"seed {seed}")
+        ax.scatter(
+            x + (j - len(table) / 2) * 0.06, row.values, s=14, color=f"C{j % 10}", label=f"seed {seed}"
+        )
     mean = table.mean(axis=0).values
     sd = np.array([figures["sd"][m] for m in members])
     ax.errorbar(x + 0.35, mean, yerr=sd, fmt="s", color="k", ms=4, capsize=3, label="mean ± σ")
@@ -195,7 +229,8 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     ax.set_xticks(x, [f"{m}*" if m == top else m for m in members])
     ax.set_ylabel("posterior-mean weight E[w]")
     ax.set_title(
-        f"E[w] across {len(table)} subsample seeds: max σ {figures['max_sd']:.4f} ({figures['max_sd_member']}; "
+        f"E[w] across {len(table)} subsample seeds: max σ {figures['max_sd']:.4f} "
+        f"({figures['max_sd_member']}; "
         f"gate {threshold})\ntop member {top} in {figures['top_agreement']:.0%} of seeds",
         fontsize=9,
     )
@@ -219,13 +254,16 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
     write_csv(out / "weights_by_seed.csv", table.rename_axis("seed").reset_index())
     plot = plot_stability(out, {**figures, "table": table}, settings.max_sd)
     passed = figures["max_sd"] <= settings.max_sd
-    messages = [] if passed else [
-        f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across seeds "
-        f"> {settings.max_sd}"
-    ]  # fmt: skip
+    messages = []
+    if not passed:
+        messages.append(
+            f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across seeds "
+            f"> {settings.max_sd}"
+        )
     if figures["top_agreement"] < 1.0:
         messages.append(
-            f"(reported) seeds disagree on the top member: {figures['modal_top_member']} in {figures['top_agreement']:.0%}"
+            "(reported) seeds disagree on the top member: "
+            f"{figures['modal_top_member']} in {figures['top_agreement']:.0%}"
         )
     write_json(out / "summary.json", {"figures": figures, "settings": asdict(settings), "messages": messages})
     return CheckResult(
@@ -233,9 +271,17 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
         case=ctx.case,
         status="pass" if passed else "fail",
         figures=figures,
-        thresholds={"max_sd": settings.max_sd, "subsample_size": settings.subsample_size, "n_seeds": len(settings.seeds)},
+        thresholds={
+            "max_sd": settings.max_sd,
+            "subsample_size": settings.subsample_size,
+            "n_seeds": len(settings.seeds),
+        },
         messages=messages,
         plots=[plot],
         duration_s=time.perf_counter() - start,
-        provenance={"seeds": list(settings.seeds), "sampler": "nutpie (compiled once, data swapped)", "dataset": "fusion example"},
+        provenance={
+            "seeds": list(settings.seeds),
+            "sampler": "nutpie (compiled once, data swapped)",
+            "dataset": "fusion example",
+        },
     )

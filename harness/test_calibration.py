@@ -9,24 +9,42 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.calibration import NOMINAL_1, NOMINAL_2, THRESHOLDS, coverage_curve, nominal, predictive_pit, run_check
+from harness.calibration import (
+    NOMINAL_1,
+    NOMINAL_2,
+    THRESHOLDS,
+    coverage_curve,
+    nominal,
+    predictive_pit,
+    run_check,
+)
 from harness.checks import CheckContext
 
 
 def test_quick_suite_passes(tmp_path: Path) -> None:
-    ctx = CheckContext(suite="quick", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path,  # type: ignore[arg-type]
-                       progress=lambda s: None)  # fmt: skip
+    ctx = CheckContext(
+        suite="quick",
+        artifact_dir=tmp_path,
+        golden_dir=tmp_path,
+        fixtures_dir=tmp_path,
+        progress=lambda s: None,
+    )
     result = run_check(ctx)
     assert result.status == "pass", result.messages
-    a, b = result.figures["generative"]["regimes"], result.figures["physical"]["regimes"]
+    a, b = result.figures["generative"], result.figures["physical"]
     assert a["dense_clean"]["calibration_error"] <= 0.05
-    for name, s in a.items():  # near nominal in every regime, not only the gated one
-        assert s["calibration_error"] < 0.1, name
+    for name in (
+        "dense_clean",
+        "sparse_clean",
+        "sparse_noisy",
+    ):  # near nominal in every regime, not only the gated one
+        assert a[name]["calibration_error"] < 0.1, name
     errors = [a[r]["recovery_error_identified"] for r in ("dense_clean", "sparse_clean", "sparse_noisy")]
     assert errors[0] < errors[2], errors  # less information, worse recovery
     assert b["dense_clean"]["truth_first_fraction"] >= 0.95
     assert b["dense_clean"]["coverage_1sigma"] > NOMINAL_1  # tempered mixture over-covers: a finding
     assert (tmp_path / result.plots[0]).stat().st_size > 1000
+    assert any("over-covers" in m for m in result.messages)
 
 
 def test_pit_and_coverage_are_exact_for_a_known_gaussian() -> None:
@@ -57,3 +75,18 @@ def test_mixture_pit_weights_members() -> None:
     w = np.array([[0.0, 1.0], [0.0, 1.0]])
     pit = predictive_pit(np.array([10.5, 9.0]), centers, np.ones((2, 2)), weights=w)
     np.testing.assert_allclose(pit, stats.norm.cdf([0.5, -1.0]))
+
+
+@pytest.mark.full
+def test_full_suite_passes(tmp_path: Path) -> None:
+    ctx = CheckContext(
+        suite="full",
+        artifact_dir=tmp_path,
+        golden_dir=tmp_path,
+        fixtures_dir=tmp_path,
+        progress=lambda s: None,
+    )
+    result = run_check(ctx)
+    assert result.status == "pass", result.messages
+    assert result.figures["generative"]["dense_clean"]["replicates"] == 200
+    assert result.figures["physical"]["dense_clean"]["replicates"] == 100

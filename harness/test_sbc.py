@@ -4,6 +4,7 @@ miscalibration is measured; the quick suite's size and speed are the ones promis
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -12,9 +13,14 @@ from harness.sbc import QUANTITIES, run_check, run_sbc, suite_spec
 from harness.simulate import DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
 
 
-def _ctx(tmp_path: Path, suite: str) -> CheckContext:
-    return CheckContext(suite=suite, artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path,  # type: ignore[arg-type]
-                        progress=lambda s: None)  # fmt: skip
+def _ctx(tmp_path: Path, suite: Literal["quick", "full"]) -> CheckContext:
+    return CheckContext(
+        suite=suite,
+        artifact_dir=tmp_path,
+        golden_dir=tmp_path,
+        fixtures_dir=tmp_path,
+        progress=lambda s: None,
+    )
 
 
 def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> None:
@@ -23,12 +29,14 @@ def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> Non
     gen, tmp = result.figures["generative"], result.figures["tempered"]
     assert gen["replicates"] == tmp["replicates"] == 200
     assert gen["failed_fraction"] <= 0.05 and not gen["rejected"]
-    assert set(gen["tests"]) == set(QUANTITIES)
+    assert set(gen["chi2_p"]) == set(QUANTITIES) and all(gen["ecdf_inside_band"].values())
+    assert gen["rejected_with_failed_fits"] == []  # leaving failed fits out hides nothing
     # the tempered posterior is close to the prior: its log-likelihood ranks pile up at the top
     assert "loglik" in tmp["rejected"]
-    assert tmp["miscalibration"]["loglik"]["shape"].startswith("piled high")
-    assert tmp["miscalibration"]["sigma_base_vel"]["posterior_sd_ratio_median"] > 1.2  # wider than calibrated
-    assert any("beta_thick is not identified" in f for f in result.figures["findings"])
+    assert tmp["shape"]["loglik"].startswith("piled high")
+    assert tmp["posterior_sd_ratio_median"]["sigma_base_vel"] > 1.2  # wider than the calibrated posterior
+    assert any("beta_thick is not identified" in m for m in result.messages)
+    assert any("tempered (prototype) form is miscalibrated" in m for m in result.messages)
     assert gen["posterior_contraction"]["beta_thick"] < 0.1 < gen["posterior_contraction"]["sigma_base_vel"]
     for plot in result.plots:
         assert (tmp_path / plot).stat().st_size > 1000
@@ -38,7 +46,9 @@ def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> Non
 @pytest.mark.parametrize("variant", [WRONG_PRIOR_SCALE, DROPPED_THICK_TERM], ids=lambda v: v.name)
 def test_planted_bug_fails_sbc_at_quick_size(variant: ModelVariant, tmp_path: Path) -> None:
     """Power: each planted bug is caught with the quick suite's 200 replicates."""
-    out = run_sbc(suite_spec("quick", variant=variant), tmp_path, workers=0, progress=lambda s: None, plots=False)
+    out = run_sbc(
+        suite_spec("quick", variant=variant), tmp_path, workers=0, progress=lambda s: None, plots=False
+    )
     assert out.figures["replicates"] == 200
     assert not out.passed
     assert out.figures["rejected"], out.figures["tests"]

@@ -12,8 +12,13 @@ from harness.stability import StabilitySettings, run_check, seed_stability
 
 
 def _ctx(tmp_path: Path) -> CheckContext:
-    return CheckContext(suite="quick", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path,  # type: ignore[arg-type]
-                        progress=lambda s: None)  # fmt: skip
+    return CheckContext(
+        suite="quick",
+        artifact_dir=tmp_path,
+        golden_dir=tmp_path,
+        fixtures_dir=tmp_path,
+        progress=lambda s: None,
+    )
 
 
 def test_bundled_example_is_seed_stable(tmp_path: Path) -> None:

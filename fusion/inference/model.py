@@ -9,6 +9,11 @@ so one gradient costs O(N) instead of O(M·N). Points of one stream that share
 (σ_obs², speed) also share σ_tot for every θ, so they are merged into one group with summed
 S2 and a count: an exact rewrite that only changes the summation order.
 
+`FusedDensity` is the same log-density (priors, log-transform Jacobian and potential) with its
+gradient written out by hand in one Numba pass over the groups, cached on disk: it lets
+nutpie sample without compiling a PyTensor graph (seconds saved on every run) and runs
+several times faster per gradient. Tests hold it to `build_model` at 1e-9.
+
 `build_loop_model` is the prototype's own construction (one log-likelihood graph per member,
 deterministics `w`, `logL_*` inside the model). It is slow by design; tests prove both forms
 have the same log-density and gradient, and the benchmark times one against the other.
@@ -16,9 +21,11 @@ have the same log-density and gradient, and the benchmark times one against the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -38,6 +45,7 @@ __all__ = [
     "stream_blocks",
     "build_model",
     "build_loop_model",
+    "FusedDensity",
 ]
 
 #: The four free parameters, in the order every table lists them.
@@ -108,7 +116,9 @@ def sigma_obs_squared(prepared: Prepared) -> np.ndarray:
     return np.square(prepared.sigma_obs).astype(np.float64)
 
 
-def stream_blocks(prepared: Prepared, settings: NoiseSettings, *, merge: bool = True) -> tuple[StreamBlock, ...]:
+def stream_blocks(
+    prepared: Prepared, settings: NoiseSettings, *, merge: bool = True
+) -> tuple[StreamBlock, ...]:
     """Per-stream sufficient statistics (thickness first), labels taken from `prepared.stream`."""
     s2_point = squared_residuals(prepared).sum(axis=0)
     so2 = sigma_obs_squared(prepared)
@@ -136,7 +146,12 @@ def stream_blocks(prepared: Prepared, settings: NoiseSettings, *, merge: bool = 
 
 
 def _priors() -> dict[str, pt.TensorVariable]:
-    return {name: pm.HalfNormal(name, sigma=scale) for name, scale in PRIOR_SIGMA.items()}
+    """HalfNormal priors with float64 scales (a bare 0.5 becomes a float32 constant in PyTensor,
+    and log(0.5) in float32 shifts the log-density by 1.9e-9)."""
+    return {
+        name: pm.HalfNormal(name, sigma=pt.constant(scale, dtype="float64"))
+        for name, scale in PRIOR_SIGMA.items()
+    }
 
 
 def _sigma_tot2(theta: dict[str, pt.TensorVariable], stream: int, sigma_obs2, speed, inflation2: float):
@@ -180,11 +195,12 @@ def build_loop_model(prepared: Prepared, settings: NoiseSettings | None = None) 
             if n_s == 0:
                 per_stream[s] = [pt.constant(0.0, dtype="float64")] * prepared.n_members
                 continue
-            sigma_tot = pt.sqrt(
-                _sigma_tot2(theta, s, pt.constant(so2[sel]), pt.constant(prepared.speed[sel]), settings.inflation2(s))
+            var = _sigma_tot2(
+                theta, s, pt.constant(so2[sel]), pt.constant(prepared.speed[sel]), settings.inflation2(s)
             )
+            normal = pm.Normal.dist(mu=0.0, sigma=pt.sqrt(var))
             per_stream[s] = [
-                pm.logp(pm.Normal.dist(mu=0.0, sigma=sigma_tot), pt.constant(y[sel] - prepared.F[m, sel])).sum()
+                pm.logp(normal, pt.constant(y[sel] - prepared.F[m, sel])).sum()
                 for m in range(prepared.n_members)
             ]
         n_t = max(int(prepared.is_thick.sum()), 1)
@@ -199,3 +215,159 @@ def build_loop_model(prepared: Prepared, settings: NoiseSettings | None = None) 
         pm.Deterministic("w", pt.special.softmax(logl_scaled), dims="member")
         pm.Potential("joint_loglik", pt.sum(logl_scaled))
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused density: value and gradient of the model's log-density in one pass.
+#
+# For one stream with s = σ_base², β and groups k (σ_obs² + inflation² = a_k, speed v_k,
+# summed squared residuals S2_k, count c_k): u_k = 1 + β·v_k, var_k = a_k + s·u_k and
+#     P = scale · (−½ Σ S2_k/var_k − ½ M Σ c_k log var_k − ½ M N log 2π)
+#     ∂P/∂s = scale · ½ Σ g_k u_k,   ∂P/∂β = scale · ½ s Σ g_k v_k,
+#     g_k = (S2_k/var_k − M c_k)/var_k.
+# Single points (c_k = 1) come first; their logs are taken of products of _CHUNK variances
+# (exact up to rounding; a chunk that would leave the normal float range falls back to one
+# log per point), which removes most of the cost of `log`.
+# ---------------------------------------------------------------------------------------------
+
+_CHUNK = 32
+_FASTMATH = {"reassoc", "contract", "nsz"}  # reorder sums only: no approximate functions, NaN/inf kept
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _stream_terms(s, beta, a, speed, s2, count, n_single, m):  # pragma: no cover - compiled
+    """Σ S2/var, Σ c·log var, Σ g·u and Σ g·v over one stream's groups (see the block comment).
+
+    var = (a + s) + sβ·v and Σ g·u = Σ g + β Σ g·v keep the loop to one division and a few
+    fused multiply-adds per group; `error_model="numpy"` (no ZeroDivisionError branch) lets
+    LLVM vectorise it.
+    """
+    quad = 0.0
+    logdet = 0.0
+    g0 = 0.0
+    g1 = 0.0
+    sbeta = s * beta
+    n = a.size
+    n_chunked = n_single - n_single % _CHUNK
+    for start in range(0, n_chunked, _CHUNK):
+        prod = 1.0
+        for k in range(start, start + _CHUNK):
+            var = (a[k] + s) + sbeta * speed[k]
+            inv = 1.0 / var
+            q = s2[k] * inv
+            quad += q
+            g = inv * (q - m)
+            g0 += g
+            g1 += g * speed[k]
+            prod *= var
+        if prod > 1e-300 and prod < 1e300:
+            logdet += math.log(prod)
+        else:
+            for k in range(start, start + _CHUNK):
+                logdet += math.log((a[k] + s) + sbeta * speed[k])
+    for k in range(n_chunked, n):
+        var = (a[k] + s) + sbeta * speed[k]
+        inv = 1.0 / var
+        q = s2[k] * inv
+        quad += q
+        g = inv * (q - m * count[k])
+        g0 += g
+        g1 += g * speed[k]
+        logdet += count[k] * math.log(var)
+    return quad, logdet, g0 + beta * g1, g1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _logp_grad(x, data, bounds, stream_consts, prior_consts, grad):  # pragma: no cover - compiled
+    """Whole log-density at unconstrained x; writes the gradient into `grad`; returns the value.
+
+    data: (4, K) rows a, speed, s2, count; bounds: (n_streams, 4) int64 rows [stream, start,
+    stop, n_single]; stream_consts: (n_streams, 3) rows [scale, N·log 2π, M];
+    prior_consts: [Σ const, 1/σ_j² for each parameter].
+    """
+    logp = prior_consts[0]
+    for j in range(4):
+        theta2 = math.exp(2.0 * x[j]) * prior_consts[1 + j]
+        logp += x[j] - 0.5 * theta2
+        grad[j] = 1.0 - theta2
+    for r in range(bounds.shape[0]):
+        which, lo, hi, n_single = bounds[r, 0], bounds[r, 1], bounds[r, 2], bounds[r, 3]
+        scale, const, m = stream_consts[r, 0], stream_consts[r, 1], stream_consts[r, 2]
+        sb = math.exp(x[which])
+        beta = math.exp(x[2 + which])
+        s = sb * sb
+        quad, logdet, gs, gb = _stream_terms(
+            s, beta, data[0, lo:hi], data[1, lo:hi], data[2, lo:hi], data[3, lo:hi], n_single, m
+        )
+        logp += scale * (-0.5 * quad - 0.5 * m * (logdet + const))
+        grad[which] += scale * gs * s  # ½ Σ g·u · ds/dx with ds/dx = 2s
+        grad[2 + which] += scale * 0.5 * s * gb * beta
+    return logp
+
+
+@numba.njit(cache=True, nogil=True)
+def unpack(buf):  # pragma: no cover - compiled
+    """Inverse of `FusedDensity.packed`: (data, bounds, stream_consts, prior_consts)."""
+    n_streams = int(buf[1])
+    k = int(buf[2])
+    pos = 3
+    prior = buf[pos:pos + 5]
+    pos += 5
+    bounds = np.empty((n_streams, 4), dtype=np.int64)
+    for r in range(n_streams):
+        for c in range(4):
+            bounds[r, c] = int(buf[pos + 4 * r + c])
+    pos += 4 * n_streams
+    consts = buf[pos:pos + 3 * n_streams].reshape((n_streams, 3))
+    pos += 3 * n_streams
+    data = buf[pos:pos + 4 * k].reshape((4, k))
+    return data, bounds, consts, prior
+
+
+class FusedDensity:
+    """Log-density and gradient of `build_model`'s model on its unconstrained (log) scale.
+
+    `x` holds log θ in `PARAMS` order, exactly as PyMC's value variables `<name>_log__`.
+    """
+
+    def __init__(self, prepared: Prepared, settings: NoiseSettings | None = None) -> None:
+        settings = settings or NoiseSettings()
+        rows, bounds, consts = [], [], []
+        start = 0
+        for b in stream_blocks(prepared, settings):
+            if b.n_points == 0:
+                continue
+            order = np.argsort(b.count != 1, kind="stable")  # single points first
+            count = b.count[order]
+            rows.append(np.stack([b.sigma_obs2[order] + b.inflation2, b.speed[order], b.s2[order], count]))
+            stop = start + count.size
+            bounds.append([0 if b.stream == THICK else 1, start, stop, int(np.count_nonzero(count == 1))])
+            consts.append([b.scale, b.n_points * _LOG_2PI, float(b.n_members)])
+            start = stop
+        self._data = np.ascontiguousarray(np.concatenate(rows, axis=1) if rows else np.zeros((4, 0)))
+        self._bounds = np.array(bounds, dtype=np.int64).reshape(-1, 4)
+        self._consts = np.array(consts, dtype=np.float64).reshape(-1, 3)
+        sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
+        self._prior = np.concatenate([[np.sum(0.5 * np.log(2.0 / np.pi) - np.log(sig))], 1.0 / sig**2])
+
+    def packed(self) -> np.ndarray:
+        """Everything `_logp_grad` needs in one float64 buffer (read back by `unpack`), so a
+        C callback can receive it as a single pointer."""
+        n_streams = self._bounds.shape[0]
+        parts = [
+            np.array([0.0, n_streams, self._data.shape[1]]),
+            self._prior,
+            self._bounds.astype(np.float64).ravel(),
+            self._consts.ravel(),
+            self._data.ravel(),
+        ]
+        buf = np.concatenate(parts)
+        buf[0] = buf.size
+        return np.ascontiguousarray(buf)
+
+    def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(log-density, gradient) at unconstrained `x` (length 4); the GIL is released inside."""
+        grad = np.empty(4)
+        x = np.asarray(x, dtype=np.float64)
+        value = _logp_grad(x, self._data, self._bounds, self._consts, self._prior, grad)
+        return value, grad

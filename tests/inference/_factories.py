@@ -15,7 +15,8 @@ def make_prepared(
     rng = np.random.default_rng(seed)
     true = np.where(rng.random(n) < thick_fraction, THICK, VEL).astype(np.int8)
     speed = np.where(true == VEL, rng.gamma(2.0, 150.0, n), 0.0).astype(np.float64)
-    sigma = np.where(true == THICK, rng.choice([0.5, 2.0, 20.0], n), rng.uniform(0.5, 9.0, n)).astype(np.float32)
+    thick_sigma = rng.choice([0.5, 2.0, 20.0], n)
+    sigma = np.where(true == THICK, thick_sigma, rng.uniform(0.5, 9.0, n)).astype(np.float32)
     y = rng.normal(0.0, 3.0, n).astype(np.float32)
     F = y[None, :] + rng.normal(0.0, 1.0, (m, n)) * (1.0 + np.arange(m))[:, None]
     n_dhdt = int((true == THICK).sum())
