@@ -26,8 +26,9 @@ def _example(root: Path, *, draws: int = 60, tune: int = 60) -> Path:
     """The bundled example with few draws, so the whole pipeline runs in seconds."""
     config = write_example(root / "example")
     text = config.read_text()
-    assert "draws: 500" in text and "tune: 500" in text
-    config.write_text(text.replace("draws: 500", f"draws: {draws}").replace("tune: 500", f"tune: {tune}"))
+    assert "draws: 1000" in text and "tune: 1000" in text and "chains: 4" in text
+    text = text.replace("draws: 1000", f"draws: {draws}").replace("tune: 1000", f"tune: {tune}")
+    config.write_text(text.replace("chains: 4", "chains: 2").replace("sampler: nutpie", "sampler: pymc"))
     return config
 
 

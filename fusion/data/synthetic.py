@@ -602,12 +602,12 @@ ensemble: {dir: ensemble, pattern: "*_regridded.nc", thickness_var: h, vx_var: u
 metric: {thick_unc_threshold: 50.0, vel_unc_threshold: 10.0, missing_thick_unc: 20.0, snap_tolerance_years: 1.5, time_tolerance_years: 0.05}
 inference:
   subsample: {size: 20000, seed: 42}
-  draws: 500
-  tune: 500
-  chains: 2
+  draws: 1000
+  tune: 1000
+  chains: 4
   target_accept: 0.95
   seed: 42
-  sampler: pymc
+  sampler: nutpie
   stream_weights: {thick: 0.5, vel: 0.5}
   velocity_inflation: 5.0
 projection: {historical_dir: projection/historical, forward_dir: projection/forward, volume_var: totig, target_year: 2100}
