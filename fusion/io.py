@@ -7,6 +7,7 @@ complete only once it carries `_SUCCESS`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +26,8 @@ __all__ = [
     "write_npz",
     "mark_success",
     "is_complete",
+    "sha256_file",
+    "write_png",
     "SUCCESS",
 ]
 
@@ -83,6 +86,22 @@ def write_npz(target: str | Path, **arrays: Any) -> Path:
     with atomic_path(target, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     return Path(target)
+
+
+def write_png(target: str | Path, fig: Any, dpi: int = 110) -> Path:
+    """Save a Matplotlib figure atomically, so a report never links a half-written image."""
+    with atomic_path(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(target)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Provenance of an input or artifact, read in 1 MiB blocks so large NetCDF files stay cheap."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def mark_success(folder: str | Path) -> Path:

@@ -9,7 +9,6 @@ leaves no new file at all.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -36,7 +35,7 @@ from fusion.diagnostics import (
     sampler_diagnostics,
 )
 from fusion.errors import InputError
-from fusion.io import SUCCESS, mark_success, write_csv, write_json
+from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
 
 __all__ = [
     "Result",
@@ -170,14 +169,6 @@ def run(
 def save_weights(result: Result, path: str | Path) -> Path:
     """`weights.csv`: member_id, posterior_mean, posterior_sd, point_estimate, point_estimate_loglik."""
     return write_csv(path, result.weights)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str | None]:

@@ -269,8 +269,7 @@ def plot_projection(
     ax_mean.set_title("Posterior of the weighted mean")
     ax_mean.legend(fontsize=8)
     if path is not None:
-        from fusion.io import atomic_path
+        from fusion.io import write_png
 
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
+        write_png(path, fig, dpi=120)
     return fig

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion.io import atomic_path
+from fusion.io import atomic_path, sha256_file
 
 __all__ = [
     "INVENTORY_FILE",
@@ -30,12 +29,10 @@ __all__ = [
     "SUCCESS",
     "clear_run_markers",
     "clear_success",
-    "file_sha256",
     "is_complete",
     "locked",
     "read_inventory",
     "run_markers",
-    "save_figure",
     "set_run_marker",
     "stamp_success",
     "to_jsonable",
@@ -175,26 +172,11 @@ def upsert_inventory(out: str | Path, record: dict[str, Any]) -> list[dict[str, 
     return runs
 
 
-def save_figure(fig: Any, target: str | Path, dpi: int = 110) -> Path:
-    """Save a Matplotlib figure atomically (PNG), so a report never links a half-written image."""
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    return Path(target)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tree_sha256(root: str | Path, pattern: str = "*") -> dict[str, str]:
     """SHA-256 of every file under `root` matching `pattern`, by path relative to `root` (provenance)."""
     root = Path(root)
     return {
-        str(p.relative_to(root)): file_sha256(p)
+        str(p.relative_to(root)): sha256_file(p)
         for p in sorted(root.rglob(pattern))
         if p.is_file() and not p.name.startswith(".")
     }

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.io import atomic_path, write_json
+from fusion.io import write_json, write_png
 from harness.checks import CheckContext, CheckResult
 from harness.simulate import (
     PARAMS,
@@ -462,8 +462,7 @@ def _plot(folder: Path, results: dict[str, dict[str, Any]]) -> str:
     ax.legend(fontsize=6)
     fig.tight_layout()
     name = "coverage_calibration.png"
-    with atomic_path(folder / name) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+    write_png(folder / name, fig, dpi=90)
     plt.close(fig)
     return name
 

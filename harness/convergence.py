@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from fusion.io import write_png
 from harness import artifacts
 from harness.checks import CheckContext, CheckResult
 
@@ -222,7 +223,7 @@ def _plot(figures: dict[str, Any], path: Path) -> Path:
     ax_b.axhline(THRESHOLDS["e_bfmi_min"], color="tab:red", ls="--")
     ax_b.set_xlabel("chain")
     ax_b.set_title(f"E-BFMI; divergences: {figures['divergences']}")
-    return artifacts.save_figure(fig, path)
+    return write_png(path, fig)
 
 
 def run_check(ctx: CheckContext) -> CheckResult:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import artifacts
+from fusion.io import write_png
 
 __all__ = ["plot_impact", "sle_impact", "weights_impact"]
 
@@ -88,4 +88,4 @@ def plot_impact(weights: pd.DataFrame, sle: pd.DataFrame | None, path: Path) -> 
         ax.set_yticks([0, 1], ["compat: prototype", "compat: fixed"])
         ax.set_xlabel("weighted SLE 2100 (mm): median and interval")
         ax.set_title("Projection")
-    return artifacts.save_figure(fig, path)
+    return write_png(path, fig)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fusion.io import sha256_file, write_png
 from harness import artifacts
 from harness.asserts import bitwise_difference, weights_problems
 from harness.checks import CheckContext, CheckResult
@@ -584,7 +585,7 @@ def _plot_statistical(table: pd.DataFrame, path: Path) -> None:
     ax.set_yticks(y, table["quantity"])
     ax.set_xlabel(f"Δmean / ({STAT_K:g}·√(mcse_fusion² + mcse_prototype²))")
     ax.set_title("Statistical parity: FUSION vs prototype posterior means")
-    artifacts.save_figure(fig, path)
+    write_png(path, fig)
 
 
 def _short(path: Path) -> str:
@@ -673,7 +674,7 @@ def check_case(
         "config": str(case.config),
         "compat": "prototype",
         "inputs_sha256": artifacts.tree_sha256(case.inputs),
-        "posterior_sha256": artifacts.file_sha256(case.posterior),
+        "posterior_sha256": sha256_file(case.posterior),
         "warnings": data.warnings,
         "seeds": {"subsample": data.config("prototype").inference.subsample.seed},
     }

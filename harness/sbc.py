@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fusion.io import write_csv, write_json
+from fusion.io import write_csv, write_json, write_png
 from harness.checks import CheckContext, CheckResult
 from harness.simulate import (
     CORRECT,
@@ -480,8 +480,6 @@ def _plots(folder: Path, outcome: SBCOutcome, gate: SBCGate) -> list[str]:
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    from fusion.io import atomic_path
-
     spec, ranks, pit = outcome.spec, outcome.ranks, outcome.pit
     n, q = ranks.shape
     tag = spec.label.replace("/", "_")
@@ -507,8 +505,7 @@ def _plots(folder: Path, outcome: SBCOutcome, gate: SBCGate) -> list[str]:
     fig.suptitle(f"SBC rank histograms: {spec.label} ({n} fits)", fontsize=10)
     fig.tight_layout()
     name = f"rank_hist_{tag}.png"
-    with atomic_path(folder / name) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+    write_png(folder / name, fig, dpi=90)
     plt.close(fig)
     written.append(name)
 
@@ -541,8 +538,7 @@ def _plots(folder: Path, outcome: SBCOutcome, gate: SBCGate) -> list[str]:
     fig.suptitle(f"SBC ECDF difference: {spec.label}", fontsize=10)
     fig.tight_layout()
     name = f"ecdf_diff_{tag}.png"
-    with atomic_path(folder / name) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+    write_png(folder / name, fig, dpi=90)
     plt.close(fig)
     written.append(name)
     return written

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion.io import SUCCESS, atomic_path, is_complete, mark_success, write_csv, write_json
+from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json, write_png
 from harness.checks import CheckContext, CheckResult
 from harness.simulate import (
     PARAMS,
@@ -237,8 +237,7 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     name = "seed_stability.png"
-    with atomic_path(folder / name) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+    write_png(folder / name, fig, dpi=90)
     plt.close(fig)
     return name
 

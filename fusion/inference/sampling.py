@@ -193,8 +193,6 @@ def _sample_fused_nutpie(
     `route` "cfunc" (default) hands nutpie a C callback; if this nutpie's internals do not take
     it, the public Python-callback route is used instead and `fusion_density` says so.
     """
-    import nutpie
-
     start = time.perf_counter()
     compiled, used = None, "fused-pyfunc"
     if route == "cfunc":
@@ -206,7 +204,15 @@ def _sample_fused_nutpie(
         compiled = _nutpie_pyfunc_model(density)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    raw = nutpie.sample(
+    raw = _run_nutpie(compiled, inference, progressbar)
+    return _finish(raw, inference, compile_s, time.perf_counter() - start, density=used)
+
+
+def _run_nutpie(compiled: object, inference: Inference, progressbar: bool) -> object:
+    """One place for the settings every nutpie route samples with, so the routes cannot drift apart."""
+    import nutpie
+
+    return nutpie.sample(
         compiled,
         draws=inference.draws,
         tune=inference.tune,
@@ -217,7 +223,6 @@ def _sample_fused_nutpie(
         progress_bar=progressbar,
         **({} if inference.cores is None else {"cores": inference.cores}),
     )
-    return _finish(raw, inference, compile_s, time.perf_counter() - start, density=used)
 
 
 def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = True) -> xr.DataTree:
@@ -237,18 +242,7 @@ def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = T
         compiled = nutpie.compile_pymc_model(model)
         compile_s = time.perf_counter() - start
         start = time.perf_counter()
-        kwargs = {} if inference.cores is None else {"cores": inference.cores}
-        raw = nutpie.sample(
-            compiled,
-            draws=inference.draws,
-            tune=inference.tune,
-            chains=inference.chains,
-            seed=inference.seed,
-            target_accept=inference.target_accept,
-            save_warmup=False,
-            progress_bar=progressbar,
-            **kwargs,
-        )
+        raw = _run_nutpie(compiled, inference, progressbar)
     else:
         raw = pm.sample(
             draws=inference.draws,
