@@ -176,9 +176,11 @@ def _all_nan(arr: np.ndarray) -> bool:
     return not np.isfinite(arr).any()
 
 
-def _load_thickness(cfg: Config, grid: Grid | None) -> tuple[list[ThicknessYear], Grid]:
+def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
+    """Thickness years, and the grid of the first file: the one every other field must share."""
     spec = cfg.observations.thickness
-    out = []
+    out: list[ThicknessYear] = []
+    grid: Grid | None = None
     for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.thickness", cfg.source)):
         with _open(path) as ds:
             height = _read_2d(ds, path, spec.var)
@@ -191,7 +193,8 @@ def _load_thickness(cfg: Config, grid: Grid | None) -> tuple[list[ThicknessYear]
         if unc is not None and unc.shape != height.shape:
             raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
         out.append(ThicknessYear(year, height, unc, path))
-    return out, grid  # type: ignore[return-value]
+    assert grid is not None  # _files never returns an empty list
+    return out, grid
 
 
 def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
@@ -255,7 +258,7 @@ def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
 
 def load_data(cfg: Config) -> EnsembleData:
     """Read observations, validate every member (grid, variables, time axis) and return both."""
-    thickness, grid = _load_thickness(cfg, None)
+    thickness, grid = _load_thickness(cfg)
     velocity = _load_velocity(cfg, grid)
     paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source)
     members = [_load_member(cfg, p, grid) for p in paths]
