@@ -1,4 +1,6 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--case DIR ...] [--out DIR] [--scheduler ADDRESS]`.
+
+One subparser per command; a new command adds its parser in `_parser` and its handler in `COMMANDS`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
@@ -13,7 +15,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -47,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         dest="checks",
         metavar="NAME",
         help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}",
+    )
+    r.add_argument(
+        "--case",
+        action="append",
+        dest="cases",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a case folder (case.yaml + reference/; repeatable): parity, convergence and stability run "
+        "on these instead of the bundled cases",
     )
     r.add_argument(
         "--out", type=Path, default=Path("harness-out"), help="report folder (default: harness-out)"
@@ -86,18 +98,25 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point `harness`."""
-    from harness.runner import BadInput, RunOptions, run
-
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    return COMMANDS[args.command](args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`harness run`: plan, run or resume the checks, write the report; exit 0/1/2."""
+    from harness.runner import BadInput, RunOptions, run
+
     out: Path = args.out
     existed = out.exists()
     try:
         _validate(args)
         checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
-        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler)
+        options = RunOptions(
+            out=out, suite=args.suite, checks=checks, scheduler=args.scheduler, case_dirs=tuple(args.cases)
+        )
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             outcome = run(options)
@@ -116,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"harness: {outcome.marker.strip('_').replace('RUN_', '').lower()} ({summary}) → {out / 'report.md'}"
     )
     return outcome.exit_code
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run}
 
 
 if __name__ == "__main__":
