@@ -172,6 +172,7 @@ def load_case(folder: str | Path, *, require_comparison: bool = True) -> Case:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "case folder not found")
+    folder = folder.resolve()
     path = folder / CASE_FILE
     raw = _read_yaml(path)
     name = _string(path, raw, "name", folder.resolve().name)
