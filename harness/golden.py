@@ -24,7 +24,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from harness.asserts import ulp_distance
 
 if TYPE_CHECKING:
-    from syrupy.data import SnapshotCollection
+    from syrupy.data import SnapshotCollection, SnapshotCollections
     from syrupy.location import PyTestLocation
     from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData
 
@@ -267,10 +267,10 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
         return cls.root if cls.root is not None else golden_root() / TABLES_DIR
 
     @classmethod
-    def get_snapshot_name(cls, *, test_location: PyTestLocation, index: Any = 0) -> str:
+    def get_file_basename(cls, *, test_location: PyTestLocation, index: Any) -> str:
         if cls.table is not None:
             return cls.table
-        return super().get_snapshot_name(test_location=test_location, index=index)
+        return super().get_file_basename(test_location=test_location, index=index)
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
@@ -281,6 +281,31 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
         return cls.dirname(test_location=test_location) if cls.table is not None else str(cls._tables())
+
+    @classmethod
+    def matches_test_location(cls, *, test_location: PyTestLocation, snapshot_location: str) -> bool:
+        if cls.table is not None:  # a case's table: the file is named after the table, not the test
+            return Path(snapshot_location) == Path(cls.dirname(test_location=test_location)) / (
+                f"{cls.table}.{cls.file_extension}"
+            )
+        return super().matches_test_location(test_location=test_location, snapshot_location=snapshot_location)
+
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
+        """A case's table: exactly its own file, under the test's snapshot name (other files in the
+        case's folder are never claimed, so `--snapshot-update` cannot delete them as unused)."""
+        if self.table is None:
+            return super().discover_snapshots(test_location=test_location, ignore_extensions=ignore_extensions)
+        from syrupy.data import Snapshot, SnapshotCollection, SnapshotCollections
+
+        found = SnapshotCollections()
+        path = Path(self.dirname(test_location=test_location)) / f"{self.table}.{self.file_extension}"
+        if path.is_file():
+            collection = SnapshotCollection(location=str(path))
+            collection.add(Snapshot(name=self.get_snapshot_name(test_location=test_location)))
+            found.add(collection)
+        return found
 
     def serialize(
         self,
