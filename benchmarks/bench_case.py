@@ -13,7 +13,6 @@ usage: python benchmarks/bench_case.py [--ny 761 --nx 761 --members 27] [--keep 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench_prepare import _measure  # the same child-process RSS/time wrapper as the prepare benchmark
+from bench_prepare import _measure, full_size_arguments  # same child-process RSS wrapper, same sizes
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = {
@@ -71,13 +70,7 @@ def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ny", type=int, default=761)
-    ap.add_argument("--nx", type=int, default=761)
-    ap.add_argument("--members", type=int, default=27)
-    ap.add_argument("--years", type=int, nargs=2, default=(2014, 2020))
-    ap.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this folder")
-    args = ap.parse_args()
+    args = full_size_arguments(__doc__.splitlines()[0])
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-case-"))
     try:

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-import yaml
 
 from fusion.errors import InputError
 from fusion.io import is_complete, mark_success, sha256_file
+from harness.artifacts import tree_sha256
+from harness.golden import parse_table
 
 __all__ = [
     "CASE_FILE",
@@ -138,18 +139,9 @@ def _file_digest(path: Path) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(path, "case.yaml not found (a case folder holds case.yaml and reference/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(path, f"not safe-loadable YAML{where} (tags that run code are refused)") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not a text file") from None
-    if raw is None:
-        raw = {}
+    from fusion.config import read_yaml
+
+    raw = read_yaml(path, "case.yaml") or {}
     if not isinstance(raw, dict):
         raise InputError(path, "expected a mapping with keys name, config, reference, checks")
     unknown = [str(k) for k in raw if k not in CASE_KEYS]
@@ -283,8 +275,6 @@ def read_reference_weights(path: Path, member_ids: Sequence[str] | None = None) 
     The prototype labels members `run{k}` by position k in its sorted file list; with the
     reference's `member_ids` (its file order) position k becomes `member_ids[k-1]`.
     """
-    from harness.golden import parse_table
-
     try:
         table = parse_table(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -427,8 +417,6 @@ class CaseCatalog:
 
     def fingerprint_parts(self) -> list[tuple[str, str]]:
         """(label, digest) of what stored results depend on besides the code."""
-        from harness.artifacts import tree_sha256
-
         if not self.bundled:
             return [(f"case:{n}", c.fingerprint()) for n, c in sorted(self.user.items())]
         parts = []

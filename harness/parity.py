@@ -43,6 +43,7 @@ from harness.cases import (
     sample_case,
 )
 from harness.checks import CheckContext, CheckResult
+from harness.convergence import SETTINGS, diagnose, gate
 from harness.golden import Tolerance, compare_tables, read_table
 from harness.impact import plot_impact
 
@@ -529,8 +530,6 @@ def check_case(
         summary = read_table(summary_path) if summary_path is not None else None
         ids = reference.member_ids if reference is not None else obtained.member_ids
         component, table = statistical_parity(trace, data.sampled_posterior, summary, ids)
-        from harness.convergence import diagnose, gate
-
         ours, theirs = diagnose(trace), diagnose(data.sampled_posterior)
         component.figures.update(
             settings=settings,
@@ -576,7 +575,6 @@ def check_case(
 
 def sampled_impact(data: CaseData) -> tuple[Component, dict[str, pd.DataFrame]]:
     """Full suite: the impact on what `fusion run` reports (posterior-mean `w`), each trace gated."""
-    from harness.convergence import SETTINGS, diagnose, gate
     from harness.impact import sle_impact, weights_impact
 
     means: dict[str, pd.DataFrame] = {}

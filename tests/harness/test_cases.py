@@ -200,7 +200,7 @@ BAD_CASES = {
     ),
     "yaml that would run code": (
         lambda c: (c / "case.yaml").write_text("name: !!python/object/apply:os.system ['true']\nconfig: x\n"),
-        "{case}/case.yaml: not safe-loadable YAML at line 1 (tags that run code are refused)",
+        "{case}/case.yaml: YAML tag refused at line 1 (files are safe-loaded)",
     ),
     "y_obs float64": (
         lambda c: _edit_npz(c, lambda a: a.update(y_obs=a["y_obs"].astype(np.float64))),
