@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from fusion.errors import InputError
-from fusion.io import sha256_file, write_png
+from fusion.io import write_png
 from harness import artifacts
 from harness.asserts import bitwise_difference, weights_problems
 from harness.cases import (

@@ -269,3 +269,29 @@ def test_checks_in_case_yaml_intersect_with_check(tmp_path: Path, capsys: pytest
     assert capsys.readouterr().err == (
         "harness: nothing to run: no --case folder lists parity under `checks:` in its case.yaml\n"
     )
+
+
+def test_convergence_runs_on_the_case_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--case` routes the convergence check to the case's own config (sampler replaced by the
+    prototype's short trace, which the gate rejects: the check must say so for this case)."""
+    from harness import convergence
+
+    with xr.open_datatree(GOLDEN / "small" / "sampled_posterior.nc") as tree:
+        short = tree.load()
+    seen: list = []
+
+    def fake_sampler(cfg, prepared):
+        seen.append((cfg.compat, cfg.inference.draws, prepared.n_members))
+        return short
+
+    monkeypatch.setattr(convergence, "sample_trace", fake_sampler)
+    case = make_case(tmp_path / "mine", source="small", checks=["convergence"])
+    code, report = run_case(tmp_path, case, extra=("--check", "convergence"))
+    (record,) = [r for r in report["checks"] if r["name"] == "convergence"]
+    assert code == 1 and record["case"] == "mine" and record["status"] == "fail"
+    assert seen == [("fixed", convergence.SETTINGS["draws"], 5)]
+    assert record["provenance"]["case"] == str(case.resolve())
+    assert any(m.startswith("max R-hat 1.0102 > 1.01") for m in record["messages"]), record["messages"]
+    assert [r["name"] for r in report["checks"]] == ["convergence"], "parity is not in this case's checks"
