@@ -23,6 +23,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::fusion.errors.DataWarning")
 PARAMS = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 
 
+def test_export_lists_the_models_parameters_in_order() -> None:
+    from fusion import export
+    from fusion.inference import model
+
+    assert export.PARAMS == model.PARAMS == PARAMS
+
+
 def _config(root: Path, method: str) -> Path:
     config = root / "example" / "config.yaml"
     if not config.is_file():
