@@ -155,7 +155,7 @@ def posterior_container(run: RunFolder, *, samples: bool = False) -> dict[str, A
         "converged": bool(meta.get("convergence", {}).get("passed", False)),
         "diagnostics": diagnostics,
         "method": method,
-        "sampler": "L-BFGS-B" if method == "laplace" else inf.get("sampler"),
+        "sampler": meta.get("sampler", {}).get("name", inf.get("sampler")),
         "seed": inf.get("seed"),
         "config_hash": meta["config_hash"],
         "input_sha256": meta.get("input_files", {}),

@@ -203,6 +203,8 @@ def _platform() -> dict[str, Any]:
 
 
 def _metadata(result: Result) -> dict[str, Any]:
+    from fusion.tracefile import sampler_name
+
     cfg, prep, inf = result.config, result.prepared, result.config.inference
     post_attrs = dict(result.trace["posterior"].attrs)
     meta: dict[str, Any] = {
@@ -222,7 +224,7 @@ def _metadata(result: Result) -> dict[str, Any]:
             "hash": result.trace.attrs.get("forward_model_hash"),
         },
         "sampler": {
-            "name": inf.sampler,
+            "name": sampler_name(inf),
             "draws": inf.draws,
             "tune": inf.tune,
             "chains": inf.chains,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fusion.config import Config
     from fusion.data.prepared import Prepared
 
-__all__ = ["FORWARD_MODEL_ID", "model_source_hash", "trace_provenance", "complete_trace"]
+__all__ = ["FORWARD_MODEL_ID", "model_source_hash", "sampler_name", "trace_provenance", "complete_trace"]
 
 #: What the posterior is a posterior of: the noise model of DESIGN.md as coded in these modules.
 FORWARD_MODEL_ID = "fusion.noise_model"
@@ -42,6 +42,15 @@ def model_source_hash() -> str:
     return digest.hexdigest()
 
 
+def sampler_name(inference: Any) -> str:
+    """What drew the posterior: the NUTS sampler, or the optimiser behind the Laplace Gaussian."""
+    if inference.method == "laplace":
+        from fusion.inference.laplace import OPTIMIZER
+
+        return OPTIMIZER
+    return str(inference.sampler)
+
+
 def trace_provenance(cfg: Config, input_files: Iterable[Path]) -> dict[str, Any]:
     """Root attributes of `trace.nc` (NetCDF attributes are flat: the SHA-256 map is JSON text)."""
     from fusion import __version__
@@ -52,7 +61,7 @@ def trace_provenance(cfg: Config, input_files: Iterable[Path]) -> dict[str, Any]
         "fusion_version": __version__,
         "config_hash": config_hash(cfg),
         "method": cfg.inference.method,
-        "sampler": cfg.inference.sampler if cfg.inference.method == "nuts" else "L-BFGS-B",
+        "sampler": sampler_name(cfg.inference),
         "seed": int(cfg.inference.seed),
         "forward_model_id": FORWARD_MODEL_ID,
         "forward_model_hash": model_source_hash(),

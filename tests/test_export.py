@@ -300,3 +300,44 @@ def test_trace_follows_the_arviz_schema_with_provenance(runs, method: str) -> No
     for mod in (model_module, posterior_module):
         digest.update(f"{mod.__name__}:{hashlib.sha256(Path(mod.__file__).read_bytes()).hexdigest()}\n".encode())
     assert attrs["forward_model_hash"] == digest.hexdigest()
+
+
+def test_facts_export_of_an_unseen_case(tmp_path: Path, capsys) -> None:
+    """A dataset the other tests never saw (8 members, another seed and grid), run with Laplace."""
+    from fusion.data.synthetic import EXAMPLE_ARGS, generate
+
+    generate(tmp_path / "case", **{**EXAMPLE_ARGS, "ny": 24, "nx": 28, "members": 8, "seed": 20261128})
+    text = (_config(tmp_path, "laplace")).read_text()  # the example's config, pointed at the new data
+    (tmp_path / "case" / "config.yaml").write_text(text)
+    run = run_to_dir(tmp_path / "case" / "config.yaml", tmp_path / "run", progressbar=False)
+    out = tmp_path / "unseen.nc"
+    assert main(["export", str(run), "--format", "facts", "--out", str(out), "--samples", "2000"]) == 0
+    table = pd.read_csv(run / "projection.csv")
+    with xr.open_dataset(out) as ds:
+        assert ds["sea_level_change"].dims == ("samples", "years", "locations")
+        x = ds["sea_level_change"].sel(years=2100, locations=-1).values
+    assert len(table) == 8 and np.isin(x, table["sle_mm"].to_numpy().astype(np.float32)).all()
+    freq = np.array([(x == np.float32(s)).mean() for s in table["sle_mm"]])
+    w = table["weight"].to_numpy()
+    assert np.all(np.abs(freq - w) <= 4 * np.sqrt(w * (1 - w) / x.size) + 1e-12)
+
+
+def test_laplace_run_without_a_gaussian_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A planted density with a saddle at its stationary point: the run stops, nothing is written."""
+    from fusion.inference import laplace
+
+    class Saddle:
+        def __init__(self, density) -> None:
+            pass
+
+        def logp_grad(self, x):
+            sign = np.array([-1.0, -1.0, -1.0, 1.0])
+            x = np.asarray(x) - np.log([0.5, 0.6, 0.1, 0.1])  # stationary exactly at the start point
+            return float(np.sum(sign * x * x)), 2.0 * sign * x
+
+    monkeypatch.setattr(laplace, "_CallbackDensity", Saddle)
+    config = _config(tmp_path, "laplace")
+    code = main(["run", str(config), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: {config}") and "not negative definite" in err[-1]
+    assert not (tmp_path / "run").exists()
