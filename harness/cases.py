@@ -46,7 +46,7 @@ __all__ = [
 
 CASE_FILE = "case.yaml"
 CASE_KEYS: tuple[str, ...] = ("name", "config", "reference", "checks")
-PER_CASE_CHECKS: tuple[str, ...] = ("parity", "convergence", "stability")
+PER_CASE_CHECKS: tuple[str, ...] = ("parity", "convergence", "stability", "agreement")
 PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
     "prepared.npz",
     "model_weights_table.csv",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
 
 Status = Literal["pass", "fail", "error"]
-CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability")
+CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability", "agreement")
 
 
 @dataclass(frozen=True)

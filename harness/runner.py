@@ -57,6 +57,7 @@ CHECK_MODULES: dict[str, str] = {
     "sbc": "harness.sbc",
     "coverage": "harness.calibration",
     "stability": "harness.stability",
+    "agreement": "harness.agreement",
 }
 SUITES: tuple[str, ...] = ("quick", "full")
 LOCK_FILE = ".harness.lock"
