@@ -1,4 +1,4 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`; `harness capture`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
@@ -57,7 +57,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
+    _add_capture(sub)
     return p
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("capture", help="make a case folder by running the prototype itself")
+    c.add_argument("config", type=Path, help="FUSION config naming the inputs")
+    c.add_argument("--prototype", type=Path, required=True, metavar="FILE", help="the prototype's full_model.py")
+    c.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to create")
+    c.add_argument("--python", default=sys.executable, metavar="EXE", help="interpreter to run the prototype in")
+    c.add_argument("--posterior", type=Path, default=None, metavar="TRACE.nc", help="weights at this posterior")
+    c.add_argument("--sample", action="store_true", help="run the prototype's own sampler")
+    c.add_argument("--draws", type=int, default=500)
+    c.add_argument("--tune", type=int, default=1000)
+    c.add_argument("--chains", type=int, default=4)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from fusion.errors import InputError
+    from harness.capture import CaptureOptions, capture
+
+    opts = CaptureOptions(
+        config=args.config, prototype=args.prototype, out=args.out, python=args.python,
+        posterior=args.posterior, sample=args.sample, draws=args.draws, tune=args.tune, chains=args.chains,
+    )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm_capture)
+    try:
+        out = capture(opts)
+    except InputError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"harness: case captured → {out}")
+    return EXIT_OK
+
+
+def _on_sigterm_capture(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through capture(): child killed, temporary folder removed
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -92,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if args.command == "capture":
+        return _capture(args)
     out: Path = args.out
     existed = out.exists()
     try:
