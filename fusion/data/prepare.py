@@ -124,19 +124,25 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
 
 
-def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> list[tuple[int, int]]:
-    """For each reference interval, the member's (start, end) rows to difference.
+PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
+
+
+def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> list[tuple[int, int] | None]:
+    """For each reference interval, the member's (start, end) rows to difference, or None.
 
     Prototype: same length → position i; otherwise the member interval with the nearest
-    midpoint (defect 3). Fixed: rows found by time value within `time_tolerance_years`.
+    midpoint within 1e-3 years, None (all NaN, so masked for every member) when there is
+    none (defect 3). Fixed: rows found by time value within `time_tolerance_years`.
     """
     t = member.times
     if cfg.compat == "prototype":
         if len(t) == len(intervals) + 1:
             return [(i, i + 1) for i in range(len(intervals))]
         mids = pd.Index((t[:-1] + t[1:]) / 2)
-        nearest = mids.get_indexer([iv.mid for iv in intervals], method="nearest")
-        return [(int(j), int(j) + 1) for j in nearest]
+        nearest = mids.get_indexer(
+            [iv.mid for iv in intervals], method="nearest", tolerance=PROTOTYPE_MIDPOINT_TOLERANCE
+        )
+        return [None if j < 0 else (int(j), int(j) + 1) for j in nearest]
     tol = cfg.metric.time_tolerance_years
     rows = []
     for iv in intervals:
@@ -166,7 +172,11 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
     for variable, name in enumerate(member.variables):
         field = member.field(name)
         for b in by_variable.get(variable, []):
-            j1, j2 = rows[blocks[b].interval]
+            pair = rows[blocks[b].interval]
+            if pair is None:  # no member interval near this one: NaN, dropped for every member
+                yield b, np.full(field.shape[1] * field.shape[2], np.nan, dtype=np.float32)
+                continue
+            j1, j2 = pair
             # difference in float32, divide by the float64 step, store float32 (the prototype's order)
             rate = ((field[j2] - field[j1]) / (t[j2] - t[j1])).astype(np.float32)
             yield b, rate.reshape(-1)
