@@ -103,10 +103,12 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
     thick_sigma = np.stack(sigmas)
+    # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
+    gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
     if np.all(np.isnan(thick_sigma)):
         thick_sigma[:] = metric.missing_thick_unc
-    elif np.any(np.isnan(thick_sigma)):
-        thick_sigma[np.isnan(thick_sigma)] = np.nanmedian(thick_sigma)
+    elif np.any(gap):
+        thick_sigma[gap] = np.nanmedian(thick_sigma)
     sigmas = list(thick_sigma)
 
     vel = {v.year: v for v in data.velocity}
@@ -120,7 +122,9 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN and are masked
-        speed = np.nanmean(np.stack([np.sqrt(v.vx**2 + v.vy**2) for v in data.velocity]), axis=0)
+        # one field per listed year, looked up by year: under `compat: prototype` a repeated year
+        # is its last file, counted once per repeat, as the prototype's dict and year list
+        speed = np.nanmean(np.stack([np.sqrt(vel[v.year].vx**2 + vel[v.year].vy**2) for v in data.velocity]), axis=0)
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
 
 
@@ -170,7 +174,7 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
     for b, block in enumerate(blocks):
         by_variable.setdefault(block.variable, []).append(b)
     for variable, name in enumerate(member.variables):
-        field = member.field(name)
+        field = member.field(name).astype(np.float32, copy=False)  # differenced in float32 (step 1)
         for b in by_variable.get(variable, []):
             pair = rows[blocks[b].interval]
             if pair is None:  # no member interval near this one: NaN, dropped for every member
