@@ -62,8 +62,12 @@ def snap_year(years: np.ndarray, t: float, tolerance: float) -> int | None:
 def _observed_rate(
     first: np.ndarray, second: np.ndarray, err_first: np.ndarray, err_second: np.ndarray, step: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rate and its uncertainty; `step` is a Python float so float32 inputs stay float32 (as the prototype)."""
-    return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
+    """Rate and its uncertainty; `step` is a Python float so float32 inputs stay float32 (as the prototype).
+
+    A float32 square that overflows is inf: masked by the threshold, or filled under `compat: prototype`.
+    """
+    with np.errstate(over="ignore"):
+        return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
 
 
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval]) -> tuple[
