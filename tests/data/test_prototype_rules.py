@@ -62,8 +62,9 @@ def _member(root: Path, n: int) -> Path:
     return root / "ensemble" / f"run{n:02d}_regridded.nc"
 
 
-def _rewrite_member(path: Path, *, order=None, dtype: str | None = None, scale: float = 1.0) -> None:
-    """Rewrite a member file with rows permuted and/or fields in another dtype (values scaled)."""
+def _rewrite_member(path: Path, *, order=None, dtype: str | None = None, jitter: bool = False) -> None:
+    """Rewrite a member file with rows permuted and/or fields in another dtype (`jitter`: float64
+    values that are not float32 ones, within half a float32 ULP of the originals)."""
     with netCDF4.Dataset(path) as ds:
         t = ds["time"]
         t.set_auto_maskandscale(False)
@@ -81,8 +82,12 @@ def _rewrite_member(path: Path, *, order=None, dtype: str | None = None, scale: 
         t = ds.createVariable("time", "f8", ("time",), fill_value=attrs.pop("_FillValue", None))
         t.setncatts(attrs)
         t[:] = time[order]
+        rng = np.random.default_rng(0)
         for k, v in fields.items():
-            ds.createVariable(k, dtype or v.dtype, ("time", "y", "x"))[:] = v[order].astype(dtype or v.dtype) * scale
+            values = v[order].astype(dtype or v.dtype)
+            if jitter:
+                values = values + rng.uniform(-0.45, 0.45, values.shape) * np.spacing(np.abs(v[order]))
+            ds.createVariable(k, dtype or v.dtype, ("time", "y", "x"))[:] = values
 
 
 # defect 3: nearest midpoint within 1e-3 years
@@ -149,10 +154,11 @@ def test_prototype_sorts_member_rows_by_time(data_dir: Path) -> None:
 
 def test_member_fields_stored_as_float64_are_differenced_in_float32(data_dir: Path) -> None:
     path = _member(data_dir, 2)
-    _rewrite_member(path, dtype="f8", scale=1 + 1e-9)  # bits below float32 precision
+    _rewrite_member(path, dtype="f8", jitter=True)  # bits below float32 precision
     got = _prepare(data_dir)
     _rewrite_member(path, dtype="f4")  # the same values, cast to float32 on disk
-    _assert_same(got, _prepare(data_dir))
+    reference = _prepare(data_dir)
+    _assert_same(got, reference)
 
 
 def test_observations_stored_as_float64_are_cast_to_float32(data_dir: Path) -> None:
