@@ -27,19 +27,12 @@ from fusion.config import Config, load_config
 from fusion.errors import InputError
 from fusion.inference.plugin import load_posterior
 from fusion.io import mark_success, sha256_file, write_json, write_text
+from harness.capture_driver import FUNCTIONS as REQUIRED_FUNCTIONS
+from harness.capture_driver import PATH_CONSTANTS
 
 __all__ = ["CaptureOptions", "capture", "DRIVER", "REQUIRED_FUNCTIONS", "PATH_CONSTANTS"]
 
 DRIVER = Path(__file__).with_name("capture_driver.py")
-REQUIRED_FUNCTIONS = (
-    "load_and_prepare_data",
-    "prepare_for_inference",
-    "build_model_proposal",
-    "run_mcmc",
-    "compute_model_weights",
-    "save_model_weights",
-)
-PATH_CONSTANTS = ("OBS_THICKNESS_DIR", "OBS_VELOCITY_DIR", "MODEL_DIR")
 REQUIRED_PACKAGES = ("numpy", "xarray", "pymc")
 REPORTED_PACKAGES = ("numpy", "xarray", "pymc", "pandas", "arviz", "pytensor", "netCDF4", "scipy")
 _PROBE = """\
