@@ -175,6 +175,19 @@ def _run_driver(opts: CaptureOptions, exe: str, cfg: Config, case: Path) -> dict
     return outcome
 
 
+def config_differences(cfg: Config, constants: dict[str, str]) -> dict[str, list[str]]:
+    """Prototype constants (only its paths are set) that disagree with the config: FUSION would read other data."""
+    obs, ens = cfg.observations, cfg.ensemble
+    ours = {
+        "THICKNESS_PATTERN": obs.thickness.pattern, "OBS_THICKNESS_VAR": obs.thickness.var,
+        "OBS_THICKNESS_RMSE_VAR": obs.thickness.uncertainty_var, "VELOCITY_PATTERN": obs.velocity.pattern,
+        "OBS_VX_VAR": obs.velocity.vx_var, "OBS_VY_VAR": obs.velocity.vy_var, "OBS_VX_ERR_VAR": obs.velocity.vx_err_var,
+        "OBS_VY_ERR_VAR": obs.velocity.vy_err_var, "MODEL_PATTERN": ens.pattern, "MODEL_THICKNESS_VAR": ens.thickness_var,
+        "MODEL_VX_VAR": ens.vx_var, "MODEL_VY_VAR": ens.vy_var,
+    }  # fmt: skip
+    return {k: [constants[k], v] for k, v in ours.items() if k in constants and constants[k] != v}
+
+
 def _relative(target: Path, start: Path) -> str:
     try:
         return os.path.relpath(target, start)
@@ -213,6 +226,7 @@ def capture(opts: CaptureOptions) -> Path:
         record = {
             "prototype": {"path": str(opts.prototype.resolve()), "sha256": sha256_file(opts.prototype)},
             "prototype_constants": outcome["prototype_constants"],
+            "config_differs": config_differences(cfg, outcome["prototype_constants"]),
             "interpreter": interpreter,
             "config": {"path": str(Path(opts.config).resolve()), "sha256": sha256_file(opts.config)},
             "inputs": inputs,

@@ -35,7 +35,11 @@ FUNCTIONS = (
     "save_model_weights",
 )
 PATH_CONSTANTS = ("OBS_THICKNESS_DIR", "OBS_VELOCITY_DIR", "MODEL_DIR")
-READ_CONSTANTS = ("THICKNESS_PATTERN", "VELOCITY_PATTERN", "MODEL_PATTERN")
+READ_CONSTANTS = (  # reported, not changed: `harness capture` compares them with the config
+    "THICKNESS_PATTERN", "OBS_THICKNESS_VAR", "OBS_THICKNESS_RMSE_VAR",
+    "VELOCITY_PATTERN", "OBS_VX_VAR", "OBS_VY_VAR", "OBS_VX_ERR_VAR", "OBS_VY_ERR_VAR",
+    "MODEL_PATTERN", "MODEL_THICKNESS_VAR", "MODEL_VX_VAR", "MODEL_VY_VAR",
+)
 NOISE_SCALARS = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 PREPARED_KEYS = ("y_obs", "sigma_obs", "F", "speed", "n_dhdt", "n_vel")
 _NUMBER = re.compile(r"\d+")

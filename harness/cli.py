@@ -90,6 +90,10 @@ def _capture(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)
+    import json
+
+    for name, (theirs, ours) in json.loads((out / "capture.json").read_text())["config_differs"].items():
+        print(f"harness: warning: prototype {name} is {theirs!r} but the config says {ours!r}", file=sys.stderr)
     print(f"harness: case captured → {out}")
     return EXIT_OK
 

@@ -29,6 +29,7 @@ def load_and_prepare_data():
     OBS_VELOCITY_DIR = "/placeholder/obs/vel"
     MODEL_DIR = "/placeholder/ensemble"
     MODEL_PATTERN = "*_regridded.nc"
+    OBS_THICKNESS_VAR = "height"
     _planted("load_and_prepare_data")
     time.sleep(float(os.environ.get("STAND_IN_SLEEP", "0")))
     elev = sorted(Path(OBS_THICKNESS_DIR).glob("*.nc"))
@@ -38,7 +39,7 @@ def load_and_prepare_data():
     if not elev or not models:
         raise ValueError(f"No input files found under {OBS_THICKNESS_DIR} or {MODEL_DIR}")
     with xr.open_dataset(elev[0]) as first, xr.open_dataset(elev[-1]) as last:
-        obs = (np.squeeze(last["height"].values) - np.squeeze(first["height"].values)).astype("float32")
+        obs = (np.squeeze(last[OBS_THICKNESS_VAR].values) - np.squeeze(first[OBS_THICKNESS_VAR].values)).astype("float32")
     changes = []
     for path in models:
         with xr.open_dataset(path, decode_times=False) as ds:

@@ -101,6 +101,7 @@ def test_posterior_capture_holds_what_the_prototype_produced(dataset: Path, tmp_
     assert record["prototype"]["sha256"] == hashlib.sha256(STAND_IN.read_bytes()).hexdigest()
     assert record["interpreter"]["packages"]["numpy"] == np.__version__
     assert record["settings"]["mode"] == "posterior"
+    assert record["prototype_constants"]["OBS_THICKNESS_VAR"] == "height" and record["config_differs"] == {}
     assert len(record["inputs"]) == 11 and all(len(v) == 64 for v in record["inputs"].values())
     assert "stand-in: 4 elevation, 4 velocity, 3 model files" in (out / "capture.log").read_text()
     assert "case captured" in capsys.readouterr().out
@@ -117,6 +118,17 @@ def test_sample_capture_stores_the_sampled_posterior_twice(dataset: Path, tmp_pa
         assert dict(a.sizes) == {"chain": 2, "draw": 13}
     record = yaml.safe_load((out / "capture.json").read_text())
     assert record["settings"] == {"mode": "sample", "target_accept": 0.95, "draws": 13, "tune": 5, "chains": 2}
+
+
+def test_a_prototype_constant_the_config_contradicts_is_recorded_and_warned(dataset: Path, tmp_path: Path, capsys) -> None:
+    config = dataset / "other_var.yaml"
+    config.write_text((dataset / "config.yaml").read_text().replace("{dir: obs/elev}", "{dir: obs/elev, var: surface}"))
+    out = tmp_path / "case-w"
+    argv = ["capture", str(config), "--prototype", str(STAND_IN), "--out", str(out), "--posterior", str(dataset / "posterior.nc")]
+    assert main(argv) == 0
+    assert "prototype OBS_THICKNESS_VAR is 'height' but the config says 'surface'" in capsys.readouterr().err
+    record = yaml.safe_load((out / "capture.json").read_text())
+    assert record["config_differs"] == {"OBS_THICKNESS_VAR": ["height", "surface"]}
 
 
 def test_the_guard_stops_a_prototype_side_import_of_fusion(dataset: Path, tmp_path: Path, capsys) -> None:
