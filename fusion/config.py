@@ -86,7 +86,7 @@ class Inference(_Strict):
     cores: int | None = Field(None, gt=0)
     target_accept: float = Field(0.95, gt=0, lt=1)
     seed: int = Field(42, ge=0)
-    sampler: Literal["pymc", "nutpie"] = "pymc"
+    sampler: Literal["pymc", "nutpie"] = "nutpie"
     stream_weights: StreamWeights = StreamWeights()
     velocity_inflation: float = Field(5.0, ge=0)
 
