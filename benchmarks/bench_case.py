@@ -24,7 +24,9 @@ import pandas as pd
 
 from bench_prepare import _measure, full_size_arguments  # same child-process RSS wrapper, same sizes
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.paths import repo_root
+
+REPO = repo_root()
 CLI = {
     "fusion": "import sys; from fusion.cli import main; sys.exit(main(sys.argv[1:]))",
     "harness": "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))",

@@ -1,7 +1,8 @@
 """FUSION: weight an ice-sheet ensemble against satellite observations and project sea level.
 
-Pipeline: `load_data → prepare → sample → project` (see DESIGN.md). Heavy modules (PyMC,
-plotting) load on first use, so `fusion prepare` and `fusion weights` start fast.
+Pipeline: `load_data → prepare → sample → project` (see DESIGN.md). Every name below loads its
+module on first use, so `import fusion` (and `fusion --help`, `fusion --version`) costs almost
+nothing and each command imports only what it needs.
 """
 
 from __future__ import annotations
@@ -9,12 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from fusion.config import Config, load_config
-from fusion.data.load import load_data
-from fusion.data.prepare import prepare
-from fusion.data.prepared import Prepared
 from fusion.errors import ConvergenceWarning, InputError
-from fusion.inference.plugin import plug_in_weights
 
 __all__ = [
     "Config",
@@ -38,6 +34,12 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Config": "fusion.config",
+    "load_config": "fusion.config",
+    "load_data": "fusion.data.load",
+    "prepare": "fusion.data.prepare",
+    "Prepared": "fusion.data.prepared",
+    "plug_in_weights": "fusion.inference.plugin",
     "sample": "fusion.inference.sampling",
     "project": "fusion.projection",
     "projection_summary": "fusion.projection",

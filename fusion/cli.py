@@ -7,18 +7,37 @@ outputs are written atomically, so a failed command leaves nothing under its fin
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from fusion.errors import DataWarning, InputError
 
-__all__ = ["main"]
+__all__ = ["main", "package_version"]
 
 EXIT_BAD_INPUT = 2
+#: What `fusion run` writes, for its --help (tests hold it to `fusion.pipeline.OUTPUT_FILES`).
+RUN_OUTPUTS = """\
+writes into the output folder (a failed run leaves no _SUCCESS):
+  weights.csv        per member: posterior mean and sd of w, plug-in weight and log-likelihood
+  projection.csv     per member: sea-level contribution sle_mm in the target year, weight
+  summary.json       weighted SLE distribution (median, mean, sd, interval), weighted mean
+  projection.png     weighted against unweighted SLE; posterior of the weighted mean
+  availability.png   kept observation pixels per stream on the grid
+  run_metadata.json  config and hash, versions, input SHA-256s, seeds, diagnostics
+  trace.nc           posterior draws and sampler statistics (NetCDF groups)
+  _SUCCESS           written last: the folder is complete
+"""
+
+
+def package_version(distribution: str = "fusion") -> str:
+    """The installed distribution's version (package metadata), for `--version`."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _cmd_example(args: argparse.Namespace) -> int:
@@ -47,6 +66,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from fusion.inference.plugin import load_posterior, plug_in_weights
     from fusion.io import write_csv
 
@@ -62,7 +83,8 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fusion.pipeline import run_to_dir
 
-    out = run_to_dir(args.config, args.out)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    out = run_to_dir(args.config, args.out, progressbar=progress)
     print(f"results written to {out}")
     return 0
 
@@ -92,26 +114,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+    config_help = "the run's YAML config (every key, its default and range: DESIGN.md)"
 
     p = sub.add_parser("example", help="write the bundled synthetic dataset and a config into DIR")
-    p.add_argument("dir", type=Path)
+    p.add_argument("dir", type=Path, help="folder to write into (created if missing)")
     p.set_defaults(func=_cmd_example)
 
     p = sub.add_parser("prepare", help="write the prepared arrays (.npz)")
-    p.add_argument("config", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("config", type=Path, help=config_help)
+    p.add_argument("--out", type=Path, required=True, help="the .npz file to write (required; no default)")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("weights", help="plug-in weights from a saved posterior")
-    p.add_argument("config", type=Path)
-    p.add_argument("--trace", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("config", type=Path, help=config_help)
+    p.add_argument("--trace", type=Path, required=True,
+                   help="NetCDF file with a 'posterior' group, e.g. a run's trace.nc (required; no default)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="the CSV to write: member_id, weight, log_likelihood (required; no default)")
     p.set_defaults(func=_cmd_weights)
 
-    p = sub.add_parser("run", help="the whole pipeline: weights, projection, plot, metadata")
-    p.add_argument("config", type=Path)
-    p.add_argument("--out", type=Path, default=None)
+    p = sub.add_parser("run", help="the whole pipeline: weights, projection, plot, metadata",
+                       description="The whole pipeline: load, prepare, sample, project and write a run folder.",
+                       epilog=RUN_OUTPUTS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", type=Path, help=config_help)
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: the config's output.dir, itself 'results' beside the config)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show the sampler's progress bar (default: shown only when stderr is a terminal, "
+                        "so CI logs stay quiet)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="a finished run for downstream users: posterior container or FACTS file")

@@ -87,7 +87,7 @@ class Inference(_Strict):
     target_accept: float = Field(0.95, gt=0, lt=1)
     seed: int = Field(42, ge=0)
     method: Literal["nuts", "laplace"] = "nuts"  # laplace: Gaussian at the MAP (fusion.inference.laplace)
-    sampler: Literal["pymc", "nutpie"] = "pymc"
+    sampler: Literal["pymc", "nutpie"] = "nutpie"
     stream_weights: StreamWeights = StreamWeights()
     velocity_inflation: float = Field(5.0, ge=0)
 

@@ -142,7 +142,7 @@ def run(
 
     # 3. sample, then per-member w and logL_* from the draws
     clock = time.perf_counter()
-    trace = sample(cfg, prepared, progressbar=progressbar)
+    trace = sample(cfg, prepared, progressbar=progressbar, while_sampling=_import_writers if with_projection else None)
     timings["sample_s"] = time.perf_counter() - clock
 
     # 4. diagnostics and the convergence gate (Laplace: optimiser figures and PSIS k̂ instead;
@@ -174,6 +174,16 @@ def run(
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings,
     )
+
+
+def _import_writers() -> None:
+    """Import what writing the run folder needs while the chains sample (they leave the GIL free).
+
+    xarray's NetCDF writer asks dask whether a `distributed` client is active, which imports
+    `distributed` (about 0.3 s); the plot needs Matplotlib's Agg backend.
+    """
+    import distributed  # noqa: F401
+    import matplotlib.backends.backend_agg  # noqa: F401
 
 
 def save_weights(result: Result, path: str | Path) -> Path:

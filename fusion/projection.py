@@ -234,7 +234,8 @@ def plot_projection(
     sle = projection["sle_mm"].values
     w = projection["weight"].values / projection["weight"].values.sum()
     order = np.argsort(sle, kind="stable")
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    fig = Figure(figsize=(10, 4.2))
+    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.12, top=0.92, wspace=0.18)
     ax_cdf, ax_mean = fig.subplots(1, 2, width_ratios=[3, 2])
     colours = {"weighted": "tab:blue", "unweighted": "tab:grey"}
     q = f"{summary['lower_q']:.0%}–{summary['upper_q']:.0%}"

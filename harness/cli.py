@@ -37,18 +37,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fusion.cli import package_version
+
     p = _Parser(
         prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                   help="print the installed version and exit")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run the checks of a suite and write the report folder")
-    r.add_argument("--suite", default="quick", help="quick (default, CI) or full (long checks)")
+    r.add_argument("--suite", default="quick", help="quick (CI, minutes) or full (long checks) (default: quick)")
     r.add_argument(
         "--check",
         action="append",
         dest="checks",
         metavar="NAME",
-        help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}",
+        help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)} (default: every check of the suite)",
     )
     r.add_argument(
         "--case",
@@ -67,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
+        help="dask.distributed scheduler for checks that fan out, e.g. tcp://host:8786 "
+        "(default: none, local processes)",
     )
     _add_capture(sub)
     return p

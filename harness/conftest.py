@@ -13,8 +13,9 @@ import pytest
 
 from harness.golden import pytest_terminal_summary  # noqa: F401 — prints golden-table updates
 from harness.cases import CaseData, bundled_case
+from harness.paths import repo_root
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = repo_root()
 GOLDEN_DIR = REPO / "golden"
 FIXTURES_DIR = REPO / "fixtures"
 

@@ -220,7 +220,9 @@ def compare_tables(
 
 def golden_root() -> Path:
     """The repository's `golden/` folder (the harness is used from a checkout, installed editable)."""
-    return Path(__file__).resolve().parents[1] / "golden"
+    from harness.paths import repo_root
+
+    return repo_root() / "golden"
 
 
 # --- syrupy extension ---------------------------------------------------------------------

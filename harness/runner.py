@@ -36,6 +36,7 @@ from fusion.errors import InputError
 from harness import artifacts
 from harness.cases import PER_CASE_CHECKS, CaseCatalog
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+from harness.paths import repo_root
 
 __all__ = [
     "CHECK_MODULES",
@@ -83,11 +84,6 @@ class BadInput(ValueError):
 
 class RunInterrupted(BaseException):
     """SIGTERM during a run: finish the bookkeeping (no stamp for the current check), then stop."""
-
-
-def repo_root() -> Path:
-    """The checkout the harness lives in (holds `golden/` and `fixtures/`)."""
-    return Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

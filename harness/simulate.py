@@ -398,7 +398,9 @@ def replicate_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator
 @lru_cache(maxsize=1)
 def code_digest() -> str:
     """SHA-256 of the sources a replicate's numbers come from (this harness and the model)."""
-    root = Path(__file__).resolve().parents[1]
+    from harness.paths import repo_root
+
+    root = repo_root()  # the folder holding both packages, in a checkout and when installed
     h = hashlib.sha256()
     for rel in _CODE_FILES:
         path = root / rel

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.paths import repo_root
+
+REPO = repo_root()
 REFERENCE_CASES = ("small", "subsample")
 
 

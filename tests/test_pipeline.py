@@ -28,7 +28,8 @@ def _example(root: Path, *, draws: int = 60, tune: int = 60) -> Path:
     text = config.read_text()
     assert "draws: 1000" in text and "tune: 1000" in text and "chains: 4" in text
     text = text.replace("draws: 1000", f"draws: {draws}").replace("tune: 1000", f"tune: {tune}")
-    config.write_text(text.replace("chains: 4", "chains: 2").replace("sampler: nutpie", "sampler: pymc"))
+    assert "  sampler: nutpie\n" in text
+    config.write_text(text.replace("chains: 4", "chains: 2").replace("  sampler: nutpie\n", ""))  # the default
     return config
 
 
@@ -95,7 +96,7 @@ def test_metadata_is_complete(finished) -> None:
     one = every_input[0]
     assert meta["input_files"][one] == hashlib.sha256(Path(one).read_bytes()).hexdigest()
     assert meta["seeds"] == {"inference": 42, "subsample": 42}
-    assert meta["sampler"]["name"] == "pymc" and meta["sampler"]["chains"] == 2
+    assert meta["sampler"]["name"] == "nutpie" and meta["sampler"]["chains"] == 2  # nutpie is the default
     assert meta["diagnostics"]["chains"] == 2
     assert meta["convergence"]["passed"] is False
     assert "ess_bulk_min" in meta["convergence"]["failures"]

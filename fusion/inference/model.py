@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from fusion.data.prepared import THICK, VEL, Prepared
 
 if TYPE_CHECKING:
+    import pymc as pm
+    import pytensor.tensor as pt
+
     from fusion.config import Config
 
 __all__ = [
@@ -148,6 +149,9 @@ def stream_blocks(
 def _priors() -> dict[str, pt.TensorVariable]:
     """HalfNormal priors with float64 scales (a bare 0.5 becomes a float32 constant in PyTensor,
     and log(0.5) in float32 shifts the log-density by 1.9e-9)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     return {
         name: pm.HalfNormal(name, sigma=pt.constant(scale, dtype="float64"))
         for name, scale in PRIOR_SIGMA.items()
@@ -164,6 +168,9 @@ def _sigma_tot2(theta: dict[str, pt.TensorVariable], stream: int, sigma_obs2, sp
 
 def build_model(prepared: Prepared, settings: NoiseSettings | None = None) -> pm.Model:
     """The vectorised model: four HalfNormal priors and one O(N) `joint_loglik` potential."""
+    import pymc as pm  # imported here: the nutpie route (the default) never builds a PyMC model
+    import pytensor.tensor as pt
+
     settings = settings or NoiseSettings()
     blocks = stream_blocks(prepared, settings)
     with pm.Model() as model:
@@ -182,6 +189,9 @@ def build_model(prepared: Prepared, settings: NoiseSettings | None = None) -> pm
 
 def build_loop_model(prepared: Prepared, settings: NoiseSettings | None = None) -> pm.Model:
     """The prototype's form: per member, a Normal log-likelihood graph per stream; O(M·N) per gradient."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     settings = settings or NoiseSettings()
     so2 = sigma_obs_squared(prepared)
     y = prepared.y_obs.astype(np.float64)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from fusion.inference.model import (
@@ -31,6 +31,8 @@ from fusion.inference.model import (
 from fusion.inference.posterior import add_member_deterministics
 
 if TYPE_CHECKING:
+    import pymc as pm
+
     from fusion.config import Config, Inference
     from fusion.data.prepared import Prepared
 
@@ -39,17 +41,33 @@ __all__ = ["sample", "sample_model", "SAMPLERS"]
 SAMPLERS: frozenset[str] = frozenset({"pymc", "nutpie"})
 
 
-def sample(cfg: Config, prepared: Prepared, *, progressbar: bool = True) -> xr.DataTree:
+def sample(
+    cfg: Config,
+    prepared: Prepared,
+    *,
+    progressbar: bool = True,
+    while_sampling: Callable[[], object] | None = None,
+) -> xr.DataTree:
     """Sample the vectorised model for `prepared` (or, with `method: laplace`, draw from the Gaussian
-    at its mode); the same config gives the same bits."""
+    at its mode); the same config gives the same bits.
+
+    `while_sampling` is work that needs no draws (imports, checks); with nutpie it runs while
+    the chains sample on their own threads, and an exception from it cancels the sampler.
+    """
     if cfg.inference.method == "laplace":
         from fusion.inference.laplace import sample_laplace
 
+        if while_sampling is not None:
+            while_sampling()
         return sample_laplace(cfg, prepared)
     settings = NoiseSettings.from_config(cfg)
     if cfg.inference.sampler == "nutpie":
-        trace = _sample_fused_nutpie(FusedDensity(prepared, settings), cfg.inference, progressbar=progressbar)
+        trace = _sample_fused_nutpie(
+            FusedDensity(prepared, settings), cfg.inference, progressbar=progressbar, while_sampling=while_sampling
+        )
     else:
+        if while_sampling is not None:
+            while_sampling()
         trace = sample_model(build_model(prepared, settings), cfg.inference, progressbar=progressbar)
     trace = add_member_deterministics(trace, prepared, settings)
     trace["posterior"].attrs.update(
@@ -192,7 +210,12 @@ def _nutpie_pyfunc_model(density: FusedDensity):
 
 
 def _sample_fused_nutpie(
-    density: FusedDensity, inference: Inference, *, progressbar: bool, route: str = "cfunc"
+    density: FusedDensity,
+    inference: Inference,
+    *,
+    progressbar: bool,
+    route: str = "cfunc",
+    while_sampling: Callable[[], object] | None = None,
 ) -> xr.DataTree:
     """nutpie on the fused density; log θ is the unconstrained space, as in PyMC.
 
@@ -210,15 +233,21 @@ def _sample_fused_nutpie(
         compiled = _nutpie_pyfunc_model(density)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    raw = _run_nutpie(compiled, inference, progressbar)
+    raw = _run_nutpie(compiled, inference, progressbar, while_sampling)
     return _finish(raw, inference, compile_s, time.perf_counter() - start, density=used)
 
 
-def _run_nutpie(compiled: object, inference: Inference, progressbar: bool) -> object:
-    """One place for the settings every nutpie route samples with, so the routes cannot drift apart."""
+def _run_nutpie(
+    compiled: object, inference: Inference, progressbar: bool, while_sampling: Callable[[], object] | None = None
+) -> object:
+    """One place for the settings every nutpie route samples with, so the routes cannot drift apart.
+
+    The chains run on nutpie's own threads without the GIL, so `while_sampling` overlaps them.
+    Any exception (Ctrl-C included) cancels the chains: a partial trace is never returned.
+    """
     import nutpie
 
-    return nutpie.sample(
+    sampler = nutpie.sample(
         compiled,
         draws=inference.draws,
         tune=inference.tune,
@@ -227,8 +256,16 @@ def _run_nutpie(compiled: object, inference: Inference, progressbar: bool) -> ob
         target_accept=inference.target_accept,
         save_warmup=False,
         progress_bar=progressbar,
+        blocking=False,
         **({} if inference.cores is None else {"cores": inference.cores}),
     )
+    try:
+        if while_sampling is not None:
+            while_sampling()
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
 
 
 def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = True) -> xr.DataTree:
@@ -250,6 +287,8 @@ def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = T
         start = time.perf_counter()
         raw = _run_nutpie(compiled, inference, progressbar)
     else:
+        import pymc as pm  # only this route needs PyMC: `fusion run` with nutpie never imports it
+
         raw = pm.sample(
             draws=inference.draws,
             tune=inference.tune,

@@ -22,8 +22,9 @@ import yaml
 
 from harness import cli
 from harness.cases import load_case, read_reference_weights
+from harness.paths import repo_root
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root()
 GOLDEN = REPO / "golden"
 FIXTURES = REPO / "fixtures" / "cases"
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from harness.golden import GoldenTableExtension, Tolerance, compare_tables, format_table, parse_table
+from harness.paths import repo_root
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root()
 
 
 def test_floats_read_back_to_the_same_bits() -> None:

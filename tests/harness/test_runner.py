@@ -16,8 +16,9 @@ import pytest
 
 from harness import artifacts, cli, runner
 from harness.checks import CheckContext, CheckResult
+from harness.paths import repo_root
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root()
 
 
 def fake(

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import harness.simulate as sim
+from harness.paths import repo_root
 from harness.sbc import SBCSpec, run_sbc
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root()
 SPEC = SBCSpec(n_replicates=16, draws=200, tune=200, seed=77)
 
 
@@ -32,9 +33,13 @@ def in_process(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_dask_cluster_gives_the_same_replicates(in_process, tmp_path: Path) -> None:
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    # the scheduler and the worker would otherwise leave a `dask-scratch-space` in the temporary folder
+    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         out = run_sbc(
             SPEC, tmp_path, scheduler=cluster.scheduler_address, progress=lambda s: None, plots=False
         )

@@ -1,0 +1,48 @@
+"""Work done while nutpie's chains run: done once, never changes the draws, and its failure stops them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from fusion.config import Config
+from fusion.inference.model import PARAMS
+from fusion.inference.sampling import sample
+from tests.inference._factories import make_prepared
+
+PREPARED = make_prepared(400, 4, seed=5)
+CFG = Config.model_validate(
+    {"observations": {"thickness": {"dir": "."}, "velocity": {"dir": "."}}, "ensemble": {"dir": "."}}
+).with_updates(inference={"draws": 300, "tune": 300, "chains": 2, "seed": 11, "sampler": "nutpie"})
+
+
+def test_work_while_sampling_runs_once_and_leaves_the_draws_alone() -> None:
+    plain = sample(CFG, PREPARED, progressbar=False)
+    calls: list[str] = []
+
+    def work() -> None:
+        calls.append(threading.current_thread().name)
+
+    overlapped = sample(CFG, PREPARED, progressbar=False, while_sampling=work)
+    assert calls == [threading.main_thread().name]
+    for name in PARAMS:
+        np.testing.assert_array_equal(overlapped["posterior"][name].values, plain["posterior"][name].values)
+    np.testing.assert_array_equal(
+        overlapped["sample_stats"]["energy"].values, plain["sample_stats"]["energy"].values
+    )
+
+
+def test_a_failure_while_sampling_cancels_the_chains_and_propagates() -> None:
+    class Planted(RuntimeError):
+        pass
+
+    def fail() -> None:
+        raise Planted("projection file missing")
+
+    with pytest.raises(Planted, match="projection file missing"):
+        sample(CFG, PREPARED, progressbar=False, while_sampling=fail)
+    # the process is still usable: the cancelled sampler left no threads holding the next run up
+    again = sample(CFG.with_updates(inference={"draws": 20, "tune": 20}), PREPARED, progressbar=False)
+    assert again["posterior"]["sigma_base_thick"].shape == (2, 20)

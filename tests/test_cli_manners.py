@@ -1,0 +1,91 @@
+"""CLI manners: `--version` from the package metadata, every option's help states its default,
+`fusion run --help` lists what it writes, sampling progress only on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fusion import cli as fusion_cli
+from harness import cli as harness_cli
+
+VERSION = importlib.metadata.version("fusion")
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+    """Every option of the parser and of its subcommands, as (command, action)."""
+    out: list[tuple[str, argparse.Action]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += [(f"{name} {a.dest}", a) for a in sub._actions if not isinstance(a, argparse._HelpAction)]
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            out.append((action.dest, action))
+    return out
+
+
+@pytest.mark.parametrize("main", [fusion_cli.main, harness_cli.main], ids=["fusion", "harness"])
+def test_version_prints_the_installed_version_and_exits_0(main, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["--version"])
+    except SystemExit as exc:  # argparse's version action exits
+        code = exc.code
+    assert code == 0
+    prog = "fusion" if main is fusion_cli.main else "harness"
+    assert capsys.readouterr().out.strip() == f"{prog} {VERSION}"
+
+
+@pytest.mark.parametrize("script", ["fusion", "harness"])
+def test_console_scripts_print_the_version(script: str) -> None:
+    exe = Path(sys.executable).with_name(script)
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{script} {VERSION}"
+
+
+@pytest.mark.parametrize("parser", [fusion_cli._parser, harness_cli._parser], ids=["fusion", "harness"])
+def test_every_option_says_what_it_does_and_its_default(parser) -> None:
+    options = _options(parser())
+    assert len(options) >= 4
+    for name, action in options:
+        assert action.help and len(action.help) > 15, f"{name}: no help"
+        if action.option_strings:  # positionals have no default to state
+            assert "default" in action.help, f"{name}: help does not state the default: {action.help!r}"
+
+
+def test_run_help_lists_every_output(capsys: pytest.CaptureFixture[str]) -> None:
+    from fusion.io import SUCCESS
+    from fusion.pipeline import OUTPUT_FILES
+
+    with pytest.raises(SystemExit) as exc:
+        fusion_cli.main(["run", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    listed = [line.split()[0] for line in text.split("writes into the output folder", 1)[1].splitlines()[1:] if line]
+    assert set(OUTPUT_FILES) | {SUCCESS} <= set(listed), listed
+    assert listed[-1] == SUCCESS  # named last, as it is written last
+
+
+@pytest.mark.parametrize(("flags", "tty", "expected"), [
+    ([], True, True), ([], False, False), (["--no-progress"], True, False), (["--progress"], False, True),
+])
+def test_progress_follows_the_terminal_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: list[str], tty: bool, expected: bool
+) -> None:
+    seen: dict[str, bool] = {}
+
+    def fake_run_to_dir(config, out, *, progressbar):  # noqa: ANN001
+        seen["progressbar"] = progressbar
+        return tmp_path
+
+    import fusion.pipeline
+
+    monkeypatch.setattr(fusion.pipeline, "run_to_dir", fake_run_to_dir)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert fusion_cli.main(["run", str(tmp_path / "config.yaml"), *flags]) == 0
+    assert seen == {"progressbar": expected}
