@@ -148,15 +148,17 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="a finished run for downstream users: posterior container or FACTS file")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--format", required=True, choices=("posterior", "facts"))
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("run_dir", type=Path, help="a finished `fusion run` folder (stamped _SUCCESS)")
+    p.add_argument("--format", required=True, choices=("posterior", "facts"),
+                   help="posterior: JSON container (mean, cov, provenance); facts: FACTS component NetCDF "
+                        "(required; no default)")
+    p.add_argument("--out", type=Path, required=True, help="the file to write (required; no default)")
     p.add_argument("--samples", nargs="?", const="all", default=None,
                    help="posterior: include every draw; facts: number of samples (default 20000)")
     p.add_argument("--years", default=None, help="facts: START:END:STEP (default 2020:2100:10)")
-    p.add_argument("--baseyear", type=float, default=None, help="facts: year the SLE is relative to")
-    p.add_argument("--scenario", default=None, help="facts: scenario name stored in the file")
-    p.add_argument("--seed", type=int, default=0, help="facts: seed of the sample draw")
+    p.add_argument("--baseyear", type=float, default=None, help="facts: year the SLE is relative to (default: the end of the historical run)")
+    p.add_argument("--scenario", default=None, help="facts: scenario name stored in the file (default: unspecified)")
+    p.add_argument("--seed", type=int, default=0, help="facts: seed of the sample draw (default: 0)")
     p.set_defaults(func=_cmd_export)
     return parser
 

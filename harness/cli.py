@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=[],
         metavar="DIR",
-        help="a case folder (case.yaml + reference/; repeatable): parity, convergence and stability run "
-        "on these instead of the bundled cases",
+        help="a case folder (case.yaml + reference/; repeatable): parity, convergence, stability and agreement run "
+        "on these instead of the bundled cases (default: the bundled cases)",
     )
     r.add_argument(
         "--out", type=Path, default=Path("harness-out"), help="report folder (default: harness-out)"
@@ -80,15 +80,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_capture(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("capture", help="make a case folder by running the prototype itself")
-    c.add_argument("config", type=Path, help="FUSION config naming the inputs")
-    c.add_argument("--prototype", type=Path, required=True, metavar="FILE", help="the prototype's full_model.py")
-    c.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to create")
-    c.add_argument("--python", default=sys.executable, metavar="EXE", help="interpreter to run the prototype in")
-    c.add_argument("--posterior", type=Path, default=None, metavar="TRACE.nc", help="weights at this posterior")
-    c.add_argument("--sample", action="store_true", help="run the prototype's own sampler")
-    c.add_argument("--draws", type=int, default=500)
-    c.add_argument("--tune", type=int, default=1000)
-    c.add_argument("--chains", type=int, default=4)
+    c.add_argument("config", type=Path, help="FUSION config naming the inputs (its observation and ensemble folders)")
+    c.add_argument("--prototype", type=Path, required=True, metavar="FILE", help="the prototype's full_model.py, run unchanged (required; no default)")
+    c.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to create; must not exist or be empty (required; no default)")
+    c.add_argument("--python", default=sys.executable, metavar="EXE", help="interpreter to run the prototype in (default: this Python)")
+    c.add_argument("--posterior", type=Path, default=None, metavar="TRACE.nc", help="the prototype's weights at this posterior, no sampling (default: none)")
+    c.add_argument("--sample", action="store_true", help="run the prototype's own sampler; its posterior becomes the reference (default: off)")
+    c.add_argument("--draws", type=int, default=500, help="with --sample: draws per chain (default: 500)")
+    c.add_argument("--tune", type=int, default=1000, help="with --sample: tuning steps per chain (default: 1000)")
+    c.add_argument("--chains", type=int, default=4, help="with --sample: chains (default: 4)")
 
 
 def _capture(args: argparse.Namespace) -> int:
