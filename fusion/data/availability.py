@@ -172,7 +172,7 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
             if r["skipped"]:
                 ax.text(x, r["pixels"], "skipped", rotation=90, ha="center", va="bottom", fontsize=7)
         if not labels:
-            labels = [f"{r['start']:.2f}–{r['end']:.2f}" for r in rows]
+            labels = [f"{r['start']:.2f}\n–{r['end']:.2f}" for r in rows]
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_xlabel("model interval (left bar thickness, right bar velocity)")
     ax.set_ylabel("points")
