@@ -33,11 +33,14 @@ from typing import Any
 
 from harness import artifacts
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+from harness.records import Entry
+from harness.report import write_report
 
 __all__ = [
     "CHECK_MODULES",
     "SUITES",
     "BadInput",
+    "Entry",
     "Planned",
     "RunInterrupted",
     "RunOptions",
@@ -101,16 +104,6 @@ class Planned:
     check: str
     case: str
     folder: Path
-
-
-@dataclass
-class Entry:
-    """One planned check's outcome as the report shows it."""
-
-    result: CheckResult
-    folder: Path
-    resumed: bool = False
-    ran: bool = True
 
 
 @dataclass
@@ -222,8 +215,6 @@ def run(
     progress: Callable[[str], None] = print,
 ) -> RunOutcome:
     """Run (or resume) every planned check, then write the report and exactly one run marker."""
-    from harness.report import write_report
-
     if options.suite not in SUITES:
         raise BadInput(f"unknown suite {options.suite!r}; valid: {', '.join(SUITES)}")
     unknown = [c for c in options.checks if c not in CHECK_MODULES]
