@@ -1,4 +1,5 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`;
+`harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
@@ -57,7 +58,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
+    s = sub.add_parser("signoff", help="record a sign-off of a finished run and re-render its reports")
+    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a `harness run` wrote")
+    s.add_argument("--name", required=True, help="who signs")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve or reject")
+    s.add_argument("--note", default=None, help="free text shown in the reports")
     return p
+
+
+def _keep_screenshot(out: Path) -> None:
+    """`report.png` beside `report.html` when a Chromium is installed (best effort: never changes the exit status)."""
+    import subprocess
+
+    from harness.browser import BrowserError, find_chromium, screenshot
+
+    if find_chromium() is None or not (out / "report.html").is_file():
+        return
+    try:
+        screenshot(out / "report.html", out / "report.png")
+    except (BrowserError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"harness: report.png not written ({exc})")
+
+
+def _signoff(args: argparse.Namespace) -> int:
+    """`harness signoff`: one line on success, one line on stderr and exit 2 when refused."""
+    from harness.signoff import SignoffRefused, sign
+
+    try:
+        rec = sign(args.out, args.name, args.decision, args.note)
+    except SignoffRefused as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _keep_screenshot(args.out)
+    print(f"harness: {rec['decision']} by {rec['name']} recorded in {args.out / 'signoff.json'}; reports re-rendered")
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -92,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if args.command == "signoff":
+        return _signoff(args)
     out: Path = args.out
     existed = out.exists()
     try:
@@ -108,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    _keep_screenshot(out)
     counts: dict[str, int] = {}
     for entry in outcome.entries:
         counts[entry.result.status] = counts.get(entry.result.status, 0) + 1
