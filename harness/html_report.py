@@ -15,7 +15,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.records import VERDICT, availability_rows, flatten, fmt, run_line, signoff_state, status_text, summary_rows
+from harness.records import (
+    VERDICT,
+    availability_rows,
+    flatten,
+    fmt,
+    open_slots,
+    run_line,
+    signoff_state,
+    status_text,
+    summary_rows,
+)
 
 __all__ = ["render_html", "section_id"]
 
@@ -140,11 +150,11 @@ def _signoff(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
          escape(s["at"]), f"<code>{escape(str(s['fingerprint'])[:12])}</code>"
          + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"), escape(s.get("note") or "")]
         for s in signoffs
-    ] or [["", "☐ approve ☐ reject", "", "", "science owner"], ["", "☐ approve ☐ reject", "", "", "release engineer"]]
+    ] + [[escape(role), "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)]
     return (
         '<section id="signoff"><h2>Sign-off</h2>'
         f"<p>A release needs both signatures on a PASSED report. <strong>{escape(signoff_state(run, signoffs))}</strong></p>"
-        + _table(["name", "decision", "date (UTC)", "run fingerprint", "note"], rows)
+        + _table(["signed by", "decision", "date (UTC)", "run fingerprint", "note"], rows)
         + "<p>Record a decision: <code>harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]</code></p></section>"
     )
 

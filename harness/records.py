@@ -33,6 +33,7 @@ __all__ = [
     "flatten",
     "fmt",
     "run_line",
+    "open_slots",
     "signoff_state",
     "status_text",
     "VERDICT",
@@ -270,6 +271,12 @@ def availability_rows(av: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                  str(iv["kept"]), str(iv["subsampled"]), iv["skipped"] or ""]
             )
     return header, rows
+
+
+def open_slots(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> list[str]:
+    """Roles still to sign this run: empty rows the reports show under the recorded sign-offs."""
+    current = {s["name"] for s in signoffs if s.get("fingerprint") == run.get("fingerprint") and s["decision"] == "approve"}
+    return ["Science owner", "Release engineer"][len(current):]
 
 
 def signoff_state(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:

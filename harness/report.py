@@ -23,6 +23,7 @@ from harness.records import (
     availability_rows,
     flatten,
     fmt,
+    open_slots,
     read_document,
     report_document,
     run_line,
@@ -112,10 +113,10 @@ def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
             lines += ["", "Input SHA-256s, versions and the rest are in report.json and report.html.", "</details>", ""]
     lines += ["## Sign-off", "", f"A release needs both signatures on a PASSED report. {signoff_state(run, signoffs)}", ""]
     lines += _md_table(
-        ["name", "decision", "date (UTC)", "run fingerprint", "note"],
+        ["signed by", "decision", "date (UTC)", "run fingerprint", "note"],
         [[s["name"], s["decision"], s["at"], str(s["fingerprint"])[:12]
           + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"), s.get("note") or ""] for s in signoffs]
-        or [["", "☐ approve ☐ reject", "", "", "science owner"], ["", "☐ approve ☐ reject", "", "", "release engineer"]],
+        + [[role, "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)],
     )
     lines += ["", "Record a decision: `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.", ""]
     return "\n".join(lines)
