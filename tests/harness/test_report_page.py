@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from harness import artifacts, browser, cli, runner
 from harness.checks import CheckContext, CheckResult
 
 CHECKS = ("parity", "convergence", "stability")
+CASES = {"parity": ("small", "subsample"), "convergence": ("all",), "stability": ("all",)}
 PROBE = (
     "<script>window.addEventListener('load',()=>{for(const i of document.images)"
     "{i.setAttribute('data-natural-width',i.naturalWidth)}})</script>"
@@ -64,7 +66,10 @@ def planted(status: str, colour: str, with_availability: bool = False) -> Callab
 
 def fake_run(out: Path, failing: str | None = None) -> runner.RunOutcome:
     registry = {
-        name: planted("fail" if name == failing else "pass", f"C{i}", with_availability=name == "parity")
+        name: SimpleNamespace(
+            cases=lambda suite, golden, fixtures, name=name: list(CASES[name]),
+            run_check=planted("fail" if name == failing else "pass", f"C{i}", with_availability=name == "parity"),
+        )
         for i, name in enumerate(CHECKS)
     }
     return runner.run(runner.RunOptions(out=out, checks=CHECKS), registry=registry, progress=lambda line: None)
@@ -131,13 +136,15 @@ def test_browser_renders_verdict_every_check_and_case_and_every_image(chromium, 
     assert "_RUN_FAILED" in text
     summary = " ".join(text[text.index("Summary") : text.index("Summary") + 60])
     for name in CHECKS:
-        assert re.search(rf"\b{name} all (PASS|FAIL)\b", summary), name
+        for case in CASES[name]:
+            assert re.search(rf"\b{name} {case} (PASS|FAIL)\b", summary), (name, case)
     # the failing row comes first in the summary
     assert summary.split("duration (s)")[1].split()[:3] == ["stability", "all", "FAIL"]
     assert "Data availability" in text and "Sign-off" in text
 
     widths = decoded_widths(page, tmp_path)
-    assert len(widths) == len(CHECKS) and all(w > 0 for w in widths), widths
+    n_plots = sum(len(c) for c in CASES.values())
+    assert len(widths) == n_plots and all(w > 0 for w in widths), widths
 
     shot = browser.screenshot(page, failed_run / "report.png")  # kept beside the page, as CI's artifact
     from matplotlib.image import imread
@@ -155,7 +162,7 @@ def test_image_probe_catches_an_undecodable_image(chromium, failed_run: Path, tm
     html = (failed_run / "report.html").read_text()
     broken.write_text(html.replace('<img src="data:image/png;base64,', '<img src="data:image/png;base64,QUJDRA==">x<img src="data:image/png;base64,', 1))
     widths = decoded_widths(broken, tmp_path)
-    assert widths.count(0) == 1 and len(widths) == len(CHECKS) + 1
+    assert widths.count(0) == 1 and len(widths) == sum(len(c) for c in CASES.values()) + 1
 
 
 def test_page_is_self_contained(failed_run: Path) -> None:
@@ -173,10 +180,11 @@ def test_planted_failure_heads_markdown_and_page_from_one_document(failed_run: P
     assert md[4].startswith("| stability | all | FAIL | x_max | ≤ 1 | 3 | -2 |")
     html = (failed_run / "report.html").read_text()
     assert '<header class="banner fail" id="verdict"><h1>FAILED</h1>' in html
-    rows = re.findall(r'<tr class="(\w+)"><td><a href="#check-(\w+)-all">', html)
-    assert [r[1] for r in rows] == ["stability", "parity", "convergence"] and rows[0][0] == "fail"
+    rows = re.findall(r'<tr class="(\w+)"><td><a href="#check-(\w+)-(\w+)">', html)
+    assert [r[1:] for r in rows] == [("stability", "all"), ("parity", "small"), ("parity", "subsample"), ("convergence", "all")]
+    assert [r[0] for r in rows] == ["fail", "pass", "pass", "pass"]
     doc = json.loads((failed_run / "report.json").read_text())
-    assert [c["headline"]["margin"] for c in doc["checks"]] == [0.5, 0.5, -2.0]
+    assert [c["headline"]["margin"] for c in doc["checks"]] == [0.5, 0.5, 0.5, -2.0]
     assert doc["checks"][0]["availability"]["streams"]["vel"]["kept"] == 8
     # vel: 12 points; 2 observation missing, 1 over threshold, 1 member non-finite (first rule each), 8 kept
     assert "| vel | all | 12 | 2 | 0 | 1 | 0 | 1 | 8 | 8 |  |" in md
@@ -240,7 +248,10 @@ def test_signoff_refuses_a_folder_without_a_run_marker(make: str, tmp_path: Path
     assert cli.main(["signoff", str(out), "--name", "Ada", "--decision", "reject"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"harness: {out}: ")
-    assert sorted(p.name for p in out.iterdir()) == (["report.json"] if make == "empty" else [])  if out.exists() else True
+    if make == "empty":
+        assert sorted(p.name for p in out.iterdir()) == ["report.json"]  # nothing written, not even a lock
+    else:
+        assert not out.exists()
 
 
 def test_rerun_keeps_sign_offs_and_marks_them_for_another_run(tmp_path: Path, no_browser: None) -> None:
