@@ -18,7 +18,9 @@ from fusion.io import atomic_path
 
 __all__ = ["INSTALL_HINT", "BrowserError", "dump_dom", "find_chromium", "screenshot"]
 
-INSTALL_HINT = "install Debian's chromium: apt-get update && apt-get install -y chromium (or set HARNESS_CHROMIUM)"
+INSTALL_HINT = (
+    "install Debian's chromium: apt-get update && apt-get install -y chromium (or set HARNESS_CHROMIUM)"
+)
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _FLAGS = (
     "--headless",
@@ -68,7 +70,10 @@ def dump_dom(page: Path, *, timeout: float = 60) -> str:
 def screenshot(page: Path, png: Path, *, size: tuple[int, int] = (1280, 2400), timeout: float = 60) -> Path:
     """A PNG of the page's first `size` pixels, written atomically to `png`."""
     with atomic_path(png, suffix=".png") as tmp:
-        _run([f"--window-size={size[0]},{size[1]}", f"--screenshot={tmp}", Path(page).resolve().as_uri()], timeout)
+        _run(
+            [f"--window-size={size[0]},{size[1]}", f"--screenshot={tmp}", Path(page).resolve().as_uri()],
+            timeout,
+        )
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise BrowserError(f"chromium wrote no screenshot of {page}")
     return Path(png)

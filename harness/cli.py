@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keep_screenshot(out: Path) -> None:
-    """`report.png` beside `report.html` when a Chromium is installed (best effort: never changes the exit status)."""
+    """`report.png` beside `report.html` when Chromium is installed (best effort: the exit status stays)."""
     import subprocess
 
     from harness.browser import BrowserError, find_chromium, screenshot
@@ -90,7 +90,8 @@ def _signoff(args: argparse.Namespace) -> int:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     _keep_screenshot(args.out)
-    print(f"harness: {rec['decision']} by {rec['name']} recorded in {args.out / 'signoff.json'}; reports re-rendered")
+    where = args.out / "signoff.json"
+    print(f"harness: {rec['decision']} by {rec['name']} recorded in {where}; reports re-rendered")
     return EXIT_OK
 
 

@@ -49,7 +49,9 @@ def section_id(rec: dict[str, Any]) -> str:
     return "check-" + "".join(c if c.isalnum() else "-" for c in f"{rec['name']}-{rec['case']}")
 
 
-def _table(header: list[str], rows: list[list[str]], row_class: list[str] | None = None, table_id: str = "") -> str:
+def _table(
+    header: list[str], rows: list[list[str]], row_class: list[str] | None = None, table_id: str = ""
+) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
@@ -99,10 +101,15 @@ def _provenance(rec: dict[str, Any]) -> str:
     parts.append(_table(["provenance", "value"], rows))
     for key, title in (("inputs_sha256", "input SHA-256s"), ("golden_sha256", "golden SHA-256s")):
         if prov.get(key):
-            body = _table(["file", "SHA-256"], [[escape(f), f"<code>{escape(str(h))}</code>"] for f, h in prov[key].items()])
+            body = _table(
+                ["file", "SHA-256"],
+                [[escape(f), f"<code>{escape(str(h))}</code>"] for f, h in prov[key].items()],
+            )
             parts.append(f"<details><summary>{title} ({len(prov[key])} files)</summary>{body}</details>")
     if prov.get("versions"):
-        body = _table(["package", "version"], [[escape(k), escape(str(v))] for k, v in prov["versions"].items()])
+        body = _table(
+            ["package", "version"], [[escape(k), escape(str(v))] for k, v in prov["versions"].items()]
+        )
         parts.append(f"<details><summary>versions</summary>{body}</details>")
     return "<h3>Provenance</h3>" + "".join(parts)
 
@@ -110,22 +117,38 @@ def _provenance(rec: dict[str, Any]) -> str:
 def _section(out: Path, rec: dict[str, Any]) -> str:
     link = rec["artifact_dir"].rstrip("/") + "/"
     html = [
-        f'<section id="{section_id(rec)}"><h2>{escape(rec["name"])} — {escape(rec["case"])}: '
-        f'<span class="status {escape(rec["status"])}">{escape(rec["status"].upper())}</span></h2>',
+        (f'<section id="{section_id(rec)}"><h2>{escape(rec["name"])} — {escape(rec["case"])}: '
+        f'<span class="status {escape(rec["status"])}">{escape(rec["status"].upper())}</span></h2>'),
         f'<p>Artifacts: <a href="{escape(link)}">{escape(link)}</a> · duration {rec["duration_s"]:.1f} s'
         + (" · resumed from an earlier run" if rec.get("resumed") else "")
         + "</p>",
     ]
     if rec["messages"]:
-        heading = {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(rec["status"], "Notes (reported, not gated)")
+        heading = {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
+            rec["status"], "Notes (reported, not gated)"
+        )
         items = "".join(f"<li>{escape(m)}</li>" for m in rec["messages"])
         html.append(f"<h3>{heading}</h3><ul>{items}</ul>")
     if rec.get("gates"):
-        rows = [[escape(fmt(g[k])) for k in ("figure", "threshold", "value", "margin", "passed")] for g in rec["gates"]]
-        html.append("<h3>Gates</h3>" + _table(["figure", "threshold", "value", "margin", "passed"], rows,
-                                              ["pass" if g["passed"] else "fail" for g in rec["gates"]]))
+        rows = [
+            [escape(fmt(g[k])) for k in ("figure", "threshold", "value", "margin", "passed")]
+            for g in rec["gates"]
+        ]
+        html.append(
+            "<h3>Gates</h3>"
+            + _table(
+                ["figure", "threshold", "value", "margin", "passed"],
+                rows,
+                ["pass" if g["passed"] else "fail" for g in rec["gates"]],
+            )
+        )
     if rec["thresholds"]:
-        html.append("<h3>Thresholds</h3>" + _table(["threshold", "value"], [[escape(k), escape(fmt(v))] for k, v in flatten(rec["thresholds"])]))
+        html.append(
+            "<h3>Thresholds</h3>"
+            + _table(
+                ["threshold", "value"], [[escape(k), escape(fmt(v))] for k, v in flatten(rec["thresholds"])]
+            )
+        )
     for plot in rec["plots"]:
         html.append(_img(out, plot, f"{rec['name']} {rec['case']}: {Path(plot).stem}"))
     figures = flatten(rec["figures"])
@@ -146,9 +169,14 @@ def _section(out: Path, rec: dict[str, Any]) -> str:
 
 def _signoff(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
     rows = [
-        [escape(s["name"]), f'<span class="status {"pass" if s["decision"] == "approve" else "fail"}">{escape(s["decision"])}</span>',
-         escape(s["at"]), f"<code>{escape(str(s['fingerprint'])[:12])}</code>"
-         + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"), escape(s.get("note") or "")]
+        [
+            escape(s["name"]),
+            f'<span class="status {"pass" if s["decision"] == "approve" else "fail"}">{escape(s["decision"])}</span>',
+            escape(s["at"]),
+            f"<code>{escape(str(s['fingerprint'])[:12])}</code>"
+            + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"),
+            escape(s.get("note") or ""),
+        ]
         for s in signoffs
     ] + [[escape(role), "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)]
     return (

@@ -41,14 +41,14 @@ class ReplicateBar:
     def text(self) -> str:
         """`label [#####.....] 40/200  3.1/s  0:52 left` (rate over the replicates fitted in this run)."""
         frac = self._done / self.total if self.total else 1.0
-        filled = int(round(frac * self.width))
+        filled = round(frac * self.width)
         elapsed = self._clock() - self._start
         fitted = self._done - self._start_done
         rate = fitted / elapsed if elapsed > 0 and fitted > 0 else 0.0
         if self._done >= self.total:
             left = "done"
         elif rate > 0:
-            secs = int(round((self.total - self._done) / rate))
+            secs = round((self.total - self._done) / rate)
             left = f"{secs // 60}:{secs % 60:02d} left"
         else:
             left = "estimating"

@@ -27,20 +27,20 @@ from harness import artifacts
 from harness.checks import CheckResult
 
 __all__ = [
-    "Entry",
     "STATUS_ORDER",
+    "VERDICT",
+    "Entry",
     "availability_rows",
     "flatten",
     "fmt",
-    "run_line",
-    "open_slots",
-    "signoff_state",
-    "status_text",
-    "VERDICT",
     "gates",
+    "open_slots",
     "read_document",
     "report_document",
     "report_records",
+    "run_line",
+    "signoff_state",
+    "status_text",
     "summary_rows",
 ]
 
@@ -77,7 +77,9 @@ def _bound(text: Any) -> tuple[str, float] | None:
         return None
 
 
-def _gate(figure: str, op: str, bound: float, value: Any, threshold: str | None = None) -> dict[str, Any] | None:
+def _gate(
+    figure: str, op: str, bound: float, value: Any, threshold: str | None = None
+) -> dict[str, Any] | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     margin = bound - value if op == "≤" else value - bound
@@ -129,7 +131,9 @@ def _generic(name: str, figures: dict[str, Any], thresholds: dict[str, Any]) -> 
 def _parity(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
     """Bit-exact components as one gate (components that differ, bound 0); the statistical |Δ|/bound ratio (≤ 1)."""
     out = []
-    exact = {k: c for k, c in figures.items() if isinstance(c, dict) and "passed" in c and "max_ratio" not in c}
+    exact = {
+        k: c for k, c in figures.items() if isinstance(c, dict) and "passed" in c and "max_ratio" not in c
+    }
     if exact:
         red = [k for k, c in exact.items() if not c["passed"]]
         g = _gate(f"bit-exact components differing (of {len(exact)})", "≤", 0.0, len(red), "0")
@@ -242,7 +246,11 @@ def flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def status_text(rec: dict[str, Any]) -> str:
-    return rec["status"].upper() + (" (resumed)" if rec.get("resumed") else "") + ("" if rec.get("ran", True) else " (not run)")
+    return (
+        rec["status"].upper()
+        + (" (resumed)" if rec.get("resumed") else "")
+        + ("" if rec.get("ran", True) else " (not run)")
+    )
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -261,22 +269,51 @@ def run_line(run: dict[str, Any]) -> str:
 def availability_rows(av: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the availability table: per stream, its total then each interval."""
     rules = list(av["rule_order"])
-    header = ["stream", "interval", "pixels", *[r.replace("_", " ") for r in rules], "kept", "subsampled", "skipped"]
+    header = [
+        "stream",
+        "interval",
+        "pixels",
+        *[r.replace("_", " ") for r in rules],
+        "kept",
+        "subsampled",
+        "skipped",
+    ]
     rows = []
     for name, s in av["streams"].items():
-        rows.append([name, "all", str(s["pixels"]), *[str(s["dropped"][r]) for r in rules], str(s["kept"]), str(s["subsampled"]), ""])
+        rows.append(
+            [
+                name,
+                "all",
+                str(s["pixels"]),
+                *[str(s["dropped"][r]) for r in rules],
+                str(s["kept"]),
+                str(s["subsampled"]),
+                "",
+            ]
+        )
         for iv in s["intervals"]:
             rows.append(
-                [name, f"{iv['start']:.3f}–{iv['end']:.3f}", str(iv["pixels"]), *[str(iv["dropped"][r]) for r in rules],
-                 str(iv["kept"]), str(iv["subsampled"]), iv["skipped"] or ""]
+                [
+                    name,
+                    f"{iv['start']:.3f}–{iv['end']:.3f}",
+                    str(iv["pixels"]),
+                    *[str(iv["dropped"][r]) for r in rules],
+                    str(iv["kept"]),
+                    str(iv["subsampled"]),
+                    iv["skipped"] or "",
+                ]
             )
     return header, rows
 
 
 def open_slots(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> list[str]:
     """Roles still to sign this run: empty rows the reports show under the recorded sign-offs."""
-    current = {s["name"] for s in signoffs if s.get("fingerprint") == run.get("fingerprint") and s["decision"] == "approve"}
-    return ["Science owner", "Release engineer"][len(current):]
+    current = {
+        s["name"]
+        for s in signoffs
+        if s.get("fingerprint") == run.get("fingerprint") and s["decision"] == "approve"
+    }
+    return ["Science owner", "Release engineer"][len(current) :]
 
 
 def signoff_state(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:

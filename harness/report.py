@@ -32,7 +32,15 @@ from harness.records import (
     summary_rows,
 )
 
-__all__ = ["REPORT_FILES", "SIGNOFF_FILE", "flatten", "read_signoffs", "render_markdown", "rerender", "write_report"]
+__all__ = [
+    "REPORT_FILES",
+    "SIGNOFF_FILE",
+    "flatten",
+    "read_signoffs",
+    "render_markdown",
+    "rerender",
+    "write_report",
+]
 
 REPORT_FILES: tuple[str, ...] = ("report.json", "report.md", "report.html")
 SIGNOFF_FILE = "signoff.json"
@@ -86,7 +94,16 @@ def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
             lines += ["**Gates:**", ""]
             lines += _md_table(
                 ["figure", "threshold", "value", "margin", "passed"],
-                [[fmt(g["figure"]), fmt(g["threshold"]), fmt(g["value"]), fmt(g["margin"]), fmt(g["passed"])] for g in rec["gates"]],
+                [
+                    [
+                        fmt(g["figure"]),
+                        fmt(g["threshold"]),
+                        fmt(g["value"]),
+                        fmt(g["margin"]),
+                        fmt(g["passed"]),
+                    ]
+                    for g in rec["gates"]
+                ],
             )
             lines.append("")
         if rec["thresholds"]:
@@ -106,19 +123,46 @@ def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
             lines += ["**Data availability** (each dropped point under the first rule that drops it):", ""]
             lines += _md_table(*availability_rows(rec["availability"]))
             lines.append("")
-        prov = {k: v for k, v in rec["provenance"].items() if k not in ("versions", "inputs_sha256", "golden_sha256")}
+        prov = {
+            k: v
+            for k, v in rec["provenance"].items()
+            if k not in ("versions", "inputs_sha256", "golden_sha256")
+        }
         if prov:
             lines += ["<details><summary>Provenance</summary>", ""]
             lines += [f"- {_cell(k)}: {_cell(fmt(v))}" for k, v in flatten(prov)[:30]]
-            lines += ["", "Input SHA-256s, versions and the rest are in report.json and report.html.", "</details>", ""]
-    lines += ["## Sign-off", "", f"A release needs both signatures on a PASSED report. {signoff_state(run, signoffs)}", ""]
+            lines += [
+                "",
+                "Input SHA-256s, versions and the rest are in report.json and report.html.",
+                "</details>",
+                "",
+            ]
+    lines += [
+        "## Sign-off",
+        "",
+        f"A release needs both signatures on a PASSED report. {signoff_state(run, signoffs)}",
+        "",
+    ]
     lines += _md_table(
         ["signed by", "decision", "date (UTC)", "run fingerprint", "note"],
-        [[s["name"], s["decision"], s["at"], str(s["fingerprint"])[:12]
-          + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"), s.get("note") or ""] for s in signoffs]
+        [
+            [
+                s["name"],
+                s["decision"],
+                s["at"],
+                str(s["fingerprint"])[:12]
+                + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"),
+                s.get("note") or "",
+            ]
+            for s in signoffs
+        ]
         + [[role, "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)],
     )
-    lines += ["", "Record a decision: `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.", ""]
+    lines += [
+        "",
+        "Record a decision: `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.",
+        "",
+    ]
     return "\n".join(lines)
 
 

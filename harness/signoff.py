@@ -30,7 +30,9 @@ class SignoffRefused(ValueError):
 def _finished(out: Path) -> str:
     markers = artifacts.run_markers(out)
     if not markers:
-        raise SignoffRefused(f"{out}: no run marker ({', '.join(artifacts.RUN_MARKERS)}); not a finished harness run")
+        raise SignoffRefused(
+            f"{out}: no run marker ({', '.join(artifacts.RUN_MARKERS)}); not a finished harness run"
+        )
     return markers[0]
 
 
@@ -48,7 +50,9 @@ def sign(out: Path, name: str, decision: str, note: str | None = None) -> dict[s
         with artifacts.locked(out / LOCK_FILE, blocking=False):
             marker = _finished(out)
             if decision == "approve" and marker != "_RUN_SUCCESS":
-                raise SignoffRefused(f"{out}: cannot approve a run marked {marker}; only _RUN_SUCCESS can be approved")
+                raise SignoffRefused(
+                    f"{out}: cannot approve a run marked {marker}; only _RUN_SUCCESS can be approved"
+                )
             try:
                 doc = read_document(out)
             except (OSError, ValueError) as exc:

@@ -613,7 +613,9 @@ def run_replicates(
             progress(f"{label}: {len(done)}/{n} replicates ({rate:.1f}/s)")
 
     try:
-        stats = run_tasks(task, spec, todo, on_chunk, scheduler=scheduler, workers=workers, chunk_size=chunk_size)
+        stats = run_tasks(
+            task, spec, todo, on_chunk, scheduler=scheduler, workers=workers, chunk_size=chunk_size
+        )
     finally:
         bar.close()
     return [done[i] for i in range(n)], stats, reused

@@ -85,7 +85,9 @@ def availability_record(
                     "dropped": drop,
                     "kept": kept,
                     "subsampled": int(np.asarray(subsampled)[bl].sum()),
-                    "skipped": None if kept else _skip_reason(drop, [notes[b] for b in bl], [emptied_by.get(b) for b in bl]),
+                    "skipped": None
+                    if kept
+                    else _skip_reason(drop, [notes[b] for b in bl], [emptied_by.get(b) for b in bl]),
                 }
             )
         streams[name] = {
@@ -129,7 +131,10 @@ def plot_availability(availability: Availability | None, path: str | Path | None
         rec = availability.record["streams"]
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
         map_axes = top.subplots(1, len(STREAM_NAMES))
-        titles = {"thick": "thickness: intervals kept per cell", "vel": "velocity: interval × component kept per cell"}
+        titles = {
+            "thick": "thickness: intervals kept per cell",
+            "vel": "velocity: interval × component kept per cell",
+        }
         for ax, name in zip(np.atleast_1d(map_axes), STREAM_NAMES):
             grid = availability.maps.get(name)
             if grid is None:
@@ -137,7 +142,9 @@ def plot_availability(availability: Availability | None, path: str | Path | None
                 continue
             n_max = max(1, len(rec[name]["intervals"]) * (2 if name == "vel" else 1))
             im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0, vmax=n_max, interpolation="nearest")
-            ax.set_title(f"{titles[name]} (kept {rec[name]['kept']:,} of {rec[name]['pixels']:,})", fontsize=9)
+            ax.set_title(
+                f"{titles[name]} (kept {rec[name]['kept']:,} of {rec[name]['pixels']:,})", fontsize=9
+            )
             ax.set_xlabel("x (cell)")
             ax.set_ylabel("y (cell)")
             top.colorbar(im, ax=ax, shrink=0.85)
@@ -159,14 +166,28 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
         kept = np.array([r["kept"] for r in rows], dtype=float)
         sub = np.array([r["subsampled"] for r in rows], dtype=float)
         ax.bar(xs, sub, width, color="tab:green" if s == 0 else "tab:blue", label=f"{name}: subsampled")
-        ax.bar(xs, kept - sub, width, bottom=sub, color="tab:green" if s == 0 else "tab:blue", alpha=0.45,
-               label=f"{name}: kept, not subsampled")
+        ax.bar(
+            xs,
+            kept - sub,
+            width,
+            bottom=sub,
+            color="tab:green" if s == 0 else "tab:blue",
+            alpha=0.45,
+            label=f"{name}: kept, not subsampled",
+        )
         bottom = kept.copy()
         for k, rule in enumerate(RULES):
             vals = np.array([r["dropped"][rule] for r in rows], dtype=float)
             if vals.any():
-                ax.bar(xs, vals, width, bottom=bottom, color=colours[k], hatch="//" if s else None,
-                       label=f"{name}: {RULE_LABELS[rule]}")
+                ax.bar(
+                    xs,
+                    vals,
+                    width,
+                    bottom=bottom,
+                    color=colours[k],
+                    hatch="//" if s else None,
+                    label=f"{name}: {RULE_LABELS[rule]}",
+                )
                 bottom += vals
         for x, r in zip(xs, rows):
             if r["skipped"]:
@@ -176,5 +197,8 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_xlabel("model interval (left bar thickness, right bar velocity)")
     ax.set_ylabel("points")
-    ax.set_title("per interval: kept and subsampled points, and the first rule that dropped each other point", fontsize=9)
+    ax.set_title(
+        "per interval: kept and subsampled points, and the first rule that dropped each other point",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, ncols=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))

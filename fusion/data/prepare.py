@@ -82,7 +82,9 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
     def nan_pair(like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
         return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype), why
 
-    def rate(by_year: dict, years: np.ndarray, iv: Interval, get) -> tuple[np.ndarray, np.ndarray, str | None]:
+    def rate(
+        by_year: dict, years: np.ndarray, iv: Interval, get
+    ) -> tuple[np.ndarray, np.ndarray, str | None]:
         tol = metric.snap_tolerance_years
         y1 = snap_year(years, iv.start, tol)
         y2 = snap_year(years, iv.end, tol)
@@ -229,6 +231,7 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
         n_dhdt, chosen, labels = n_dhdt_full, candidates, label_all
     n = int(chosen.size)
     block_of, pixel = np.divmod(chosen, n_pix)
+    shape = data.grid.shape
     availability = Availability(
         record=availability_record(
             block_stream=[b.stream for b in blocks],
@@ -240,8 +243,8 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
             notes=[b.missing for b in blocks],
             emptied_by=emptied_by,
         ),
-        maps={
-            name: np.count_nonzero(mask[is_vel == (s == VEL)], axis=0).astype(np.int32).reshape(data.grid.shape)
+        maps={  # kept points per grid cell, per stream
+            name: np.count_nonzero(mask[is_vel == (s == VEL)], axis=0).astype(np.int32).reshape(shape)
             for s, name in enumerate(STREAM_NAMES)
         },
     )

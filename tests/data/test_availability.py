@@ -144,7 +144,9 @@ def _oracle(obs: dict[str, np.ndarray], members: list[dict[str, np.ndarray]]) ->
                     a, b = obs[value][i, y, x], obs[value][i + 1, y, x]
                     e1, e2 = obs[err][i, y, x], obs[err][i + 1, y, x]
                     sigma = np.sqrt(np.float32(e1) ** 2 + np.float32(e2) ** 2)
-                    member_ok = all(np.isfinite(m[field][i, y, x]) and np.isfinite(m[field][i + 1, y, x]) for m in members)
+                    member_ok = all(
+                        np.isfinite(m[field][i, y, x]) and np.isfinite(m[field][i + 1, y, x]) for m in members
+                    )
                     if not (np.isfinite(a) and np.isfinite(b)):
                         rule = "observation_missing"
                     elif not np.isfinite(sigma):

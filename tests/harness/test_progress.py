@@ -67,14 +67,21 @@ class _Spec:
 
 
 def _task(spec: Any, chunk: list[int], cores: int) -> dict[str, Any]:
-    return {"results": [{"index": i, "value": i * i} for i in chunk], "host": "here", "pid": 1, "compilations": 0}
+    return {
+        "results": [{"index": i, "value": i * i} for i in chunk],
+        "host": "here",
+        "pid": 1,
+        "compilations": 0,
+    }
 
 
-def test_run_replicates_draws_the_bar_as_replicates_land(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_replicates_draws_the_bar_as_replicates_land(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     term = Terminal()
     monkeypatch.setattr("sys.stdout", term)
     lines: list[str] = []
-    records, stats, reused = simulate.run_replicates(
+    records, _stats, reused = simulate.run_replicates(
         _task, _Spec(), 12, tmp_path, label="toy", workers=0, chunk_size=4, progress=lines.append
     )
     assert [r["value"] for r in records] == [i * i for i in range(12)] and reused == 0

@@ -41,24 +41,35 @@ def _plot(path: Path, colour: str) -> None:
     write_png(path, fig)
 
 
-def planted(status: str, colour: str, with_availability: bool = False) -> Callable[[CheckContext], CheckResult]:
+def planted(
+    status: str, colour: str, with_availability: bool = False
+) -> Callable[[CheckContext], CheckResult]:
     """A stand-in check: one plot, a figure against a threshold, optionally an availability record."""
 
     def check(ctx: CheckContext) -> CheckResult:
         _plot(ctx.artifact_dir / "plot.png", colour)
         if with_availability:
             record = availability_record(
-                block_stream=[0, 1, 1], block_interval=[0, 0, 0], intervals=[(2015.0, 2016.0)],
-                pixels_per_block=6, kept_after=np.array([[5, 6, 4], [5, 6, 4], [4, 5, 4], [4, 5, 4], [4, 5, 3]]),
-                subsampled=np.array([4, 5, 3]), notes=[None, None, None], emptied_by={},
+                block_stream=[0, 1, 1],
+                block_interval=[0, 0, 0],
+                intervals=[(2015.0, 2016.0)],
+                pixels_per_block=6,
+                kept_after=np.array([[5, 6, 4], [5, 6, 4], [4, 5, 4], [4, 5, 4], [4, 5, 3]]),
+                subsampled=np.array([4, 5, 3]),
+                notes=[None, None, None],
+                emptied_by={},
             )
             write_json(ctx.artifact_dir / "run_metadata.json", {"availability": record})
         value = 3.0 if status == "fail" else 0.5
         return CheckResult(
-            name="?", case=ctx.case, status=status,  # type: ignore[arg-type]
-            figures={"x_max": value}, thresholds={"x_max": "≤ 1"},
+            name="?",
+            case=ctx.case,
+            status=status,  # type: ignore[arg-type]
+            figures={"x_max": value},
+            thresholds={"x_max": "≤ 1"},
             messages=[f"x_max {value} > 1 (over by {value - 1:g})"] if status == "fail" else [],
-            plots=["plot.png"], provenance={"seed": 7, "inputs_sha256": {"obs/a.nc": "ab" * 32}},
+            plots=["plot.png"],
+            provenance={"seed": 7, "inputs_sha256": {"obs/a.nc": "ab" * 32}},
         )
 
     return check
@@ -68,11 +79,15 @@ def fake_run(out: Path, failing: str | None = None) -> runner.RunOutcome:
     registry = {
         name: SimpleNamespace(
             cases=lambda suite, golden, fixtures, name=name: list(CASES[name]),
-            run_check=planted("fail" if name == failing else "pass", f"C{i}", with_availability=name == "parity"),
+            run_check=planted(
+                "fail" if name == failing else "pass", f"C{i}", with_availability=name == "parity"
+            ),
         )
         for i, name in enumerate(CHECKS)
     }
-    return runner.run(runner.RunOptions(out=out, checks=CHECKS), registry=registry, progress=lambda line: None)
+    return runner.run(
+        runner.RunOptions(out=out, checks=CHECKS), registry=registry, progress=lambda line: None
+    )
 
 
 class _Text(HTMLParser):
@@ -103,7 +118,9 @@ def visible_text(dom: str) -> list[str]:
 def decoded_widths(page: Path, workdir: Path) -> list[int]:
     """naturalWidth of every <img> as Chromium decoded it (probe copy of the page, CSP lifted for the probe)."""
     html = page.read_text()
-    probe = html.replace('http-equiv="Content-Security-Policy"', 'name="csp-lifted-for-probe"').replace("</body>", PROBE + "</body>")
+    probe = html.replace('http-equiv="Content-Security-Policy"', 'name="csp-lifted-for-probe"').replace(
+        "</body>", PROBE + "</body>"
+    )
     copy = workdir / "probe.html"
     copy.write_text(probe)
     dom = browser.dump_dom(copy)
@@ -129,7 +146,9 @@ def failed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_browser_renders_verdict_every_check_and_case_and_every_image(chromium, failed_run: Path, tmp_path: Path) -> None:
+def test_browser_renders_verdict_every_check_and_case_and_every_image(
+    chromium, failed_run: Path, tmp_path: Path
+) -> None:
     page = failed_run / "report.html"
     text = visible_text(browser.dump_dom(page))
     assert text[0] == "FAILED"  # the banner
@@ -160,7 +179,13 @@ def test_image_probe_catches_an_undecodable_image(chromium, failed_run: Path, tm
     """Planted fault: one embedded image is not a PNG — the probe must report width 0 for it."""
     broken = tmp_path / "broken.html"
     html = (failed_run / "report.html").read_text()
-    broken.write_text(html.replace('<img src="data:image/png;base64,', '<img src="data:image/png;base64,QUJDRA==">x<img src="data:image/png;base64,', 1))
+    broken.write_text(
+        html.replace(
+            '<img src="data:image/png;base64,',
+            '<img src="data:image/png;base64,QUJDRA==">x<img src="data:image/png;base64,',
+            1,
+        )
+    )
     widths = decoded_widths(broken, tmp_path)
     assert widths.count(0) == 1 and len(widths) == sum(len(c) for c in CASES.values()) + 1
 
@@ -181,7 +206,12 @@ def test_planted_failure_heads_markdown_and_page_from_one_document(failed_run: P
     html = (failed_run / "report.html").read_text()
     assert '<header class="banner fail" id="verdict"><h1>FAILED</h1>' in html
     rows = re.findall(r'<tr class="(\w+)"><td><a href="#check-(\w+)-(\w+)">', html)
-    assert [r[1:] for r in rows] == [("stability", "all"), ("parity", "small"), ("parity", "subsample"), ("convergence", "all")]
+    assert [r[1:] for r in rows] == [
+        ("stability", "all"),
+        ("parity", "small"),
+        ("parity", "subsample"),
+        ("convergence", "all"),
+    ]
     assert [r[0] for r in rows] == ["fail", "pass", "pass", "pass"]
     doc = json.loads((failed_run / "report.json").read_text())
     assert [c["headline"]["margin"] for c in doc["checks"]] == [0.5, 0.5, 0.5, -2.0]
@@ -199,15 +229,23 @@ def test_passing_run_banner(tmp_path: Path) -> None:
 # --- harness signoff -----------------------------------------------------------------------------
 
 
-def test_signoff_approves_a_passing_run_and_both_reports_show_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_signoff_approves_a_passing_run_and_both_reports_show_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "ok"
     fake_run(out)
     fp = json.loads((out / "report.json").read_text())["run"]["fingerprint"]
-    assert cli.main(["signoff", str(out), "--name", "Ada Owner", "--decision", "approve", "--note", "numbers checked"]) == 0
+    assert (
+        cli.main(
+            ["signoff", str(out), "--name", "Ada Owner", "--decision", "approve", "--note", "numbers checked"]
+        )
+        == 0
+    )
     assert cli.main(["signoff", str(out), "--name", "Rel Eng", "--decision", "approve"]) == 0
     recs = json.loads((out / "signoff.json").read_text())["signoffs"]
     assert [(r["name"], r["decision"], r["fingerprint"]) for r in recs] == [
-        ("Ada Owner", "approve", fp), ("Rel Eng", "approve", fp)
+        ("Ada Owner", "approve", fp),
+        ("Rel Eng", "approve", fp),
     ]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", recs[0]["at"])
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
@@ -232,15 +270,25 @@ def test_signoff_refuses_approval_of_a_failing_run_but_records_a_rejection(
     shutil.copytree(failed_run, out)
     assert cli.main(["signoff", str(out), "--name", "Ada", "--decision", "approve"]) == 2
     err = capsys.readouterr().err
-    assert err == f"harness: {out}: cannot approve a run marked _RUN_FAILED; only _RUN_SUCCESS can be approved\n"
+    assert (
+        err == f"harness: {out}: cannot approve a run marked _RUN_FAILED; only _RUN_SUCCESS can be approved\n"
+    )
     assert not (out / "signoff.json").exists()
-    assert cli.main(["signoff", str(out), "--name", "Ada", "--decision", "reject", "--note", "stability red"]) == 0
+    assert (
+        cli.main(["signoff", str(out), "--name", "Ada", "--decision", "reject", "--note", "stability red"])
+        == 0
+    )
     assert "Rejected by Ada" not in (out / "report.md").read_text()  # a failed run is not releasable anyway
-    assert "| Ada | reject |" in (out / "report.md").read_text() and "stability red" in (out / "report.html").read_text()
+    assert (
+        "| Ada | reject |" in (out / "report.md").read_text()
+        and "stability red" in (out / "report.html").read_text()
+    )
 
 
 @pytest.mark.parametrize("make", ["empty", "missing"])
-def test_signoff_refuses_a_folder_without_a_run_marker(make: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_signoff_refuses_a_folder_without_a_run_marker(
+    make: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o"
     if make == "empty":
         out.mkdir()
