@@ -318,6 +318,8 @@ def open_slots(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> list[str]
 
 def signoff_state(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
     """One line: how many current approvals the run has, or why it cannot be released."""
+    if run.get("signoff_unreadable"):
+        return f"Sign-offs cannot be shown: {run['signoff_unreadable']}."
     current = [s for s in signoffs if s.get("fingerprint") == run.get("fingerprint")]
     approvals = {s["name"] for s in current if s["decision"] == "approve"}
     rejected = [s["name"] for s in current if s["decision"] == "reject"]

@@ -167,19 +167,32 @@ def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
 
 
 def read_signoffs(out: Path) -> list[dict[str, Any]]:
+    """The recorded sign-offs; ValueError naming the file when it is not what `harness signoff` writes."""
     import json
 
     path = Path(out) / SIGNOFF_FILE
     if not path.is_file():
         return []
-    return list(json.loads(path.read_text()).get("signoffs", []))
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    records = data.get("signoffs") if isinstance(data, dict) else None
+    keys = {"name", "decision", "at", "fingerprint"}
+    if not isinstance(records, list) or not all(isinstance(r, dict) and keys <= set(r) for r in records):
+        raise ValueError(f"{path}: expected {{'signoffs': [{{{', '.join(sorted(keys))}, ...}}]}}")
+    return records
 
 
 def rerender(out: Path, doc: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write `report.md` and `report.html` from the document (default: `report.json`) and `signoff.json`."""
     out = Path(out)
     doc = doc if doc is not None else read_document(out)
-    signoffs = read_signoffs(out)
+    try:
+        signoffs = read_signoffs(out)
+    except ValueError as exc:  # the run's report is still written; the page says why no sign-off shows
+        signoffs = []
+        doc = {**doc, "run": {**doc["run"], "signoff_unreadable": str(exc)}}
     md = artifacts.write_text(out / "report.md", render_markdown(doc, signoffs))
     html = artifacts.write_text(out / "report.html", render_html(out, doc, signoffs))
     return md, html

@@ -67,8 +67,10 @@ def sign(out: Path, name: str, decision: str, note: str | None = None) -> dict[s
             }
             try:
                 signoffs = read_signoffs(out)
-            except (OSError, ValueError, AttributeError) as exc:
-                raise SignoffRefused(f"{out / SIGNOFF_FILE}: unreadable ({type(exc).__name__})") from None
+            except ValueError as exc:  # names the file and what is wrong with it
+                raise SignoffRefused(str(exc)) from None
+            except OSError as exc:
+                raise SignoffRefused(f"{out / SIGNOFF_FILE}: unreadable ({exc.strerror})") from None
             artifacts.write_json(out / SIGNOFF_FILE, {"signoffs": [*signoffs, record]})
             rerender(out, doc)
     except BlockingIOError:

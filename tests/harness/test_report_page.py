@@ -312,3 +312,19 @@ def test_rerun_keeps_sign_offs_and_marks_them_for_another_run(tmp_path: Path, no
     fake_run(out)
     md = (out / "report.md").read_text()
     assert "| Ada | approve |" in md and "(another run)" in md and "0 of 2 approvals" in md
+
+
+def test_corrupt_signoff_file_is_refused_by_signoff_and_explained_by_a_rerun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_browser: None
+) -> None:
+    out = tmp_path / "ok"
+    fake_run(out)
+    (out / "signoff.json").write_text('{"signoffs": [{"name": "Ada"}]}')
+    assert cli.main(["signoff", str(out), "--name", "Bob", "--decision", "approve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: {out / 'signoff.json'}: expected ") and err.count("\n") == 1
+    assert (out / "signoff.json").read_text() == '{"signoffs": [{"name": "Ada"}]}'  # left as it was
+    outcome = fake_run(out)  # the run still writes its reports and its marker
+    assert outcome.marker == "_RUN_SUCCESS"
+    assert "Sign-offs cannot be shown:" in (out / "report.md").read_text()
+    assert "Sign-offs cannot be shown:" in (out / "report.html").read_text()
