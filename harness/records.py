@@ -34,6 +34,7 @@ __all__ = [
     "flatten",
     "fmt",
     "gates",
+    "headline",
     "open_slots",
     "read_document",
     "report_document",
@@ -198,7 +199,7 @@ def gates(name: str, figures: dict[str, Any], thresholds: dict[str, Any]) -> lis
     return found or _generic(name, figures, thresholds)
 
 
-def _headline(status: str, found: list[dict[str, Any]], messages: list[str]) -> dict[str, Any]:
+def headline(status: str, found: list[dict[str, Any]], messages: list[str]) -> dict[str, Any]:
     if found:
         failing = [g for g in found if not g["passed"]]
         pick = failing or found
@@ -372,7 +373,7 @@ def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
                 "figures": r.figures,
                 "thresholds": r.thresholds,
                 "gates": found,
-                "headline": _headline(r.status, found, r.messages),
+                "headline": headline(r.status, found, r.messages),
                 "duration_s": r.duration_s,
                 "messages": r.messages,
                 "plots": [str(Path(_rel(e.folder, out)) / p) for p in r.plots],
