@@ -4,7 +4,8 @@ Layout of `--out DIR`:
 
     DIR/<check>/<case>/      the check's artifacts, `result.json`, then `_SUCCESS`
     DIR/runs.json            inventory: one record per (check, case, config hash), sorted
-    DIR/report.md, report.json
+    DIR/report.json, report.md, report.html (report.png: its screenshot, by the CLI)
+    DIR/signoff.json         sign-offs recorded by `harness signoff`
     DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
 
 A folder stamped `_SUCCESS` whose `result.json` was made by the same suite from the same
