@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -328,3 +329,18 @@ def test_corrupt_signoff_file_is_refused_by_signoff_and_explained_by_a_rerun(
     assert outcome.marker == "_RUN_SUCCESS"
     assert "Sign-offs cannot be shown:" in (out / "report.md").read_text()
     assert "Sign-offs cannot be shown:" in (out / "report.html").read_text()
+
+
+def test_markdown_and_page_show_the_same_summary(failed_run: Path) -> None:
+    md = (failed_run / "report.md").read_text().splitlines()
+    end = md.index("", 4)
+    md_rows = [[c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")] for line in md[4:end]]
+    html = (failed_run / "report.html").read_text()
+    table = html[html.index('<table id="summary">') :]
+    table = table[: table.index("</table>")]
+    page_rows = [
+        [unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr class=\"\w+\">(.*?)</tr>", table)
+    ]
+    assert len(md_rows) == len(page_rows) == 4
+    assert md_rows == page_rows
