@@ -1,10 +1,11 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`;
-`harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
 SIGTERM is turned into an orderly stop: the check being run is not stamped, the report
 and a `_RUN_PARTIAL` marker are written, and a rerun with the same `--out` resumes.
+`harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]` records a
+sign-off of a finished run (harness.signoff).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_signoff(sub)
     r = sub.add_parser("run", help="run the checks of a suite and write the report folder")
     r.add_argument("--suite", default="quick", help="quick (default, CI) or full (long checks)")
     r.add_argument(
@@ -58,41 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
-    s = sub.add_parser("signoff", help="record a sign-off of a finished run and re-render its reports")
-    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a `harness run` wrote")
-    s.add_argument("--name", required=True, help="who signs")
-    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve or reject")
-    s.add_argument("--note", default=None, help="free text shown in the reports")
     return p
-
-
-def _keep_screenshot(out: Path) -> None:
-    """`report.png` beside `report.html` when Chromium is installed (best effort: the exit status stays)."""
-    import subprocess
-
-    from harness.browser import BrowserError, find_chromium, screenshot
-
-    if find_chromium() is None or not (out / "report.html").is_file():
-        return
-    try:
-        screenshot(out / "report.html", out / "report.png")
-    except (BrowserError, OSError, subprocess.TimeoutExpired) as exc:
-        print(f"harness: report.png not written ({exc})")
-
-
-def _signoff(args: argparse.Namespace) -> int:
-    """`harness signoff`: one line on success, one line on stderr and exit 2 when refused."""
-    from harness.signoff import SignoffRefused, sign
-
-    try:
-        rec = sign(args.out, args.name, args.decision, args.note)
-    except SignoffRefused as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    _keep_screenshot(args.out)
-    where = args.out / "signoff.json"
-    print(f"harness: {rec['decision']} by {rec['name']} recorded in {where}; reports re-rendered")
-    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -127,10 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    if args.command == "signoff":
-        return _signoff(args)
     out: Path = args.out
     existed = out.exists()
+    if args.command == "signoff":
+        return _signoff(args)
     try:
         _validate(args)
         checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
@@ -154,6 +122,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"harness: {outcome.marker.strip('_').replace('RUN_', '').lower()} ({summary}) → {out / 'report.md'}"
     )
     return outcome.exit_code
+
+
+def _add_signoff(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("signoff", help="record a sign-off of a finished run and re-render its reports")
+    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a `harness run` wrote")
+    s.add_argument("--name", required=True, help="who signs")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve or reject")
+    s.add_argument("--note", default=None, help="free text shown in the reports")
+
+
+def _keep_screenshot(out: Path) -> None:
+    """`report.png` beside `report.html` when Chromium is installed (best effort: the exit status stays)."""
+    import subprocess
+
+    from harness.browser import BrowserError, find_chromium, screenshot
+
+    if find_chromium() is None or not (out / "report.html").is_file():
+        return
+    try:
+        screenshot(out / "report.html", out / "report.png")
+    except (BrowserError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"harness: report.png not written ({exc})")
+
+
+def _signoff(args: argparse.Namespace) -> int:
+    """`harness signoff`: one line on success, one line on stderr and exit 2 when refused."""
+    from harness.signoff import SignoffRefused, sign
+
+    try:
+        rec = sign(args.out, args.name, args.decision, args.note)
+    except SignoffRefused as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _keep_screenshot(args.out)
+    where = args.out / "signoff.json"
+    print(f"harness: {rec['decision']} by {rec['name']} recorded in {where}; reports re-rendered")
+    return EXIT_OK
 
 
 if __name__ == "__main__":
