@@ -1,4 +1,6 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--case DIR ...] [--out DIR] [--scheduler ADDRESS]`.
+
+One subparser per command; a new command adds its parser in `_parser` and its handler in `COMMANDS`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
@@ -15,7 +17,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -41,7 +43,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_signoff(sub)
     r = sub.add_parser("run", help="run the checks of a suite and write the report folder")
     r.add_argument("--suite", default="quick", help="quick (default, CI) or full (long checks)")
     r.add_argument(
@@ -52,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}",
     )
     r.add_argument(
+        "--case",
+        action="append",
+        dest="cases",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a case folder (case.yaml + reference/; repeatable): parity, convergence and stability run "
+        "on these instead of the bundled cases",
+    )
+    r.add_argument(
         "--out", type=Path, default=Path("harness-out"), help="report folder (default: harness-out)"
     )
     r.add_argument(
@@ -60,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
+    _add_signoff(sub)
     return p
 
 
@@ -89,20 +101,25 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point `harness`."""
-    from harness.runner import BadInput, RunOptions, run
-
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    return COMMANDS[args.command](args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`harness run`: plan, run or resume the checks, write the report; exit 0/1/2."""
+    from harness.runner import BadInput, RunOptions, run
+
     out: Path = args.out
     existed = out.exists()
-    if args.command == "signoff":
-        return _signoff(args)
     try:
         _validate(args)
         checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
-        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler)
+        options = RunOptions(
+            out=out, suite=args.suite, checks=checks, scheduler=args.scheduler, case_dirs=tuple(args.cases)
+        )
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             outcome = run(options)
@@ -159,6 +176,9 @@ def _signoff(args: argparse.Namespace) -> int:
     where = args.out / "signoff.json"
     print(f"harness: {rec['decision']} by {rec['name']} recorded in {where}; reports re-rendered")
     return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "signoff": _signoff}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ IDS = ("run1", "run2", "run3", "run4", "run5")
 
 @pytest.fixture(scope="module")
 def prototype() -> xr.DataTree:
-    with xr.open_datatree(GOLDEN_DIR / "small" / "trace_proto.nc") as tree:
+    with xr.open_datatree(GOLDEN_DIR / "small" / "sampled_posterior.nc") as tree:
         return tree.load()
 
 
