@@ -79,7 +79,7 @@ def planted(
 def fake_run(out: Path, failing: str | None = None) -> runner.RunOutcome:
     registry = {
         name: SimpleNamespace(
-            cases=lambda suite, golden, fixtures, name=name: list(CASES[name]),
+            cases=lambda suite, catalog, name=name: list(CASES[name]),
             run_check=planted(
                 "fail" if name == failing else "pass", f"C{i}", with_availability=name == "parity"
             ),
