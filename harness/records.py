@@ -185,10 +185,34 @@ def _sbc(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, 
     return [g for g in out if g is not None]
 
 
+def _agreement(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Laplace against NUTS: weight shift and projection shift in NUTS sd, the sd ratio's range."""
+    nums = {k: [float(x) for x in re.findall(r"\d+(?:\.\d+)?", str(v))] for k, v in thresholds.items()}
+    out = []
+    if nums.get("weight_shift"):
+        out.append(
+            _gate(
+                "max weight shift (NUTS sd)",
+                "≤",
+                nums["weight_shift"][-1],
+                figures.get("max_weight_shift_sd"),
+            )
+        )
+    if len(nums.get("sd_ratio", [])) >= 2:
+        low, high = nums["sd_ratio"][-2:]
+        out.append(_gate("min sd ratio (Laplace/NUTS)", "≥", low, figures.get("sd_ratio_min")))
+        out.append(_gate("max sd ratio (Laplace/NUTS)", "≤", high, figures.get("sd_ratio_max")))
+    if nums.get("projection"):
+        shift = _get(figures, "projection.weighted_mean_shift_sd")
+        out.append(_gate("projection median shift (NUTS sd)", "≤", nums["projection"][-1], shift))
+    return [g for g in out if g is not None]
+
+
 _GATES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]] = {
     "parity": _parity,
     "coverage": _coverage,
     "sbc": _sbc,
+    "agreement": _agreement,
 }
 
 

@@ -54,6 +54,21 @@ PARITY = (
     },
     {"prepared": "bit-exact: ...", "statistical": "|Δmean| ≤ 4·√(...)"},
 )
+AGREEMENT = (
+    {
+        "max_weight_shift_sd": 0.91,
+        "sd_ratio_min": 0.8,
+        "sd_ratio_max": 1.3,
+        "pareto_k": 7.0,
+        "projection": {"weighted_mean_shift_sd": 0.2},
+    },
+    {
+        "weight_shift": "|E_L[w] − E_N[w]| ≤ 1 NUTS sd, every member",
+        "sd_ratio": "sd_L/sd_N in [0.5, 2.0], every member",
+        "projection": "medians within 1 NUTS sd",
+        "pareto_k": "reported; ≤ 0.7 would make the Gaussian a reliable proposal",
+    },
+)
 STABILITY = ({"max_sd": 0.003, "top_agreement": 1.0}, {"max_sd": 0.02, "subsample_size": 2000, "n_seeds": 5})
 
 
@@ -77,6 +92,16 @@ STABILITY = ({"max_sd": 0.003, "top_agreement": 1.0}, {"max_sd": 0.02, "subsampl
             {"bit-exact components differing (of 2)", "statistical: max |Δ| / (4·√(mcse² + mcse²))"},
         ),
         ("stability", STABILITY, {"max_sd"}),
+        (
+            "agreement",
+            AGREEMENT,
+            {
+                "max weight shift (NUTS sd)",
+                "min sd ratio (Laplace/NUTS)",
+                "max sd ratio (Laplace/NUTS)",
+                "projection median shift (NUTS sd)",
+            },
+        ),
     ],
 )
 def test_every_gate_is_read_and_passes(name: str, record: tuple, expected: set[str]) -> None:
@@ -107,6 +132,7 @@ def test_every_gate_is_read_and_passes(name: str, record: tuple, expected: set[s
             -0.05,
         ),
         ("stability", STABILITY, ("max_sd",), 0.05, "max_sd", -0.03),
+        ("agreement", AGREEMENT, ("sd_ratio_max",), 2.5, "max sd ratio (Laplace/NUTS)", -0.5),
     ],
 )
 def test_planted_red_figure_becomes_the_failing_headline(name, record, path, bad, figure, margin) -> None:
