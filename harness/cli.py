@@ -1,4 +1,4 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--case DIR ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--case DIR ...] [--out DIR] [--scheduler ADDRESS]`; `harness capture`.
 
 One subparser per command; a new command adds its parser in `_parser` and its handler in `COMMANDS`.
 
@@ -71,8 +71,50 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
+    _add_capture(sub)
     _add_signoff(sub)
     return p
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("capture", help="make a case folder by running the prototype itself")
+    c.add_argument("config", type=Path, help="FUSION config naming the inputs")
+    c.add_argument("--prototype", type=Path, required=True, metavar="FILE", help="the prototype's full_model.py")
+    c.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to create")
+    c.add_argument("--python", default=sys.executable, metavar="EXE", help="interpreter to run the prototype in")
+    c.add_argument("--posterior", type=Path, default=None, metavar="TRACE.nc", help="weights at this posterior")
+    c.add_argument("--sample", action="store_true", help="run the prototype's own sampler")
+    c.add_argument("--draws", type=int, default=500)
+    c.add_argument("--tune", type=int, default=1000)
+    c.add_argument("--chains", type=int, default=4)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from fusion.errors import InputError
+    from harness.capture import CaptureOptions, capture
+
+    opts = CaptureOptions(
+        config=args.config, prototype=args.prototype, out=args.out, python=args.python,
+        posterior=args.posterior, sample=args.sample, draws=args.draws, tune=args.tune, chains=args.chains,
+    )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm_capture)
+    try:
+        out = capture(opts)
+    except InputError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    import json
+
+    for name, (theirs, ours) in json.loads((out / "capture.json").read_text())["config_differs"].items():
+        print(f"harness: warning: prototype {name} is {theirs!r} but the config says {ours!r}", file=sys.stderr)
+    print(f"harness: case captured → {out}")
+    return EXIT_OK
+
+
+def _on_sigterm_capture(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through capture(): child killed, temporary folder removed
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -178,7 +220,7 @@ def _signoff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "signoff": _signoff}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "capture": _capture, "signoff": _signoff}
 
 
 if __name__ == "__main__":
