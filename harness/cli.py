@@ -220,7 +220,11 @@ def _signoff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "capture": _capture, "signoff": _signoff}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "capture": _capture,
+    "signoff": _signoff,
+}
 
 
 if __name__ == "__main__":
