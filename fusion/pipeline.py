@@ -54,6 +54,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "projection.csv",
     "summary.json",
     "projection.png",
+    "availability.png",
     "run_metadata.json",
     "trace.nc",
 )
@@ -264,6 +265,7 @@ def _metadata(result: Result) -> dict[str, Any]:
             "compat": prep.compat,
             **{k: v for k, v in prep.meta.items()},
         },
+        "availability": prep.availability.record if prep.availability is not None else None,
         "timings": result.timings,
         "outputs": list(OUTPUT_FILES),
     }
@@ -281,6 +283,7 @@ def save_metadata(result: Result, path: str | Path) -> Path:
 
 def write_outputs(result: Result, out_dir: str | Path) -> Path:
     """Write every output into `out_dir`, via a temporary sibling folder, then `_SUCCESS`."""
+    from fusion.data.availability import plot_availability
     from fusion.projection import plot_projection
 
     if result.projection is None or result.summary is None:
@@ -311,6 +314,7 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
         )
         write_json(tmp / "summary.json", result.summary)
         plot_projection(proj, result.summary, tmp / "projection.png")
+        plot_availability(result.prepared.availability, tmp / "availability.png")
         save_metadata(result, tmp / "run_metadata.json")
         result.trace.to_netcdf(tmp / "trace.nc")
         if not out.exists():

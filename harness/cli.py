@@ -6,6 +6,8 @@ Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 o
 input — with one line on stderr naming what is wrong and no output folder left behind.
 SIGTERM is turned into an orderly stop: the check being run is not stamped, the report
 and a `_RUN_PARTIAL` marker are written, and a rerun with the same `--out` resumes.
+`harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]` records a
+sign-off of a finished run (harness.signoff).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: none, local processes)",
     )
     _add_capture(sub)
+    _add_signoff(sub)
     return p
 
 
@@ -174,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             shutil.rmtree(out, ignore_errors=True)
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    _keep_screenshot(out)
     counts: dict[str, int] = {}
     for entry in outcome.entries:
         counts[entry.result.status] = counts.get(entry.result.status, 0) + 1
@@ -184,7 +188,48 @@ def _run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "capture": _capture}
+def _add_signoff(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("signoff", help="record a sign-off of a finished run and re-render its reports")
+    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a `harness run` wrote")
+    s.add_argument("--name", required=True, help="who signs")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve or reject")
+    s.add_argument("--note", default=None, help="free text shown in the reports")
+
+
+def _keep_screenshot(out: Path) -> None:
+    """`report.png` beside `report.html` when Chromium is installed (best effort: the exit status stays)."""
+    import subprocess
+
+    from harness.browser import BrowserError, find_chromium, screenshot
+
+    if find_chromium() is None or not (out / "report.html").is_file():
+        return
+    try:
+        screenshot(out / "report.html", out / "report.png")
+    except (BrowserError, OSError, subprocess.TimeoutExpired) as exc:
+        print(f"harness: report.png not written ({exc})")
+
+
+def _signoff(args: argparse.Namespace) -> int:
+    """`harness signoff`: one line on success, one line on stderr and exit 2 when refused."""
+    from harness.signoff import SignoffRefused, sign
+
+    try:
+        rec = sign(args.out, args.name, args.decision, args.note)
+    except SignoffRefused as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _keep_screenshot(args.out)
+    where = args.out / "signoff.json"
+    print(f"harness: {rec['decision']} by {rec['name']} recorded in {where}; reports re-rendered")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "capture": _capture,
+    "signoff": _signoff,
+}
 
 
 if __name__ == "__main__":

@@ -1,187 +1,207 @@
-"""The release report: `report.md` for people, `report.json` for machines.
+"""The release report: `report.json` for machines, `report.md` and `report.html` for people.
 
-`report.md` opens with the summary table (one row per check and case), then one section
-per check with its thresholds, what failed and by how much, its figures and plots, and
-ends with sign-off slots for the science owner and the release engineer. `report.json`
-holds one record per check (name, case, status, figures, thresholds, duration, plots,
-provenance) under the run's own record.
+All three come from one document (`harness.records.report_document`, written as
+`report.json`) and the sign-offs in `signoff.json`; the renderers read nothing else, so the
+Markdown and the page cannot disagree. `report.md` opens with the verdict and the summary
+table (one row per check and case: headline figure, threshold, value, status, margin;
+failing rows first), then one section per check with its thresholds, what failed and by how
+much, its figures, plots, provenance and the availability record where the check left one,
+and ends with the sign-off block. `report.html` is the same as one self-contained page
+(`harness.html_report`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import artifacts
+from harness.html_report import render_html
+from harness.records import (
+    VERDICT,
+    Entry,
+    availability_rows,
+    flatten,
+    fmt,
+    open_slots,
+    read_document,
+    report_document,
+    run_line,
+    signoff_state,
+    status_text,
+    summary_rows,
+)
 
-if TYPE_CHECKING:
-    from harness.runner import Entry
+__all__ = [
+    "REPORT_FILES",
+    "SIGNOFF_FILE",
+    "flatten",
+    "read_signoffs",
+    "render_markdown",
+    "rerender",
+    "write_report",
+]
 
-__all__ = ["flatten", "render_markdown", "report_records", "write_report"]
-
-_VERDICT = {"_RUN_SUCCESS": "PASSED", "_RUN_FAILED": "FAILED", "_RUN_PARTIAL": "INCOMPLETE"}
+REPORT_FILES: tuple[str, ...] = ("report.json", "report.md", "report.html")
+SIGNOFF_FILE = "signoff.json"
 _MAX_FIGURE_ROWS = 100
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        items = [_fmt(v) for v in value[:8]]
-        return "[" + ", ".join(items) + (", …" if len(value) > 8 else "") + "]"
-    text = str(value)
-    return text if len(text) <= 160 else text[:157] + "…"
-
-
-def flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested figures as (dotted key, value) rows, in insertion order."""
-    rows: list[tuple[str, Any]] = []
-    for key, value in figures.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows += flatten(value, f"{name}.")
-        else:
-            rows.append((name, value))
-    return rows
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _headline(entry: Entry) -> str:
-    r = entry.result
-    if r.messages:
-        extra = f" (+{len(r.messages) - 1} more)" if len(r.messages) > 1 else ""
-        return _fmt(r.messages[0]) + extra
-    parts = []
-    for key, value in r.figures.items():
-        if isinstance(value, dict) and "passed" in value:
-            parts.append(f"{key} {'ok' if value['passed'] else 'red'}")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            parts.append(f"{key} {_fmt(value)}")
-        if len(parts) == 5:
-            break
-    return ", ".join(parts)
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
 
 
-def _rel_plots(entry: Entry, out: Path) -> list[str]:
-    rel = entry.folder.relative_to(out) if entry.folder.is_relative_to(out) else entry.folder
-    return [str(Path(rel) / p) for p in entry.result.plots]
-
-
-def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    records = []
-    for e in entries:
-        r = e.result
-        records.append(
-            {
-                "name": r.name,
-                "case": r.case,
-                "status": r.status,
-                "figures": r.figures,
-                "thresholds": r.thresholds,
-                "duration_s": r.duration_s,
-                "messages": r.messages,
-                "plots": _rel_plots(e, out),
-                "artifact_dir": str(e.folder.relative_to(out))
-                if e.folder.is_relative_to(out)
-                else str(e.folder),
-                "complete": artifacts.is_complete(e.folder),
-                "resumed": e.resumed,
-                "ran": e.ran,
-                "config_hash": r.config_hash,
-                "provenance": r.provenance,
-            }
-        )
-    return records
-
-
-def render_markdown(out: Path, info: dict[str, Any], entries: list[Entry]) -> str:
-    verdict = _VERDICT.get(info["marker"], info["marker"])
+def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
+    run = doc["run"]
+    verdict = VERDICT.get(run["marker"], run["marker"])
     lines = [
-        f"# FUSION harness report — {info['suite']} suite: {verdict}",
+        f"# FUSION harness report — {run['suite']} suite: {verdict}",
         "",
-        "| check | case | status | duration (s) | headline |",
-        "|---|---|---|---:|---|",
+        "| check | case | status | headline figure | threshold | value | margin | duration (s) |",
+        "|---|---|---|---|---|---:|---:|---:|",
     ]
-    for e in entries:
-        r = e.result
-        status = r.status.upper() + (" (resumed)" if e.resumed else "") + ("" if e.ran else " (not run)")
-        lines.append(f"| {r.name} | {r.case} | {status} | {r.duration_s:.1f} | {_cell(_headline(e))} |")
-    versions = info.get("versions", {})
-    lines += [
-        "",
-        f"Run marker `{info['marker']}` · started {info['started_at']} · finished {info['finished_at']} · "
-        f"{info['duration_s']:.1f} s · fingerprint `{str(info['fingerprint'])[:12]}` · "
-        f"fusion {versions.get('fusion', '?')}, pymc {versions.get('pymc', '?')}, numpy {versions.get('numpy', '?')}, "
-        f"arviz-stats {versions.get('arviz-stats', '?')}, Python {versions.get('python', '?')}"
-        + (f" · scheduler {info['scheduler']}" if info.get("scheduler") else "")
-        + (" · **interrupted**" if info.get("interrupted") else ""),
-        "",
-    ]
-    for e in entries:
-        r = e.result
-        lines += [f"## {r.name} — {r.case}: {r.status.upper()}", ""]
-        folder = e.folder.relative_to(out) if e.folder.is_relative_to(out) else e.folder
+    for rec in summary_rows(doc):
+        h = rec["headline"]
         lines.append(
-            f"Artifacts: `{folder}` · duration {r.duration_s:.1f} s"
-            + (" · resumed from an earlier run" if e.resumed else "")
-            + (f" · config hash `{r.config_hash[:12]}`" if r.config_hash else "")
+            f"| {rec['name']} | {rec['case']} | {status_text(rec)} | {_cell(fmt(h['figure']))} | {_cell(fmt(h['threshold']))} "
+            f"| {_cell(fmt(h['value']))} | {_cell(fmt(h['margin']))} | {rec['duration_s']:.1f} |"
+        )
+    lines += ["", run_line(run), ""]
+    for rec in doc["checks"]:
+        lines += [f"## {rec['name']} — {rec['case']}: {rec['status'].upper()}", ""]
+        lines.append(
+            f"Artifacts: [`{rec['artifact_dir']}`]({rec['artifact_dir']}/) · duration {rec['duration_s']:.1f} s"
+            + (" · resumed from an earlier run" if rec.get("resumed") else "")
+            + (f" · config hash `{rec['config_hash'][:12]}`" if rec.get("config_hash") else "")
         )
         lines.append("")
-        if r.messages:
+        if rec["messages"]:
             heading = {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
-                r.status, "Notes (reported, not gated)"
+                rec["status"], "Notes (reported, not gated)"
             )
             lines += [f"**{heading}:**", ""]
-            lines += [f"- {_cell(m)}" for m in r.messages[:40]]
-            if len(r.messages) > 40:
-                lines.append(f"- … {len(r.messages) - 40} more in report.json")
+            lines += [f"- {_cell(m)}" for m in rec["messages"][:40]]
+            if len(rec["messages"]) > 40:
+                lines.append(f"- … {len(rec['messages']) - 40} more in report.json")
             lines.append("")
-        if r.thresholds:
+        if rec.get("gates"):
+            lines += ["**Gates:**", ""]
+            lines += _md_table(
+                ["figure", "threshold", "value", "margin", "passed"],
+                [
+                    [
+                        fmt(g["figure"]),
+                        fmt(g["threshold"]),
+                        fmt(g["value"]),
+                        fmt(g["margin"]),
+                        fmt(g["passed"]),
+                    ]
+                    for g in rec["gates"]
+                ],
+            )
+            lines.append("")
+        if rec["thresholds"]:
             lines += ["**Thresholds:**", ""]
-            lines += [f"- {k}: {_cell(_fmt(v))}" for k, v in r.thresholds.items()]
+            lines += [f"- {k}: {_cell(fmt(v))}" for k, v in rec["thresholds"].items()]
             lines.append("")
-        rows = flatten(r.figures)
+        rows = flatten(rec["figures"])
         if rows:
             lines += ["| figure | value |", "|---|---|"]
-            lines += [f"| {_cell(k)} | {_cell(_fmt(v))} |" for k, v in rows[:_MAX_FIGURE_ROWS]]
+            lines += [f"| {_cell(k)} | {_cell(fmt(v))} |" for k, v in rows[:_MAX_FIGURE_ROWS]]
             if len(rows) > _MAX_FIGURE_ROWS:
                 lines.append(f"| … | {len(rows) - _MAX_FIGURE_ROWS} more figures in report.json |")
             lines.append("")
-        for plot in _rel_plots(e, out):
-            lines += [f"![{r.name} {r.case}: {Path(plot).stem}]({plot})", ""]
+        for plot in rec["plots"]:
+            lines += [f"![{rec['name']} {rec['case']}: {Path(plot).stem}]({plot})", ""]
+        if rec.get("availability"):
+            lines += ["**Data availability** (each dropped point under the first rule that drops it):", ""]
+            lines += _md_table(*availability_rows(rec["availability"]))
+            lines.append("")
         prov = {
-            k: v for k, v in r.provenance.items() if k not in ("versions", "inputs_sha256", "golden_sha256")
+            k: v
+            for k, v in rec["provenance"].items()
+            if k not in ("versions", "inputs_sha256", "golden_sha256")
         }
         if prov:
             lines += ["<details><summary>Provenance</summary>", ""]
-            lines += [f"- {_cell(k)}: {_cell(_fmt(v))}" for k, v in flatten(prov)[:30]]
-            lines += ["", "Input SHA-256s, versions and the rest are in report.json.", "</details>", ""]
+            lines += [f"- {_cell(k)}: {_cell(fmt(v))}" for k, v in flatten(prov)[:30]]
+            lines += [
+                "",
+                "Input SHA-256s, versions and the rest are in report.json and report.html.",
+                "</details>",
+                "",
+            ]
     lines += [
         "## Sign-off",
         "",
-        "A release needs both signatures on a PASSED report.",
+        f"A release needs both signatures on a PASSED report. {signoff_state(run, signoffs)}",
         "",
-        "| role | name | decision | date | notes |",
-        "|---|---|---|---|---|",
-        "| Science owner |  | ☐ approve ☐ reject |  |  |",
-        "| Release engineer |  | ☐ approve ☐ reject |  |  |",
+    ]
+    lines += _md_table(
+        ["signed by", "decision", "date (UTC)", "run fingerprint", "note"],
+        [
+            [
+                s["name"],
+                s["decision"],
+                s["at"],
+                str(s["fingerprint"])[:12]
+                + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"),
+                s.get("note") or "",
+            ]
+            for s in signoffs
+        ]
+        + [[role, "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)],
+    )
+    lines += [
+        "",
+        "Record a decision: `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]`.",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_report(out: Path, info: dict[str, Any], entries: list[Entry]) -> tuple[Path, Path]:
-    """Write `report.json` then `report.md` atomically into `out`."""
+def read_signoffs(out: Path) -> list[dict[str, Any]]:
+    """The recorded sign-offs; ValueError naming the file when it is not what `harness signoff` writes."""
+    import json
+
+    path = Path(out) / SIGNOFF_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    records = data.get("signoffs") if isinstance(data, dict) else None
+    keys = {"name", "decision", "at", "fingerprint"}
+    if not isinstance(records, list) or not all(isinstance(r, dict) and keys <= set(r) for r in records):
+        raise ValueError(f"{path}: expected {{'signoffs': [{{{', '.join(sorted(keys))}, ...}}]}}")
+    return records
+
+
+def rerender(out: Path, doc: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write `report.md` and `report.html` from the document (default: `report.json`) and `signoff.json`."""
     out = Path(out)
-    js = artifacts.write_json(out / "report.json", {"run": info, "checks": report_records(out, entries)})
-    md = artifacts.write_text(out / "report.md", render_markdown(out, info, entries))
+    doc = doc if doc is not None else read_document(out)
+    try:
+        signoffs = read_signoffs(out)
+    except ValueError as exc:  # the run's report is still written; the page says why no sign-off shows
+        signoffs = []
+        doc = {**doc, "run": {**doc["run"], "signoff_unreadable": str(exc)}}
+    md = artifacts.write_text(out / "report.md", render_markdown(doc, signoffs))
+    html = artifacts.write_text(out / "report.html", render_html(out, doc, signoffs))
+    return md, html
+
+
+def write_report(out: Path, info: dict[str, Any], entries: list[Entry]) -> tuple[Path, Path]:
+    """Write `report.json`, then `report.md` and `report.html` from it, each atomically, into `out`."""
+    out = Path(out)
+    doc = report_document(out, info, entries)
+    js = artifacts.write_json(out / "report.json", doc)
+    md, _ = rerender(out, doc)
     return md, js

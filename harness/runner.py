@@ -4,7 +4,8 @@ Layout of `--out DIR`:
 
     DIR/<check>/<case>/      the check's artifacts, `result.json`, then `_SUCCESS`
     DIR/runs.json            inventory: one record per (check, case, config hash), sorted
-    DIR/report.md, report.json
+    DIR/report.json, report.md, report.html (report.png: its screenshot, by the CLI)
+    DIR/signoff.json         sign-offs recorded by `harness signoff`
     DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
 
 A folder stamped `_SUCCESS` whose `result.json` was made by the same suite from the same
@@ -33,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from fusion.errors import InputError
-from harness import artifacts
+from harness import artifacts, records
 from harness.cases import PER_CASE_CHECKS, CaseCatalog
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
 from harness.paths import repo_root
@@ -42,6 +43,7 @@ __all__ = [
     "CHECK_MODULES",
     "SUITES",
     "BadInput",
+    "Entry",
     "Planned",
     "RunInterrupted",
     "RunOptions",
@@ -104,14 +106,7 @@ class Planned:
     folder: Path
 
 
-@dataclass
-class Entry:
-    """One planned check's outcome as the report shows it."""
-
-    result: CheckResult
-    folder: Path
-    resumed: bool = False
-    ran: bool = True
+Entry = records.Entry  # the record type lives below the runner and the report (no import cycle)
 
 
 @dataclass

@@ -39,6 +39,7 @@ import numpy as np
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.inference.model import PARAMS, PRIOR_SIGMA
 from fusion.io import SUCCESS, is_complete, mark_success, write_json
+from harness.progress import ReplicateBar
 
 __all__ = [
     "CORRECT",
@@ -592,6 +593,8 @@ def run_replicates(
     todo = [i for i in range(n) if i not in done]
     every = max(1, n // 10)
     start = time.perf_counter()
+    bar = ReplicateBar(label, n, done=reused)  # a terminal's bar; silent in CI logs
+    progress = bar.wrap(progress)
     if reused:
         progress(f"{label}: resuming, {reused}/{n} replicates already done")
     if todo and scheduler is None and workers != 0 and (workers or os.cpu_count() or 1) not in _POOLS:
@@ -606,11 +609,17 @@ def run_replicates(
             rec["spec_hash"] = key  # stamped here: the driver's spec and code are what a resume compares
             save_replicate(folder, rec)
             done[rec["index"]] = rec
+        bar.update(len(done))
         if len(done) // every > before // every or len(done) == n:
             rate = (len(done) - reused) / max(time.perf_counter() - start, 1e-9)
             progress(f"{label}: {len(done)}/{n} replicates ({rate:.1f}/s)")
 
-    stats = run_tasks(task, spec, todo, on_chunk, scheduler=scheduler, workers=workers, chunk_size=chunk_size)
+    try:
+        stats = run_tasks(
+            task, spec, todo, on_chunk, scheduler=scheduler, workers=workers, chunk_size=chunk_size
+        )
+    finally:
+        bar.close()
     return [done[i] for i in range(n)], stats, reused
 
 

@@ -192,3 +192,19 @@ def test_bundled_example_converges_with_four_chains(tmp_path: Path) -> None:
     truth = json.loads((config.parent / "truth.json").read_text())["truth_member"]["id"]
     weights = pd.read_csv(out / "weights.csv")
     assert weights.loc[weights["posterior_mean"].idxmax(), "member_id"] == truth
+
+
+def test_metadata_and_png_carry_the_availability_record(finished) -> None:
+    _, out = finished
+    meta = json.loads((out / "run_metadata.json").read_text())
+    av = meta["availability"]
+    assert av["rule_order"][0] == "observation_missing"
+    streams = av["streams"]
+    assert streams["thick"]["kept"] + streams["vel"]["kept"] == meta["prepared"]["n_total_before_subsample"]
+    assert streams["thick"]["subsampled"] + streams["vel"]["subsampled"] == meta["prepared"]["n_points"]
+    for s in streams.values():
+        assert s["pixels"] == s["kept"] + sum(s["dropped"].values())
+    from matplotlib.image import imread
+
+    img = imread(out / "availability.png")
+    assert img.shape[0] > 300 and img.shape[1] > 600 and img[..., :3].std() > 0.05  # drawn, not blank

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fusion.config import Config
+from fusion.data.availability import STREAM_NAMES, Availability, availability_record
 from fusion.data.load import EnsembleData, Member
 from fusion.data.prepared import THICK, VEL, Prepared, positional_stream
 from fusion.errors import InputError
@@ -47,6 +48,7 @@ class _Block:
     stream: int
     interval: int
     variable: int  # 0 thickness, 1 vx, 2 vy: index into Member.variables
+    missing: str | None = None  # why the observed rate is all NaN (snapping), for the availability record
 
 
 def model_intervals(times: np.ndarray) -> list[Interval]:
@@ -81,18 +83,24 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
     ys: list[np.ndarray] = []
     sigmas: list[np.ndarray] = []
 
-    def nan_pair(like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype)
+    def nan_pair(like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
+        return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype), why
 
-    def rate(by_year: dict, years: np.ndarray, iv: Interval, get) -> tuple[np.ndarray, np.ndarray]:
-        y1 = snap_year(years, iv.start, metric.snap_tolerance_years)
-        y2 = snap_year(years, iv.end, metric.snap_tolerance_years)
+    def rate(
+        by_year: dict, years: np.ndarray, iv: Interval, get
+    ) -> tuple[np.ndarray, np.ndarray, str | None]:
+        tol = metric.snap_tolerance_years
+        y1 = snap_year(years, iv.start, tol)
+        y2 = snap_year(years, iv.end, tol)
         like = get(next(iter(by_year.values())))[0]
-        if y1 is None or y2 is None or (fixed and y1 == y2):
-            return nan_pair(like)
+        if y1 is None or y2 is None:
+            t = iv.start if y1 is None else iv.end
+            return nan_pair(like, f"no observation year within {tol:g} years of {t:.3f}")
+        if fixed and y1 == y2:
+            return nan_pair(like, f"both ends snap to the observation year {y1}")
         (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
         step = float(y2 - y1) if fixed else iv.dt
-        return _observed_rate(v1, v2, e1, e2, step)
+        return *_observed_rate(v1, v2, e1, e2, step), None
 
     thick = {t.year: t for t in data.thickness}
     thick_years = np.array(sorted(thick), dtype=np.float64)
@@ -102,8 +110,8 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         return t.height, unc
 
     for i, iv in enumerate(intervals):
-        y, s = rate(thick, thick_years, iv, thick_fields)
-        blocks.append(_Block(THICK, i, 0))
+        y, s, why = rate(thick, thick_years, iv, thick_fields)
+        blocks.append(_Block(THICK, i, 0, why))
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
     thick_sigma = np.stack(sigmas)
@@ -119,8 +127,8 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
     vel_years = np.array(sorted(vel), dtype=np.float64)
     for i, iv in enumerate(intervals):
         for variable, get in ((1, lambda v: (v.vx, v.err_x)), (2, lambda v: (v.vy, v.err_y))):
-            y, s = rate(vel, vel_years, iv, get)
-            blocks.append(_Block(VEL, i, variable))
+            y, s, why = rate(vel, vel_years, iv, get)
+            blocks.append(_Block(VEL, i, variable, why))
             ys.append(y.reshape(n_pix))
             sigmas.append(s.reshape(n_pix))
 
@@ -200,12 +208,25 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
     is_vel = np.array([b.stream == VEL for b in blocks])
 
     threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
+    # the mask rule by rule, in availability.RULES order; counting the survivors per block after
+    # each rule attributes every dropped point to the first rule that drops it
+    kept_after = []
+    mask = np.isfinite(y_obs)
+    kept_after.append(np.count_nonzero(mask, axis=1))
+    mask &= np.isfinite(sigma_obs)
+    kept_after.append(np.count_nonzero(mask, axis=1))
     with np.errstate(invalid="ignore"):
-        mask = np.isfinite(y_obs) & np.isfinite(sigma_obs) & (sigma_obs < threshold)
+        mask &= sigma_obs < threshold
+    kept_after.append(np.count_nonzero(mask, axis=1))
     mask[is_vel] &= np.isfinite(speed)[None, :]
-    for member in data.members:  # pass 1: every member finite
+    kept_after.append(np.count_nonzero(mask, axis=1))
+    emptied_by: dict[int, str] = {}
+    for member_id, member in zip(data.member_ids, data.members):  # pass 1: every member finite
         for b, rate in _member_rates(member, intervals, blocks, cfg):
             mask[b] &= np.isfinite(rate)
+            if b not in emptied_by and kept_after[-1][b] and not mask[b].any():
+                emptied_by[b] = member_id
+    kept_after.append(np.count_nonzero(mask, axis=1))
 
     n_pix = mask.shape[1]
     candidates = np.flatnonzero(mask)  # block-major, then pixel: the prototype's layout
@@ -228,6 +249,23 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
         n_dhdt, chosen, labels = n_dhdt_full, candidates, label_all
     n = int(chosen.size)
     block_of, pixel = np.divmod(chosen, n_pix)
+    shape = data.grid.shape
+    availability = Availability(
+        record=availability_record(
+            block_stream=[b.stream for b in blocks],
+            block_interval=[b.interval for b in blocks],
+            intervals=[(iv.start, iv.end) for iv in intervals],
+            pixels_per_block=n_pix,
+            kept_after=np.stack(kept_after),
+            subsampled=np.bincount(block_of, minlength=len(blocks)),
+            notes=[b.missing for b in blocks],
+            emptied_by=emptied_by,
+        ),
+        maps={  # kept points per grid cell, per stream
+            name: np.count_nonzero(mask[is_vel == (s == VEL)], axis=0).astype(np.int32).reshape(shape)
+            for s, name in enumerate(STREAM_NAMES)
+        },
+    )
 
     F = np.empty((len(data.members), n), dtype=np.float64)
     where = {b: np.flatnonzero(block_of == b) for b in np.unique(block_of)}
@@ -251,6 +289,7 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
         member_ids=data.member_ids,
         stream=stream,
         compat=cfg.compat,
+        availability=availability,
         meta={
             "n_total_before_subsample": n_total,
             "n_dhdt_full": n_dhdt_full,

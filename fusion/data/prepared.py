@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fusion.data.availability import Availability
 from fusion.io import write_npz
 
 __all__ = ["Prepared", "THICK", "VEL"]
@@ -23,7 +25,9 @@ class Prepared:
     `stream` labels each point (0 thickness, 1 velocity). Under `compat: prototype` it is the
     prototype's positional split (first `n_dhdt` points are "thickness", whatever they really
     are after the shuffled subsample); under `compat: fixed` it is the true label carried
-    through the subsample. Downstream code reads `stream`, never `n_dhdt`.
+    through the subsample. Downstream code reads `stream`, never `n_dhdt`. `availability` says
+    which points survived the masks (fusion.data.availability); it rides along in the `.npz` as
+    one JSON string, beside (never inside) the bit-exact arrays.
     """
 
     y_obs: np.ndarray  # float32 (N,)
@@ -36,6 +40,7 @@ class Prepared:
     stream: np.ndarray  # int8 (N,)
     compat: str = "fixed"
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    availability: Availability | None = field(default=None, compare=False)
 
     @property
     def n_points(self) -> int:
@@ -63,6 +68,8 @@ class Prepared:
         )
         if self.compat == "fixed":
             arrays["stream"] = self.stream.astype(np.int8)
+        if self.availability is not None:
+            arrays["availability"] = np.array(json.dumps(self.availability.record, sort_keys=True))
         return write_npz(path, **arrays)
 
     @classmethod
@@ -78,9 +85,13 @@ class Prepared:
             ids = tuple(str(s) for s in z["member_ids"]) if "member_ids" in z.files else tuple(
                 f"run{i + 1}" for i in range(z["F"].shape[0])
             )
+            availability = (
+                Availability(record=json.loads(str(z["availability"]))) if "availability" in z.files else None
+            )
             return cls(
                 y_obs=z["y_obs"], sigma_obs=z["sigma_obs"], F=z["F"], speed=z["speed"],
                 n_dhdt=n_dhdt, n_vel=n_vel, member_ids=ids, stream=stream, compat=compat,
+                availability=availability,
             )
 
 

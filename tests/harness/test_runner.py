@@ -66,7 +66,7 @@ def test_all_pass_success_marker_and_layout(tmp_path: Path) -> None:
             and (folder / "result.json").is_file()
             and (folder / "table.csv").is_file()
         )
-    assert {"report.md", "report.json", "runs.json"} <= {p.name for p in out.iterdir()}
+    assert {"report.md", "report.json", "report.html", "runs.json"} <= {p.name for p in out.iterdir()}
 
 
 def test_one_failure_fails_the_run(tmp_path: Path) -> None:
@@ -149,9 +149,10 @@ def test_report_summary_first_sections_and_sign_off(tmp_path: Path) -> None:
     run(out, {"parity": fake("pass"), "convergence": fake("fail", x=3.0)}, "parity", "convergence")
     md = (out / "report.md").read_text().splitlines()
     assert md[0] == "# FUSION harness report — quick suite: FAILED"
-    assert md[2] == "| check | case | status | duration (s) | headline |"
-    assert md[4].startswith("| parity | all | PASS |") and md[5].startswith("| convergence | all | FAIL |")
-    assert "figure x 3.0 > 1 (over by 1)" in md[5]
+    assert md[2] == "| check | case | status | headline figure | threshold | value | margin | duration (s) |"
+    # failing rows first
+    assert md[4].startswith("| convergence | all | FAIL | x | ≤ 1 | 3 | -2 |") and md[5].startswith("| parity | all | PASS |")
+    assert "figure x 3.0 > 1 (over by 1)" in "\n".join(md)
     text = "\n".join(md)
     assert (
         text.index("## parity — all: PASS")
