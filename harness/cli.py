@@ -190,10 +190,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _add_signoff(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("signoff", help="record a sign-off of a finished run and re-render its reports")
-    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a `harness run` wrote")
-    s.add_argument("--name", required=True, help="who signs")
-    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve or reject")
-    s.add_argument("--note", default=None, help="free text shown in the reports")
+    s.add_argument("out", type=Path, metavar="OUT_DIR", help="the folder a finished `harness run` wrote (holds its run marker)")
+    s.add_argument("--name", required=True, help="who signs, as shown in the reports (required; no default)")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"), help="approve (only a _RUN_SUCCESS run) or reject (required; no default)")
+    s.add_argument("--note", default=None, help="free text shown in the reports (default: none)")
 
 
 def _keep_screenshot(out: Path) -> None:
