@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.gates import Gates
+
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
 
 Status = Literal["pass", "fail", "error"]
@@ -29,6 +31,7 @@ class CheckContext:
     scheduler: str | None = None
     case: str = "all"
     progress: Callable[[str], None] = print
+    gates: Gates = Gates()  # thresholds: defaults, or `harness run --config FILE`
 
 
 @dataclass

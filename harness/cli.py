@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="dask.distributed scheduler for checks that fan out (e.g. tcp://host:8786)",
     )
+    r.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML thresholds: sections 'convergence' and 'sbc' (default: DESIGN.md's; see harness/gates.py)",
+    )
     return p
 
 
@@ -86,6 +93,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point `harness`."""
+    from harness.gates import load_gates
     from harness.runner import BadInput, RunOptions, run
 
     try:
@@ -97,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
-        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler)
+        try:
+            gates = load_gates(args.config)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler, gates=gates)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             outcome = run(options)

@@ -33,6 +33,7 @@ from typing import Any
 
 from harness import artifacts
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+from harness.gates import Gates
 
 __all__ = [
     "CHECK_MODULES",
@@ -92,6 +93,7 @@ class RunOptions:
     suite: str = "quick"
     checks: tuple[str, ...] = CHECK_NAMES
     scheduler: str | None = None
+    gates: Gates = Gates()
     golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
     fixtures_dir: Path = field(default_factory=lambda: repo_root() / "fixtures")
 
@@ -139,6 +141,7 @@ def fingerprint(options: RunOptions) -> str:
             for rel, digest in artifacts.tree_sha256(folder, pattern).items():
                 if "__pycache__" not in rel:
                     h.update(f"{folder.name}/{rel}:{digest}\n".encode())
+    h.update(options.gates.digest().encode())  # other thresholds, other verdicts: nothing reused
     return h.hexdigest()
 
 
@@ -278,6 +281,7 @@ def _run_locked(
             scheduler=options.scheduler,
             case=item.case,
             progress=progress,
+            gates=options.gates,
         )
         start_at, start = _now(), time.perf_counter()
         try:
