@@ -39,6 +39,7 @@ VOLATILE = {
     "duration_s", "started_at", "finished_at", "created_at", "timestamp", "host", "hostname", "pid",
     "platform", "python", "versions", "machine", "compilations", "worker_processes", "backend",
     "out", "artifact_dir", "path", "load_average", "reused_replicates", "fitted_replicates",
+    "config_hash",  # the generated example's config holds absolute paths under --out
 }
 VOLATILE_SUFFIXES = ("_s", "_seconds", "seconds", "_per_min", "per_min", "_per_s", "_rate", "_at_utc")
 
@@ -47,12 +48,14 @@ def _volatile(key: str) -> bool:
     return key in VOLATILE or key.endswith(VOLATILE_SUFFIXES) or "wall" in key or "time" in key
 
 
-def stable(obj: Any) -> Any:
-    """`obj` without its volatile keys, recursively."""
+def stable(obj: Any, out: str | None = None) -> Any:
+    """`obj` without its volatile keys, recursively; the report folder `out` in text becomes <out>."""
     if isinstance(obj, dict):
-        return {k: stable(v) for k, v in obj.items() if not _volatile(str(k))}
+        return {k: stable(v, out) for k, v in obj.items() if not _volatile(str(k))}
     if isinstance(obj, list):
-        return [stable(v) for v in obj]
+        return [stable(v, out) for v in obj]
+    if out and isinstance(obj, str):
+        return obj.replace(out, "<out>")
     return obj
 
 
@@ -100,7 +103,7 @@ def cpu_load(processes: int) -> Iterator[None]:
 
 
 def run_suite(suite: str, out: Path) -> tuple[str, dict[str, Any], float]:
-    """`harness run --suite SUITE --out OUT` in a fresh process: (verdict, report.json, seconds)."""
+    """`harness run --suite SUITE --out OUT` in a fresh process: (verdict, stable report.json, seconds)."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--suite", suite, "--out", str(out)],
@@ -110,6 +113,7 @@ def run_suite(suite: str, out: Path) -> tuple[str, dict[str, Any], float]:
     markers = [p.name for p in out.glob("_RUN_*")]
     verdict = markers[0].removeprefix("_RUN_") if markers else f"none (exit {proc.returncode})"
     report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
+    report = stable(report, str(out))
     if proc.returncode not in (0, 1):
         print(proc.stderr[-2000:], file=sys.stderr)
     return verdict, report, seconds
@@ -132,18 +136,22 @@ def suites(out: Path, skip_full: bool) -> int:
         print(f"{suite:5s} run {len(runs.get(suite, [])) + 1} ({condition}; load average at start {load1:.1f}): "
               f"{verdict} in {seconds:.0f} s", flush=True)
         runs.setdefault(suite, []).append((verdict, report))
-    for suite, pair in runs.items():
-        (va, ra), (vb, rb) = pair
-        diff = differences(stable(ra), stable(rb))
-        n = sum(1 for _ in _leaves(stable(ra)))
-        ok = va == vb == "SUCCESS" and not diff and n > 0
-        failed |= not ok
-        print(f"{suite}: verdicts {va} / {vb}; {n} figures compared, {len(diff)} differ"
-              + ("" if ok else " -> FAIL"))
-        for line in diff[:20]:
-            print("   ", line)
+        if len(runs[suite]) == 2:  # compare each pair as soon as it is complete
+            failed |= not _compare(suite, runs[suite])
     print("SUMMARY:", "identical figures and PASS in every pair" if not failed else "DIFFERENCES (see above)")
     return 1 if failed else 0
+
+
+def _compare(suite: str, pair: list[tuple[str, dict[str, Any]]]) -> bool:
+    """Print how two runs of one suite compare; True when identical and both PASS."""
+    (va, ra), (vb, rb) = pair
+    diff = differences(ra, rb)
+    n = sum(1 for _ in _leaves(ra))
+    ok = va == vb == "SUCCESS" and not diff and n > 0
+    print(f"{suite}: verdicts {va} / {vb}; {n} figures compared, {len(diff)} differ" + ("" if ok else " -> FAIL"))
+    for line in diff[:20]:
+        print("   ", line)
+    return ok
 
 
 def _leaves(obj: Any) -> Iterator[Any]:
