@@ -61,14 +61,19 @@ def _measure(code: str, *args: str) -> tuple[float, float]:
     return out["wall"], out["rss_kb"] / 1024**2
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def full_size_arguments(description: str) -> argparse.Namespace:
+    """The full-size case's dimensions (761 × 761, 2014–2020, 27 members) and an optional folder to keep."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--ny", type=int, default=761)
     ap.add_argument("--nx", type=int, default=761)
     ap.add_argument("--members", type=int, default=27)
     ap.add_argument("--years", type=int, nargs=2, default=(2014, 2020))
     ap.add_argument("--keep", type=Path, default=None, help="generate into (or reuse) this folder")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = full_size_arguments(__doc__.splitlines()[0])
 
     from fusion.data.synthetic import generate
 

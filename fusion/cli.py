@@ -1,4 +1,4 @@
-"""`fusion` command line: example, prepare, weights, run.
+"""`fusion` command line: example, prepare, weights, run, export.
 
 Bad input exits with status 2 and one line on stderr naming the file and the problem;
 outputs are written atomically, so a failed command leaves nothing under its final name.
@@ -67,6 +67,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from fusion.errors import InputError
+    from fusion.export import export
+
+    samples: int | bool | None = None
+    if args.samples is not None:
+        if args.format == "posterior":
+            if args.samples != "all":
+                raise InputError(None, "--samples takes no number with --format posterior (it adds every draw)")
+            samples = True
+        else:
+            try:
+                samples = int(args.samples)
+            except ValueError:
+                raise InputError(None, f"--samples {args.samples!r}: expected a whole number of samples") from None
+    out = export(
+        args.run_dir, args.format, args.out, samples=samples, years=args.years, baseyear=args.baseyear,
+        scenario=args.scenario, seed=args.seed,
+    )
+    print(f"{out}: {args.format} export of {args.run_dir}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +113,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.add_argument("--out", type=Path, default=None)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("export", help="a finished run for downstream users: posterior container or FACTS file")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--format", required=True, choices=("posterior", "facts"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--samples", nargs="?", const="all", default=None,
+                   help="posterior: include every draw; facts: number of samples (default 20000)")
+    p.add_argument("--years", default=None, help="facts: START:END:STEP (default 2020:2100:10)")
+    p.add_argument("--baseyear", type=float, default=None, help="facts: year the SLE is relative to")
+    p.add_argument("--scenario", default=None, help="facts: scenario name stored in the file")
+    p.add_argument("--seed", type=int, default=0, help="facts: seed of the sample draw")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -86,6 +86,7 @@ class Inference(_Strict):
     cores: int | None = Field(None, gt=0)
     target_accept: float = Field(0.95, gt=0, lt=1)
     seed: int = Field(42, ge=0)
+    method: Literal["nuts", "laplace"] = "nuts"  # laplace: Gaussian at the MAP (fusion.inference.laplace)
     sampler: Literal["pymc", "nutpie"] = "pymc"
     stream_weights: StreamWeights = StreamWeights()
     velocity_inflation: float = Field(5.0, ge=0)
@@ -182,19 +183,28 @@ def _describe(err: ValidationError) -> str:
     return f"key '{key}': {first['msg']}"
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Safe-load a YAML file (a tag that would construct objects is refused, nothing in it runs);
+    `InputError` naming the file when it is missing, not text or not YAML."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "config file not found")
+        raise InputError(path, f"{what} not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise InputError(path, f"YAML tag refused{where} (files are safe-loaded)") from None
         raise InputError(path, f"malformed YAML{where}") from None
     except UnicodeDecodeError:
         raise InputError(path, "not a text file") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
+    path = Path(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise InputError(path, "expected a mapping of config keys at the top level")
     try:

@@ -143,9 +143,15 @@ def run(
     trace = sample(cfg, prepared, progressbar=progressbar)
     timings["sample_s"] = time.perf_counter() - clock
 
-    # 4. diagnostics and the convergence gate
-    diagnostics = diagnose(trace, PARAMS)  # the free parameters: `w` is a function of them
-    failures = convergence_gate(diagnostics, warn=True)
+    # 4. diagnostics and the convergence gate (Laplace: optimiser figures and PSIS k̂ instead;
+    #    a mode that does not exist has already raised)
+    if cfg.inference.method == "laplace":
+        from fusion.inference.laplace import laplace_diagnostics
+
+        diagnostics, failures = laplace_diagnostics(trace), {}
+    else:
+        diagnostics = diagnose(trace, PARAMS)  # the free parameters: `w` is a function of them
+        failures = convergence_gate(diagnostics, warn=True)
 
     # 5. weights: posterior w and the prototype's plug-in estimate
     weights = _weights_table(prepared, trace)
@@ -155,8 +161,12 @@ def run(
     if with_projection:
         clock = time.perf_counter()
         projection = project(cfg, trace, prepared.member_ids)
-        summary = projection_summary(projection)
+        summary = {**projection_summary(projection), "method": cfg.inference.method}
         timings["project_s"] = time.perf_counter() - clock
+    # 7. the trace as ArviZ's schema has it, with its provenance
+    from fusion.tracefile import complete_trace
+
+    trace = complete_trace(trace, cfg, prepared, input_files)
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
@@ -191,6 +201,8 @@ def _platform() -> dict[str, Any]:
 
 
 def _metadata(result: Result) -> dict[str, Any]:
+    from fusion.tracefile import sampler_name
+
     cfg, prep, inf = result.config, result.prepared, result.config.inference
     post_attrs = dict(result.trace["posterior"].attrs)
     meta: dict[str, Any] = {
@@ -204,8 +216,13 @@ def _metadata(result: Result) -> dict[str, Any]:
         "platform": _platform(),
         "input_files": {str(p): sha256_file(p) for p in sorted(set(map(Path, result.input_files)))},
         "seeds": {"inference": inf.seed, "subsample": inf.subsample.seed},
+        "method": inf.method,
+        "forward_model": {
+            "id": result.trace.attrs.get("forward_model_id"),
+            "hash": result.trace.attrs.get("forward_model_hash"),
+        },
         "sampler": {
-            "name": inf.sampler,
+            "name": sampler_name(inf),
             "draws": inf.draws,
             "tune": inf.tune,
             "chains": inf.chains,

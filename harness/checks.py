@@ -10,19 +10,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.cases import CaseCatalog
 
 from harness.gates import Gates
 
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
 
 Status = Literal["pass", "fail", "error"]
-CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability")
+CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability", "agreement")
 
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a check may use: its suite, its own artifact folder, the repo's golden/fixtures, an optional dask scheduler."""
+    """What a check may use: its suite, its own artifact folder, the run's cases, an optional dask scheduler.
+
+    `case` names one case of `catalog` (the bundled cases, or the `--case` folders); a per-case
+    check gets the case itself with `harness.cases.catalog_of(ctx).get(ctx.case, ctx.artifact_dir)`.
+    """
 
     suite: Literal["quick", "full"]
     artifact_dir: Path  # the check writes plots/tables here; the runner stamps _SUCCESS
@@ -32,6 +39,7 @@ class CheckContext:
     case: str = "all"
     progress: Callable[[str], None] = print
     gates: Gates = Gates()  # thresholds: defaults, or `harness run --config FILE`
+    catalog: CaseCatalog | None = None  # None: the bundled cases under golden_dir/fixtures_dir
 
 
 @dataclass

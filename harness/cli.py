@@ -1,4 +1,6 @@
-"""`harness run [--suite quick|full] [--check NAME ...] [--out DIR] [--scheduler ADDRESS]`.
+"""`harness run [--suite quick|full] [--check NAME ...] [--case DIR ...] [--out DIR] [--scheduler ADDRESS]`; `harness capture`.
+
+One subparser per command; a new command adds its parser in `_parser` and its handler in `COMMANDS`.
 
 Exit 0 only when every check passes, 1 when one fails (or could not finish), 2 on bad
 input — with one line on stderr naming what is wrong and no output folder left behind.
@@ -13,7 +15,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -49,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)}",
     )
     r.add_argument(
+        "--case",
+        action="append",
+        dest="cases",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a case folder (case.yaml + reference/; repeatable): parity, convergence and stability run "
+        "on these instead of the bundled cases",
+    )
+    r.add_argument(
         "--out", type=Path, default=Path("harness-out"), help="report folder (default: harness-out)"
     )
     r.add_argument(
@@ -64,7 +76,49 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="YAML thresholds: sections 'convergence' and 'sbc' (default: DESIGN.md's; see harness/gates.py)",
     )
+    _add_capture(sub)
     return p
+
+
+def _add_capture(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("capture", help="make a case folder by running the prototype itself")
+    c.add_argument("config", type=Path, help="FUSION config naming the inputs")
+    c.add_argument("--prototype", type=Path, required=True, metavar="FILE", help="the prototype's full_model.py")
+    c.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to create")
+    c.add_argument("--python", default=sys.executable, metavar="EXE", help="interpreter to run the prototype in")
+    c.add_argument("--posterior", type=Path, default=None, metavar="TRACE.nc", help="weights at this posterior")
+    c.add_argument("--sample", action="store_true", help="run the prototype's own sampler")
+    c.add_argument("--draws", type=int, default=500)
+    c.add_argument("--tune", type=int, default=1000)
+    c.add_argument("--chains", type=int, default=4)
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from fusion.errors import InputError
+    from harness.capture import CaptureOptions, capture
+
+    opts = CaptureOptions(
+        config=args.config, prototype=args.prototype, out=args.out, python=args.python,
+        posterior=args.posterior, sample=args.sample, draws=args.draws, tune=args.tune, chains=args.chains,
+    )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm_capture)
+    try:
+        out = capture(opts)
+    except InputError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    import json
+
+    for name, (theirs, ours) in json.loads((out / "capture.json").read_text())["config_differs"].items():
+        print(f"harness: warning: prototype {name} is {theirs!r} but the config says {ours!r}", file=sys.stderr)
+    print(f"harness: case captured → {out}")
+    return EXIT_OK
+
+
+def _on_sigterm_capture(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through capture(): child killed, temporary folder removed
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -93,13 +147,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point `harness`."""
-    from harness.gates import load_gates
-    from harness.runner import BadInput, RunOptions, run
-
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (one line, status 2) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    return COMMANDS[args.command](args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`harness run`: plan, run or resume the checks, write the report; exit 0/1/2."""
+    from harness.gates import load_gates
+    from harness.runner import BadInput, RunOptions, run
+
     out: Path = args.out
     existed = out.exists()
     try:
@@ -109,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             gates = load_gates(args.config)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-        options = RunOptions(out=out, suite=args.suite, checks=checks, scheduler=args.scheduler, gates=gates)
+        options = RunOptions(
+            out=out,
+            suite=args.suite,
+            checks=checks,
+            scheduler=args.scheduler,
+            case_dirs=tuple(args.cases),
+            gates=gates,
+        )
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             outcome = run(options)
@@ -128,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"harness: {outcome.marker.strip('_').replace('RUN_', '').lower()} ({summary}) → {out / 'report.md'}"
     )
     return outcome.exit_code
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": _run, "capture": _capture}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.golden import pytest_terminal_summary  # noqa: F401 — prints golden-table updates
-from harness.parity import CaseData, resolve_case
+from harness.cases import CaseData, bundled_case
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO / "golden"
@@ -37,7 +37,7 @@ def case_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CaseD
 
     def get(name: str) -> CaseData:
         if name not in cache:
-            cache[name] = CaseData(resolve_case(name, GOLDEN_DIR, FIXTURES_DIR, workdir))
+            cache[name] = CaseData(bundled_case(name, GOLDEN_DIR, FIXTURES_DIR, workdir))
         return cache[name]
 
     return get

@@ -22,7 +22,7 @@ import xarray as xr
 
 from fusion.diagnostics import GATED_VARIABLES, THRESHOLDS, Thresholds, borderline, diagnose, gate
 from fusion.io import write_png
-from harness import artifacts
+from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
 from harness.checks import CheckContext, CheckResult
 
 __all__ = [
@@ -86,17 +86,15 @@ def decide(
 
 def sample_trace(cfg: Any, prepared: Any) -> xr.DataTree:
     """FUSION's sampler (shared, memoised with the parity check); tests replace it to plant a bad run."""
-    from harness.parity import sample_case
-
     return sample_case(cfg, prepared)
 
 
-def cases(suite: str, golden_dir: Path, fixtures_dir: Path) -> list[str]:
-    """Quick: the small reference case. Full: every reference case and the bundled example."""
-    from harness.parity import case_names
-
-    names = case_names(golden_dir, fixtures_dir)
-    return names if suite == "full" else [n for n in names if n == "small"][:1] or names[:1]
+def cases(suite: str, catalog: CaseCatalog) -> list[str]:
+    """Bundled, quick: the small reference case; full: every bundled case. `--case` folders: each that asks for it."""
+    names = catalog.names("convergence")
+    if not catalog.bundled or suite == "full":
+        return names
+    return [n for n in names if n == "small"][:1] or names[:1]
 
 
 #: Sampler settings of the gated run. DESIGN.md's defaults (500 draws × 4 chains) leave the small
@@ -146,12 +144,11 @@ def run_check(ctx: CheckContext) -> CheckResult:
     """Sample a case with FUSION at production settings and gate the trace."""
     from fusion.config import config_hash
     from fusion.io import atomic_path
-    from harness.parity import CaseData, resolve_case
-
     start = time.perf_counter()
-    name = ctx.case if ctx.case != "all" else cases(ctx.suite, ctx.golden_dir, ctx.fixtures_dir)[0]
+    catalog = catalog_of(ctx)
+    name = ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0]
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-    case = resolve_case(name, ctx.golden_dir, ctx.fixtures_dir, ctx.artifact_dir)
+    case = catalog.get(name, ctx.artifact_dir)
     cfg = _case_config(case)
     data = CaseData(case, base_config=cfg)
     prepared = data.prepared_fixed
@@ -200,7 +197,8 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "tune": inf.tune,
             "chains": inf.chains,
             "target_accept": inf.target_accept,
-            "inputs_sha256": artifacts.tree_sha256(case.inputs),
+            "case": str(case.root),
+            "inputs_sha256": case.inputs_sha256(),
             "data_warnings": data.warnings,
         },
     )

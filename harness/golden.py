@@ -24,7 +24,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from harness.asserts import ulp_distance
 
 if TYPE_CHECKING:
-    from syrupy.data import SnapshotCollection
+    from syrupy.data import SnapshotCollection, SnapshotCollections
     from syrupy.location import PyTestLocation
     from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData
 
@@ -40,7 +40,6 @@ __all__ = [
     "parse_table",
     "pytest_terminal_summary",
     "read_table",
-    "snapshot_path",
 ]
 
 TABLES_DIR = "tables"
@@ -224,20 +223,15 @@ def golden_root() -> Path:
     return Path(__file__).resolve().parents[1] / "golden"
 
 
-def snapshot_path(golden_dir: Path, test_file: str, test_name: str, param: str | None = None) -> Path:
-    """Where `GoldenTableExtension` keeps the table of test `test_name[param]` in `test_file` (no `.py`)."""
-    stem = f"{test_name}[{param}]" if param is not None else test_name
-    return Path(golden_dir) / TABLES_DIR / test_file / f"{stem}.{GoldenTableExtension.file_extension}"
-
-
 # --- syrupy extension ---------------------------------------------------------------------
 
 
 class GoldenTableExtension(SingleFileSnapshotExtension):
-    """Snapshot a `pandas.DataFrame` as a golden CSV under `golden/tables/<test file>/`.
+    """Snapshot a `pandas.DataFrame` as a golden CSV, by default `<root>/<test file>/<test name>.csv`.
 
     Compare bit-exactly, or per column with `GoldenTableExtension.with_tolerances(col=Tolerance(...))`;
-    `key` names the row-label column, whose order is part of the table.
+    `key` names the row-label column, whose order is part of the table. With `table=NAME` the file
+    is `<root>/NAME.csv` instead: a case keeps its tables in its own folder (`<reference>/tables/`).
     """
 
     file_extension = "csv"
@@ -245,16 +239,27 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
     tolerances: ClassVar[Mapping[str, Tolerance]] = {}
     key: ClassVar[str | None] = None
     root: ClassVar[Path | None] = None  # defaults to the repository's golden/
+    table: ClassVar[str | None] = None  # set: one flat file `<root>/<table>.csv`
 
     @classmethod
     def with_tolerances(
-        cls, *, key: str | None = None, **tolerances: Tolerance
+        cls,
+        *,
+        key: str | None = None,
+        root: Path | None = None,
+        table: str | None = None,
+        **tolerances: Tolerance,
     ) -> type[GoldenTableExtension]:
-        """A subclass with its own row key and per-column tolerances (same storage, same file names)."""
+        """A subclass with its own row key and per-column tolerances, and optionally its own `root/table.csv`."""
         return type(
             "GoldenTableExtensionWithTolerance",
             (cls,),
-            {"tolerances": dict(tolerances), "key": key or cls.key},
+            {
+                "tolerances": dict(tolerances),
+                "key": key or cls.key,
+                "root": root if root is not None else cls.root,
+                "table": table if table is not None else cls.table,
+            },
         )
 
     @classmethod
@@ -262,12 +267,45 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
         return cls.root if cls.root is not None else golden_root() / TABLES_DIR
 
     @classmethod
+    def get_file_basename(cls, *, test_location: PyTestLocation, index: Any) -> str:
+        if cls.table is not None:
+            return cls.table
+        return super().get_file_basename(test_location=test_location, index=index)
+
+    @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
+        if cls.table is not None:
+            return str(cls._tables())
         return str(cls._tables() / test_location.basename)
 
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(cls._tables())
+        return cls.dirname(test_location=test_location) if cls.table is not None else str(cls._tables())
+
+    @classmethod
+    def matches_test_location(cls, *, test_location: PyTestLocation, snapshot_location: str) -> bool:
+        if cls.table is not None:  # a case's table: the file is named after the table, not the test
+            return Path(snapshot_location) == Path(cls.dirname(test_location=test_location)) / (
+                f"{cls.table}.{cls.file_extension}"
+            )
+        return super().matches_test_location(test_location=test_location, snapshot_location=snapshot_location)
+
+    def discover_snapshots(
+        self, *, test_location: PyTestLocation, ignore_extensions: list[str] | None = None
+    ) -> SnapshotCollections:
+        """A case's table: exactly its own file, under the test's snapshot name (other files in the
+        case's folder are never claimed, so `--snapshot-update` cannot delete them as unused)."""
+        if self.table is None:
+            return super().discover_snapshots(test_location=test_location, ignore_extensions=ignore_extensions)
+        from syrupy.data import Snapshot, SnapshotCollection, SnapshotCollections
+
+        found = SnapshotCollections()
+        path = Path(self.dirname(test_location=test_location)) / f"{self.table}.{self.file_extension}"
+        if path.is_file():
+            collection = SnapshotCollection(location=str(path))
+            collection.add(Snapshot(name=self.get_snapshot_name(test_location=test_location)))
+            found.add(collection)
+        return found
 
     def serialize(
         self,

@@ -1,24 +1,24 @@
-"""Prototype parity: FUSION must say what the research prototype said.
+"""Prototype parity: FUSION must say what the research prototype said, on each case.
 
-Bit-exact, per case in `golden/`: the prepared arrays (values and dtypes), the plug-in
-`(weights, loglik)` — once from the golden prepared arrays (isolating `plug_in_weights`)
-and once end to end from FUSION's own `prepare` (what `compare_parity.py` judges) — and
-the golden tables. Statistical, where the prototype sampled: posterior means of the four
-noise parameters and of `w` against its trace, |Δ| ≤ 4·√(mcse_fusion² + mcse_prototype²),
-a bound that scales with the Monte Carlo error of both runs instead of a relative
-tolerance on rounded numbers. Each part is a `Component`; a red one names what differs.
+A case (`harness/cases.py`) holds what the prototype produced; parity compares what is
+there. Bit-exact: the prepared arrays (values and dtypes, with `prepared.npz`), the
+plug-in `(weights, loglik)` by member id — once from the reference's prepared arrays
+(isolating `plug_in_weights`) and once end to end from FUSION's own `prepare` (what
+`compare_parity.py` judges) — and the case's reviewed golden tables. Statistical, where
+the prototype sampled (`sampled_posterior.nc`): posterior means of the four noise
+parameters and of `w`, |Δ| ≤ 4·√(mcse_fusion² + mcse_prototype²), a bound that scales with
+the Monte Carlo error of both runs instead of a relative tolerance on rounded numbers.
+Each part is a `Component`; a red one names what differs, and a comparison the case
+cannot make is listed as skipped, with the reason, rather than passed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,45 +29,46 @@ from scipy.stats import norm
 
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds
-from fusion.io import sha256_file, write_png
+from fusion.errors import InputError
+from fusion.io import write_png
 from harness import artifacts
 from harness.asserts import bitwise_difference, weights_problems
+from harness.cases import (
+    POSTERIOR,
+    SAMPLED,
+    WEIGHTS,
+    Case,
+    CaseCatalog,
+    CaseData,
+    catalog_of,
+    comparisons,
+    read_reference_weights,
+    sample_case,
+)
 from harness.checks import CheckContext, CheckResult
-from harness.golden import Tolerance, compare_tables, parse_table, read_table, snapshot_path
+from harness.convergence import SETTINGS, diagnose, gate
+from harness.golden import Tolerance, compare_tables, read_table
 from harness.impact import plot_impact
 
 __all__ = [
     "ARRAYS",
-    "GOLDEN_TEST_FILE",
-    "GOLDEN_TEST_NAME",
     "NOISE_PARAMETERS",
     "STAT_K",
     "TABLES",
-    "Case",
-    "CaseData",
     "Component",
     "TableSpec",
-    "case_names",
     "cases",
     "check_case",
     "compare_golden_tables",
     "compare_prepared",
     "compare_weights",
-    "resolve_case",
     "run_check",
-    "sample_case",
     "statistical_parity",
 ]
 
 NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
 STAT_K: float = 4.0  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²)
-EXAMPLE = "example"
-#: where `pytest --snapshot-update` keeps the golden tables (harness/test_golden.py::test_golden_table)
-GOLDEN_TEST_FILE, GOLDEN_TEST_NAME = "test_golden", "test_golden_table"
-#: the example has no posterior of its own; the small case's reference posterior is plugged in
-EXAMPLE_POSTERIOR = Path("reference") / "small" / "inputs" / "posterior_for_weights.nc"
-
 
 @dataclass
 class Component:
@@ -79,129 +80,7 @@ class Component:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-# --- cases ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    """Where a case's config, inputs, reference posterior and prototype outputs are."""
-
-    name: str
-    config: Path
-    posterior: Path
-    inputs: Path
-    golden: Path | None  # golden/<case> with the prototype's outputs, if there are any
-
-    def golden_file(self, *parts: str) -> Path | None:
-        if self.golden is None:
-            return None
-        path = self.golden.joinpath(*parts)
-        return path if path.is_file() else None
-
-    @property
-    def has_prototype_trace(self) -> bool:
-        return all(
-            self.golden_file(f) is not None
-            for f in ("trace_proto.nc", "posterior_summary.csv", "timing.json")
-        )
-
-    @property
-    def has_projection(self) -> bool:
-        return self.name == EXAMPLE or (self.inputs / "projection").is_dir()
-
-
-def case_names(golden_dir: Path, fixtures_dir: Path) -> list[str]:
-    """Every golden case (a `golden/<case>/prepared.npz` with a config in fixtures), then the bundled example."""
-    names = (
-        [
-            p.name
-            for p in sorted(Path(golden_dir).iterdir())
-            if (p / "prepared.npz").is_file() and _config_path(fixtures_dir, p.name) is not None
-        ]
-        if Path(golden_dir).is_dir()
-        else []
-    )
-    if _example_writer() is not None:
-        names.append(EXAMPLE)
-    return names
-
-
-def _config_path(fixtures_dir: Path, case: str) -> Path | None:
-    for candidate in (
-        Path(fixtures_dir) / "reference" / case / "config.yaml",
-        Path(fixtures_dir) / case / "config.yaml",
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _example_writer() -> Callable[[Path], Path] | None:
-    try:
-        from fusion.data.synthetic import write_example
-    except ImportError:
-        return None
-    return write_example
-
-
-def resolve_case(name: str, golden_dir: Path, fixtures_dir: Path, workdir: Path | None) -> Case:
-    """Locate a case; the example dataset is written into `workdir` (it is generated, not committed).
-
-    With `workdir=None` nothing is written: enough to ask which tables apply (test collection).
-    """
-    golden_dir, fixtures_dir = Path(golden_dir), Path(fixtures_dir)
-    if name == EXAMPLE:
-        writer = _example_writer()
-        if writer is None:
-            raise FileNotFoundError("fusion.data.synthetic.write_example is not available")
-        root = Path(workdir if workdir is not None else ".") / "example-inputs"
-        config = root / "config.yaml"
-        if workdir is not None and not config.is_file():
-            config = writer(root)
-        return Case(name, config, fixtures_dir / EXAMPLE_POSTERIOR, root, None)
-    config = _config_path(fixtures_dir, name)
-    if config is None:
-        raise FileNotFoundError(f"no config for case {name!r} under {fixtures_dir}")
-    golden = golden_dir / name
-    return Case(
-        name,
-        config,
-        config.parent / "inputs" / "posterior_for_weights.nc",
-        config.parent / "inputs",
-        golden if golden.is_dir() else None,
-    )
-
-
-def member_id(file_name: str) -> str:
-    """`run01_regridded.nc` → `run1`, the prototype's tables' labels."""
-    match = re.search(r"\d+", Path(file_name).name)
-    if match is None:
-        raise ValueError(f"no member number in {file_name!r}")
-    return f"run{int(match.group())}"
-
-
-# --- reading both sides ---------------------------------------------------------------------
-
-
-def load_golden_prepared(case_dir: Path) -> Any:
-    """The prototype's prepared arrays, labelled with the member ids of its file order."""
-    from fusion.data.prepared import Prepared
-
-    prepared = Prepared.from_npz(case_dir / "prepared.npz")
-    meta_path = case_dir / "prepared_meta.json"
-    if meta_path.is_file():
-        files = json.loads(meta_path.read_text())["model_files_in_order"]
-        ids = tuple(member_id(f) for f in files)
-        prepared = Prepared(**{**prepared.__dict__, "member_ids": ids})
-    return prepared
-
-
-def load_prototype_weights(path: Path) -> pd.DataFrame:
-    """A prototype weights CSV as `member_id, weight, log_likelihood`, floats read back to their bits."""
-    table = parse_table(Path(path).read_text())
-    if "model_id" in table.columns:
-        table = table.rename(columns={"model_id": "member_id"})
-    return table[["member_id", "weight", "log_likelihood"]].reset_index(drop=True)
+# --- FUSION's side ----------------------------------------------------------------------------
 
 
 def weights_frame(member_ids: tuple[str, ...], weights: np.ndarray, loglik: np.ndarray) -> pd.DataFrame:
@@ -220,61 +99,6 @@ def plug_in(prepared: Any, posterior: Any) -> pd.DataFrame:
 
     weights, loglik = plugin.plug_in_weights(prepared, posterior)
     return weights_frame(prepared.member_ids, weights, loglik)
-
-
-def _prepare(cfg: Any) -> tuple[Any, list[str]]:
-    """FUSION's `load_data → prepare`, with its data warnings collected for the report, not raised."""
-    from fusion.data import load, prepare
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        prepared = prepare.prepare(cfg, load.load_data(cfg))
-    return prepared, [f"{w.category.__name__}: {w.message}" for w in caught]
-
-
-class CaseData:
-    """Everything the comparisons read for one case, each computed once and on first use."""
-
-    def __init__(self, case: Case, base_config: Any | None = None) -> None:
-        self.case = case
-        self.base_config = base_config  # a loaded Config to use instead of reading case.config
-        self.warnings: dict[str, list[str]] = {}
-
-    def config(self, compat: str) -> Any:
-        from fusion.config import load_config
-
-        base = self.base_config if self.base_config is not None else load_config(self.case.config)
-        return base.with_updates(compat=compat)
-
-    @cached_property
-    def prepared(self) -> Any:
-        """FUSION's prepared arrays under `compat: prototype`."""
-        prepared, self.warnings["prototype"] = _prepare(self.config("prototype"))
-        return prepared
-
-    @cached_property
-    def prepared_fixed(self) -> Any:
-        prepared, self.warnings["fixed"] = _prepare(self.config("fixed"))
-        return prepared
-
-    @cached_property
-    def posterior(self) -> xr.Dataset:
-        from fusion.inference.plugin import load_posterior
-
-        return load_posterior(self.case.posterior)
-
-    @cached_property
-    def golden_prepared(self) -> Any | None:
-        return load_golden_prepared(self.case.golden) if self.case.golden_file("prepared.npz") else None
-
-    @cached_property
-    def prototype_trace(self) -> xr.DataTree | None:
-        path = self.case.golden_file("trace_proto.nc")
-        if path is None:
-            return None
-        with xr.open_datatree(path) as tree:
-            return tree.load()
-
 
 # --- bit-exact comparisons ------------------------------------------------------------------
 
@@ -312,14 +136,22 @@ def compare_prepared(obtained: Any, golden: Any, name: str = "prepared") -> Comp
 
 
 def compare_weights(
-    obtained: pd.DataFrame, golden: pd.DataFrame, name: str, source: str = "golden"
+    obtained: pd.DataFrame, reference: pd.DataFrame, name: str, source: str = "reference"
 ) -> Component:
-    """Weights and log-likelihoods bit for bit, by member id and in member order; plus the weight domain.
+    """Weights and log-likelihoods bit for bit, matched by member id in any row order; plus the weight domain.
 
-    `source` names the golden file in the messages.
+    `source` names the reference file in the messages.
     """
-    diff = compare_tables(obtained, golden, key="member_id", name=source)
-    messages = diff.messages()
+    ids, ref_ids = [str(m) for m in obtained["member_id"]], [str(m) for m in reference["member_id"]]
+    messages = []
+    missing, extra = [m for m in ref_ids if m not in ids], [m for m in ids if m not in ref_ids]
+    if missing or extra:
+        messages.append(f"{source}: members differ: missing {missing}, not in the reference {extra}")
+    common = [m for m in ids if m in set(ref_ids)]
+    by_id = reference.assign(member_id=ref_ids).set_index("member_id").loc[common].reset_index()
+    mine = obtained.assign(member_id=ids).set_index("member_id").loc[common].reset_index()
+    diff = compare_tables(mine, by_id[list(mine.columns)], key="member_id", name=source)
+    messages += diff.messages()
     messages += weights_problems(obtained["weight"].to_numpy(), list(obtained["member_id"]))
     worst = max((c.ulp for c in diff.cells if c.ulp is not None), default=0)
     figures = {"members": len(obtained), "cells_different": len(diff.cells), "max_ulp": worst}
@@ -337,7 +169,7 @@ class TableSpec:
     build: Callable[[CaseData], pd.DataFrame]
     key: str | None
     tolerances: dict[str, Tolerance]
-    applies: Callable[[Case], bool]
+    applies: Callable[[Case], bool]  # decided from the case's files alone (also at test collection)
     about: str
 
 
@@ -365,8 +197,8 @@ def table_weights(data: CaseData) -> pd.DataFrame:
 
 
 def table_weights_sampled(data: CaseData) -> pd.DataFrame:
-    assert data.prototype_trace is not None
-    return plug_in(data.prepared, data.prototype_trace["posterior"].to_dataset())
+    assert data.sampled_posterior is not None
+    return plug_in(data.prepared, data.sampled_posterior["posterior"].to_dataset())
 
 
 def table_impact(data: CaseData) -> pd.DataFrame:
@@ -402,7 +234,7 @@ TABLES: dict[str, TableSpec] = {
             table_weights,
             "member_id",
             {},
-            lambda c: True,
+            lambda c: c.file(POSTERIOR) is not None,
             "plug-in weights and log-likelihoods at the case's reference posterior (compat: prototype)",
         ),
         TableSpec(
@@ -410,7 +242,7 @@ TABLES: dict[str, TableSpec] = {
             table_weights_sampled,
             "member_id",
             {},
-            lambda c: c.has_prototype_trace,
+            lambda c: c.file(SAMPLED) is not None,
             "plug-in weights at the prototype's own sampled posterior",
         ),
         TableSpec(
@@ -418,7 +250,7 @@ TABLES: dict[str, TableSpec] = {
             table_impact,
             "member_id",
             {"weight_fixed": _CLOSE, "delta": _CLOSE},
-            lambda c: True,
+            lambda c: c.file(POSTERIOR) is not None,
             "plug-in weights under compat prototype and fixed, same posterior",
         ),
         TableSpec(
@@ -426,26 +258,26 @@ TABLES: dict[str, TableSpec] = {
             table_sle_impact,
             "quantity",
             {"fixed": _CLOSE, "delta": _CLOSE},
-            lambda c: c.has_projection,
+            lambda c: c.file(POSTERIOR) is not None and c.has_projection,
             "weighted SLE 2100 median and interval under both compats",
         ),
     )
 }
 
 
-def golden_table_path(golden_dir: Path, table: str, case: str) -> Path:
-    return snapshot_path(golden_dir, GOLDEN_TEST_FILE, GOLDEN_TEST_NAME, f"{table}-{case}")
+def applicable_tables(case: Case) -> list[str]:
+    return [name for name, spec in TABLES.items() if spec.applies(case)]
 
 
-def compare_golden_tables(data: CaseData, golden_dir: Path) -> tuple[Component, dict[str, pd.DataFrame]]:
-    """FUSION's tables against the reviewed golden CSVs, with each table's own tolerances."""
+def compare_golden_tables(data: CaseData) -> tuple[Component, dict[str, pd.DataFrame]]:
+    """FUSION's tables against the case's reviewed golden CSVs (`tables/`), with each table's own tolerances."""
     messages: list[str] = []
     figures: dict[str, Any] = {}
     built: dict[str, pd.DataFrame] = {}
     for spec in TABLES.values():
         if not spec.applies(data.case):
             continue
-        path = golden_table_path(golden_dir, spec.name, data.case.name)
+        path = data.case.table_path(spec.name)
         table = built[spec.name] = spec.build(data)
         if not path.is_file():
             messages.append(
@@ -459,7 +291,9 @@ def compare_golden_tables(data: CaseData, golden_dir: Path) -> tuple[Component, 
             messages.append(f"{path}: unreadable golden table ({exc})")
             figures[spec.name] = "unreadable"
             continue
-        diff = compare_tables(table, golden, key=spec.key, tolerances=spec.tolerances, name=_short(path))
+        diff = compare_tables(
+            table, golden, key=spec.key, tolerances=spec.tolerances, name=_short(path, data.case)
+        )
         figures[spec.name] = (
             "equal" if diff.equal else f"{len(diff.cells)} cells, {len(diff.structure)} structural"
         )
@@ -469,33 +303,17 @@ def compare_golden_tables(data: CaseData, golden_dir: Path) -> tuple[Component, 
 
 # --- statistical parity -------------------------------------------------------------------------
 
+def prototype_settings(case: Case, sampled: xr.DataTree) -> dict[str, Any]:
+    """The prototype's sampler settings (reference `timing.json`), else the draws and chains of its posterior.
 
-_TRACE_CACHE: dict[str, xr.DataTree] = {}
-
-
-def _prepared_key(prepared: Any) -> str:
-    h = hashlib.sha256()
-    for array in (*ARRAYS, "stream"):
-        values = np.ascontiguousarray(getattr(prepared, array))
-        h.update(str(values.dtype).encode() + str(values.shape).encode() + values.tobytes())
-    h.update(",".join(prepared.member_ids).encode() + str(prepared.compat).encode())
-    return h.hexdigest()
-
-
-def sample_case(cfg: Any, prepared: Any) -> xr.DataTree:
-    """FUSION's sampler on `prepared`, memoised on config and data content (a rerun gives the same bits anyway)."""
-    from fusion.config import config_hash
-    from fusion.inference import sampling
-
-    key = config_hash(cfg) + _prepared_key(prepared)
-    if key not in _TRACE_CACHE:
-        _TRACE_CACHE[key] = sampling.sample(cfg, prepared, progressbar=False)
-    return _TRACE_CACHE[key]
-
-
-def prototype_settings(case: Case) -> dict[str, Any]:
-    """The sampler settings the prototype used for its trace (golden timing.json)."""
-    timing = json.loads(case.golden_file("timing.json").read_text())  # type: ignore[union-attr]
+    Any settings give a valid test (the bound scales with both MCSEs); matching them keeps it as sharp
+    as the prototype's run allows.
+    """
+    timing_path = case.file("timing.json")
+    if timing_path is None:
+        post = sampled["posterior"]
+        return {"draws": int(post.sizes["draw"]), "chains": int(post.sizes["chain"])}
+    timing = json.loads(timing_path.read_text())
     return {
         "draws": int(timing["draws"]),
         "tune": int(timing["tune"]),
@@ -529,18 +347,19 @@ def _posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[
 def statistical_parity(
     trace: xr.DataTree,
     prototype: xr.DataTree,
-    summary: pd.DataFrame,
+    summary: pd.DataFrame | None,
     member_ids: tuple[str, ...],
     k: float = STAT_K,
 ) -> tuple[Component, pd.DataFrame]:
     """Posterior means against the prototype's: |Δ| ≤ k·√(mcse_fusion² + mcse_prototype²) per quantity.
 
-    The noise parameters' prototype mean and MCSE come from its `posterior_summary.csv`; `w`
-    (not in that file) from its trace, with the same MCSE estimator as FUSION's side.
+    The prototype's means and MCSEs come from its posterior with the same estimator as FUSION's
+    side (arviz_stats); a `posterior_summary.csv` of the prototype, when the case has one, gives
+    the noise parameters' figures instead. `member_ids` label the prototype's positional `w`.
     """
     ours = _posterior_moments(trace, member_ids)
     theirs = _posterior_moments(prototype, member_ids)
-    for _, row in summary.iterrows():
+    for _, row in (summary if summary is not None else pd.DataFrame()).iterrows():
         theirs[str(row["var"])] = (float(row["mean"]), float(row["mcse_mean"]))
     rows, messages = [], []
     for name, (ref_mean, ref_mcse) in theirs.items():
@@ -597,10 +416,15 @@ def _plot_statistical(table: pd.DataFrame, path: Path) -> None:
     write_png(path, fig)
 
 
-def _short(path: Path) -> str:
-    """`golden/<case>/…` rather than an absolute path: messages stay readable and comparable across machines."""
+def _short(path: Path, case: Case) -> str:
+    """`golden/<case>/…` or `<case folder>/…` rather than an absolute path: readable, comparable across machines."""
     parts = Path(path).parts
-    return str(Path(*parts[parts.index("golden") :])) if "golden" in parts else str(path)
+    if "golden" in parts:
+        return str(Path(*parts[parts.index("golden") :]))
+    for base in (case.root.parent, case.reference.parent):
+        if Path(path).is_relative_to(base):
+            return str(Path(path).relative_to(base))
+    return str(path)
 
 
 def _key_figures(d: dict[str, Any]) -> dict[str, Any]:
@@ -626,6 +450,7 @@ class CaseReport:
     provenance: dict[str, Any]
     plots: list[str]
     tables: dict[str, pd.DataFrame]
+    skipped: dict[str, str] = field(default_factory=dict)  # comparison → why the case cannot make it
 
     @property
     def passed(self) -> bool:
@@ -636,80 +461,93 @@ def check_case(
     case: Case,
     *,
     suite: str,
-    golden_dir: Path,
     artifact_dir: Path,
     progress: Callable[[str], None] = print,
     thresholds: Thresholds = THRESHOLDS_CONVERGENCE,
 ) -> CaseReport:
-    """Every parity component that applies to `case`; artifacts (tables, plots) go to `artifact_dir`."""
+    """Every parity comparison `case` holds the files for; the others are listed as skipped, with why.
+
+    Artifacts (FUSION's prepared arrays and weights, tables, plots) go to `artifact_dir`.
+    """
     from fusion.config import config_hash
 
     artifact_dir.mkdir(parents=True, exist_ok=True)
     data = CaseData(case)
     components: list[Component] = []
     plots: list[str] = []
+    tables: dict[str, pd.DataFrame] = {}
+    skipped = {k: v for k, v in comparisons(case).items() if v is not None}
     progress(f"parity[{case.name}]: prepare (compat: prototype)")
     obtained = data.prepared
-    data.prepared.to_npz(artifact_dir / "prepared.npz")
-    fusion_weights = plug_in(obtained, data.posterior)
-    artifacts.write_table(artifact_dir / "weights.csv", fusion_weights)
-
-    golden = data.golden_prepared
-    if golden is not None:
-        components.append(compare_prepared(obtained, golden))
-        reference = case.golden_file("weights_unsorted.csv")
-        if reference is not None:
-            golden_w = load_prototype_weights(reference)
-            label = _short(reference)
-            components.append(
-                compare_weights(plug_in(golden, data.posterior), golden_w, "plugin_weights", label)
-            )
-            components.append(compare_weights(fusion_weights, golden_w, "pipeline_weights", label))
-        sampled = case.golden_file("sampled", "weights_unsorted.csv")
-        if sampled is not None and data.prototype_trace is not None:
-            components.append(
-                compare_weights(
-                    plug_in(golden, data.prototype_trace["posterior"].to_dataset()),
-                    load_prototype_weights(sampled),
-                    "sampled_weights",
-                    _short(sampled),
+    obtained.to_npz(artifact_dir / "prepared.npz")
+    posterior = data.posterior
+    reference = data.reference_prepared
+    if reference is not None:
+        components.append(compare_prepared(obtained, reference))
+    if posterior is not None:
+        fusion_weights = plug_in(obtained, posterior)
+        artifacts.write_table(artifact_dir / "weights.csv", fusion_weights)
+        ref_weights = data.reference_weights
+        if ref_weights is not None:
+            label = _short(case.file(WEIGHTS), case)  # type: ignore[arg-type]
+            if reference is not None:
+                components.append(
+                    compare_weights(plug_in(reference, posterior), ref_weights, "plugin_weights", label)
                 )
+            components.append(compare_weights(fusion_weights, ref_weights, "pipeline_weights", label))
+    sampled_table = case.file("sampled", WEIGHTS)  # bundled extra: the prototype's weights at its own draws
+    if sampled_table is not None and reference is not None and data.sampled_posterior is not None:
+        components.append(
+            compare_weights(
+                plug_in(reference, data.sampled_posterior["posterior"].to_dataset()),
+                read_reference_weights(sampled_table, reference.member_ids),
+                "sampled_weights",
+                _short(sampled_table, case),
             )
+        )
 
-    progress(f"parity[{case.name}]: golden tables")
-    tables_component, tables = compare_golden_tables(data, golden_dir)
-    components.append(tables_component)
-    for name, table in tables.items():
-        artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
-
-    plot_impact(tables["impact"], tables.get("sle_impact"), artifact_dir / "impact.png")
-    plots.append("impact.png")
+    if case.tables_dir.is_dir():
+        progress(f"parity[{case.name}]: golden tables")
+        tables_component, tables = compare_golden_tables(data)
+        components.append(tables_component)
+        for name, table in tables.items():
+            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+    if posterior is not None and "impact" not in tables:
+        try:
+            tables["impact"] = table_impact(data)
+        except InputError as exc:  # compat: fixed may refuse what the prototype silently accepted
+            skipped["impact"] = f"compat: fixed cannot prepare this case: {exc}"
+    if "impact" in tables:
+        plot_impact(tables["impact"], tables.get("sle_impact"), artifact_dir / "impact.png")
+        plots.append("impact.png")
 
     provenance: dict[str, Any] = {
+        "case": str(case.root),
         "config": str(case.config),
+        "reference": str(case.reference),
         "compat": "prototype",
-        "inputs_sha256": artifacts.tree_sha256(case.inputs),
-        "posterior_sha256": sha256_file(case.posterior),
+        "inputs_sha256": case.inputs_sha256(),
+        "reference_sha256": artifacts.tree_sha256(case.reference) if case.reference.is_dir() else {},
         "warnings": data.warnings,
         "seeds": {"subsample": data.config("prototype").inference.subsample.seed},
+        "skipped": skipped,
     }
-    if case.golden is not None:
-        provenance["golden_sha256"] = artifacts.tree_sha256(case.golden)
 
-    if case.has_prototype_trace:
+    if data.sampled_posterior is not None:
         progress(f"parity[{case.name}]: sampling at the prototype's settings for statistical parity")
-        settings = prototype_settings(case)
+        settings = prototype_settings(case, data.sampled_posterior)
         cfg = data.config("prototype").with_updates(inference=settings)
         start = time.perf_counter()
         trace = sample_case(cfg, obtained)
         sample_s = time.perf_counter() - start
-        summary = read_table(case.golden_file("posterior_summary.csv"))  # type: ignore[arg-type]
-        component, table = statistical_parity(trace, data.prototype_trace, summary, obtained.member_ids)
-        from harness.convergence import diagnose, gate
-
-        ours, theirs = diagnose(trace), diagnose(data.prototype_trace)
+        summary_path = case.file("posterior_summary.csv")
+        summary = read_table(summary_path) if summary_path is not None else None
+        ids = reference.member_ids if reference is not None else obtained.member_ids
+        component, table = statistical_parity(trace, data.sampled_posterior, summary, ids)
+        ours, theirs = diagnose(trace), diagnose(data.sampled_posterior)
         component.figures.update(
             settings=settings,
+            prototype_mcse="posterior_summary.csv" if summary is not None else "arviz_stats on sampled_posterior.nc",
             sampling_s=sample_s,
             per_quantity={
                 r["quantity"]: f"Δ {r['delta']:+.3g} vs bound {r['tolerance']:.3g}"
@@ -729,7 +567,7 @@ def check_case(
         _plot_statistical(table, artifact_dir / "statistical_parity.png")
         plots.append("statistical_parity.png")
         provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
-    if suite == "full" and case.has_projection:
+    if suite == "full" and case.has_projection and posterior is not None:
         progress(
             f"parity[{case.name}]: sampling both compats for the science impact on posterior-mean weights"
         )
@@ -744,7 +582,9 @@ def check_case(
             artifact_dir / "impact_sampled.png",
         )
         plots.append("impact_sampled.png")
-    return CaseReport(case.name, components, config_hash(data.config("prototype")), provenance, plots, tables)
+    return CaseReport(
+        case.name, components, config_hash(data.config("prototype")), provenance, plots, tables, skipped
+    )
 
 
 def sampled_impact(
@@ -790,23 +630,24 @@ def sampled_impact(
 
 THRESHOLDS: dict[str, str] = {
     "prepared": "bit-exact: dtype, shape and every bit of y_obs, sigma_obs, F, speed; n_dhdt, n_vel, member order",
-    "plugin_weights": "bit-exact weights and log-likelihoods by member id, in member order (golden prepared arrays)",
+    "plugin_weights": "bit-exact weights and log-likelihoods by member id (the reference's prepared arrays in)",
     "pipeline_weights": "bit-exact weights and log-likelihoods from FUSION's own prepare (as compare_parity.py)",
     "sampled_weights": "bit-exact plug-in weights at the prototype's sampled posterior",
-    "golden_tables": "golden/tables/*: bit-exact, or the per-column tolerance stated in harness/parity.py TABLES",
+    "golden_tables": "<reference>/tables/*.csv: bit-exact, or the per-column tolerance in harness/parity.py TABLES",
     "statistical": f"|Δmean| ≤ {STAT_K:g}·√(mcse_fusion² + mcse_prototype²) per noise parameter and per member w",
     "impact_convergence": "full suite: both traces behind the posterior-mean impact table pass the convergence gate",
 }
 
 
-def cases(suite: str, golden_dir: Path, fixtures_dir: Path) -> list[str]:
+def cases(suite: str, catalog: CaseCatalog) -> list[str]:
     """The runner plans one parity artifact per case."""
-    return case_names(golden_dir, fixtures_dir)
+    return catalog.names("parity")
 
 
 def run_check(ctx: CheckContext) -> CheckResult:
     """Parity of one case (or of every case, for `case="all"`), as a `report.json` record."""
-    names = case_names(ctx.golden_dir, ctx.fixtures_dir) if ctx.case == "all" else [ctx.case]
+    catalog = catalog_of(ctx)
+    names = catalog.names("parity") if ctx.case == "all" else [ctx.case]
     start = time.perf_counter()
     status = "pass"
     figures: dict[str, Any] = {}
@@ -816,19 +657,17 @@ def run_check(ctx: CheckContext) -> CheckResult:
     hashes: list[str] = []
     for name in names:
         sub = ctx.artifact_dir if len(names) == 1 else ctx.artifact_dir / name
-        case = resolve_case(name, ctx.golden_dir, ctx.fixtures_dir, sub)
+        case = catalog.get(name, sub)
         report = check_case(
-            case,
-            suite=ctx.suite,
-            golden_dir=ctx.golden_dir,
-            artifact_dir=sub,
-            progress=ctx.progress,
-            thresholds=ctx.gates.convergence,
+            case, suite=ctx.suite, artifact_dir=sub, progress=ctx.progress, thresholds=ctx.gates.convergence
         )
         prefix = "" if len(names) == 1 else f"{name}."
         for comp in report.components:
             figures[f"{prefix}{comp.name}"] = {"passed": comp.passed, **comp.figures}
             messages += [f"{prefix}{comp.name}: {m}" for m in comp.messages]
+        if report.skipped:
+            figures[f"{prefix}skipped"] = dict(report.skipped)
+            messages += [f"{prefix}skipped {k}: {why}" for k, why in report.skipped.items()]
         if not report.passed:
             status = "fail"
         plots += [
@@ -837,7 +676,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
         ]
         provenance[name] = report.provenance
         hashes.append(report.config_hash)
-        impact = report.tables["impact"]
+        impact = report.tables.get("impact")
+        if impact is None:
+            continue
         figures[f"{prefix}impact"] = {
             "max_abs_weight_change": float(impact["delta"].abs().max()),
             "member_max_change": str(impact.loc[impact["delta"].abs().idxmax(), "member_id"]),

@@ -8,7 +8,8 @@ Layout of `--out DIR`:
     DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
 
 A folder stamped `_SUCCESS` whose `result.json` was made by the same suite from the same
-code, golden files and fixtures (the fingerprint) is not redone; anything else is. A
+code and the same cases (the fingerprint: golden files and fixtures for the bundled cases,
+each folder's content for `--case` runs) is not redone; anything else is. A
 check that raises is recorded as `error` and not stamped, so the next run retries it.
 Verdicts: SUCCESS — every planned check ran and passed; FAILED — at least one gate is
 red; PARTIAL — nothing is red but something did not finish (an error, a missing check
@@ -31,7 +32,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from fusion.errors import InputError
 from harness import artifacts
+from harness.cases import PER_CASE_CHECKS, CaseCatalog
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
 from harness.gates import Gates
 
@@ -55,6 +58,7 @@ CHECK_MODULES: dict[str, str] = {
     "sbc": "harness.sbc",
     "coverage": "harness.calibration",
     "stability": "harness.stability",
+    "agreement": "harness.agreement",
 }
 SUITES: tuple[str, ...] = ("quick", "full")
 LOCK_FILE = ".harness.lock"
@@ -96,6 +100,7 @@ class RunOptions:
     gates: Gates = Gates()
     golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
     fixtures_dir: Path = field(default_factory=lambda: repo_root() / "fixtures")
+    case_dirs: tuple[Path, ...] = ()  # `--case`: per-case checks run on these instead of the bundled cases
 
 
 @dataclass
@@ -126,23 +131,28 @@ class RunOutcome:
 CheckFn = Callable[[CheckContext], CheckResult]
 
 
-def fingerprint(options: RunOptions) -> str:
-    """SHA-256 over the code (fusion/, harness/), golden files and fixtures: what a stored result depends on."""
+def fingerprint(options: RunOptions, catalog: CaseCatalog | None = None) -> str:
+    """SHA-256 over the code (fusion/, harness/ as installed) and the run's cases: what a stored result depends on."""
     h = hashlib.sha256()
     root = repo_root()
-    trees = [
-        (root / "fusion", "*.py"),
-        (root / "harness", "*.py"),
-        (options.golden_dir, "*"),
-        (options.fixtures_dir, "*"),
-    ]
-    for folder, pattern in trees:
+    for folder in (root / "fusion", root / "harness"):
         if folder.is_dir():
-            for rel, digest in artifacts.tree_sha256(folder, pattern).items():
+            for rel, digest in artifacts.tree_sha256(folder, "*.py").items():
                 if "__pycache__" not in rel:
                     h.update(f"{folder.name}/{rel}:{digest}\n".encode())
+    catalog = catalog if catalog is not None else CaseCatalog(options.golden_dir, options.fixtures_dir)
+    for label, digest in catalog.fingerprint_parts():
+        h.update(f"{label}:{digest}\n".encode())
     h.update(options.gates.digest().encode())  # other thresholds, other verdicts: nothing reused
     return h.hexdigest()
+
+
+def catalog_for(options: RunOptions) -> CaseCatalog:
+    """The run's cases: the `--case` folders (validated now: bad input stops the run before it starts) or the bundled ones."""
+    try:
+        return CaseCatalog.from_folders(options.golden_dir, options.fixtures_dir, options.case_dirs)
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def versions() -> dict[str, str]:
@@ -162,18 +172,24 @@ def _load(name: str, registry: Mapping[str, CheckFn | ModuleType] | None) -> Che
 
 
 def plan(
-    options: RunOptions, registry: Mapping[str, CheckFn | ModuleType] | None = None
+    options: RunOptions,
+    registry: Mapping[str, CheckFn | ModuleType] | None = None,
+    catalog: CaseCatalog | None = None,
 ) -> tuple[list[Planned], list[Entry]]:
-    """(check, case) pairs in suite order; checks that cannot even be planned come back as error entries."""
+    """(check, case) pairs in suite order; checks that cannot even be planned come back as error entries.
+
+    With `--case` folders, a per-case check no folder asks for (case.yaml `checks:`) is not planned.
+    """
+    catalog = catalog if catalog is not None else catalog_for(options)
     planned: list[Planned] = []
     errors: list[Entry] = []
     for name in options.checks:
         try:
             target = _load(name, registry)
             case_fn = getattr(target, "cases", None)
-            cases = (
-                list(case_fn(options.suite, options.golden_dir, options.fixtures_dir)) if case_fn else ["all"]
-            )
+            cases = list(case_fn(options.suite, catalog)) if case_fn else ["all"]
+            if not cases and not catalog.bundled:
+                continue
         except Exception as exc:  # noqa: BLE001 — a broken check must not stop the others
             folder = options.out / name / "all"
             errors.append(Entry(_error_result(name, "all", exc, "cannot be planned"), folder, ran=False))
@@ -235,25 +251,36 @@ def run(
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out}: exists and is not a folder")
-    for label, folder in (("golden", options.golden_dir), ("fixtures", options.fixtures_dir)):
-        if not Path(folder).is_dir():
-            raise BadInput(f"{folder}: {label} folder not found")
+    if not options.case_dirs:  # the bundled cases live in a checkout; `--case` runs need neither folder
+        for label, folder in (("golden", options.golden_dir), ("fixtures", options.fixtures_dir)):
+            if not Path(folder).is_dir():
+                raise BadInput(f"{folder}: {label} folder not found")
+    catalog = catalog_for(options)
+    if options.case_dirs and not any(c not in PER_CASE_CHECKS or catalog.names(c) for c in options.checks):
+        raise BadInput(
+            f"nothing to run: no --case folder lists {', '.join(options.checks)} under `checks:` in its case.yaml"
+        )
     out.mkdir(parents=True, exist_ok=True)
     try:
         with artifacts.locked(out / LOCK_FILE, blocking=False):
-            return _run_locked(options, out, registry, progress, write_report)
+            return _run_locked(options, out, registry, progress, write_report, catalog)
     except BlockingIOError:
         raise BadInput(f"{out}: another harness run is writing to this folder") from None
 
 
 def _run_locked(
-    options: RunOptions, out: Path, registry: Any, progress: Callable[[str], None], write_report: Any
+    options: RunOptions,
+    out: Path,
+    registry: Any,
+    progress: Callable[[str], None],
+    write_report: Any,
+    catalog: CaseCatalog,
 ) -> RunOutcome:
     artifacts.clear_run_markers(out)
     started, t0 = _now(), time.perf_counter()
-    fp = fingerprint(options)
+    fp = fingerprint(options, catalog)
     env = versions()
-    planned, entries = plan(options, registry)
+    planned, entries = plan(options, registry, catalog)
     interrupted = False
     for i, item in enumerate(planned):
         if interrupted:
@@ -282,6 +309,7 @@ def _run_locked(
             case=item.case,
             progress=progress,
             gates=options.gates,
+            catalog=catalog,
         )
         start_at, start = _now(), time.perf_counter()
         try:
@@ -339,6 +367,7 @@ def _run_locked(
     info = {
         "suite": options.suite,
         "checks": list(options.checks),
+        "cases": [str(c) for c in options.case_dirs] or "bundled",
         "started_at": started,
         "finished_at": _now(),
         "duration_s": time.perf_counter() - t0,

@@ -2,7 +2,7 @@
 
 Prepare subsamples the points with `inference.subsample.seed`; a user who reruns with another
 seed must get the same answer to within a stated tolerance, or the weights say more about the
-seed than about the ensemble. For K seeds (default 5) we prepare the bundled example with a
+seed than about the ensemble. For K seeds (default 5) we prepare the case (by default the bundled example) with a
 subsample smaller than its point count, compute each member's posterior-mean weight E[w_m]
 (the production tempered model, fitted with the compiled-once sampler), align the weights by
 member label (never by position), and report per-member σ across seeds and how often the seeds
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json, write_png
+from harness.cases import EXAMPLE, CaseCatalog, catalog_of
 from harness.checks import CheckContext, CheckResult
 from harness.simulate import (
     PARAMS,
@@ -122,17 +123,6 @@ def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]
         )
         results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
     return {"results": results, **worker_info()}
-
-
-def example_config(folder: Path) -> Path:
-    """The bundled example (`fusion example`), written once into `folder` and reused on resume."""
-    from fusion.data.synthetic import write_example
-
-    cfg = folder / "config.yaml"
-    if not is_complete(folder):
-        write_example(folder)
-        mark_success(folder)
-    return cfg
 
 
 def run_stability(
@@ -242,13 +232,20 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     return name
 
 
+def cases(suite: str, catalog: CaseCatalog) -> list[str]:
+    """Bundled: the generated example (its subsample is smaller than its points). `--case`: each that asks."""
+    names = catalog.names("stability")
+    return names if not catalog.bundled else [n for n in names if n == EXAMPLE]
+
+
 def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> CheckResult:
-    """Seed stability on the bundled example; gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
+    """Seed stability on one case (default the bundled example); gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
     start = time.perf_counter()
     settings = settings or StabilitySettings()
     out = Path(ctx.artifact_dir)
-    cfg = example_config(out / "example")
-    figures = run_stability(cfg, out, settings, progress=ctx.progress, scheduler=ctx.scheduler)
+    catalog = catalog_of(ctx)
+    case = catalog.get(ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0], out)
+    figures = run_stability(case.config, out, settings, progress=ctx.progress, scheduler=ctx.scheduler)
     table = figures.pop("table")
     write_csv(out / "weights_by_seed.csv", table.rename_axis("seed").reset_index())
     plot = plot_stability(out, {**figures, "table": table}, settings.max_sd)
@@ -267,7 +264,7 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
     write_json(out / "summary.json", {"figures": figures, "settings": asdict(settings), "messages": messages})
     return CheckResult(
         name="stability",
-        case=ctx.case,
+        case=case.name,
         status="pass" if passed else "fail",
         figures=figures,
         thresholds={
@@ -281,6 +278,7 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
         provenance={
             "seeds": list(settings.seeds),
             "sampler": "nutpie (compiled once, data swapped)",
-            "dataset": "fusion example",
+            "case": case.name,
+            "config": str(case.config),
         },
     )

@@ -14,11 +14,11 @@ import fusion.diagnostics
 from fusion.diagnostics import Thresholds
 from fusion.inference.model import PARAMS
 from harness import convergence
+from harness.cases import CaseData
 from harness.checks import CheckContext
 from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
 from harness.convergence import SETTINGS, THRESHOLDS, _case_config, decide, diagnose, gate, sample_trace
 from harness.gates import Gates
-from harness.parity import CaseData
 
 
 def test_fusion_sampler_passes_gate(case_data: Callable[[str], CaseData]) -> None:
@@ -35,10 +35,10 @@ def test_fusion_sampler_passes_gate(case_data: Callable[[str], CaseData]) -> Non
 def test_prototype_reference_trace_fails_gate() -> None:
     """A finding, kept as a test: the prototype's own 2 × 300-draw trace would not pass the gate.
 
-    Figures from golden/small/trace_proto.nc (arviz-stats 1.3): R-hat of beta_vel 1.0102,
+    Figures from golden/small/sampled_posterior.nc (arviz-stats 1.3): R-hat of beta_vel 1.0102,
     bulk ESS of sigma_base_thick 121.7 (60.8 per chain), tail ESS 86.0 (43.0 per chain).
     """
-    with xr.open_datatree(GOLDEN_DIR / "small" / "trace_proto.nc") as tree:
+    with xr.open_datatree(GOLDEN_DIR / "small" / "sampled_posterior.nc") as tree:
         figures = diagnose(tree.load())
     passed, messages = gate(figures)
     assert not passed

@@ -26,13 +26,15 @@ from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
 FAULT_CASE = "subsample"
 
 
-def run_checks(out: Path, golden_dir: Path = GOLDEN_DIR) -> tuple[runner.RunOutcome, dict[str, CheckResult]]:
+def run_checks(
+    out: Path, golden_dir: Path = GOLDEN_DIR, fixtures_dir: Path = FIXTURES_DIR
+) -> tuple[runner.RunOutcome, dict[str, CheckResult]]:
     registry = {
         "parity": SimpleNamespace(cases=lambda *a: [FAULT_CASE], run_check=parity.run_check),
         "convergence": SimpleNamespace(cases=lambda *a: ["small"], run_check=convergence.run_check),
     }
     options = runner.RunOptions(
-        out=out, checks=("parity", "convergence"), golden_dir=golden_dir, fixtures_dir=FIXTURES_DIR
+        out=out, checks=("parity", "convergence"), golden_dir=golden_dir, fixtures_dir=fixtures_dir
     )
     outcome = runner.run(options, registry=registry, progress=lambda line: None)
     return outcome, {e.result.name: e.result for e in outcome.entries}
@@ -105,7 +107,7 @@ def test_mis_scaled_loglik(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert_only_parity_red(outcome, results)
     messages = results["parity"].messages
     assert any(
-        m.startswith("plugin_weights: golden/subsample/weights_unsorted.csv: run1.log_likelihood: obtained")
+        m.startswith("plugin_weights: golden/subsample/model_weights_table.csv: run1.log_likelihood: obtained")
         for m in messages
     ), messages
     assert {"plugin_weights", "pipeline_weights", "golden_tables"} <= red_components(results["parity"])
@@ -131,19 +133,21 @@ def test_swapped_member_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_hand_edited_golden_table(tmp_path: Path) -> None:
+    # the bundled cases' case.yaml point at ../../../golden/<case>: copy both trees side by side
     golden = shutil.copytree(GOLDEN_DIR, tmp_path / "golden")
-    table = parity.golden_table_path(golden, "weights", FAULT_CASE)
+    fixtures = shutil.copytree(FIXTURES_DIR, tmp_path / "fixtures")
+    table = golden / FAULT_CASE / "tables" / "weights.csv"
     lines = table.read_text().splitlines()
     member, weight, loglik = lines[3].split(",")
     edited = weight[:-1] + str((int(weight[-1]) + 1) % 10)
     lines[3] = f"{member},{edited},{loglik}"
     table.write_text("\n".join(lines) + "\n")
 
-    outcome, results = run_checks(tmp_path / "out", golden_dir=golden)
+    outcome, results = run_checks(tmp_path / "out", golden_dir=golden, fixtures_dir=fixtures)
     assert_only_parity_red(outcome, results)
     assert red_components(results["parity"]) == {"golden_tables"}
     expected = (
-        f"golden_tables: golden/tables/test_golden/test_golden_table[weights-{FAULT_CASE}].csv: "
+        f"golden_tables: golden/{FAULT_CASE}/tables/weights.csv: "
         f"{member}.weight: obtained {weight} vs golden {float(edited)!r} (1 ULP), bit-exact"
     )
     assert any(m.startswith(expected) for m in results["parity"].messages), results["parity"].messages

@@ -8,7 +8,7 @@ import pytest
 
 from harness import runner
 from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
-from harness.parity import case_names
+from harness.cases import bundled_names
 
 pytestmark = pytest.mark.full
 
@@ -29,7 +29,7 @@ def test_full_suite_parity_and_convergence(tmp_path: Path) -> None:
         if e.result.status != "pass"
     }
     assert not failing, failing
-    cases = case_names(GOLDEN_DIR, FIXTURES_DIR)
+    cases = bundled_names(GOLDEN_DIR, FIXTURES_DIR)
     assert [(e.result.name, e.result.case) for e in outcome.entries] == (
         [("parity", c) for c in cases] + [("convergence", c) for c in cases]
     )

@@ -1,7 +1,8 @@
 """Parity with the prototype, case by case: bit-exact arrays and weights, statistical posterior means.
 
-The golden side is the prototype's own output (golden/<case>/, copied from the shared
-reference set, made by `full_model.py` with PyMC 5.28.5, ArviZ 0.23.4, numpy 2.4.6).
+The reference side is the prototype's own output (golden/<case>/, the `reference:` of
+fixtures/cases/<case>/case.yaml, copied from the shared reference set, made by
+`full_model.py` with PyMC 5.28.5, ArviZ 0.23.4, numpy 2.4.6).
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ import pytest
 
 from harness.conftest import FIXTURES_DIR, GOLDEN_DIR, REPO
 from harness.golden import read_table
+from harness.cases import WEIGHTS, CaseData, bundled_names, read_reference_weights, sample_case
 from harness.parity import (
     STAT_K,
-    CaseData,
-    case_names,
     compare_prepared,
     compare_weights,
-    load_prototype_weights,
     plug_in,
     prototype_settings,
-    sample_case,
     statistical_parity,
 )
 
 PROTOTYPE_CASES = [
-    c for c in case_names(GOLDEN_DIR, FIXTURES_DIR) if (GOLDEN_DIR / c / "prepared.npz").is_file()
+    c for c in bundled_names(GOLDEN_DIR, FIXTURES_DIR) if (GOLDEN_DIR / c / "prepared.npz").is_file()
 ]
-SAMPLED_CASES = [c for c in PROTOTYPE_CASES if (GOLDEN_DIR / c / "trace_proto.nc").is_file()]
+SAMPLED_CASES = [c for c in PROTOTYPE_CASES if (GOLDEN_DIR / c / "sampled_posterior.nc").is_file()]
 REVIEW_TOOL = REPO.parent / "shared" / "tools" / "compare_parity.py"
 
 
@@ -42,7 +40,7 @@ def _explain(component) -> str:
 @pytest.mark.parametrize("case", PROTOTYPE_CASES)
 def test_prepared_arrays_bit_exact(case: str, case_data: Callable[[str], CaseData]) -> None:
     data = case_data(case)
-    result = compare_prepared(data.prepared, data.golden_prepared)
+    result = compare_prepared(data.prepared, data.reference_prepared)
     assert result.passed, _explain(result)
 
 
@@ -52,8 +50,8 @@ def test_plug_in_weights_bit_exact_from_golden_arrays(
 ) -> None:
     """`plug_in_weights` alone: the prototype's arrays in, the prototype's weights out."""
     data = case_data(case)
-    golden = load_prototype_weights(GOLDEN_DIR / case / "weights_unsorted.csv")
-    result = compare_weights(plug_in(data.golden_prepared, data.posterior), golden, "plugin_weights")
+    golden = data.reference_weights
+    result = compare_weights(plug_in(data.reference_prepared, data.posterior), golden, "plugin_weights")
     assert result.passed, _explain(result)
 
 
@@ -61,7 +59,7 @@ def test_plug_in_weights_bit_exact_from_golden_arrays(
 def test_pipeline_weights_bit_exact(case: str, case_data: Callable[[str], CaseData]) -> None:
     """End to end: FUSION's own load_data → prepare → plug_in_weights against the prototype's table."""
     data = case_data(case)
-    golden = load_prototype_weights(GOLDEN_DIR / case / "weights_unsorted.csv")
+    golden = data.reference_weights
     result = compare_weights(plug_in(data.prepared, data.posterior), golden, "pipeline_weights")
     assert result.passed, _explain(result)
 
@@ -69,9 +67,9 @@ def test_pipeline_weights_bit_exact(case: str, case_data: Callable[[str], CaseDa
 @pytest.mark.parametrize("case", SAMPLED_CASES)
 def test_plug_in_weights_at_prototype_posterior(case: str, case_data: Callable[[str], CaseData]) -> None:
     data = case_data(case)
-    golden = load_prototype_weights(GOLDEN_DIR / case / "sampled" / "weights_unsorted.csv")
-    posterior = data.prototype_trace["posterior"].to_dataset()
-    result = compare_weights(plug_in(data.golden_prepared, posterior), golden, "sampled_weights")
+    golden = read_reference_weights(GOLDEN_DIR / case / "sampled" / WEIGHTS)
+    posterior = data.sampled_posterior["posterior"].to_dataset()
+    result = compare_weights(plug_in(data.reference_prepared, posterior), golden, "sampled_weights")
     assert result.passed, _explain(result)
 
 
@@ -79,10 +77,11 @@ def test_plug_in_weights_at_prototype_posterior(case: str, case_data: Callable[[
 def test_statistical_parity(case: str, case_data: Callable[[str], CaseData]) -> None:
     """FUSION sampled at the prototype's settings (timing.json): means within 4·√(mcse² + mcse²)."""
     data = case_data(case)
-    cfg = data.config("prototype").with_updates(inference=prototype_settings(data.case))
+    settings = prototype_settings(data.case, data.sampled_posterior)
+    cfg = data.config("prototype").with_updates(inference=settings)
     trace = sample_case(cfg, data.prepared)
     summary = read_table(GOLDEN_DIR / case / "posterior_summary.csv")
-    result, table = statistical_parity(trace, data.prototype_trace, summary, data.prepared.member_ids)
+    result, table = statistical_parity(trace, data.sampled_posterior, summary, data.prepared.member_ids)
     assert len(table) == 4 + data.prepared.n_members  # four noise parameters and every member's w
     assert result.passed, _explain(result)
     assert (table["tolerance"] > 0).all() and STAT_K == 4.0

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import CheckContext
+from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
 from harness.stability import StabilitySettings, run_check, seed_stability
 
 
@@ -15,8 +16,8 @@ def _ctx(tmp_path: Path) -> CheckContext:
     return CheckContext(
         suite="quick",
         artifact_dir=tmp_path,
-        golden_dir=tmp_path,
-        fixtures_dir=tmp_path,
+        golden_dir=GOLDEN_DIR,
+        fixtures_dir=FIXTURES_DIR,
         progress=lambda s: None,
     )
 

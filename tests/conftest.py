@@ -16,7 +16,12 @@ REFERENCE_CASES = ("small", "subsample")
 
 
 def reference_inputs(case: str) -> Path:
-    return REPO / "fixtures" / "reference" / case / "inputs"
+    return REPO / "fixtures" / "cases" / case / "inputs"
+
+
+def reference_posterior(case: str) -> Path:
+    """The posterior the prototype's plug-in weights were computed at (the case's `reference/posterior.nc`)."""
+    return golden_case(case) / "posterior.nc"
 
 
 def golden_case(case: str) -> Path:

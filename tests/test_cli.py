@@ -12,7 +12,7 @@ import yaml
 
 from fusion.cli import main
 from fusion.config import load_config
-from tests.conftest import REFERENCE_CASES, REPO, golden_case, reference_inputs
+from tests.conftest import REFERENCE_CASES, REPO, golden_case, reference_inputs, reference_posterior
 
 COMPARE = REPO.parent / "shared" / "tools" / "compare_parity.py"
 
@@ -33,7 +33,7 @@ def test_prepare_and_weights_are_identical_by_compare_parity(tmp_path: Path, cas
     config = _config(tmp_path, case)
     prepared, weights = tmp_path / "prepared.npz", tmp_path / "weights.csv"
     assert main(["prepare", str(config), "--out", str(prepared)]) == 0
-    trace = reference_inputs(case) / "posterior_for_weights.nc"
+    trace = reference_posterior(case)
     assert main(["weights", str(config), "--trace", str(trace), "--out", str(weights)]) == 0
     proc = subprocess.run([sys.executable, str(COMPARE), str(golden_case(case)), str(prepared), str(weights)],
                           capture_output=True, text=True)

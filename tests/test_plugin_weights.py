@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 
 from fusion.data.prepared import Prepared, positional_stream
 from fusion.inference.plugin import load_posterior, plug_in_weights, softmax_weights
-from tests.conftest import REFERENCE_CASES, golden_case, reference_inputs
+from tests.conftest import REFERENCE_CASES, golden_case, reference_posterior
 
 
 @pytest.mark.parametrize("case", REFERENCE_CASES)
 def test_bit_exact_against_prototype_table(case: str) -> None:
     """Reference: golden/<case>/model_weights_table.csv (prototype compute_model_weights, floats as repr)."""
     prepared = Prepared.from_npz(golden_case(case) / "prepared.npz")
-    weights, loglik = plug_in_weights(prepared, load_posterior(reference_inputs(case) / "posterior_for_weights.nc"))
+    weights, loglik = plug_in_weights(prepared, load_posterior(reference_posterior(case)))
     table = pd.read_csv(golden_case(case) / "model_weights_table.csv").set_index("model_id")
     for i, member in enumerate(prepared.member_ids):
         assert weights[i] == table.loc[member, "weight"], member
@@ -27,7 +27,7 @@ def test_bit_exact_against_prototype_table(case: str) -> None:
 def test_two_dimensional_reduction_would_not_be_bit_exact() -> None:
     """Why the per-member loop stays: one 2-D sum reorders the reduction (DESIGN.md)."""
     prepared = Prepared.from_npz(golden_case("small") / "prepared.npz")
-    post = load_posterior(reference_inputs("small") / "posterior_for_weights.nc")
+    post = load_posterior(reference_posterior("small"))
     _, loglik = plug_in_weights(prepared, post)
     from fusion.inference.plugin import posterior_means
 

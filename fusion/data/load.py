@@ -76,11 +76,12 @@ class Member:
     times: np.ndarray  # decimal years of the kept rows
     rows: np.ndarray  # indices of kept rows in the file's time dimension
     variables: tuple[str, str, str]  # thickness, vx, vy
+    compat: str = "fixed"
 
     def field(self, name: str) -> np.ndarray:
-        """Read one (time, y, x) field at the kept rows, NaN where masked."""
+        """Read one (time, y, x) field at the kept rows (in time order), NaN where masked."""
         with _open(self.path) as ds:
-            return _read(ds, self.path, name)[self.rows]
+            return _read(ds, self.path, name, self.compat)[self.rows]
 
     def fields(self) -> Iterator[tuple[str, np.ndarray]]:
         for name in self.variables:
@@ -116,24 +117,40 @@ def _open(path: Path) -> netCDF4.Dataset:
         raise InputError(path, f"not a readable NetCDF file ({reason})") from None
 
 
-def _read(ds: netCDF4.Dataset, path: Path, name: str) -> np.ndarray:
+def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> np.ndarray:
+    """A variable as a float array, NaN where masked.
+
+    Under `compat: prototype` only `_FillValue`/`missing_value` mask, as xarray's CF decoding that
+    the prototype reads through (netCDF4's default also masks outside `valid_min`/`valid_max`/
+    `valid_range` and at the type's default fill value, which the prototype keeps as data).
+    """
     if name not in ds.variables:
         raise InputError(path, f"missing variable '{name}'")
+    var = ds.variables[name]
+    packed = any(a in var.ncattrs() for a in ("scale_factor", "add_offset"))
+    if compat == "prototype" and not packed:
+        var.set_auto_maskandscale(False)
     try:
-        raw = ds.variables[name][:]
+        raw = var[:]
     except (OSError, RuntimeError, ValueError, IndexError) as exc:
         raise InputError(path, f"variable '{name}' cannot be read ({exc})") from None
     values = np.ma.getdata(raw)
     dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float32)
     out = np.array(values, dtype=dtype, copy=True)
     mask = np.ma.getmaskarray(raw)
+    if compat == "prototype" and not packed:
+        for attr in ("_FillValue", "missing_value"):
+            if attr in var.ncattrs():
+                for fill in np.atleast_1d(var.getncattr(attr)):
+                    mask = mask | (values == fill)
     if mask.any():
         out[mask] = np.nan
     return out
 
 
-def _read_2d(ds: netCDF4.Dataset, path: Path, name: str) -> np.ndarray:
-    arr = np.squeeze(_read(ds, path, name))
+def _read_2d(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> np.ndarray:
+    """A squeezed 2-D field in float32, the precision the prototype casts every observation to."""
+    arr = np.squeeze(_read(ds, path, name, compat)).astype(np.float32, copy=False)
     if arr.ndim != 2:
         raise InputError(path, f"variable '{name}' is {arr.ndim}-D after squeezing; expected a 2-D (y, x) field")
     return arr
@@ -146,10 +163,11 @@ def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...]) -> Grid:
     return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path)
 
 
-def _files(folder: Path, pattern: str, key: str, source: Path | None) -> list[Path]:
+def _files(folder: Path, pattern: str, key: str, source: Path | None, hidden: bool = True) -> list[Path]:
+    """Sorted matching files; `hidden=False` skips dot-files, as `glob.glob` (the prototype's member list)."""
     if not folder.is_dir():
         raise InputError(folder, f"folder not found (config key {key}" + (f" in {source})" if source else ")"))
-    found = sorted(p for p in folder.glob(pattern) if p.is_file())
+    found = sorted(p for p in folder.glob(pattern) if p.is_file() and (hidden or not p.name.startswith(".")))
     if not found:
         raise InputError(folder, f"no files match the pattern '{pattern}' (config key {key})")
     return found
@@ -162,7 +180,16 @@ def _year(path: Path) -> int:
     return int(m.group())
 
 
-def _unique_years(paths: list[Path]) -> list[tuple[int, Path]]:
+def _unique_years(paths: list[Path], compat: str = "fixed") -> list[tuple[int, Path]]:
+    """(year, file) in year order; a repeated year is an error, except under `compat: prototype`.
+
+    The prototype keeps repeats: files in name order, reordered by `np.argsort` of their years
+    (NumPy's default sort, as it does); for each year the last one wins, and the velocity
+    speed field counts that winner once per repeat (see `prepare`).
+    """
+    if compat == "prototype":
+        years = np.array([_year(p) for p in paths], dtype=int)
+        return [(int(years[i]), paths[i]) for i in np.argsort(years)]
     seen: dict[int, Path] = {}
     for p in paths:
         y = _year(p)
@@ -181,14 +208,16 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
     spec = cfg.observations.thickness
     out: list[ThicknessYear] = []
     grid: Grid | None = None
-    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.thickness", cfg.source)):
+    files = _files(spec.dir, spec.pattern, "observations.thickness", cfg.source)
+    for year, path in _unique_years(files, cfg.compat):
         with _open(path) as ds:
-            height = _read_2d(ds, path, spec.var)
+            height = _read_2d(ds, path, spec.var, cfg.compat)
             this = _grid_of(ds, path, height.shape)
-            unc = _read_2d(ds, path, spec.uncertainty_var) if spec.uncertainty_var in ds.variables else None
+            has_unc = spec.uncertainty_var in ds.variables
+            unc = _read_2d(ds, path, spec.uncertainty_var, cfg.compat) if has_unc else None
         grid = grid or this
         grid.check(this)
-        if _all_nan(height):
+        if _all_nan(height) and cfg.compat == "fixed":  # the prototype carries on: the year's rates are NaN
             raise InputError(path, f"variable '{spec.var}' is all NaN")
         if unc is not None and unc.shape != height.shape:
             raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
@@ -200,15 +229,15 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
 def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
     spec = cfg.observations.velocity
     out = []
-    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.velocity", cfg.source)):
+    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.velocity", cfg.source), cfg.compat):
         with _open(path) as ds:
-            vx = _read_2d(ds, path, spec.vx_var)
-            vy = _read_2d(ds, path, spec.vy_var)
+            vx = _read_2d(ds, path, spec.vx_var, cfg.compat)
+            vy = _read_2d(ds, path, spec.vy_var, cfg.compat)
             grid.check(_grid_of(ds, path, vx.shape))
             errs = []
             for name, like in ((spec.vx_err_var, vx), (spec.vy_err_var, vy)):
                 if name in ds.variables:
-                    errs.append(_read_2d(ds, path, name))
+                    errs.append(_read_2d(ds, path, name, cfg.compat))
                 else:
                     if cfg.compat == "fixed":
                         warnings.warn(
@@ -220,7 +249,7 @@ def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
                     errs.append(np.full_like(like, MISSING_VEL_ERROR))
         if vy.shape != vx.shape:
             raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
-        if _all_nan(vx) or _all_nan(vy):
+        if (_all_nan(vx) or _all_nan(vy)) and cfg.compat == "fixed":
             raise InputError(path, f"velocity '{spec.vx_var}'/'{spec.vy_var}' is all NaN")
         out.append(VelocityYear(year, vx, vy, errs[0], errs[1], path))
     return out
@@ -236,8 +265,11 @@ def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
         raw = np.asarray(tvar[:], dtype=np.float64).reshape(-1)
         fills = [float(getattr(tvar, a)) for a in ("_FillValue", "missing_value") if hasattr(tvar, a)]
         rows = np.flatnonzero(valid_time_rows(raw, fills))
+        units = getattr(tvar, "units", None)
+        if units is None and cfg.compat == "prototype":
+            units = getattr(tvar, "unit", None)  # the prototype's fallback attribute
         try:
-            times = decode_time(raw[rows], getattr(tvar, "units", None), cfg.compat)
+            times = decode_time(raw[rows], units, cfg.compat)
         except TimeUnitsError as exc:
             raise InputError(path, f"time variable '{spec.time_var}': {exc}") from None
         for name in (spec.thickness_var, spec.vx_var, spec.vy_var):
@@ -251,16 +283,22 @@ def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
             grid.check(_grid_of(ds, path, var.shape))
     if rows.size < 2:
         raise InputError(path, f"fewer than two valid time steps in '{spec.time_var}'")
+    if cfg.compat == "prototype":  # the prototype sorts the rows by time (NumPy's default argsort)
+        order = np.argsort(times)
+        times, rows = times[order], rows[order]
+        if np.any(np.diff(times) == 0):
+            raise InputError(path, f"duplicate time values in '{spec.time_var}'")
     if np.any(np.diff(times) <= 0):
         raise InputError(path, f"time variable '{spec.time_var}' is not strictly increasing")
-    return Member(member_id(path), path, times, rows, (spec.thickness_var, spec.vx_var, spec.vy_var))
+    variables = (spec.thickness_var, spec.vx_var, spec.vy_var)
+    return Member(member_id(path), path, times, rows, variables, cfg.compat)
 
 
 def load_data(cfg: Config) -> EnsembleData:
     """Read observations, validate every member (grid, variables, time axis) and return both."""
     thickness, grid = _load_thickness(cfg)
     velocity = _load_velocity(cfg, grid)
-    paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source)
+    paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
     members = [_load_member(cfg, p, grid) for p in paths]
     if len(members) < 2:
         raise InputError(cfg.ensemble.dir, f"only {len(members)} member matches '{cfg.ensemble.pattern}'; weighting needs at least 2")

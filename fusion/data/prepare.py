@@ -62,8 +62,12 @@ def snap_year(years: np.ndarray, t: float, tolerance: float) -> int | None:
 def _observed_rate(
     first: np.ndarray, second: np.ndarray, err_first: np.ndarray, err_second: np.ndarray, step: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rate and its uncertainty; `step` is a Python float so float32 inputs stay float32 (as the prototype)."""
-    return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
+    """Rate and its uncertainty; `step` is a Python float so float32 inputs stay float32 (as the prototype).
+
+    A float32 square that overflows is inf: masked by the threshold, or filled under `compat: prototype`.
+    """
+    with np.errstate(over="ignore"):
+        return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
 
 
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval]) -> tuple[
@@ -103,10 +107,12 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
     thick_sigma = np.stack(sigmas)
+    # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
+    gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
     if np.all(np.isnan(thick_sigma)):
         thick_sigma[:] = metric.missing_thick_unc
-    elif np.any(np.isnan(thick_sigma)):
-        thick_sigma[np.isnan(thick_sigma)] = np.nanmedian(thick_sigma)
+    elif np.any(gap):
+        thick_sigma[gap] = np.nanmedian(thick_sigma)
     sigmas = list(thick_sigma)
 
     vel = {v.year: v for v in data.velocity}
@@ -120,23 +126,31 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN and are masked
-        speed = np.nanmean(np.stack([np.sqrt(v.vx**2 + v.vy**2) for v in data.velocity]), axis=0)
+        # one field per listed year, looked up by year: under `compat: prototype` a repeated year
+        # is its last file, counted once per repeat, as the prototype's dict and year list
+        speed = np.nanmean(np.stack([np.sqrt(vel[v.year].vx**2 + vel[v.year].vy**2) for v in data.velocity]), axis=0)
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
 
 
-def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> list[tuple[int, int]]:
-    """For each reference interval, the member's (start, end) rows to difference.
+PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
+
+
+def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> list[tuple[int, int] | None]:
+    """For each reference interval, the member's (start, end) rows to difference, or None.
 
     Prototype: same length → position i; otherwise the member interval with the nearest
-    midpoint (defect 3). Fixed: rows found by time value within `time_tolerance_years`.
+    midpoint within 1e-3 years, None (all NaN, so masked for every member) when there is
+    none (defect 3). Fixed: rows found by time value within `time_tolerance_years`.
     """
     t = member.times
     if cfg.compat == "prototype":
         if len(t) == len(intervals) + 1:
             return [(i, i + 1) for i in range(len(intervals))]
         mids = pd.Index((t[:-1] + t[1:]) / 2)
-        nearest = mids.get_indexer([iv.mid for iv in intervals], method="nearest")
-        return [(int(j), int(j) + 1) for j in nearest]
+        nearest = mids.get_indexer(
+            [iv.mid for iv in intervals], method="nearest", tolerance=PROTOTYPE_MIDPOINT_TOLERANCE
+        )
+        return [None if j < 0 else (int(j), int(j) + 1) for j in nearest]
     tol = cfg.metric.time_tolerance_years
     rows = []
     for iv in intervals:
@@ -164,9 +178,13 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
     for b, block in enumerate(blocks):
         by_variable.setdefault(block.variable, []).append(b)
     for variable, name in enumerate(member.variables):
-        field = member.field(name)
+        field = member.field(name).astype(np.float32, copy=False)  # differenced in float32 (step 1)
         for b in by_variable.get(variable, []):
-            j1, j2 = rows[blocks[b].interval]
+            pair = rows[blocks[b].interval]
+            if pair is None:  # no member interval near this one: NaN, dropped for every member
+                yield b, np.full(field.shape[1] * field.shape[2], np.nan, dtype=np.float32)
+                continue
+            j1, j2 = pair
             # difference in float32, divide by the float64 step, store float32 (the prototype's order)
             rate = ((field[j2] - field[j1]) / (t[j2] - t[j1])).astype(np.float32)
             yield b, rate.reshape(-1)

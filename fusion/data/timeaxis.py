@@ -26,6 +26,7 @@ _UNIT_SECONDS = {
 }
 _YEAR_UNITS = {"", "year", "years", "yr", "yrs", "a", "annum", "decimal years", "decimal_years"}
 _SINCE = re.compile(r"^\s*(\w+)\s+since\s+(.+?)\s*$", re.IGNORECASE)
+_PROTOTYPE_ORIGIN = re.compile(r"since\s+(\d{4})-(\d{2})-(\d{2})\s+(\d{2}):(\d{2}):(\d{2})")
 _ORIGIN = re.compile(
     r"^(-?\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d*)?)?)?\s*(?:Z|UTC)?$"
 )
@@ -62,20 +63,36 @@ def valid_time_rows(values: np.ndarray, fill_values: Sequence[float] = ()) -> np
     return keep
 
 
+def _prototype_decode(values: np.ndarray, units: str | None) -> np.ndarray:
+    """The prototype's reading: seconds only when the units contain both `since` and `second`
+    (case-sensitive substrings), the origin found by its `YYYY-MM-DD hh:mm:ss` search; anything
+    else, or no units, is decimal years already (defect 4)."""
+    if units is None or "since" not in units or "second" not in units:
+        return values.copy()
+    m = _PROTOTYPE_ORIGIN.search(units)
+    if m is None:
+        raise TimeUnitsError(f"cannot parse the reference date in '{units}' (the prototype needs YYYY-MM-DD hh:mm:ss)")
+    try:
+        origin = parse_origin(f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]}:{m[6]}")
+    except ValueError as exc:  # e.g. month 00: the prototype's datetime() fails the same way
+        raise TimeUnitsError(f"invalid reference date in '{units}' ({exc})") from None
+    return np.array([_to_decimal_year(origin, float(v)) for v in values], dtype=np.float64)
+
+
 def decode_time(values: np.ndarray, units: str | None, compat: str = "fixed") -> np.ndarray:
     """Decimal years for already-filtered raw time values."""
     values = np.asarray(values, dtype=np.float64)
+    if compat == "prototype":
+        return _prototype_decode(values, units)
     text = (units or "").strip()
     since = _SINCE.match(text)
     if since is not None:
         unit = since[1].lower()
-        if compat == "prototype" and unit != "seconds":
-            return values.copy()  # the prototype's defect 4: any other unit is read as years
         if unit not in _UNIT_SECONDS:
             raise TimeUnitsError(f"unknown time unit '{since[1]}' in '{text}'")
         origin = parse_origin(since[2])
         scale = _UNIT_SECONDS[unit]
         return np.array([_to_decimal_year(origin, float(v) * scale) for v in values], dtype=np.float64)
-    if compat == "prototype" or text.lower() in _YEAR_UNITS:
+    if text.lower() in _YEAR_UNITS:
         return values.copy()
     raise TimeUnitsError(f"unknown time units '{text}' (expected '<unit> since <date>' or years)")

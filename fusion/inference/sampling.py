@@ -38,7 +38,12 @@ SAMPLERS: frozenset[str] = frozenset({"pymc", "nutpie"})
 
 
 def sample(cfg: Config, prepared: Prepared, *, progressbar: bool = True) -> xr.DataTree:
-    """Sample the vectorised model for `prepared`; the same config gives the same bits."""
+    """Sample the vectorised model for `prepared` (or, with `method: laplace`, draw from the Gaussian
+    at its mode); the same config gives the same bits."""
+    if cfg.inference.method == "laplace":
+        from fusion.inference.laplace import sample_laplace
+
+        return sample_laplace(cfg, prepared)
     settings = NoiseSettings.from_config(cfg)
     if cfg.inference.sampler == "nutpie":
         trace = _sample_fused_nutpie(FusedDensity(prepared, settings), cfg.inference, progressbar=progressbar)
@@ -46,6 +51,7 @@ def sample(cfg: Config, prepared: Prepared, *, progressbar: bool = True) -> xr.D
         trace = sample_model(build_model(prepared, settings), cfg.inference, progressbar=progressbar)
     trace = add_member_deterministics(trace, prepared, settings)
     trace["posterior"].attrs.update(
+        fusion_method="nuts",
         fusion_compat=prepared.compat,
         fusion_member_ids=",".join(prepared.member_ids),
     )

@@ -121,7 +121,7 @@ def test_cases_are_planned_per_check(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     calls: list[str] = []
-    check = SimpleNamespace(cases=lambda suite, g, f: ["b", "a"], run_check=fake("pass", calls))
+    check = SimpleNamespace(cases=lambda suite, catalog: ["b", "a"], run_check=fake("pass", calls))
     outcome = run(tmp_path / "out", {"parity": check}, "parity")
     assert calls == ["b", "a"] and [e.result.case for e in outcome.entries] == ["b", "a"]
     assert (tmp_path / "out" / "parity" / "a" / "_SUCCESS").is_file()
@@ -256,7 +256,7 @@ def test_sigterm_stops_in_order_with_a_partial_marker(tmp_path: Path) -> None:
     [
         (
             ["--check", "nope"],
-            "harness: --check: unknown check 'nope'; valid: parity, convergence, sbc, coverage, stability",
+            "harness: --check: unknown check 'nope'; valid: parity, convergence, sbc, coverage, stability, agreement",
         ),
         (["--suite", "huge"], "harness: --suite: unknown suite 'huge'; valid: quick, full"),
         (

@@ -1,0 +1,246 @@
+"""Check `agreement`: how far the Laplace fast path (`inference.method: laplace`) may be trusted.
+
+On each case both methods run on the same prepared arrays (`compat: fixed`, the gate's sampler
+settings); the gate is on what users consume (DESIGN.md, "Exports"):
+- every member weight: |E_L[w_m] − E_N[w_m]| ≤ 1 NUTS posterior sd of w_m;
+- every member weight: sd_L(w_m) / sd_N(w_m) within [0.5, 2];
+- the projection (cases with projection inputs): the median of the posterior of Σ_m w_m·SLE_m
+  and the weighted-mixture median, each within 1 NUTS sd of its NUTS value.
+Reported, not gated: the four noise parameters under both methods and ArviZ's PSIS k̂ of the
+model density over the Gaussian (k̂ > 0.7: the Gaussian is a poor importance proposal even
+where the weights agree).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from fusion.inference.model import PARAMS
+from fusion.io import write_png
+from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
+from harness.checks import CheckContext, CheckResult
+
+__all__ = ["THRESHOLDS", "OPS", "CaseInputs", "cases", "compare", "compare_case", "run_check"]
+
+
+THRESHOLDS: dict[str, float] = {
+    "weight_shift_sd_max": 1.0,
+    "sd_ratio_min": 0.5,
+    "sd_ratio_max": 2.0,
+    "projection_shift_sd_max": 1.0,
+    "pareto_k_good": 0.7,  # reported only
+}
+#: NUTS at the convergence gate's settings, so the reference posterior is one the gate accepts.
+SETTINGS: dict[str, Any] = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95, "seed": 42,
+                            "sampler": "nutpie"}
+
+
+@dataclass
+class CaseInputs:
+    name: str
+    cfg: Any
+    prepared: Any
+    has_projection: bool
+
+
+def _nuts(cfg: Any, prepared: Any) -> xr.DataTree:
+    return sample_case(cfg.with_updates(inference={"method": "nuts"}), prepared)
+
+
+def _laplace(cfg: Any, prepared: Any) -> xr.DataTree:
+    from fusion.inference.sampling import sample
+
+    return sample(cfg.with_updates(inference={"method": "laplace"}), prepared, progressbar=False)
+
+
+#: The two fits the check compares; a test replaces one to plant a fault.
+OPS: dict[str, Callable[[Any, Any], xr.DataTree]] = {"nuts": _nuts, "laplace": _laplace}
+
+
+def cases(suite: str, catalog: CaseCatalog) -> list[str]:
+    """Every case of the run that asks for it (each fit takes seconds)."""
+    return catalog.names("agreement")
+
+
+def _load(name: str, ctx: CheckContext) -> CaseInputs:
+    from fusion.config import load_config
+
+    case = catalog_of(ctx).get(name, ctx.artifact_dir)
+    cfg = load_config(case.config).with_updates(compat="fixed", inference=SETTINGS)
+    prepared = CaseData(case, base_config=cfg).prepared_fixed
+    return CaseInputs(name, cfg, prepared, bool(case.has_projection))
+
+
+def _moments(da: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    return da.mean(("chain", "draw")).values, da.std(("chain", "draw")).values
+
+
+def compare(
+    nuts: xr.DataTree, laplace: xr.DataTree, sle: xr.DataArray | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Figures of both posteriors and the gate's failure lines (empty: they agree)."""
+    from fusion.inference.laplace import laplace_diagnostics
+    from fusion.projection import weighted_quantile
+
+    t = THRESHOLDS
+    pn, pl = nuts["posterior"], laplace["posterior"]
+    members = [str(m) for m in pn["w"]["member"].values]
+    mean_n, sd_n = _moments(pn["w"].sel(member=members))
+    mean_l, sd_l = _moments(pl["w"].sel(member=members))
+    shift = np.abs(mean_l - mean_n) / sd_n
+    ratio = sd_l / sd_n
+    messages: list[str] = []
+    for m, s, r in zip(members, shift, ratio, strict=True):
+        if not s <= t["weight_shift_sd_max"]:
+            messages.append(f"w[{m}]: Laplace mean is {s:.2f} NUTS sd away (> {t['weight_shift_sd_max']:g})")
+        if not t["sd_ratio_min"] <= r <= t["sd_ratio_max"]:
+            messages.append(f"w[{m}]: sd ratio Laplace/NUTS {r:.2f} outside [{t['sd_ratio_min']}, {t['sd_ratio_max']}]")
+    figures: dict[str, Any] = {
+        "members": members,
+        "weights": {
+            m: {"nuts_mean": float(a), "nuts_sd": float(b), "laplace_mean": float(c), "laplace_sd": float(d),
+                "shift_sd": float(e), "sd_ratio": float(f)}
+            for m, a, b, c, d, e, f in zip(members, mean_n, sd_n, mean_l, sd_l, shift, ratio, strict=True)
+        },
+        "max_weight_shift_sd": float(np.max(shift)),
+        "sd_ratio_min": float(np.min(ratio)),
+        "sd_ratio_max": float(np.max(ratio)),
+        "noise_parameters": {
+            p: {"nuts_mean": float(pn[p].mean()), "nuts_sd": float(pn[p].std()),
+                "laplace_mean": float(pl[p].mean()), "laplace_sd": float(pl[p].std())}
+            for p in PARAMS
+        },
+        "pareto_k": laplace_diagnostics(laplace)["pareto_k"],
+    }
+    if sle is not None:
+        sle = sle.sel(member=members)
+        wm_n = (pn["w"].sel(member=members) * sle).sum("member").values.ravel()
+        wm_l = (pl["w"].sel(member=members) * sle).sum("member").values.ravel()
+        mix_n = float(weighted_quantile(sle.values, mean_n, 0.5)[0])
+        mix_l = float(weighted_quantile(sle.values, mean_l, 0.5)[0])
+        mix_sd = float(np.sqrt(np.sum(mean_n / mean_n.sum() * (sle.values - np.sum(mean_n * sle.values)) ** 2)))
+        proj = {
+            "weighted_mean_median_nuts": float(np.median(wm_n)),
+            "weighted_mean_median_laplace": float(np.median(wm_l)),
+            "weighted_mean_sd_nuts": float(np.std(wm_n)),
+            "mixture_median_nuts": mix_n,
+            "mixture_median_laplace": mix_l,
+            "mixture_sd_nuts": mix_sd,
+        }
+        proj["weighted_mean_shift_sd"] = abs(proj["weighted_mean_median_laplace"] - proj["weighted_mean_median_nuts"]) / proj["weighted_mean_sd_nuts"]
+        proj["mixture_median_shift_sd"] = abs(mix_l - mix_n) / mix_sd
+        for key, label in (("weighted_mean_shift_sd", "median of Σ w·SLE"), ("mixture_median_shift_sd", "weighted-mixture median")):
+            if not proj[key] <= t["projection_shift_sd_max"]:
+                messages.append(f"projection {label}: Laplace is {proj[key]:.2f} NUTS sd away (> {t['projection_shift_sd_max']:g})")
+        figures["projection"] = proj
+        figures["_wm"] = (wm_n, wm_l)
+    return figures, messages
+
+
+def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[str, xr.DataTree]]:
+    """Both fits on one case (through `OPS`), compared."""
+    timings = {}
+    traces = {}
+    for method in ("nuts", "laplace"):
+        start = time.perf_counter()
+        traces[method] = OPS[method](inputs.cfg, inputs.prepared)
+        timings[f"{method}_s"] = time.perf_counter() - start
+    sle = None
+    if inputs.has_projection:
+        from fusion.projection import member_sle
+
+        sle = member_sle(inputs.cfg, inputs.prepared.member_ids)
+    figures, messages = compare(traces["nuts"], traces["laplace"], sle)
+    figures["timings"] = timings
+    from fusion.diagnostics import convergence_gate, diagnose
+    from fusion.inference.model import PARAMS
+
+    reference = diagnose(traces["nuts"], PARAMS)
+    failures = convergence_gate(reference, warn=False)
+    figures["nuts_convergence"] = {k: reference[k] for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")}
+    messages += [f"NUTS reference did not converge: {f['message']}" for f in failures.values()]
+    return figures, messages, traces
+
+
+def _plot(figures: dict[str, Any], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    ax_w, ax_p, ax_proj = fig.subplots(1, 3)
+    members = figures["members"]
+    y = np.arange(len(members))
+    for off, method, colour in ((-0.15, "nuts", "tab:blue"), (0.15, "laplace", "tab:orange")):
+        mean = [figures["weights"][m][f"{method}_mean"] for m in members]
+        sd = [figures["weights"][m][f"{method}_sd"] for m in members]
+        ax_w.errorbar(mean, y + off, xerr=sd, fmt="o", color=colour, label=method)
+    ax_w.set_yticks(y, members)
+    ax_w.set_xlabel("member weight (mean ± 1 sd)")
+    ax_w.set_title(f"weights: max shift {figures['max_weight_shift_sd']:.2f} sd, "
+                   f"sd ratio [{figures['sd_ratio_min']:.2f}, {figures['sd_ratio_max']:.2f}]", fontsize=9)
+    ax_w.legend(fontsize=8)
+    params = list(figures["noise_parameters"])
+    yp = np.arange(len(params))
+    for off, method, colour in ((-0.15, "nuts", "tab:blue"), (0.15, "laplace", "tab:orange")):
+        vals = figures["noise_parameters"]
+        ax_p.errorbar([vals[p][f"{method}_mean"] for p in params], yp + off,
+                      xerr=[vals[p][f"{method}_sd"] for p in params], fmt="o", color=colour, label=method)
+    ax_p.set_yticks(yp, params)
+    ax_p.set_xscale("log")
+    ax_p.set_title(f"noise parameters; PSIS k̂ {figures['pareto_k']:.2f}", fontsize=9)
+    if "_wm" in figures:
+        wm_n, wm_l = figures["_wm"]
+        bins = np.linspace(min(wm_n.min(), wm_l.min()), max(wm_n.max(), wm_l.max()), 40)
+        ax_proj.hist(wm_n, bins=bins, alpha=0.6, label="nuts", color="tab:blue")
+        ax_proj.hist(wm_l, bins=bins, alpha=0.6, label="laplace", color="tab:orange")
+        ax_proj.set_xlabel("Σ w·SLE (mm)")
+        ax_proj.set_title(f"projection: median shift {figures['projection']['weighted_mean_shift_sd']:.2f} sd", fontsize=9)
+        ax_proj.legend(fontsize=8)
+    else:
+        ax_proj.text(0.5, 0.5, "no projection inputs in this case", ha="center", va="center")
+        ax_proj.set_axis_off()
+    return write_png(path, fig)
+
+
+def run_check(ctx: CheckContext) -> CheckResult:
+    """Laplace against NUTS on one case (or the first, for `case="all"`)."""
+    from fusion.config import config_hash
+
+    start = time.perf_counter()
+    name = ctx.case if ctx.case != "all" else cases(ctx.suite, catalog_of(ctx))[0]
+    ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+    inputs = _load(name, ctx)
+    ctx.progress(f"agreement[{name}]: NUTS {SETTINGS['chains']}×({SETTINGS['tune']}+{SETTINGS['draws']}) and Laplace")
+    figures, messages, _ = compare_case(inputs)
+    _plot(figures, ctx.artifact_dir / "agreement.png")
+    figures.pop("_wm", None)
+    if not inputs.has_projection:
+        figures["projection"] = "no projection inputs in this case: weights gated only"
+    return CheckResult(
+        name="agreement",
+        case=name,
+        status="fail" if messages else "pass",
+        figures=figures,
+        thresholds={
+            "weight_shift": f"|E_L[w] − E_N[w]| ≤ {THRESHOLDS['weight_shift_sd_max']:g} NUTS sd, every member",
+            "sd_ratio": f"sd_L/sd_N in [{THRESHOLDS['sd_ratio_min']}, {THRESHOLDS['sd_ratio_max']}], every member",
+            "projection": f"medians within {THRESHOLDS['projection_shift_sd_max']:g} NUTS sd",
+            "pareto_k": f"reported; ≤ {THRESHOLDS['pareto_k_good']} would make the Gaussian a reliable proposal",
+        },
+        messages=messages,
+        plots=["agreement.png"],
+        duration_s=time.perf_counter() - start,
+        config_hash=config_hash(inputs.cfg),
+        provenance={
+            "config": str(inputs.cfg.source),
+            "compat": "fixed",
+            "settings": SETTINGS,
+            "timings": figures["timings"],
+        },
+    )

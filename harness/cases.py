@@ -1,0 +1,520 @@
+"""Case folders: the one place that reads a case, finds the bundled ones and samples one.
+
+A case (DESIGN.md, "Cases: the harness on a team's own data") is a folder with `case.yaml`
+(name, config, reference, checks) and a `reference/` folder holding what the prototype
+produced. Every per-case check (parity, convergence, stability) gets its case here, so a
+team's own folder and the bundled `fixtures/cases/<name>/` take the same code path.
+
+Reading a case runs nothing from it: YAML is safe-loaded and arrays are loaded without
+pickle; a file that needs either, unknown keys, a missing config or a reference file of
+the wrong shape or dtype is an `InputError` naming the file (one line, exit 2 from the
+CLI). Everything is validated when the case is loaded, before any check starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from fusion.errors import InputError
+from fusion.io import is_complete, mark_success, sha256_file
+from harness.artifacts import tree_sha256
+from harness.golden import parse_table
+
+__all__ = [
+    "CASE_FILE",
+    "EXAMPLE",
+    "PER_CASE_CHECKS",
+    "Case",
+    "CaseCatalog",
+    "CaseData",
+    "bundled_case",
+    "bundled_names",
+    "load_case",
+    "load_cases",
+    "sample_case",
+]
+
+CASE_FILE = "case.yaml"
+CASE_KEYS: tuple[str, ...] = ("name", "config", "reference", "checks")
+PER_CASE_CHECKS: tuple[str, ...] = ("parity", "convergence", "stability", "agreement")
+PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
+    "prepared.npz",
+    "model_weights_table.csv",
+    "posterior.nc",
+    "sampled_posterior.nc",
+)
+WEIGHT_COLUMNS: tuple[str, ...] = ("model_id", "weight", "log_likelihood")
+ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
+NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
+EXAMPLE = "example"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where one case's config and reference files are, and which per-case checks it asks for."""
+
+    name: str
+    root: Path  # the folder holding case.yaml
+    config: Path
+    reference: Path
+    checks: tuple[str, ...] = PER_CASE_CHECKS
+    projection: bool | None = None  # None: whether the config's projection inputs exist
+
+    def file(self, *parts: str) -> Path | None:
+        """A reference file, or None when the case does not hold it."""
+        path = self.reference.joinpath(*parts)
+        return path if path.is_file() else None
+
+    @property
+    def tables_dir(self) -> Path:
+        """Reviewed golden tables of FUSION's outputs for this case (bundled cases keep them here)."""
+        return self.reference / "tables"
+
+    def table_path(self, table: str) -> Path:
+        return self.tables_dir / f"{table}.csv"
+
+    @cached_property
+    def settings(self) -> Any:
+        """The case's FUSION config as written (checks override compat and sampler settings)."""
+        from fusion.config import load_config
+
+        return load_config(self.config)
+
+    @property
+    def has_projection(self) -> bool:
+        if self.projection is not None:
+            return self.projection
+        return Path(self.settings.projection.historical_dir).is_dir()
+
+    def input_dirs(self) -> list[Path]:
+        cfg = self.settings
+        dirs = [cfg.observations.thickness.dir, cfg.observations.velocity.dir, cfg.ensemble.dir]
+        if self.has_projection:
+            dirs += [cfg.projection.historical_dir, cfg.projection.forward_dir]
+        return [Path(d) for d in dirs if Path(d).is_dir()]
+
+    def inputs_sha256(self) -> dict[str, str]:
+        """SHA-256 of every input file (provenance; each file hashed once per process)."""
+        return {
+            str(p): _file_digest(p) for d in self.input_dirs() for p in sorted(d.rglob("*")) if p.is_file()
+        }
+
+    def fingerprint(self) -> str:
+        """What a stored result on this case depends on: case.yaml, config, reference files and inputs."""
+        h = hashlib.sha256(f"{self.name}|{sorted(self.checks)}\n".encode())
+        files = [self.root / CASE_FILE, self.config]
+        if self.reference.is_dir():
+            files += sorted(p for p in self.reference.rglob("*") if p.is_file())
+        for p in files:
+            if p.is_file():
+                h.update(f"{p.name}:{_file_digest(p)}\n".encode())
+        for path, digest in self.inputs_sha256().items():
+            h.update(f"{Path(path).name}:{digest}\n".encode())
+        return h.hexdigest()
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
+# --- reading case.yaml ------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    from fusion.config import read_yaml
+
+    raw = read_yaml(path, "case.yaml") or {}
+    if not isinstance(raw, dict):
+        raise InputError(path, "expected a mapping with keys name, config, reference, checks")
+    unknown = [str(k) for k in raw if k not in CASE_KEYS]
+    if unknown:
+        raise InputError(path, f"unknown key '{unknown[0]}'; valid: {', '.join(CASE_KEYS)}")
+    return raw
+
+
+def _string(path: Path, raw: dict[str, Any], key: str, default: str | None) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        raise InputError(path, f"missing required key '{key}'")
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(path, f"key '{key}': expected a non-empty string, got {value!r}")
+    return value
+
+
+def load_case(folder: str | Path, *, require_comparison: bool = True) -> Case:
+    """Read and validate a case folder; every problem is an `InputError` naming the file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "case folder not found")
+    folder = folder.resolve()
+    path = folder / CASE_FILE
+    raw = _read_yaml(path)
+    name = _string(path, raw, "name", folder.resolve().name)
+    if not _NAME.match(name):
+        raise InputError(path, f"key 'name': {name!r} is not a plain name (letters, digits, '.', '_', '-')")
+    config = (folder / _string(path, raw, "config", None)).resolve()
+    if not config.is_file():
+        raise InputError(path, f"key 'config': {config} not found")
+    reference = (folder / _string(path, raw, "reference", "reference")).resolve()
+    checks_raw = raw.get("checks", list(PER_CASE_CHECKS))
+    if not isinstance(checks_raw, list) or not checks_raw or not all(isinstance(c, str) for c in checks_raw):
+        raise InputError(path, f"key 'checks': expected a list of {', '.join(PER_CASE_CHECKS)}")
+    bad = [c for c in checks_raw if c not in PER_CASE_CHECKS]
+    if bad:
+        raise InputError(path, f"key 'checks': unknown check '{bad[0]}'; valid: {', '.join(PER_CASE_CHECKS)}")
+    case = Case(name, folder.resolve(), config, reference, tuple(dict.fromkeys(checks_raw)))
+    case.settings  # noqa: B018 — a config error is bad input of this case, now, not mid-run
+    if reference.exists() and not reference.is_dir():
+        raise InputError(reference, "reference is not a folder")
+    validate_reference(case)
+    if require_comparison and "parity" in case.checks and not has_comparison(case):
+        raise InputError(
+            reference,
+            f"nothing to compare: no {PREPARED}, no {WEIGHTS} with {POSTERIOR}, no {SAMPLED}"
+            + ("" if "checks" in raw else " (or list the checks without parity in case.yaml)"),
+        )
+    return case
+
+
+def load_cases(folders: Iterable[str | Path]) -> list[Case]:
+    """Several case folders; two with the same name are an error naming both."""
+    seen: dict[str, Case] = {}
+    for folder in folders:
+        case = load_case(folder)
+        if case.name in seen:
+            raise InputError(
+                case.root / CASE_FILE,
+                f"case name {case.name!r} is also the name of {seen[case.name].root / CASE_FILE}",
+            )
+        seen[case.name] = case
+    return list(seen.values())
+
+
+# --- reference files: shape, dtype, no pickle -----------------------------------------------------
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(path, "holds object arrays that need pickle; refused") from None
+        raise InputError(path, f"not a readable .npz ({str(exc).splitlines()[0]})") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(path, f"not a readable .npz ({type(exc).__name__})") from None
+
+
+def read_reference_prepared(path: Path) -> Any:
+    """The prototype's prepared arrays, checked against DESIGN.md's shapes and dtypes."""
+    from fusion.data.prepared import Prepared, positional_stream
+
+    z = _npz_arrays(path)
+    missing = [k for k in (*ARRAYS, "n_dhdt", "n_vel") if k not in z]
+    if missing:
+        raise InputError(path, f"lacks array '{missing[0]}'")
+    y = z["y_obs"]
+    n = y.shape[0] if y.ndim == 1 else -1
+    expect = {"y_obs": ("float32", (n,)), "sigma_obs": ("float32", (n,)), "speed": ("float64", (n,))}
+    for key, (dtype, shape) in expect.items():
+        a = z[key]
+        if a.dtype != np.dtype(dtype) or a.ndim != 1 or a.shape != shape:
+            raise InputError(path, f"{key}: {a.dtype} {a.shape}, expected {dtype} 1-D of N = {n}")
+    F = z["F"]
+    if F.dtype != np.float64 or F.ndim != 2 or F.shape[1] != n:
+        raise InputError(path, f"F: {F.dtype} {F.shape}, expected float64 M × N (N = {n})")
+    counts = {}
+    for key in ("n_dhdt", "n_vel"):
+        a = z[key]
+        if a.ndim != 0 or a.dtype.kind not in "iu":
+            raise InputError(path, f"{key}: expected an integer scalar, got {a.dtype} {a.shape}")
+        counts[key] = int(a)
+    if counts["n_dhdt"] < 0 or counts["n_vel"] < 0 or counts["n_dhdt"] + counts["n_vel"] != n:
+        raise InputError(path, f"n_dhdt {counts['n_dhdt']} + n_vel {counts['n_vel']} != N = {n}")
+    if "member_ids" in z:
+        ids = z["member_ids"]
+        if ids.dtype.kind not in "US" or ids.shape != (F.shape[0],) or len(set(ids.tolist())) != F.shape[0]:
+            raise InputError(path, f"member_ids: expected {F.shape[0]} distinct strings, got {ids.dtype} {ids.shape}")
+        member_ids = tuple(str(s) for s in ids)
+    else:  # the prototype's positional labels, equal to the file-name ids of the shared cases
+        member_ids = tuple(f"run{i + 1}" for i in range(F.shape[0]))
+    return Prepared(
+        y_obs=y,
+        sigma_obs=z["sigma_obs"],
+        F=F,
+        speed=z["speed"],
+        n_dhdt=counts["n_dhdt"],
+        n_vel=counts["n_vel"],
+        member_ids=member_ids,
+        stream=positional_stream(n, counts["n_dhdt"]),
+        compat="prototype",
+    )
+
+
+def read_reference_weights(path: Path, member_ids: Sequence[str] | None = None) -> Any:
+    """The prototype's `model_weights_table.csv` as `member_id, weight, log_likelihood` (any row order).
+
+    The prototype labels members `run{k}` by position k in its sorted file list; with the
+    reference's `member_ids` (its file order) position k becomes `member_ids[k-1]`.
+    """
+    try:
+        table = parse_table(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not a readable CSV table ({exc})") from None
+    missing = [c for c in WEIGHT_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(path, f"lacks column '{missing[0]}' (expected {', '.join(WEIGHT_COLUMNS)})")
+    for col in ("weight", "log_likelihood"):
+        if table[col].dtype != np.float64:
+            raise InputError(path, f"column '{col}' is not numeric")
+    ids = [str(v) for v in table["model_id"]]
+    if len(set(ids)) != len(ids):
+        raise InputError(path, "model_id repeats a member")
+    if member_ids is not None:
+        positions = [re.fullmatch(r"run(\d+)", i) for i in ids]
+        if not all(positions) or sorted(int(m.group(1)) for m in positions) != list(  # type: ignore[union-attr]
+            range(1, len(member_ids) + 1)
+        ):
+            raise InputError(path, f"model_id {ids} is not run1..run{len(member_ids)} (one per member of F)")
+        ids = [member_ids[int(m.group(1)) - 1] for m in positions]  # type: ignore[union-attr]
+    out = table[list(WEIGHT_COLUMNS)].rename(columns={"model_id": "member_id"})
+    out["member_id"] = ids
+    return out.reset_index(drop=True)
+
+
+def read_posterior(path: Path) -> xr.DataTree:
+    """A posterior file: group `posterior` with the four noise scalars on (chain, draw)."""
+    try:
+        with xr.open_datatree(path) as tree:
+            tree = tree.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(path, f"not a readable NetCDF posterior ({str(exc).splitlines()[0]})") from None
+    if "posterior" not in tree.children:
+        raise InputError(path, "no 'posterior' group")
+    post = tree["posterior"].to_dataset()
+    for name in NOISE_PARAMETERS:
+        if name not in post:
+            raise InputError(path, f"posterior lacks '{name}'")
+        if post[name].dims != ("chain", "draw"):
+            raise InputError(path, f"posterior '{name}' is on {post[name].dims}, expected ('chain', 'draw')")
+    return tree
+
+
+def validate_reference(case: Case) -> None:
+    """Read every reference file once, so a wrong one fails before any check starts."""
+    prepared = read_reference_prepared(case.file(PREPARED)) if case.file(PREPARED) else None  # type: ignore[arg-type]
+    if case.file(WEIGHTS):
+        table = read_reference_weights(case.file(WEIGHTS), prepared.member_ids if prepared else None)  # type: ignore[arg-type]
+        if prepared is not None and len(table) != prepared.n_members:
+            raise InputError(case.file(WEIGHTS), f"{len(table)} members, but F has {prepared.n_members}")
+    for name in (POSTERIOR, SAMPLED):
+        if case.file(name):
+            read_posterior(case.file(name))  # type: ignore[arg-type]
+
+
+def comparisons(case: Case) -> dict[str, str | None]:
+    """Each parity comparison: None if the case holds what it needs, else why it is skipped."""
+    has = {f: case.file(f) is not None for f in (PREPARED, WEIGHTS, POSTERIOR, SAMPLED)}
+    skipped = {
+        "prepared": None if has[PREPARED] else f"no {PREPARED} in the reference",
+        "plugin_weights": None
+        if has[PREPARED] and has[WEIGHTS] and has[POSTERIOR]
+        else f"needs {PREPARED}, {WEIGHTS} and {POSTERIOR}",
+        "pipeline_weights": None if has[WEIGHTS] and has[POSTERIOR] else f"needs {WEIGHTS} and {POSTERIOR}",
+        "statistical": None if has[SAMPLED] else f"no {SAMPLED} in the reference",
+        "golden_tables": None if case.tables_dir.is_dir() else "no tables/ of reviewed golden tables",
+    }
+    return skipped
+
+
+def has_comparison(case: Case) -> bool:
+    return any(reason is None for reason in comparisons(case).values())
+
+
+# --- bundled cases --------------------------------------------------------------------------------
+
+
+def bundled_names(golden_dir: Path, fixtures_dir: Path) -> list[str]:
+    """`fixtures/cases/<name>/case.yaml` in name order, then the generated `example` (if golden/example exists)."""
+    root = Path(fixtures_dir) / "cases"
+    names = sorted(p.parent.name for p in root.glob(f"*/{CASE_FILE}")) if root.is_dir() else []
+    if (Path(golden_dir) / EXAMPLE).is_dir():
+        names.append(EXAMPLE)
+    return names
+
+
+def bundled_case(name: str, golden_dir: Path, fixtures_dir: Path, workdir: Path | None) -> Case:
+    """A bundled case. The example is generated, not committed: its inputs and case.yaml are
+    written into `workdir/example` (once; reused on resume) with `reference:` pointing at
+    `golden/example` (its golden tables and the posterior they use). With `workdir=None`
+    nothing is written (enough to ask which tables apply)."""
+    if name != EXAMPLE:
+        return load_case(Path(fixtures_dir) / "cases" / name)
+    reference = (Path(golden_dir) / EXAMPLE).resolve()
+    if workdir is None:
+        root = Path(".").resolve() / EXAMPLE
+        return Case(EXAMPLE, root, root / "config.yaml", reference, projection=True)
+    from fusion.data.synthetic import write_example
+
+    root = Path(workdir) / EXAMPLE
+    if not is_complete(root):
+        config = write_example(root)
+        (root / CASE_FILE).write_text(
+            f"# generated by harness.cases.bundled_case\nname: {EXAMPLE}\nconfig: {config.name}\n"
+            f"reference: {reference}\n"
+        )
+        mark_success(root)
+    return load_case(root)
+
+
+class CaseCatalog:
+    """The cases a run works on: the bundled ones, or the folders given with `--case`."""
+
+    def __init__(
+        self, golden_dir: Path, fixtures_dir: Path, user_cases: Sequence[Case] = ()
+    ) -> None:
+        self.golden_dir, self.fixtures_dir = Path(golden_dir), Path(fixtures_dir)
+        self.user = {c.name: c for c in user_cases}
+
+    @classmethod
+    def from_folders(cls, golden_dir: Path, fixtures_dir: Path, folders: Sequence[Path]) -> CaseCatalog:
+        return cls(golden_dir, fixtures_dir, load_cases(folders))
+
+    @property
+    def bundled(self) -> bool:
+        return not self.user
+
+    def names(self, check: str | None = None) -> list[str]:
+        """Every case, or those whose `checks:` list `check`."""
+        if self.bundled:
+            return bundled_names(self.golden_dir, self.fixtures_dir)
+        return [n for n, c in self.user.items() if check is None or check in c.checks]
+
+    def get(self, name: str, workdir: Path | None) -> Case:
+        if name in self.user:
+            return self.user[name]
+        if not self.bundled:
+            raise KeyError(f"no case {name!r} among {sorted(self.user)}")
+        return bundled_case(name, self.golden_dir, self.fixtures_dir, workdir)
+
+    def fingerprint_parts(self) -> list[tuple[str, str]]:
+        """(label, digest) of what stored results depend on besides the code."""
+        if not self.bundled:
+            return [(f"case:{n}", c.fingerprint()) for n, c in sorted(self.user.items())]
+        parts = []
+        for folder in (self.golden_dir, self.fixtures_dir):
+            if folder.is_dir():
+                parts += [(f"{folder.name}/{rel}", d) for rel, d in tree_sha256(folder).items()]
+        return [p for p in parts if "__pycache__" not in p[0]]
+
+
+def catalog_of(ctx: Any) -> CaseCatalog:
+    """The run's catalog, or the bundled one for a context built without it (tests)."""
+    catalog = getattr(ctx, "catalog", None)
+    return catalog if catalog is not None else CaseCatalog(ctx.golden_dir, ctx.fixtures_dir)
+
+
+# --- the data of one case, computed lazily --------------------------------------------------------
+
+
+def _prepare(cfg: Any) -> tuple[Any, list[str]]:
+    """FUSION's `load_data → prepare`, with its data warnings collected for the report, not raised."""
+    from fusion.data import load, prepare
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare.prepare(cfg, load.load_data(cfg))
+    return prepared, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+class CaseData:
+    """Everything the checks read for one case, each computed once and on first use."""
+
+    def __init__(self, case: Case, base_config: Any | None = None) -> None:
+        self.case = case
+        self.base_config = base_config  # a loaded Config to use instead of the case's own
+        self.warnings: dict[str, list[str]] = {}
+
+    def config(self, compat: str) -> Any:
+        base = self.base_config if self.base_config is not None else self.case.settings
+        return base.with_updates(compat=compat)
+
+    @cached_property
+    def prepared(self) -> Any:
+        """FUSION's prepared arrays under `compat: prototype`."""
+        prepared, self.warnings["prototype"] = _prepare(self.config("prototype"))
+        return prepared
+
+    @cached_property
+    def prepared_fixed(self) -> Any:
+        prepared, self.warnings["fixed"] = _prepare(self.config("fixed"))
+        return prepared
+
+    @cached_property
+    def posterior(self) -> xr.Dataset | None:
+        """The posterior the prototype's plug-in weights were computed at."""
+        path = self.case.file(POSTERIOR)
+        return read_posterior(path)["posterior"].to_dataset() if path else None
+
+    @cached_property
+    def reference_prepared(self) -> Any | None:
+        path = self.case.file(PREPARED)
+        return read_reference_prepared(path) if path else None
+
+    @cached_property
+    def reference_weights(self) -> Any | None:
+        path = self.case.file(WEIGHTS)
+        if path is None:
+            return None
+        ref = self.reference_prepared
+        return read_reference_weights(path, ref.member_ids if ref is not None else None)
+
+    @cached_property
+    def sampled_posterior(self) -> xr.DataTree | None:
+        """The prototype's own sampled posterior (statistical parity)."""
+        path = self.case.file(SAMPLED)
+        return read_posterior(path) if path else None
+
+
+# --- sampling a case --------------------------------------------------------------------------------
+
+
+_TRACE_CACHE: dict[str, xr.DataTree] = {}
+
+
+def _prepared_key(prepared: Any) -> str:
+    h = hashlib.sha256()
+    for array in (*ARRAYS, "stream"):
+        values = np.ascontiguousarray(getattr(prepared, array))
+        h.update(str(values.dtype).encode() + str(values.shape).encode() + values.tobytes())
+    h.update(",".join(prepared.member_ids).encode() + str(prepared.compat).encode())
+    return h.hexdigest()
+
+
+def sample_case(cfg: Any, prepared: Any) -> xr.DataTree:
+    """FUSION's sampler on `prepared`, memoised on config and data content (a rerun gives the same bits anyway)."""
+    from fusion.config import config_hash
+    from fusion.inference import sampling
+
+    key = config_hash(cfg) + _prepared_key(prepared)
+    if key not in _TRACE_CACHE:
+        _TRACE_CACHE[key] = sampling.sample(cfg, prepared, progressbar=False)
+    return _TRACE_CACHE[key]
