@@ -32,7 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.paths import repo_root  # noqa: E402
+
+REPO = repo_root()
 
 #: Keys that may differ between identical runs: wall times, clocks, hosts, worker bookkeeping.
 VOLATILE = {

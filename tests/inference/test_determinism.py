@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from harness.paths import repo_root  # noqa: E402
+
+REPO = repo_root()
 
 _PROBE = """
 import numpy as np
