@@ -17,7 +17,7 @@ from fusion.cli import main
 from fusion.data.synthetic import write_example
 from fusion.io import SUCCESS
 from fusion.pipeline import run_to_dir
-from tests import facts_standin
+from tests.fusion import facts_standin
 
 pytestmark = pytest.mark.filterwarnings("ignore::fusion.errors.DataWarning")
 PARAMS = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import xarray as xr
 
-from harness.conftest import GOLDEN_DIR
+from harness.testing import GOLDEN_DIR
 from harness.convergence import SETTINGS, THRESHOLDS, _case_config, diagnose, gate, sample_trace
 from harness.cases import CaseData
 
