@@ -1,8 +1,11 @@
-"""Sampler diagnostics from `arviz_stats` and the convergence gate every run applies.
+"""One convergence vocabulary: thresholds, `diagnose` and `gate`, for FUSION and its harness.
 
 The figures are the ones the harness gates releases on (DESIGN.md, check 3): max
-rank-normalised split R-hat, min bulk and tail ESS, divergences and min E-BFMI. A run that
-fails the gate still writes its outputs, but warns and records the failing figures.
+rank-normalised split R-hat, min bulk and tail ESS per chain, divergences and min E-BFMI.
+`fusion run`, the harness's convergence check, statistical parity and SBC's per-fit gate all
+compute them with `diagnose` (or `diagnose_draws` on bare arrays) and judge them with `gate`
+under a `Thresholds`; only the threshold values differ between uses. A trace without a
+`diverging` record is an error: zero divergences is a claim, not a default.
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -22,110 +24,279 @@ from fusion.errors import ConvergenceWarning
 from fusion.inference.model import PARAMS
 
 __all__ = [
-    "sampler_diagnostics",
+    "Thresholds",
+    "THRESHOLDS",
+    "GATED_VARIABLES",
+    "diagnose",
+    "diagnose_draws",
+    "failures",
+    "gate",
     "convergence_gate",
+    "borderline",
     "weight_stability_across_seeds",
     "WeightStability",
-    "RHAT_MAX",
-    "ESS_PER_CHAIN_MIN",
-    "DIVERGENCES_MAX",
-    "EBFMI_MIN",
 ]
 
-RHAT_MAX: float = 1.01
-ESS_PER_CHAIN_MIN: float = 100.0
-DIVERGENCES_MAX: int = 0
-EBFMI_MIN: float = 0.3
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each convergence figure must lie; ESS floors are per chain (DESIGN.md, check 3).
 
-def _per_variable(result: xr.DataTree | xr.Dataset, reduce) -> dict[str, float]:
-    ds = result.to_dataset() if isinstance(result, xr.DataTree) else result
-    return {name: float(reduce(np.asarray(da.values, dtype=np.float64))) for name, da in ds.data_vars.items()}
-
-
-def _worst(values: dict[str, float], pick) -> tuple[float, str | None]:
-    """`pick` (max/min) over variables; a NaN anywhere wins, since it means the figure is undefined."""
-    if not values:
-        return math.nan, None
-    for name, v in values.items():
-        if not math.isfinite(v):
-            return v, name
-    name = pick(values, key=values.get)
-    return values[name], name
-
-
-def sampler_diagnostics(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Max R-hat, min bulk/tail ESS, divergences and min E-BFMI over the free parameters.
-
-    `var_names` defaults to the four noise scalars present in the posterior; the per-member
-    deterministics are functions of them and add nothing but cost.
+    `borderline_retries`: how many times a check may double its draws when every failing figure
+    misses by less than its `borderline_*` margin (see `borderline`); 0 turns that off.
     """
-    post = trace["posterior"]
-    names = list(var_names) if var_names is not None else [p for p in PARAMS if p in post.data_vars]
-    if not names:
-        raise ValueError("posterior holds none of the variables to diagnose")
-    chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    rhat = _per_variable(azs.rhat(trace, var_names=names, method="rank"), np.max)
-    ess_bulk = _per_variable(azs.ess(trace, var_names=names, method="bulk"), np.min)
-    ess_tail = _per_variable(azs.ess(trace, var_names=names, method="tail"), np.min)
-    stats = trace["sample_stats"] if "sample_stats" in trace.children else None
-    divergences = 0
-    ebfmi_min = math.nan
-    if stats is not None and "diverging" in stats.data_vars:
-        divergences = int(np.asarray(stats["diverging"].values, dtype=bool).sum())
-    if stats is not None and "energy" in stats.data_vars:
-        ebfmi_min = float(np.min(azs.bfmi(trace).to_dataset()["energy"].values))
-    r_max, r_var = _worst(rhat, max)
-    eb_min, eb_var = _worst(ess_bulk, min)
-    et_min, et_var = _worst(ess_tail, min)
+
+    r_hat_max: float = 1.01
+    ess_bulk_min: float = 100.0
+    ess_tail_min: float = 100.0
+    divergences_max: int = 0
+    e_bfmi_min: float = 0.3
+    borderline_retries: int = 2
+    borderline_r_hat: float = 0.005
+    borderline_ess: float = 0.2
+    borderline_e_bfmi: float = 0.05
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "thresholds") -> Thresholds:
+        """Validated thresholds from a config mapping; unknown keys and bad values raise ValueError."""
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; valid: {sorted(known)}")
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            integral = key in ("divergences_max", "borderline_retries")
+            ok = isinstance(value, int) if integral else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok or not math.isfinite(value) or value < 0:
+                kind = "a non-negative integer" if integral else "a non-negative number"
+                raise ValueError(f"{source}: {key} must be {kind}, got {value!r}")
+            out[key] = int(value) if integral else float(value)
+        return cls(**out)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+#: DESIGN.md's release thresholds.
+THRESHOLDS = Thresholds()
+#: the free parameters and the member weights users consume
+GATED_VARIABLES: tuple[str, ...] = (*PARAMS, "w")
+
+
+def _worst(
+    values: dict[str, np.ndarray], labels: dict[str, list[str]], pick: str
+) -> tuple[float, str | None]:
+    """Max or min over every element of every variable; NaN wins (an undefined figure must fail)."""
+    best: tuple[float, str | None] = (math.nan, None)
+    for name, arr in values.items():
+        for v, label in zip(np.asarray(arr, dtype=np.float64).reshape(-1), labels[name], strict=False):
+            if not math.isfinite(v):
+                return float(v), label
+            if best[1] is None or (v > best[0] if pick == "max" else v < best[0]):
+                best = (float(v), label)
+    return best
+
+
+def diagnose_draws(
+    draws: Mapping[str, np.ndarray],
+    diverging: np.ndarray | None,
+    energy: np.ndarray | None,
+    labels: Mapping[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """Every gated figure of draws shaped (chain, draw, ...) per variable, and where it is worst.
+
+    `diverging` (chain, draw) must be given: None raises, because a missing record would
+    otherwise read as "no divergences". `energy` None leaves E-BFMI undefined (NaN, fails).
+    """
+    from arviz_stats.base import array_stats
+    from arviz_stats.validate import validate_ci_prob
+
+    if diverging is None:
+        raise ValueError("the trace has no sample_stats.diverging: divergences are unknown")
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in draws.items()}
+    if not arrays:
+        raise ValueError("no variables to diagnose")
+    first = next(iter(arrays.values()))
+    chains, n_draws = int(first.shape[0]), int(first.shape[1])
+    rhat, bulk, tail = {}, {}, {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, arr in arrays.items():
+            flat = np.moveaxis(arr.reshape(chains, n_draws, -1), -1, 0)  # (elements, chain, draw)
+            rhat[name] = np.atleast_1d(np.asarray(array_stats.rhat(flat, method="rank"), dtype=float))
+            bulk[name] = np.atleast_1d(np.asarray(array_stats.ess(flat, method="bulk"), dtype=float))
+            tail[name] = np.atleast_1d(
+                np.asarray(array_stats.ess(flat, method="tail", prob=validate_ci_prob(None)), dtype=float)
+            )  # the tail probability `azs.ess` defaults to
+        if energy is None:
+            ebfmi = np.array([math.nan])
+        else:
+            ebfmi = np.atleast_1d(np.asarray(array_stats.bfmi(np.asarray(energy, dtype=float)), dtype=float))
+    if labels is None:
+        labels = {
+            n: [n] if a.ndim == 2 else [f"{n}[{i}]" for i in range(int(np.prod(a.shape[2:])))]
+            for n, a in arrays.items()
+        }
+    r_max, r_where = _worst(rhat, dict(labels), "max")
+    b_min, b_where = _worst(bulk, dict(labels), "min")
+    t_min, t_where = _worst(tail, dict(labels), "min")
+    e_chain = int(np.nanargmin(ebfmi)) if np.isfinite(ebfmi).any() else 0
+    divergences = int(np.asarray(diverging, dtype=bool).sum())
     return {
         "r_hat_max": r_max,
-        "r_hat_max_var": r_var,
-        "ess_bulk_min": eb_min,
-        "ess_bulk_min_var": eb_var,
-        "ess_tail_min": et_min,
-        "ess_tail_min_var": et_var,
+        "ess_bulk_per_chain_min": b_min / chains,
+        "ess_tail_per_chain_min": t_min / chains,
         "divergences": divergences,
-        "e_bfmi_min": ebfmi_min,
+        "e_bfmi_min": float(ebfmi[e_chain]) if np.isfinite(ebfmi).all() else math.nan,
+        "r_hat_max_at": r_where,
+        "ess_bulk_min": b_min,
+        "ess_bulk_min_at": b_where,
+        "ess_tail_min": t_min,
+        "ess_tail_min_at": t_where,
+        "transitions": chains * n_draws,
+        "e_bfmi_min_chain": e_chain,
+        "e_bfmi": [float(v) for v in ebfmi],
         "chains": chains,
-        "draws": draws,
-        "var_names": names,
+        "draws": n_draws,
+        "var_names": list(arrays),
         "per_variable": {
-            n: {"r_hat": rhat[n], "ess_bulk": ess_bulk[n], "ess_tail": ess_tail[n]} for n in names
+            n: {
+                "labels": list(labels[n]),
+                "r_hat": rhat[n].tolist(),
+                "ess_bulk": bulk[n].tolist(),
+                "ess_tail": tail[n].tolist(),
+            }
+            for n in arrays
         },
     }
 
 
-def convergence_gate(diagnostics: dict[str, Any], *, warn: bool = True) -> dict[str, dict[str, Any]]:
-    """The failing figures, each with its value, threshold and a one-line message.
-
-    Empty means the run passes. With `warn`, each failure is also a `ConvergenceWarning`
-    naming the figure and its threshold. An undefined (NaN) figure fails.
-    """
-    ess_min = ESS_PER_CHAIN_MIN * int(diagnostics["chains"])
-    rules = [
-        ("r_hat_max", RHAT_MAX, lambda v: v <= RHAT_MAX, f"max R-hat {{v:.4f}} > {RHAT_MAX}"),
-        ("ess_bulk_min", ess_min, lambda v: v >= ess_min,
-         f"min bulk ESS {{v:.1f}} < {ess_min:g} (100 per chain)"),
-        ("ess_tail_min", ess_min, lambda v: v >= ess_min,
-         f"min tail ESS {{v:.1f}} < {ess_min:g} (100 per chain)"),
-        ("divergences", DIVERGENCES_MAX, lambda v: v <= DIVERGENCES_MAX, "{v:d} divergent transitions > 0"),
-        ("e_bfmi_min", EBFMI_MIN, lambda v: v >= EBFMI_MIN, f"min E-BFMI {{v:.3f}} < {EBFMI_MIN}"),
-    ]
-    failures: dict[str, dict[str, Any]] = {}
-    for key, threshold, ok, template in rules:
-        value = diagnostics[key]
-        finite = isinstance(value, int) or math.isfinite(value)
-        if finite and ok(value):
+def _labels(posterior: Any, names: Sequence[str]) -> dict[str, list[str]]:
+    """`w[run3]` rather than `w[2]`: element labels from the coordinate of each variable's non-sample dim."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        da = posterior[name]
+        dims = [d for d in da.dims if d not in ("chain", "draw")]
+        if not dims:
+            out[name] = [name]
             continue
-        var = diagnostics.get(f"{key}_var")
-        message = template.format(v=value) + (f" ({var})" if var else "")
-        if not finite:
-            message = f"{key} is undefined (NaN)"
-        failures[key] = {"value": value, "threshold": threshold, "message": message}
-        if warn:
-            warnings.warn(f"convergence: {message}", ConvergenceWarning, stacklevel=2)
-    return failures
+        coord = da[dims[0]].values if dims[0] in da.coords else np.arange(da.sizes[dims[0]])
+        out[name] = (
+            [f"{name}[{v}]" for v in coord]
+            if len(dims) == 1
+            else [f"{name}[{i}]" for i in range(int(np.prod([da.sizes[d] for d in dims])))]
+        )
+    return out
+
+
+def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every gated figure of `trace`, with the variable or chain where it is worst.
+
+    Default variables: FUSION's four noise parameters and `w`; for any other model, all its variables.
+    """
+    post = trace["posterior"]
+    if var_names is None:
+        names = [v for v in GATED_VARIABLES if v in post.data_vars] or [str(v) for v in post.data_vars]
+    else:
+        names = [v for v in var_names if v in post.data_vars]
+    if not names:
+        raise ValueError(f"the posterior holds none of {list(var_names or GATED_VARIABLES)}")
+    stats = trace["sample_stats"].to_dataset() if "sample_stats" in trace.children else xr.Dataset()
+    draws = {n: post[n].transpose("chain", "draw", ...).values for n in names}
+    return diagnose_draws(
+        draws,
+        stats["diverging"].values if "diverging" in stats else None,
+        stats["energy"].transpose("chain", "draw").values if "energy" in stats else None,
+        _labels(post, names),
+    )
+
+
+def failures(figures: Mapping[str, Any], thresholds: Thresholds = THRESHOLDS) -> dict[str, dict[str, Any]]:
+    """The failing figures keyed by threshold name: value, threshold and a one-line message
+    (which figure, by how much, where). An undefined (NaN) figure fails."""
+    t = thresholds
+    out: dict[str, dict[str, Any]] = {}
+
+    def bad(value: float, ok: bool) -> bool:
+        return not math.isfinite(value) or not ok
+
+    r = figures["r_hat_max"]
+    if bad(r, r <= t.r_hat_max):
+        out["r_hat_max"] = {
+            "value": r,
+            "threshold": t.r_hat_max,
+            "message": f"max R-hat {r:.4f} > {t.r_hat_max} (over by {r - t.r_hat_max:.4f}) at {figures['r_hat_max_at']}",
+        }
+    for kind in ("bulk", "tail"):
+        per_chain = figures[f"ess_{kind}_per_chain_min"]
+        floor = getattr(t, f"ess_{kind}_min")
+        if bad(per_chain, per_chain >= floor):
+            out[f"ess_{kind}_min"] = {
+                "value": per_chain,
+                "threshold": floor,
+                "message": f"min {kind} ESS {per_chain:.1f} per chain < {floor:g} (short by {floor - per_chain:.1f}; "
+                f"{figures[f'ess_{kind}_min']:.1f} over {figures['chains']} chains) at {figures[f'ess_{kind}_min_at']}",
+            }
+    d = figures["divergences"]
+    if d > t.divergences_max:
+        out["divergences_max"] = {
+            "value": d,
+            "threshold": t.divergences_max,
+            "message": f"{d} divergent transitions > {t.divergences_max:g} "
+            f"({100 * d / max(figures['transitions'], 1):.2f}% of {figures['transitions']} draws)",
+        }
+    e = figures["e_bfmi_min"]
+    if bad(e, e >= t.e_bfmi_min):
+        out["e_bfmi_min"] = {
+            "value": e,
+            "threshold": t.e_bfmi_min,
+            "message": f"min E-BFMI {e:.3f} < {t.e_bfmi_min} (short by {t.e_bfmi_min - e:.3f}) "
+            f"in chain {figures['e_bfmi_min_chain']}",
+        }
+    return out
+
+
+def gate(figures: Mapping[str, Any], thresholds: Thresholds | None = None) -> tuple[bool, list[str]]:
+    """Pass/fail and one line per failing figure: value, threshold, by how much, where."""
+    failed = failures(figures, thresholds or THRESHOLDS)
+    return not failed, [f["message"] for f in failed.values()]
+
+
+def convergence_gate(
+    figures: Mapping[str, Any], thresholds: Thresholds | None = None, *, warn: bool = True
+) -> dict[str, dict[str, Any]]:
+    """`failures`, each also raised as a `ConvergenceWarning` when `warn` (what `fusion run` does)."""
+    failed = failures(figures, thresholds or THRESHOLDS)
+    if warn:
+        for f in failed.values():
+            warnings.warn(f"convergence: {f['message']}", ConvergenceWarning, stacklevel=2)
+    return failed
+
+
+def borderline(figures: Mapping[str, Any], thresholds: Thresholds | None = None) -> bool:
+    """True when the run fails, but only by less than the sampling noise of the failing figures.
+
+    Each miss must be within its margin: R-hat over by ≤ `borderline_r_hat` (R-hat of a converged
+    4 × 1,000-draw run scatters by a few thousandths between seeds), an ESS short by ≤
+    `borderline_ess` of its floor (ESS estimates carry about that much relative noise), E-BFMI
+    short by ≤ `borderline_e_bfmi`. A divergence or an undefined figure is never borderline.
+    """
+    t = thresholds or THRESHOLDS
+    failed = failures(figures, t)
+    if not failed:
+        return False
+    for key, f in failed.items():
+        value, limit = float(f["value"]), float(f["threshold"])
+        if not math.isfinite(value):
+            return False
+        if key == "r_hat_max" and value - limit > t.borderline_r_hat:
+            return False
+        if key.startswith("ess_") and limit - value > t.borderline_ess * limit:
+            return False
+        if key == "e_bfmi_min" and limit - value > t.borderline_e_bfmi:
+            return False
+        if key == "divergences_max":
+            return False
+    return True
 
 
 @dataclass(frozen=True)

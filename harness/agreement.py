@@ -159,9 +159,10 @@ def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[st
         sle = member_sle(inputs.cfg, inputs.prepared.member_ids)
     figures, messages = compare(traces["nuts"], traces["laplace"], sle)
     figures["timings"] = timings
-    from fusion.diagnostics import convergence_gate, sampler_diagnostics
+    from fusion.diagnostics import convergence_gate, diagnose
+    from fusion.inference.model import PARAMS
 
-    reference = sampler_diagnostics(traces["nuts"])
+    reference = diagnose(traces["nuts"], PARAMS)
     failures = convergence_gate(reference, warn=False)
     figures["nuts_convergence"] = {k: reference[k] for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")}
     messages += [f"NUTS reference did not converge: {f['message']}" for f in failures.values()]

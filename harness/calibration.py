@@ -208,7 +208,7 @@ def _generative_replicate(spec: CoverageSpec, index: int, cores: int) -> dict[st
 
 def _conv(result: Any) -> dict[str, Any]:
     c = convergence(np.moveaxis(result.draws, -1, 0), result)
-    return {k: c[k] for k in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min")}
+    return {k: c[k] for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "e_bfmi_min")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ def summarize_regime(records: list[dict[str, Any]], regime: str, setting: Settin
             np.mean([recovery[p]["mean_abs_error_over_prior_sd"] for p in identified])
         ),
         "fits_with_divergences": int(sum(r["convergence"]["divergences"] > 0 for r in rows)),
-        "rhat_max_worst": float(np.nanmax([r["convergence"]["rhat_max"] for r in rows])),
+        "r_hat_max_worst": float(np.nanmax([r["convergence"]["r_hat_max"] for r in rows])),
     }
     if setting == "physical":
         ranks = np.array([r["truth_rank"] for r in rows])

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from harness.cases import CaseCatalog
 
+from harness.gates import Gates
+
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
 
 Status = Literal["pass", "fail", "error"]
@@ -36,6 +38,7 @@ class CheckContext:
     scheduler: str | None = None
     case: str = "all"
     progress: Callable[[str], None] = print
+    gates: Gates = Gates()  # thresholds: defaults, or `harness run --config FILE`
     catalog: CaseCatalog | None = None  # None: the bundled cases under golden_dir/fixtures_dir
 
 

@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="dask.distributed scheduler for checks that fan out, e.g. tcp://host:8786 "
         "(default: none, local processes)",
     )
+    r.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML thresholds: sections 'convergence' and 'sbc' (default: DESIGN.md's; see harness/gates.py)",
+    )
     _add_capture(sub)
     _add_signoff(sub)
     return p
@@ -157,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """`harness run`: plan, run or resume the checks, write the report; exit 0/1/2."""
+    from harness.gates import load_gates
     from harness.runner import BadInput, RunOptions, run
 
     out: Path = args.out
@@ -164,8 +172,17 @@ def _run(args: argparse.Namespace) -> int:
     try:
         _validate(args)
         checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
+        try:
+            gates = load_gates(args.config)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
         options = RunOptions(
-            out=out, suite=args.suite, checks=checks, scheduler=args.scheduler, case_dirs=tuple(args.cases)
+            out=out,
+            suite=args.suite,
+            checks=checks,
+            scheduler=args.scheduler,
+            case_dirs=tuple(args.cases),
+            gates=gates,
         )
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:

@@ -1,171 +1,87 @@
 """The convergence gate: a sampled result is only evidence if its sampler converged.
 
 Thresholds are DESIGN.md's (check 3): max rank-normalised split R-hat ≤ 1.01, min bulk and
-tail ESS ≥ 100 per chain, no divergent transition, E-BFMI ≥ 0.3 in every chain. The figures
-are computed here from the trace with `arviz_stats`, independently of FUSION's own
-`sampler_diagnostics`, so a bug there cannot wave a bad run through. A failure says
-which figure, where (variable or chain) and by how much.
+tail ESS ≥ 100 per chain, no divergent transition, E-BFMI ≥ 0.3 in every chain (settable in
+the harness config file). Figures and verdict come from `fusion.diagnostics` (`diagnose`,
+`gate`), the one convergence vocabulary `fusion run` uses too; they are re-exported here. A
+failure says which figure, where (variable or chain) and by how much. A run that misses only
+by less than the sampling noise of a figure is sampled longer before it may fail (`decide`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from fusion.diagnostics import GATED_VARIABLES, THRESHOLDS, Thresholds, borderline, diagnose, gate
 from fusion.io import write_png
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
 from harness.checks import CheckContext, CheckResult
 
-__all__ = ["GATED_VARIABLES", "THRESHOLDS", "cases", "diagnose", "gate", "run_check", "sample_trace"]
-
-THRESHOLDS: dict[str, float] = {
-    "r_hat_max": 1.01,
-    "ess_bulk_per_chain_min": 100.0,
-    "ess_tail_per_chain_min": 100.0,
-    "divergences_max": 0,
-    "e_bfmi_min": 0.3,
-}
-#: the free parameters and the member weights users consume
-GATED_VARIABLES: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel", "w")
-
-
-def _per_variable(result: Any) -> dict[str, np.ndarray]:
-    ds = result.to_dataset() if isinstance(result, xr.DataTree) else result
-    return {name: np.atleast_1d(np.asarray(da.values, dtype=np.float64)) for name, da in ds.data_vars.items()}
+__all__ = [
+    "GATED_VARIABLES",
+    "THRESHOLDS",
+    "Decision",
+    "cases",
+    "decide",
+    "diagnose",
+    "gate",
+    "run_check",
+    "sample_trace",
+]
 
 
-def _labels(posterior: Any, names: Sequence[str]) -> dict[str, list[str]]:
-    """`w[run3]` rather than `w[2]`: element labels from the coordinate of each variable's non-sample dim."""
-    out: dict[str, list[str]] = {}
-    for name in names:
-        da = posterior[name]
-        dims = [d for d in da.dims if d not in ("chain", "draw")]
-        if not dims:
-            out[name] = [name]
-            continue
-        coord = da[dims[0]].values if dims[0] in da.coords else np.arange(da.sizes[dims[0]])
-        out[name] = (
-            [f"{name}[{v}]" for v in coord]
-            if len(dims) == 1
-            else [f"{name}[{i}]" for i in range(int(np.prod([da.sizes[d] for d in dims])))]
+@dataclass
+class Decision:
+    """A gated trace and how it was reached: each attempt's draws and failing lines."""
+
+    trace: xr.DataTree
+    figures: dict[str, Any]
+    passed: bool
+    messages: list[str]
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sampled_longer(self) -> bool:
+        return len(self.attempts) > 1
+
+    def note(self) -> str | None:
+        """One line for the report when the check had to sample longer, else None."""
+        if not self.sampled_longer:
+            return None
+        first = self.attempts[0]
+        return (
+            f"borderline at {first['draws']} draws per chain ({'; '.join(first['messages'])}); "
+            f"sampled longer: {', '.join(str(a['draws']) for a in self.attempts[1:])} draws per chain → "
+            + ("passes" if self.passed else "still fails")
         )
-    return out
 
 
-def _worst(
-    values: dict[str, np.ndarray], labels: dict[str, list[str]], pick: str
-) -> tuple[float, str | None]:
-    """Max or min over every element of every variable; NaN wins (an undefined figure must fail)."""
-    best: tuple[float, str | None] = (math.nan, None)
-    for name, arr in values.items():
-        for v, label in zip(arr.reshape(-1), labels[name], strict=False):
-            if not math.isfinite(v):
-                return float(v), label
-            if best[1] is None or (v > best[0] if pick == "max" else v < best[0]):
-                best = (float(v), label)
-    return best
-
-
-def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every gated figure of `trace`, with the variable or chain where it is worst.
-
-    Default variables: FUSION's four noise parameters and `w`; for any other model, all its variables.
-    """
-    import arviz_stats as azs
-
-    post = trace["posterior"]
-    if var_names is None:
-        names = [v for v in GATED_VARIABLES if v in post.data_vars] or [str(v) for v in post.data_vars]
-    else:
-        names = [v for v in var_names if v in post.data_vars]
-    if not names:
-        raise ValueError(f"the posterior holds none of {list(var_names or GATED_VARIABLES)}")
-    chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    rhat = _per_variable(azs.rhat(trace, var_names=names, method="rank"))
-    bulk = _per_variable(azs.ess(trace, var_names=names, method="bulk"))
-    tail = _per_variable(azs.ess(trace, var_names=names, method="tail"))
-    stats = trace["sample_stats"].to_dataset() if "sample_stats" in trace.children else xr.Dataset()
-    diverging_name = "diverging" if "diverging" in stats else None
-    divergences = int(np.asarray(stats[diverging_name].values, dtype=bool).sum()) if diverging_name else -1
-    if "energy" in stats:
-        ebfmi = np.atleast_1d(np.asarray(azs.bfmi(trace).to_dataset()["energy"].values, dtype=np.float64))
-    else:
-        ebfmi = np.array([math.nan])
-    labels = _labels(post, names)
-    r_max, r_where = _worst(rhat, labels, "max")
-    b_min, b_where = _worst(bulk, labels, "min")
-    t_min, t_where = _worst(tail, labels, "min")
-    e_chain = int(np.nanargmin(ebfmi)) if np.isfinite(ebfmi).any() else 0
-    return {
-        "r_hat_max": r_max,
-        "ess_bulk_per_chain_min": b_min / chains,
-        "ess_tail_per_chain_min": t_min / chains,
-        "divergences": divergences,
-        "e_bfmi_min": float(ebfmi[e_chain]),
-        "r_hat_max_at": r_where,
-        "ess_bulk_min": b_min,
-        "ess_bulk_min_at": b_where,
-        "ess_tail_min": t_min,
-        "ess_tail_min_at": t_where,
-        "transitions": chains * draws,
-        "e_bfmi_min_chain": e_chain,
-        "e_bfmi": [float(v) for v in ebfmi],
-        "chains": chains,
-        "draws": draws,
-        "var_names": names,
-        "per_variable": {
-            n: {
-                "labels": labels[n],
-                "r_hat": rhat[n].tolist(),
-                "ess_bulk": bulk[n].tolist(),
-                "ess_tail": tail[n].tolist(),
-            }
-            for n in names
-        },
-    }
-
-
-def gate(figures: dict[str, Any], thresholds: dict[str, float] | None = None) -> tuple[bool, list[str]]:
-    """Pass/fail and one line per failing figure: value, threshold, by how much, where."""
-    t = {**THRESHOLDS, **(thresholds or {})}
-    messages: list[str] = []
-
-    def undefined(value: float) -> bool:
-        return not math.isfinite(value)
-
-    r = figures["r_hat_max"]
-    if undefined(r) or r > t["r_hat_max"]:
-        messages.append(
-            f"max R-hat {r:.4f} > {t['r_hat_max']} (over by {r - t['r_hat_max']:.4f}) at {figures['r_hat_max_at']}"
-        )
-    for kind in ("bulk", "tail"):
-        per_chain = figures[f"ess_{kind}_per_chain_min"]
-        floor = t[f"ess_{kind}_per_chain_min"]
-        if undefined(per_chain) or per_chain < floor:
-            messages.append(
-                f"min {kind} ESS {per_chain:.1f} per chain < {floor:g} (short by {floor - per_chain:.1f}; "
-                f"{figures[f'ess_{kind}_min']:.1f} over {figures['chains']} chains) at {figures[f'ess_{kind}_min_at']}"
-            )
-    d = figures["divergences"]
-    if d < 0:
-        messages.append("divergences unknown: the trace has no sample_stats.diverging")
-    elif d > t["divergences_max"]:
-        messages.append(
-            f"{d} divergent transitions > {t['divergences_max']:g} "
-            f"({100 * d / max(figures['transitions'], 1):.2f}% of {figures['transitions']} draws)"
-        )
-    e = figures["e_bfmi_min"]
-    if undefined(e) or e < t["e_bfmi_min"]:
-        messages.append(
-            f"min E-BFMI {e:.3f} < {t['e_bfmi_min']} (short by {t['e_bfmi_min'] - e:.3f}) in chain {figures['e_bfmi_min_chain']}"
-        )
-    return not messages, messages
+def decide(
+    sample: Callable[[int], xr.DataTree],
+    draws: int,
+    thresholds: Thresholds = THRESHOLDS,
+    var_names: Sequence[str] | None = None,
+) -> Decision:
+    """Gate `sample(draws)`; while every miss is borderline (within its sampling noise), double
+    the draws, at most `thresholds.borderline_retries` times. A clear failure fails at once, with
+    the same lines as a single-shot gate; the attempts are kept for the report."""
+    attempts: list[dict[str, Any]] = []
+    while True:
+        trace = sample(draws)
+        figures = diagnose(trace, var_names)
+        passed, messages = gate(figures, thresholds)
+        attempts.append({"draws": draws, "passed": passed, "messages": messages, "r_hat_max": figures["r_hat_max"]})
+        if passed or len(attempts) > thresholds.borderline_retries or not borderline(figures, thresholds):
+            return Decision(trace, figures, passed, messages, attempts)
+        draws *= 2
 
 
 def sample_trace(cfg: Any, prepared: Any) -> xr.DataTree:
@@ -194,7 +110,7 @@ def _case_config(case: Any) -> Any:
     return load_config(case.config).with_updates(compat="fixed", inference=SETTINGS)
 
 
-def _plot(figures: dict[str, Any], path: Path) -> Path:
+def _plot(figures: dict[str, Any], path: Path, t: Thresholds = THRESHOLDS) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 3.6), layout="constrained")
@@ -207,18 +123,18 @@ def _plot(figures: dict[str, Any], path: Path) -> Path:
         tail += [t / figures["chains"] for t in vals["ess_tail"]]
     y = np.arange(len(labels))
     ax_r.barh(y, rhat, color="tab:blue")
-    ax_r.axvline(THRESHOLDS["r_hat_max"], color="tab:red", ls="--")
+    ax_r.axvline(t.r_hat_max, color="tab:red", ls="--")
     ax_r.set_xlim(min(0.995, min(rhat) - 0.002), max(1.02, max(rhat) + 0.002))
     ax_r.set_yticks(y, labels)
     ax_r.set_title("R-hat (rank)")
     ax_e.barh(y - 0.2, bulk, 0.4, label="bulk")
     ax_e.barh(y + 0.2, tail, 0.4, label="tail")
-    ax_e.axvline(THRESHOLDS["ess_bulk_per_chain_min"], color="tab:red", ls="--")
+    ax_e.axvline(t.ess_bulk_min, color="tab:red", ls="--")
     ax_e.set_yticks(y, [""] * len(y))
     ax_e.set_title("ESS per chain")
     ax_e.legend()
     ax_b.bar(np.arange(len(figures["e_bfmi"])), figures["e_bfmi"], color="tab:green")
-    ax_b.axhline(THRESHOLDS["e_bfmi_min"], color="tab:red", ls="--")
+    ax_b.axhline(t.e_bfmi_min, color="tab:red", ls="--")
     ax_b.set_xlabel("chain")
     ax_b.set_title(f"E-BFMI; divergences: {figures['divergences']}")
     return write_png(path, fig)
@@ -240,27 +156,35 @@ def run_check(ctx: CheckContext) -> CheckResult:
         f"convergence[{name}]: sampling {cfg.inference.chains}×({cfg.inference.tune}+{cfg.inference.draws})"
     )
     t0 = time.perf_counter()
-    trace = sample_trace(cfg, prepared)
+    limits = ctx.gates.convergence
+    decision = decide(
+        lambda draws: sample_trace(cfg.with_updates(inference={"draws": draws}), prepared),
+        cfg.inference.draws,
+        limits,
+    )
     sampling_s = time.perf_counter() - t0
-    figures = diagnose(trace)
-    passed, messages = gate(figures)
+    trace, figures, passed, messages = decision.trace, decision.figures, decision.passed, decision.messages
+    if decision.note():
+        ctx.progress(f"convergence[{name}]: {decision.note()}")
     with atomic_path(ctx.artifact_dir / "trace.nc", suffix=".nc") as tmp:
         trace.to_netcdf(tmp)
-    _plot(figures, ctx.artifact_dir / "convergence.png")
+    _plot(figures, ctx.artifact_dir / "convergence.png", limits)
     inf = cfg.inference
     return CheckResult(
         name="convergence",
         case=name,
         status="pass" if passed else "fail",
-        figures={**figures, "sampling_s": sampling_s},
+        figures={**figures, "sampling_s": sampling_s, "attempts": decision.attempts},
         thresholds={
-            "r_hat_max": f"≤ {THRESHOLDS['r_hat_max']}",
-            "ess_bulk": f"≥ {THRESHOLDS['ess_bulk_per_chain_min']:g} per chain",
-            "ess_tail": f"≥ {THRESHOLDS['ess_tail_per_chain_min']:g} per chain",
-            "divergences": f"≤ {THRESHOLDS['divergences_max']}",
-            "e_bfmi": f"≥ {THRESHOLDS['e_bfmi_min']} every chain",
+            "r_hat_max": f"≤ {limits.r_hat_max}",
+            "ess_bulk": f"≥ {limits.ess_bulk_min:g} per chain",
+            "ess_tail": f"≥ {limits.ess_tail_min:g} per chain",
+            "divergences": f"≤ {limits.divergences_max}",
+            "e_bfmi": f"≥ {limits.e_bfmi_min} every chain",
+            "borderline": f"a miss within R-hat +{limits.borderline_r_hat}, ESS −{limits.borderline_ess:.0%}, "
+            f"E-BFMI −{limits.borderline_e_bfmi} doubles the draws (≤ {limits.borderline_retries} times) before failing",
         },
-        messages=messages,
+        messages=messages + ([decision.note()] if decision.note() else []),
         plots=["convergence.png"],
         duration_s=time.perf_counter() - start,
         config_hash=config_hash(cfg),
@@ -269,7 +193,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "compat": "fixed",
             "sampler": inf.sampler,
             "seed": inf.seed,
-            "draws": inf.draws,
+            "draws": decision.attempts[-1]["draws"],
             "tune": inf.tune,
             "chains": inf.chains,
             "target_accept": inf.target_accept,

@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.stats import norm
 
+from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
+from fusion.diagnostics import Thresholds
 from fusion.errors import InputError
 from fusion.io import write_png
 from harness import artifacts
@@ -387,7 +390,13 @@ def statistical_parity(
                 f"{abs(delta) / tol:.2f}× the bound)"
             )
     table = pd.DataFrame(rows)
-    figures = {"quantities": len(rows), "max_ratio": float(table["ratio"].max()) if len(table) else None}
+    per_quantity = float(2.0 * norm.sf(k))  # |Δ|/√(mcse²+mcse²) ~ N(0, 1) when both sample one posterior
+    figures = {
+        "quantities": len(rows),
+        "max_ratio": float(table["ratio"].max()) if len(table) else None,
+        "false_alarm_rate_per_quantity": per_quantity,
+        "false_alarm_rate": float(1.0 - (1.0 - per_quantity) ** len(rows)),  # any quantity, same posterior
+    }
     return Component("statistical", not messages, messages, figures), table
 
 
@@ -449,7 +458,12 @@ class CaseReport:
 
 
 def check_case(
-    case: Case, *, suite: str, artifact_dir: Path, progress: Callable[[str], None] = print
+    case: Case,
+    *,
+    suite: str,
+    artifact_dir: Path,
+    progress: Callable[[str], None] = print,
+    thresholds: Thresholds = THRESHOLDS_CONVERGENCE,
 ) -> CaseReport:
     """Every parity comparison `case` holds the files for; the others are listed as skipped, with why.
 
@@ -545,8 +559,8 @@ def check_case(
             ),
             convergence_fusion=_key_figures(ours),
             convergence_prototype=_key_figures(theirs),
-            gate_fusion=gate(ours)[1] or "passes",
-            gate_prototype=gate(theirs)[1] or "passes",
+            gate_fusion=gate(ours, thresholds)[1] or "passes",
+            gate_prototype=gate(theirs, thresholds)[1] or "passes",
         )
         components.append(component)
         artifacts.write_table(artifact_dir / "statistical_parity.csv", table)
@@ -557,7 +571,7 @@ def check_case(
         progress(
             f"parity[{case.name}]: sampling both compats for the science impact on posterior-mean weights"
         )
-        component, sampled_tables = sampled_impact(data)
+        component, sampled_tables = sampled_impact(data, thresholds)
         components.append(component)
         for name, table in sampled_tables.items():
             artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
@@ -573,17 +587,31 @@ def check_case(
     )
 
 
-def sampled_impact(data: CaseData) -> tuple[Component, dict[str, pd.DataFrame]]:
-    """Full suite: the impact on what `fusion run` reports (posterior-mean `w`), each trace gated."""
+def sampled_impact(
+    data: CaseData, thresholds: Thresholds = THRESHOLDS_CONVERGENCE
+) -> tuple[Component, dict[str, pd.DataFrame]]:
+    """Full suite: the impact on what `fusion run` reports (posterior-mean `w`), each trace gated
+    (a borderline trace is sampled longer before it may fail, as in the convergence check)."""
+    from harness.convergence import SETTINGS, decide
     from harness.impact import sle_impact, weights_impact
 
     means: dict[str, pd.DataFrame] = {}
     messages: list[str] = []
     figures: dict[str, Any] = {"settings": SETTINGS}
     for compat, prepared in (("prototype", data.prepared), ("fixed", data.prepared_fixed)):
-        trace = sample_case(data.config(compat).with_updates(inference=SETTINGS), prepared)
-        ok, lines = gate(diagnose(trace))
+        cfg = data.config(compat).with_updates(inference=SETTINGS)
+        decision = decide(
+            lambda draws, cfg=cfg, prepared=prepared: sample_case(
+                cfg.with_updates(inference={"draws": draws}), prepared
+            ),
+            cfg.inference.draws,
+            thresholds,
+        )
+        trace, ok, lines = decision.trace, decision.passed, decision.messages
         figures[f"gate_{compat}"] = "passes" if ok else lines
+        figures[f"attempts_{compat}"] = decision.attempts
+        if decision.note():
+            figures[f"note_{compat}"] = decision.note()
         messages += [f"compat {compat} trace: {line}" for line in lines]
         w = trace["posterior"]["w"].mean(("chain", "draw"))
         means[compat] = pd.DataFrame(
@@ -630,7 +658,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
     for name in names:
         sub = ctx.artifact_dir if len(names) == 1 else ctx.artifact_dir / name
         case = catalog.get(name, sub)
-        report = check_case(case, suite=ctx.suite, artifact_dir=sub, progress=ctx.progress)
+        report = check_case(
+            case, suite=ctx.suite, artifact_dir=sub, progress=ctx.progress, thresholds=ctx.gates.convergence
+        )
         prefix = "" if len(names) == 1 else f"{name}."
         for comp in report.components:
             figures[f"{prefix}{comp.name}"] = {"passed": comp.passed, **comp.figures}

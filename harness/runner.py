@@ -37,6 +37,7 @@ from fusion.errors import InputError
 from harness import artifacts, records
 from harness.cases import PER_CASE_CHECKS, CaseCatalog
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+from harness.gates import Gates
 from harness.paths import repo_root
 
 __all__ = [
@@ -94,6 +95,7 @@ class RunOptions:
     suite: str = "quick"
     checks: tuple[str, ...] = CHECK_NAMES
     scheduler: str | None = None
+    gates: Gates = Gates()
     golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
     fixtures_dir: Path = field(default_factory=lambda: repo_root() / "fixtures")
     case_dirs: tuple[Path, ...] = ()  # `--case`: per-case checks run on these instead of the bundled cases
@@ -132,6 +134,7 @@ def fingerprint(options: RunOptions, catalog: CaseCatalog | None = None) -> str:
     catalog = catalog if catalog is not None else CaseCatalog(options.golden_dir, options.fixtures_dir)
     for label, digest in catalog.fingerprint_parts():
         h.update(f"{label}:{digest}\n".encode())
+    h.update(options.gates.digest().encode())  # other thresholds, other verdicts: nothing reused
     return h.hexdigest()
 
 
@@ -296,6 +299,7 @@ def _run_locked(
             scheduler=options.scheduler,
             case=item.case,
             progress=progress,
+            gates=options.gates,
             catalog=catalog,
         )
         start_at, start = _now(), time.perf_counter()

@@ -32,8 +32,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fusion.diagnostics import Thresholds
+from fusion.diagnostics import gate as fusion_gate
 from fusion.io import write_csv, write_json, write_png
 from harness.checks import CheckContext, CheckResult
+from harness.gates import SBC_FIT
 from harness.simulate import (
     CORRECT,
     DROPPED_LOGNORM_TERM,
@@ -114,18 +117,14 @@ class SBCGate:
     """How fits and ranks are judged (changing it never refits: the figures are stored raw).
 
     Per-fit figures come from 2 short chains (500 draws each), where an R-hat of 1.01 is within
-    noise, so the per-fit R-hat bound is looser than the production gate's (DESIGN.md check 3);
-    the ESS bounds are totals over both chains.
+    noise, so the per-fit thresholds (`harness.gates.SBC_FIT`, settable in the harness config
+    file) are looser than the production gate's (DESIGN.md check 3); same names, same `gate`.
     """
 
-    alpha: float = 0.01  # family-wise, over quantities × tests
+    alpha: float = 0.01  # family-wise false-alarm rate, over quantities × tests (Bonferroni)
     bins: int = 20
     n_simulations: int = 10_000  # for the ECDF simultaneous band
-    rhat_max: float = 1.05
-    max_divergences: int = 0
-    ebfmi_min: float = 0.2
-    ess_bulk_min: float = 50.0  # also bounds the thinned draws a rank is taken among
-    ess_tail_min: float = 50.0
+    fit: Thresholds = SBC_FIT  # per fit; its bulk ESS floor also bounds the thinned draws
     max_failed_fraction: float = 0.05
 
 
@@ -182,7 +181,7 @@ def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
     ll = loglik_draws(result.draws, design, s2, n_obs)  # (chains, draws)
     quantities = np.concatenate([np.moveaxis(result.draws, -1, 0), ll[None]], axis=0)  # (Q, C, D)
     truth = np.r_[theta, loglik_draws(theta, design, s2, n_obs)]
-    conv = convergence(quantities, result)
+    conv = convergence(quantities, result, QUANTITIES)
     flat = quantities.reshape(len(QUANTITIES), -1)
     keep = thin_indices(spec.chains, result.draws.shape[1], conv["ess_bulk_min"])
     ranks = [int(r) for r in (flat[:, keep] < truth[:, None]).sum(axis=1)]
@@ -206,19 +205,7 @@ def sbc_chunk(spec: SBCSpec, indices: list[int], cores: int) -> dict[str, Any]:
 
 def fit_problems(record: dict[str, Any], gate: SBCGate) -> list[str]:
     """Why a fit may not be used ([] when it may): each failing convergence figure, by name."""
-    c = record["convergence"]
-    out = []
-    if not c["ess_bulk_min"] >= gate.ess_bulk_min:
-        out.append(f"ess_bulk_min {c['ess_bulk_min']:.0f} < {gate.ess_bulk_min}")
-    if not c["rhat_max"] <= gate.rhat_max:
-        out.append(f"rhat_max {c['rhat_max']:.3f} > {gate.rhat_max}")
-    if c["divergences"] > gate.max_divergences:
-        out.append(f"{c['divergences']} divergences")
-    if not c["ebfmi_min"] >= gate.ebfmi_min:
-        out.append(f"ebfmi_min {c['ebfmi_min']:.2f} < {gate.ebfmi_min}")
-    if not c["ess_tail_min"] >= gate.ess_tail_min:
-        out.append(f"ess_tail_min {c['ess_tail_min']:.0f} < {gate.ess_tail_min}")
-    return out
+    return fusion_gate(record["convergence"], gate.fit)[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,9 +377,10 @@ def summarize(
         "rejected_with_failed_fits": [q for q, t in with_failed.items() if t["reject"]],
         "shape": {q: shape_of(t) for q, t in tests.items()},
         "rejected": rejected,
+        "false_alarm_rate": gate.alpha,
         "posterior_contraction": contraction,
         "per_fit": {
-            "rhat_max_worst": float(np.nanmax([c["rhat_max"] for c in conv])) if conv else math.nan,
+            "r_hat_max_worst": float(np.nanmax([c["r_hat_max"] for c in conv])) if conv else math.nan,
             "ess_bulk_min_worst": float(np.nanmin([c["ess_bulk_min"] for c in conv])) if conv else math.nan,
             "ess_bulk_min_median": float(np.nanmedian([c["ess_bulk_min"] for c in conv]))
             if conv
@@ -400,7 +388,7 @@ def summarize(
             "ess_tail_min_worst": float(np.nanmin([c["ess_tail_min"] for c in conv])) if conv else math.nan,
             "divergences_total": int(sum(c["divergences"] for c in conv)),
             "fits_with_divergences": int(sum(c["divergences"] > 0 for c in conv)),
-            "ebfmi_min_worst": float(np.nanmin([c["ebfmi_min"] for c in conv])) if conv else math.nan,
+            "e_bfmi_min_worst": float(np.nanmin([c["e_bfmi_min"] for c in conv])) if conv else math.nan,
             "mean_leapfrog_steps": float(np.mean([c["mean_steps"] for c in conv])) if conv else math.nan,
         },
         "draws": spec.draws,
@@ -454,7 +442,7 @@ def _write_tables(folder: Path, outcome: SBCOutcome, problems: dict[int, list[st
                 "index": r["index"],
                 **{f"true_{q}": r["truth"][q] for q in QUANTITIES},
                 **{f"rank_{q}": r["ranks"][q] for q in QUANTITIES},
-                **{k: c[k] for k in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min")},
+                **{k: c[k] for k in ("r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "e_bfmi_min")},
                 "n_thinned": r["n_thinned"],
                 "usable": not problems[r["index"]],
                 "problems": "; ".join(problems[r["index"]]),
@@ -578,7 +566,7 @@ def _tempered_report(gen: SBCOutcome, tmp: SBCOutcome) -> dict[str, Any]:
 def run_check(ctx: CheckContext) -> CheckResult:
     """SBC of the generative form (gated) and of the tempered form (reported)."""
     start = time.perf_counter()
-    gate = SBCGate()
+    gate = SBCGate(fit=ctx.gates.sbc)
     out = Path(ctx.artifact_dir)
     n_before = compile_count()
     gen = run_sbc(
@@ -627,13 +615,8 @@ def run_check(ctx: CheckContext) -> CheckResult:
         "alpha_family": gate.alpha,
         "alpha_per_test": gate.alpha / (2 * len(QUANTITIES)),
         "rank_bins": gate.bins,
-        "per_fit": {
-            "rhat_max": gate.rhat_max,
-            "max_divergences": gate.max_divergences,
-            "ebfmi_min": gate.ebfmi_min,
-            "ess_tail_min": gate.ess_tail_min,
-            "ess_bulk_min": gate.ess_bulk_min,
-        },
+        "false_alarm_rate": gate.alpha,  # P(a correct model fails SBC), family-wise over quantities and tests
+        "per_fit": gate.fit.as_dict(),  # ESS floors per chain
         "max_failed_fraction": gate.max_failed_fraction,
     }
     write_json(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import threading
@@ -358,32 +357,26 @@ def fit(
     )
 
 
-def convergence(quantities: np.ndarray, result: Fit) -> dict[str, float]:
-    """R-hat, bulk/tail ESS (ArviZ), divergences and E-BFMI for (Q, chains, draws) quantities."""
-    from arviz_stats.base import array_stats
+#: What a replicate stores of `diagnose_draws`: enough for `fusion.diagnostics.gate` and the tables.
+_KEPT = (
+    "r_hat_max", "r_hat_max_at", "ess_bulk_min", "ess_bulk_min_at", "ess_tail_min", "ess_tail_min_at",
+    "ess_bulk_per_chain_min", "ess_tail_per_chain_min", "divergences", "transitions", "e_bfmi_min",
+    "e_bfmi_min_chain", "chains",
+)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ess_bulk = np.asarray(array_stats.ess(quantities, method="bulk"), dtype=float)
-        ess_tail = np.asarray(array_stats.ess(quantities, method="tail", prob=0.05), dtype=float)
-        rhat = np.asarray(array_stats.rhat(quantities, method="rank"), dtype=float)
-        bfmi = np.asarray(array_stats.bfmi(result.energy), dtype=float)
+
+def convergence(quantities: np.ndarray, result: Fit, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The per-fit convergence figures of (Q, chains, draws) quantities, in the vocabulary of
+    `fusion.diagnostics` (the release gate's), plus mean leapfrog steps and each bulk ESS."""
+    from fusion.diagnostics import diagnose_draws
+
+    names = list(names) if names is not None else [f"q{i}" for i in range(len(quantities))]
+    figures = diagnose_draws(dict(zip(names, quantities)), result.diverging, result.energy)
     return {
-        "rhat_max": _nanworst(rhat, max),
-        "ess_bulk_min": _nanworst(ess_bulk, min),
-        "ess_tail_min": _nanworst(ess_tail, min),
-        "divergences": int(result.diverging.sum()),
-        "ebfmi_min": _nanworst(bfmi, min),
+        **{k: figures[k] for k in _KEPT},
         "mean_steps": float(result.n_steps.mean()),
-        "ess_bulk": [float(x) for x in ess_bulk],
+        "ess_bulk": [float(figures["per_variable"][n]["ess_bulk"][0]) for n in names],
     }
-
-
-def _nanworst(values: np.ndarray, pick: Callable) -> float:
-    """The worst figure; NaN (undefined, e.g. a stuck chain) counts as worst."""
-    values = np.asarray(values, dtype=float).ravel()
-    if values.size == 0 or not np.all(np.isfinite(values)):
-        return math.nan
-    return float(pick(values))
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ have the same log-density and gradient, and the benchmark times one against the 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,6 +49,31 @@ __all__ = [
     "build_loop_model",
     "FusedDensity",
 ]
+
+
+
+def strict_pytensor_float() -> None:
+    """Compile PyTensor graphs without `fastmath`, here and in every sampler child process.
+
+    PyTensor's Numba backend turns on `reassoc`, `afn`, `arcp` by default. A graph compiled
+    fresh and the same graph loaded from PyTensor's cache then regroup sums differently:
+    measured on the SBC graph, a cold cache and a warm cache gave different draws for the same
+    seed, and with the flag off they agree bit for bit. The environment variable carries the
+    setting into processes PyMC and the harness spawn. An explicit `numba__fastmath` in
+    `PYTENSOR_FLAGS` is left alone.
+    """
+    import os
+
+    import pytensor
+
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "numba__fastmath" in flags:
+        return
+    pytensor.config.numba__fastmath = False
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, "numba__fastmath=False"]))
+
+
+strict_pytensor_float()
 
 #: The four free parameters, in the order every table lists them.
 PARAMS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
@@ -241,7 +267,12 @@ def build_loop_model(prepared: Prepared, settings: NoiseSettings | None = None) 
 # ---------------------------------------------------------------------------------------------
 
 _CHUNK = 32
-_FASTMATH = {"reassoc", "contract", "nsz"}  # reorder sums only: no approximate functions, NaN/inf kept
+#: No `reassoc`: with it LLVM regroups the sums, and Numba's freshly compiled kernel and the same
+#: kernel loaded from its on-disk cache regroup them differently (measured: the same x gives
+#: values a few ULP apart, so a seeded chain diverges between a cold and a warm cache).
+#: `contract` (fused multiply-add) and `nsz` do not change between the two; tested in
+#: tests/inference/test_determinism.py.
+_FASTMATH = {"contract", "nsz"}
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -332,6 +363,57 @@ def unpack(buf):  # pragma: no cover - compiled
     pos += 3 * n_streams
     data = buf[pos:pos + 4 * k].reshape((4, k))
     return data, bounds, consts, prior
+
+
+_N_PARAMS = len(PARAMS)
+
+
+@functools.cache
+def c_callbacks() -> tuple[object, object]:
+    """nutpie's C callbacks (logp+gradient, expand) around the fused kernel; cached on disk by Numba.
+
+    Defined in this module, next to the kernel they inline: Numba invalidates a cached function
+    only when its own source file changes, so callbacks cached from another module kept running
+    an edited kernel's old code. The kernel's data arrive as one float64 buffer (`FusedDensity.packed`) whose first element
+    is its length, so the callbacks hold no pointers of their own and can be cached. They read
+    only module globals (no closure cells), which keeps Numba's cache key stable across runs.
+    """
+    import numba
+    from numba import types
+
+    dptr = types.CPointer(types.double)
+    logp_sig = types.int64(types.uint64, dptr, dptr, dptr, types.voidptr)  # dim, x, grad, logp, data
+    expand_sig = types.int64(types.uint64, types.uint64, dptr, dptr, types.voidptr)  # dim, n_out, x, out
+
+    @numba.cfunc(logp_sig, cache=True, nogil=True, error_model="numpy")
+    def c_logp(dim, x_, grad_, logp_, user_):  # pragma: no cover - compiled
+        if dim != _N_PARAMS:
+            return -1
+        size = numba.carray(user_, (1,), np.float64)[0]
+        data, bounds, consts, prior = unpack(numba.carray(user_, (int(size),), np.float64))
+        x = numba.carray(x_, (_N_PARAMS,))
+        grad = numba.carray(grad_, (_N_PARAMS,))
+        value = _logp_grad(x, data, bounds, consts, prior, grad)
+        numba.carray(logp_, (1,))[0] = value
+        for j in range(_N_PARAMS):
+            if not np.isfinite(grad[j]):
+                return 3
+        if not np.isfinite(value):
+            return 4
+        return 0
+
+    @numba.cfunc(expand_sig, cache=True, nogil=True)
+    def c_expand(dim, n_expanded, x_, out_, user_):  # pragma: no cover - compiled
+        if dim != _N_PARAMS or n_expanded != _N_PARAMS:
+            return -1
+        x = numba.carray(x_, (_N_PARAMS,))
+        out = numba.carray(out_, (_N_PARAMS,))
+        for j in range(_N_PARAMS):
+            out[j] = np.exp(x[j])
+        return 0
+
+    return c_logp, c_expand
+
 
 
 class FusedDensity:

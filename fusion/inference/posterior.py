@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import PARAMS, NoiseSettings, sigma_obs_squared, squared_residuals
+from fusion.inference.model import _FASTMATH, PARAMS, NoiseSettings, sigma_obs_squared, squared_residuals
 
 __all__ = ["member_logliks", "softmax_weights", "add_member_deterministics", "MEMBER_VARS"]
 
@@ -25,7 +25,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _CHUNK_ELEMENTS = 1 << 23  # draws × points held at once (64 MiB of float64)
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"}, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
 def _inverse_variances(params, a, speed, n_thick, inv, logdet):  # pragma: no cover - compiled
     """Per draw: 1/σ²_tot of every point into `inv`, Σ log σ²_tot per stream into `logdet`.
 

@@ -10,7 +10,6 @@ scalars, then `w` and `logL_*` per member computed from the draws) and `sample_s
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
@@ -24,10 +23,9 @@ from fusion.inference.model import (
     PRIOR_SIGMA,
     FusedDensity,
     NoiseSettings,
-    _logp_grad,
     build_model,
-    unpack,
 )
+from fusion.inference.model import c_callbacks as _c_callbacks
 from fusion.inference.posterior import add_member_deterministics
 
 if TYPE_CHECKING:
@@ -101,54 +99,6 @@ def _storable(ds: xr.Dataset) -> xr.Dataset:
                 text = np.array(["" if v is None else str(v) for v in values.ravel()]).reshape(values.shape)
                 ds[name] = da.copy(data=text)
     return ds
-
-
-_N_PARAMS = len(PARAMS)
-
-
-@functools.cache
-def _c_callbacks() -> tuple[object, object]:
-    """nutpie's C callbacks (logp+gradient, expand) around the fused kernel; cached on disk by Numba.
-
-    The kernel's data arrive as one float64 buffer (`FusedDensity.packed`) whose first element
-    is its length, so the callbacks hold no pointers of their own and can be cached. They read
-    only module globals (no closure cells), which keeps Numba's cache key stable across runs.
-    """
-    import numba
-    from numba import types
-
-    dptr = types.CPointer(types.double)
-    logp_sig = types.int64(types.uint64, dptr, dptr, dptr, types.voidptr)  # dim, x, grad, logp, data
-    expand_sig = types.int64(types.uint64, types.uint64, dptr, dptr, types.voidptr)  # dim, n_out, x, out
-
-    @numba.cfunc(logp_sig, cache=True, nogil=True, error_model="numpy")
-    def c_logp(dim, x_, grad_, logp_, user_):  # pragma: no cover - compiled
-        if dim != _N_PARAMS:
-            return -1
-        size = numba.carray(user_, (1,), np.float64)[0]
-        data, bounds, consts, prior = unpack(numba.carray(user_, (int(size),), np.float64))
-        x = numba.carray(x_, (_N_PARAMS,))
-        grad = numba.carray(grad_, (_N_PARAMS,))
-        value = _logp_grad(x, data, bounds, consts, prior, grad)
-        numba.carray(logp_, (1,))[0] = value
-        for j in range(_N_PARAMS):
-            if not np.isfinite(grad[j]):
-                return 3
-        if not np.isfinite(value):
-            return 4
-        return 0
-
-    @numba.cfunc(expand_sig, cache=True, nogil=True)
-    def c_expand(dim, n_expanded, x_, out_, user_):  # pragma: no cover - compiled
-        if dim != _N_PARAMS or n_expanded != _N_PARAMS:
-            return -1
-        x = numba.carray(x_, (_N_PARAMS,))
-        out = numba.carray(out_, (_N_PARAMS,))
-        for j in range(_N_PARAMS):
-            out[j] = np.exp(x[j])
-        return 0
-
-    return c_logp, c_expand
 
 
 def _initial_point(seed: int) -> np.ndarray:

@@ -181,5 +181,8 @@ def test_diverging_sampler_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert results["parity"].status == "pass", results["parity"].messages
     assert outcome.marker == "_RUN_FAILED" and outcome.exit_code == 1
     messages = results["convergence"].messages
-    assert any(m.endswith("divergent transitions > 0 (1.25% of 400 draws)") for m in messages), messages
-    assert results["convergence"].figures["divergences"] == 5
+    diverged = results["convergence"].figures["divergences"]  # 2 with PyTensor's strict float, 5 with fastmath
+    assert diverged > 0
+    line = f"{diverged} divergent transitions > 0 ({100 * diverged / 400:.2f}% of 400 draws)"
+    assert line in messages, messages
+    assert len(results["convergence"].figures["attempts"]) == 1  # a divergence is never borderline

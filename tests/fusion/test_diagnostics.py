@@ -11,9 +11,11 @@ import pytest
 import xarray as xr
 
 from fusion.diagnostics import (
-    ESS_PER_CHAIN_MIN,
+    THRESHOLDS,
+    Thresholds,
+    borderline,
     convergence_gate,
-    sampler_diagnostics,
+    diagnose,
     weight_stability_across_seeds,
 )
 from fusion.errors import ConvergenceWarning
@@ -37,13 +39,13 @@ def _good(rng: np.random.Generator, chains: int = 4, n: int = 500) -> xr.DataTre
 
 def test_figures_match_arviz_stats_and_pass_the_gate() -> None:
     trace = _good(np.random.default_rng(0))
-    d = sampler_diagnostics(trace)
+    d = diagnose(trace, PARAMS)
     rhat = azs.rhat(trace, var_names=list(PARAMS)).to_dataset()
     ess = azs.ess(trace, var_names=list(PARAMS), method="tail").to_dataset()
     assert d["r_hat_max"] == max(float(rhat[p]) for p in PARAMS)
     assert d["ess_tail_min"] == min(float(ess[p]) for p in PARAMS)
     assert d["divergences"] == 0 and d["chains"] == 4 and d["draws"] == 500
-    assert d["e_bfmi_min"] > 0.3 and d["ess_bulk_min"] > ESS_PER_CHAIN_MIN * 4
+    assert d["e_bfmi_min"] > 0.3 and d["ess_bulk_min"] > THRESHOLDS.ess_bulk_min * 4
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         assert convergence_gate(d) == {}
@@ -58,34 +60,64 @@ def test_each_failing_figure_warns_with_its_threshold() -> None:
     energy = np.cumsum(rng.normal(size=(chains, n)), axis=1)  # slowly drifting energy: low E-BFMI
     diverging = np.zeros((chains, n), dtype=bool)
     diverging[0, :3] = True
-    d = sampler_diagnostics(_trace(draws, energy, diverging))
+    d = diagnose(_trace(draws, energy, diverging), PARAMS)
     assert d["divergences"] == 3
-    assert d["r_hat_max_var"] in {"sigma_base_vel", "beta_thick"}
+    assert d["r_hat_max_at"] in {"sigma_base_vel", "beta_thick"}
     with pytest.warns(ConvergenceWarning) as record:
         failures = convergence_gate(d)
-    assert set(failures) == {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "e_bfmi_min"}
+    assert set(failures) == {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences_max", "e_bfmi_min"}
     text = " | ".join(str(w.message) for w in record)
-    for needle in ("R-hat", "> 1.01", "bulk ESS", "< 400", "tail ESS", "divergent", "E-BFMI", "< 0.3"):
+    for needle in ("R-hat", "> 1.01", "bulk ESS", "per chain < 100", "tail ESS", "divergent", "E-BFMI", "< 0.3"):
         assert needle in text, needle
     assert len(record) == 5
-    assert failures["ess_bulk_min"]["threshold"] == 400
+    assert failures["ess_bulk_min"]["threshold"] == 100
 
 
 def test_undefined_figures_fail_and_quiet_mode_does_not_warn() -> None:
-    d = sampler_diagnostics(_good(np.random.default_rng(2)))
+    d = diagnose(_good(np.random.default_rng(2)), PARAMS)
     d = {**d, "r_hat_max": float("nan")}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         failures = convergence_gate(d, warn=False)
     assert list(failures) == ["r_hat_max"]
-    assert "NaN" in failures["r_hat_max"]["message"]
+    assert "nan" in failures["r_hat_max"]["message"]
 
 
 def test_ess_threshold_scales_with_chains() -> None:
-    d = sampler_diagnostics(_good(np.random.default_rng(3), chains=2, n=150))
+    d = diagnose(_good(np.random.default_rng(3), chains=2, n=150), PARAMS)
     assert d["ess_bulk_min"] < 400  # would fail at four chains ...
-    failures = convergence_gate({**d, "ess_bulk_min": 250.0, "ess_tail_min": 250.0}, warn=False)
+    failures = convergence_gate({**d, "ess_bulk_per_chain_min": 125.0, "ess_tail_per_chain_min": 125.0}, warn=False)
     assert "ess_bulk_min" not in failures and "ess_tail_min" not in failures  # ... passes at 2 × 100
+
+
+def test_a_trace_without_a_divergence_record_is_an_error() -> None:
+    trace = _good(np.random.default_rng(4))
+    stats = trace["sample_stats"].to_dataset().drop_vars("diverging")
+    bare = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
+    with pytest.raises(ValueError, match="no sample_stats.diverging"):
+        diagnose(bare)
+
+
+def test_thresholds_from_a_config_mapping_reject_unknown_keys_and_bad_values() -> None:
+    assert Thresholds.from_mapping({"r_hat_max": 1.02, "divergences_max": 1}) == Thresholds(
+        r_hat_max=1.02, divergences_max=1
+    )
+    with pytest.raises(ValueError, match=r"cfg.yaml: unknown key\(s\) \['rhat'\]"):
+        Thresholds.from_mapping({"rhat": 1.02}, "cfg.yaml")
+    for bad in ({"r_hat_max": "x"}, {"divergences_max": 0.5}, {"e_bfmi_min": -1}, {"ess_bulk_min": True}):
+        with pytest.raises(ValueError, match="must be a non-negative"):
+            Thresholds.from_mapping(bad)
+
+
+def test_borderline_only_when_every_miss_is_within_its_margin() -> None:
+    d = diagnose(_good(np.random.default_rng(5)), PARAMS)
+    assert not borderline(d)  # a passing run is not borderline
+    assert borderline({**d, "r_hat_max": 1.012})  # over by 0.002 ≤ 0.005
+    assert not borderline({**d, "r_hat_max": 1.2})  # a genuine failure
+    assert borderline({**d, "ess_tail_per_chain_min": 85.0})  # short by 15 % ≤ 20 %
+    assert not borderline({**d, "ess_tail_per_chain_min": 50.0})
+    assert not borderline({**d, "r_hat_max": 1.012, "divergences": 1})  # a divergence never is
+    assert not borderline({**d, "r_hat_max": float("nan")})
 
 
 def _weights(order: list[str], values: dict[str, float]) -> pd.Series:

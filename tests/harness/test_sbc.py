@@ -57,15 +57,17 @@ def test_band_is_arvizs_simultaneous_band() -> None:
 
 
 def test_every_failing_figure_is_named() -> None:
-    ok = {"rhat_max": 1.01, "ess_bulk_min": 300.0, "ess_tail_min": 200.0, "divergences": 0, "ebfmi_min": 0.8}
+    where = {"r_hat_max_at": "loglik", "ess_bulk_min_at": "beta_vel", "ess_tail_min_at": "beta_vel"}
+    common = {**where, "chains": 2, "transitions": 1000, "e_bfmi_min_chain": 1}
+    ok = {
+        **common, "r_hat_max": 1.01, "ess_bulk_min": 300.0, "ess_tail_min": 200.0, "ess_bulk_per_chain_min": 150.0,
+        "ess_tail_per_chain_min": 100.0, "divergences": 0, "e_bfmi_min": 0.8,
+    }
     assert fit_problems({"convergence": ok}, SBCGate()) == []
     bad = {
-        "rhat_max": float("nan"),
-        "ess_bulk_min": 10.0,
-        "ess_tail_min": 5.0,
-        "divergences": 2,
-        "ebfmi_min": 0.1,
+        **common, "r_hat_max": float("nan"), "ess_bulk_min": 10.0, "ess_tail_min": 5.0, "ess_bulk_per_chain_min": 5.0,
+        "ess_tail_per_chain_min": 2.5, "divergences": 2, "e_bfmi_min": 0.1,
     }
     problems = " ".join(fit_problems({"convergence": bad}, SBCGate()))
-    for word in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "ebfmi_min"):
-        assert word in problems
+    for words in ("R-hat nan", "bulk ESS 5.0 per chain < 25", "tail ESS 2.5 per chain < 25", "2 divergent", "E-BFMI 0.100"):
+        assert words in problems, words
