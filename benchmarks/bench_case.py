@@ -36,7 +36,7 @@ LIMIT_GB = 1.0
 
 def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
     """Inputs, config, case.yaml and reference/ under `root` (reused when already complete)."""
-    from fusion.data.synthetic import generate
+    from fusion.data.synthetic import SyntheticSpec, generate
 
     case = root / "case"
     if (case / "_SUCCESS").is_file():
@@ -45,7 +45,7 @@ def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int
     config = data / "config.yaml"
     if not config.exists():
         t = time.perf_counter()
-        generate(data, ny=ny, nx=nx, members=members, years=years, with_projection=False)
+        generate(data, SyntheticSpec(ny=ny, nx=nx, members=members, years=years, with_projection=False))
         config.write_text(
             "compat: prototype\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
             "ensemble: {dir: ensemble}\n"

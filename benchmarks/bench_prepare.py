@@ -75,13 +75,14 @@ def full_size_arguments(description: str) -> argparse.Namespace:
 def main() -> None:
     args = full_size_arguments(__doc__.splitlines()[0])
 
-    from fusion.data.synthetic import generate
+    from fusion.data.synthetic import SyntheticSpec, generate
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-"))
     config = root / "config.yaml"
     if not config.exists():
         t = time.perf_counter()
-        generate(root, ny=args.ny, nx=args.nx, members=args.members, years=tuple(args.years), with_projection=False)
+        spec = SyntheticSpec(ny=args.ny, nx=args.nx, members=args.members, years=tuple(args.years), with_projection=False)
+        generate(root, spec)
         config.write_text(
             "compat: prototype\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
             "ensemble: {dir: ensemble}\n"

@@ -58,9 +58,9 @@ inference:
 
 def make_case(root: Path) -> None:
     """Write the synthetic case (60 x 80 grid, 6 yearly files, 27 members) and one config per setting."""
-    from fusion.data.synthetic import generate
+    from fusion.data.synthetic import SyntheticSpec, generate
 
-    generate(root, ny=60, nx=80, members=27, years=(2015, 2020), seed=7)
+    generate(root, SyntheticSpec(ny=60, nx=80, members=27, years=(2015, 2020), seed=7))
     for name, setting in SETTINGS.items():
         (root / f"{name}.yaml").write_text(_CONFIG.format(inference=setting["inference"]))
 

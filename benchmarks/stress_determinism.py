@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.paths import repo_root  # noqa: E402
+from harness.paths import repo_root
 
 REPO = repo_root()
 

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 TABLES_DIR = "tables"
-#: changes written by `--snapshot-update` during this session, printed by harness/conftest.py
+#: changes written by `--snapshot-update` during this session, printed by harness/tests/conftest.py
 UPDATES: list[str] = []
 
 
@@ -365,7 +365,7 @@ class GoldenTableExtension(SingleFileSnapshotExtension):
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """pytest hook (imported by harness/conftest.py): after `--snapshot-update`, list every changed golden cell."""
+    """pytest hook (imported by harness/tests/conftest.py): after `--snapshot-update`, list every changed golden cell."""
     if not UPDATES:
         return
     terminalreporter.section("golden tables updated (review this diff before committing)")

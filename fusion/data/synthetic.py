@@ -4,7 +4,7 @@ The harness needs data whose truth is known (recovery, coverage, stability) and 
 small example that runs in seconds; both must look, byte for byte in structure, like the
 inputs the prototype was written for, awkward cases included (day-00 time origins, a
 fill-valued time row, missing error variables, observation gaps). Everything here is a
-function of the arguments: the same call writes the same arrays.
+function of one frozen `SyntheticSpec`: the same spec writes the same bytes.
 
 Physics, kept simple but with the right shapes and magnitudes:
 - an ellipse-ish ice sheet (Vialov-like thickness profile, 150 m at the margin);
@@ -15,7 +15,7 @@ Physics, kept simple but with the right shapes and magnitudes:
   deviation is the uncertainty written beside them, with cloud/no-coverage gaps, a tail of
   uncertainties above the pipeline's thresholds and a few NaNs inside member fields.
 
-Member indices in arguments (`truth_member`, `fill_member`, ...) are 0-based positions:
+Member indices in the spec (`truth_member`, `fill_member`, ...) are 0-based positions:
 index `i` is the file `run{i+1:02d}_regridded.nc`, member id `run{i+1}`.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,13 @@ from fusion.io import atomic_path, write_json, write_text
 
 __all__ = [
     "generate",
+    "SyntheticSpec",
     "write_example",
     "sle_mm",
     "PARAM_RANGES",
     "TIME_ENCODINGS",
     "EXAMPLE_SEED",
-    "EXAMPLE_ARGS",
+    "EXAMPLE_SPEC",
     "FILL_TIME",
     "PSU_UNITS",
 ]
@@ -398,62 +399,93 @@ def _as_years(name: str, values: Iterable[int], years: Sequence[int]) -> tuple[i
     return out
 
 
-def generate(
-    out_dir: str | Path,
-    *,
-    ny: int = 30,
-    nx: int = 40,
-    members: int = 5,
-    years: tuple[int, int] = (2015, 2020),
-    seed: int = 1,
-    truth_member: int | None = None,
-    obs_gap_years: tuple[int, ...] = (),
-    vel_missing_err_years: tuple[int, ...] = (),
-    elev_no_rmse_years: tuple[int, ...] = (),
-    fill_member: int | None = 2,
-    with_projection: bool = True,
-    elev_gap_years: tuple[int, ...] = (),
-    vel_gap_years: tuple[int, ...] = (),
-    elev_drop_rmse_var_years: tuple[int, ...] = (),
-    fill_index: int = 1,
-    drop_time_member: int | None = None,
-    drop_time_index: int = 3,
-    member_nans: bool = True,
-) -> dict[str, Any]:
-    """Write a synthetic dataset under `out_dir` and return (and write) its `truth.json` record.
+_YEAR_SETS = ("obs_gap_years", "vel_missing_err_years", "elev_no_rmse_years", "elev_gap_years",
+              "vel_gap_years", "elev_drop_rmse_var_years")  # fmt: skip
 
-    Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`, `obs/vel/vel_Antarctica_ice_velocity_YYYY.nc`,
-    `ensemble/runNN_regridded.nc`, `projection/{historical,forward}/runNN.nc`, `truth.json`.
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Everything a synthetic dataset is a function of: the same spec writes the same bytes.
+
+    Grid `ny` x `nx`, `members` members, yearly steps `years[0]..years[1]`, drawn from `seed`.
     Member indices are 0-based (`truth_member=None` draws one from the seed). Awkward cases:
     `obs_gap_years` drops both observation files of a year (`elev_gap_years`/`vel_gap_years`
     only one); `vel_missing_err_years` omits `ERRY`; `elev_no_rmse_years` writes an all-fill
     `absolute_elevation_rmse`, `elev_drop_rmse_var_years` omits it; `fill_member` gets an extra
     time row (at `fill_index`) whose time is `FILL_TIME`; `drop_time_member` loses the row
-    `drop_time_index`; `member_nans` puts a few NaNs in `h` of member 1 and `ua` of member 3.
+    `drop_time_index`; `member_nans` puts a few NaNs in `h` of member 1 and `ua` of member 3;
+    `with_projection` writes the members' projected volumes. Checked (and the year sets sorted)
+    on construction, so a bad spec fails before anything is written.
     """
+
+    ny: int = 30
+    nx: int = 40
+    members: int = 5
+    years: tuple[int, int] = (2015, 2020)
+    seed: int = 1
+    truth_member: int | None = None
+    obs_gap_years: tuple[int, ...] = ()
+    vel_missing_err_years: tuple[int, ...] = ()
+    elev_no_rmse_years: tuple[int, ...] = ()
+    fill_member: int | None = 2
+    with_projection: bool = True
+    elev_gap_years: tuple[int, ...] = ()
+    vel_gap_years: tuple[int, ...] = ()
+    elev_drop_rmse_var_years: tuple[int, ...] = ()
+    fill_index: int = 1
+    drop_time_member: int | None = None
+    drop_time_index: int = 3
+    member_nans: bool = True
+
+    def __post_init__(self) -> None:
+        ny, nx, members, years = self.ny, self.nx, self.members, self.years
+        if ny < 4 or nx < 4:
+            raise ValueError(f"grid {ny}x{nx} is too small (need at least 4x4)")
+        if members < 1:
+            raise ValueError(f"members={members}: need at least one member")
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed}: must be non-negative")
+        first, last = int(years[0]), int(years[1])
+        if last <= first:
+            raise ValueError(f"years={years}: need first < last")
+        object.__setattr__(self, "years", (first, last))
+        for name in ("truth_member", "fill_member", "drop_time_member"):
+            _check_index(name, getattr(self, name), members)
+        n_years = last - first + 1
+        if not 1 <= self.fill_index <= n_years:
+            raise ValueError(f"fill_index={self.fill_index} must be in 1..{n_years}")
+        if not 0 <= self.drop_time_index < n_years:
+            raise ValueError(f"drop_time_index={self.drop_time_index} must be in 0..{n_years - 1}")
+        for name in _YEAR_SETS:
+            object.__setattr__(self, name, _as_years(name, getattr(self, name), self.year_list))
+
+    @property
+    def year_list(self) -> list[int]:
+        return list(range(self.years[0], self.years[1] + 1))
+
+
+def generate(out_dir: str | Path, spec: SyntheticSpec | None = None, **fields: Any) -> dict[str, Any]:
+    """Write the dataset of `spec` under `out_dir` and return (and write) its `truth.json` record.
+
+    `fields` replace those of `spec` (default `SyntheticSpec()`): `generate(out, seed=3)` is
+    `generate(out, SyntheticSpec(seed=3))`. Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`,
+    `obs/vel/vel_Antarctica_ice_velocity_YYYY.nc`, `ensemble/runNN_regridded.nc`,
+    `projection/{historical,forward}/runNN.nc`, `truth.json`.
+    """
+    spec = replace(spec or SyntheticSpec(), **fields)
     out = Path(out_dir)
-    if ny < 4 or nx < 4:
-        raise ValueError(f"grid {ny}x{nx} is too small (need at least 4x4)")
-    if members < 1:
-        raise ValueError(f"members={members}: need at least one member")
-    if seed < 0:
-        raise ValueError(f"seed={seed}: must be non-negative")
-    first, last = int(years[0]), int(years[1])
-    if last <= first:
-        raise ValueError(f"years={years}: need first < last")
-    year_list = list(range(first, last + 1))
-    for name, value in (("truth_member", truth_member), ("fill_member", fill_member), ("drop_time_member", drop_time_member)):
-        _check_index(name, value, members)
-    if not 1 <= fill_index <= len(year_list):
-        raise ValueError(f"fill_index={fill_index} must be in 1..{len(year_list)}")
-    if not 0 <= drop_time_index < len(year_list):
-        raise ValueError(f"drop_time_index={drop_time_index} must be in 0..{len(year_list) - 1}")
-    obs_gap = _as_years("obs_gap_years", obs_gap_years, year_list)
-    elev_gap = tuple(sorted(set(obs_gap) | set(_as_years("elev_gap_years", elev_gap_years, year_list))))
-    vel_gap = tuple(sorted(set(obs_gap) | set(_as_years("vel_gap_years", vel_gap_years, year_list))))
-    vel_no_erry = _as_years("vel_missing_err_years", vel_missing_err_years, year_list)
-    elev_no_rmse = _as_years("elev_no_rmse_years", elev_no_rmse_years, year_list)
-    elev_drop_rmse = _as_years("elev_drop_rmse_var_years", elev_drop_rmse_var_years, year_list)
+    ny, nx, members, seed = spec.ny, spec.nx, spec.members, spec.seed
+    first, last = spec.years
+    year_list = spec.year_list
+    truth_member, fill_member, fill_index = spec.truth_member, spec.fill_member, spec.fill_index
+    drop_time_member, drop_time_index = spec.drop_time_member, spec.drop_time_index
+    member_nans, with_projection = spec.member_nans, spec.with_projection
+    obs_gap = spec.obs_gap_years
+    elev_gap = tuple(sorted(set(obs_gap) | set(spec.elev_gap_years)))
+    vel_gap = tuple(sorted(set(obs_gap) | set(spec.vel_gap_years)))
+    vel_no_erry = spec.vel_missing_err_years
+    elev_no_rmse = spec.elev_no_rmse_years
+    elev_drop_rmse = spec.elev_drop_rmse_var_years
 
     g = _geometry(ny, nx, seed)
     params = _draw_params(seed, members)
@@ -614,15 +646,9 @@ projection: {historical_dir: projection/historical, forward_dir: projection/forw
 output: {dir: results}
 """
 
-EXAMPLE_ARGS: dict[str, Any] = {
-    "ny": 30,
-    "nx": 40,
-    "members": 5,
-    "years": (2015, 2020),
-    "seed": EXAMPLE_SEED,
-    "fill_member": 2,
-    "vel_missing_err_years": (2018,),
-}
+EXAMPLE_SPEC = SyntheticSpec(
+    ny=30, nx=40, members=5, years=(2015, 2020), seed=EXAMPLE_SEED, fill_member=2, vel_missing_err_years=(2018,)
+)
 
 
 def write_example(out_dir: str | Path) -> Path:
@@ -632,5 +658,5 @@ def write_example(out_dir: str | Path) -> Path:
     fill-valued time row and one velocity year without `ERRY` (a warning, by design).
     """
     out = Path(out_dir)
-    generate(out, **EXAMPLE_ARGS)
+    generate(out, EXAMPLE_SPEC)
     return write_text(out / "config.yaml", _EXAMPLE_CONFIG)

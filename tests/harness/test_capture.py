@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from fusion.data.synthetic import generate
+from fusion.data.synthetic import SyntheticSpec, generate
 from harness.cli import main
 
 STAND_IN = Path(__file__).with_name("stand_in_prototype.py")
@@ -41,7 +41,8 @@ sys.meta_path.insert(0, _NoFusion())
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("capture-data")
-    generate(root, ny=6, nx=7, members=3, years=(2015, 2018), with_projection=False, fill_member=None, member_nans=False)
+    spec = SyntheticSpec(ny=6, nx=7, members=3, years=(2015, 2018), with_projection=False, fill_member=None, member_nans=False)
+    generate(root, spec)
     (root / "config.yaml").write_text(
         "compat: prototype\nobservations:\n  thickness: {dir: obs/elev}\n  velocity: {dir: obs/vel}\nensemble: {dir: ensemble}\n"
     )

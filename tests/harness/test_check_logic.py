@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from harness.conftest import GOLDEN_DIR
+from harness.testing import GOLDEN_DIR
 from harness.convergence import THRESHOLDS, diagnose, gate
 from harness.golden import read_table
 from harness.parity import statistical_parity

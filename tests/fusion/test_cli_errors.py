@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fusion.cli import main
-from tests.conftest import TinyCase, write_nc
+from tests.helpers import TinyCase, write_nc
 
 
 def _break_missing_folder(c: TinyCase) -> str:

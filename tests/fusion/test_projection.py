@@ -19,7 +19,7 @@ from fusion.projection import (
     sle_mm,
     weighted_quantile,
 )
-from tests.conftest import write_nc
+from tests.helpers import write_nc
 
 FACTOR = 917.0 / 1028.0 / 3.62e14 * 1000.0  # mm per m³ of ice lost
 

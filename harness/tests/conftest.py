@@ -2,6 +2,7 @@
 
 Case data (FUSION's prepared arrays, the reference posteriors, the generated example) is
 built once per session: the checks read it many times and building it is the slow part.
+Importable helpers live in `harness.testing`; this file holds fixtures and hooks only.
 """
 
 from __future__ import annotations
@@ -11,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.cases import CaseData
 from harness.golden import pytest_terminal_summary  # noqa: F401 — prints golden-table updates
-from harness.cases import CaseData, bundled_case
-from harness.paths import repo_root
-
-REPO = repo_root()
-GOLDEN_DIR = REPO / "golden"
-FIXTURES_DIR = REPO / "fixtures"
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR, case_data_cache
 
 
 @pytest.fixture(scope="session")
@@ -33,12 +30,4 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def case_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CaseData]:
     """`case_data(name)`: the session's one `CaseData` for that case (example written to a temp folder)."""
-    cache: dict[str, CaseData] = {}
-    workdir = tmp_path_factory.mktemp("cases")
-
-    def get(name: str) -> CaseData:
-        if name not in cache:
-            cache[name] = CaseData(bundled_case(name, GOLDEN_DIR, FIXTURES_DIR, workdir))
-        return cache[name]
-
-    return get
+    return case_data_cache(tmp_path_factory.mktemp("cases"))

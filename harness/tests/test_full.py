@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import runner
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR
 from harness.cases import bundled_names
 
 pytestmark = pytest.mark.full

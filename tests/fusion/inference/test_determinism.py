@@ -11,14 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.paths import repo_root  # noqa: E402
+from harness.paths import repo_root
 
 REPO = repo_root()
 
 _PROBE = """
 import numpy as np
 from fusion.inference.model import FusedDensity
-from tests.inference._factories import make_prepared
+from tests.fusion.inference._factories import make_prepared
 d = FusedDensity(make_prepared(3000, 7, seed=5))
 out = []
 for s in range(4):

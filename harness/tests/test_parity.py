@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR, REPO
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR, REPO
 from harness.golden import read_table
 from harness.cases import WEIGHTS, CaseData, bundled_names, read_reference_weights, sample_case
 from harness.parity import (

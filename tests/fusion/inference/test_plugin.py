@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fusion.data.prepared import Prepared, positional_stream
 from fusion.inference.plugin import load_posterior, plug_in_weights, softmax_weights
-from tests.conftest import REFERENCE_CASES, golden_case, reference_posterior
+from tests.helpers import REFERENCE_CASES, golden_case, reference_posterior
 
 
 @pytest.mark.parametrize("case", REFERENCE_CASES)

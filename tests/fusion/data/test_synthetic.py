@@ -6,6 +6,7 @@ pinned here rather than discovered when a weighting run goes wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from fusion.data.synthetic import FILL_TIME, PSU_UNITS, generate, sle_mm, write_example
+from fusion.data.synthetic import FILL_TIME, PSU_UNITS, SyntheticSpec, generate, sle_mm, write_example
 
 ELEV = "obs/elev/elev_antarctica_elevation_{}.nc"
 VEL = "obs/vel/vel_Antarctica_ice_velocity_{}.nc"
@@ -22,7 +23,7 @@ VEL = "obs/vel/vel_Antarctica_ice_velocity_{}.nc"
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("synthetic")
-    return out, generate(out, seed=3)
+    return out, generate(out, SyntheticSpec(seed=3))
 
 
 def _raw(path: Path, var: str) -> np.ndarray:
@@ -48,8 +49,8 @@ def _all_arrays(root: Path) -> dict[str, np.ndarray]:
 
 
 def test_same_arguments_give_identical_arrays(tmp_path: Path) -> None:
-    a = generate(tmp_path / "a", seed=5, members=4)
-    b = generate(tmp_path / "b", seed=5, members=4)
+    a = generate(tmp_path / "a", SyntheticSpec(seed=5, members=4))
+    b = generate(tmp_path / "b", SyntheticSpec(seed=5, members=4))
     assert a == b
     arrays_a, arrays_b = _all_arrays(tmp_path / "a"), _all_arrays(tmp_path / "b")
     assert arrays_a.keys() == arrays_b.keys() and len(arrays_a) > 0
@@ -57,7 +58,7 @@ def test_same_arguments_give_identical_arrays(tmp_path: Path) -> None:
         assert value.dtype == arrays_b[key].dtype, key
         assert np.array_equal(value, arrays_b[key], equal_nan=True), key
     assert (tmp_path / "a/truth.json").read_text() == (tmp_path / "b/truth.json").read_text()
-    other = generate(tmp_path / "c", seed=6, members=4)
+    other = generate(tmp_path / "c", SyntheticSpec(seed=6, members=4))
     assert other["members"][0]["params"] != a["members"][0]["params"]
 
 
@@ -162,8 +163,7 @@ def test_truth_member_is_closest_to_the_observations(dataset: tuple[Path, dict])
 
 
 def test_awkward_case_options(tmp_path: Path) -> None:
-    truth = generate(
-        tmp_path,
+    spec = SyntheticSpec(
         members=3,
         obs_gap_years=(2017,),
         vel_missing_err_years=(2018,),
@@ -174,6 +174,7 @@ def test_awkward_case_options(tmp_path: Path) -> None:
         drop_time_index=0,
         with_projection=False,
     )
+    truth = generate(tmp_path, spec)
     assert not (tmp_path / ELEV.format(2017)).exists() and not (tmp_path / VEL.format(2017)).exists()
     with netCDF4.Dataset(tmp_path / VEL.format(2018)) as ds:
         assert "ERRY" not in ds.variables and "ERRX" in ds.variables
@@ -182,15 +183,15 @@ def test_awkward_case_options(tmp_path: Path) -> None:
     assert np.isnan(_masked(tmp_path / ELEV.format(2019), "absolute_elevation_rmse")).all()
     assert truth["members"][0]["n_time"] == len(truth["years"]) - 1
     assert all(m["n_time"] == len(truth["years"]) for m in truth["members"][1:])
-    full = generate(tmp_path / "full", members=3, fill_member=None, with_projection=False)
+    full = generate(tmp_path / "full", SyntheticSpec(members=3, fill_member=None, with_projection=False))
     dropped_h, full_h = (_raw(root / "ensemble/run01_regridded.nc", "h") for root in (tmp_path, tmp_path / "full"))
     assert np.array_equal(dropped_h, full_h[1:])  # a dropped step removes a row, shifts nothing
     assert full["members"][0]["params"] == truth["members"][0]["params"]
     assert not (tmp_path / "projection").exists()
     with pytest.raises(ValueError, match="fill_member"):
-        generate(tmp_path / "bad", members=2, fill_member=2)
+        SyntheticSpec(members=2, fill_member=2)
     with pytest.raises(ValueError, match="obs_gap_years"):
-        generate(tmp_path / "bad", obs_gap_years=(1999,))
+        SyntheticSpec(obs_gap_years=(1999,))
 
 
 def test_example_writes_a_valid_config(tmp_path: Path) -> None:
@@ -206,3 +207,17 @@ def test_example_writes_a_valid_config(tmp_path: Path) -> None:
     assert any(m["time_units"] == PSU_UNITS for m in truth["members"])
     assert any("_FillValue" in m["note"] for m in truth["members"])
     assert truth["args"]["vel_missing_err_years"] and not truth["args"]["obs_gap_years"]
+
+
+def test_a_spec_is_frozen_and_checked_before_anything_is_written(tmp_path: Path) -> None:
+    """The spec is the dataset's identity: immutable, normalised (equal specs write equal bytes) and
+    validated on construction, so a bad one fails with nothing on disk."""
+    spec = SyntheticSpec(members=3, obs_gap_years=[2017, 2016, 2017], with_projection=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 2  # type: ignore[misc]
+    assert spec == SyntheticSpec(members=3, obs_gap_years=(2016, 2017), with_projection=False)
+    assert spec.obs_gap_years == (2016, 2017)
+    assert generate(tmp_path / "a", spec) == generate(tmp_path / "b", members=3, obs_gap_years=(2016, 2017), with_projection=False)
+    with pytest.raises(ValueError, match="drop_time_index"):
+        generate(tmp_path / "bad", spec, drop_time_index=9)
+    assert not (tmp_path / "bad").exists()

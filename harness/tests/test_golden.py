@@ -1,6 +1,6 @@
 """Golden tables of every bundled case: FUSION's outputs against reviewed CSVs in `golden/<case>/tables/`.
 
-Regenerate with `pytest harness/test_golden.py --snapshot-update`; the session then lists
+Regenerate with `pytest harness/tests/test_golden.py --snapshot-update`; the session then lists
 every changed cell. The weights tables of the reference cases are, cell for cell, the
 prototype's own (`test_weights_tables_are_the_prototypes`), so they are not self-referential.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cases import SAMPLED, WEIGHTS, CaseData, bundled_case, bundled_names, read_reference_weights
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR
 from harness.golden import GoldenTableExtension, compare_tables, read_table
 from harness.parity import TABLES, applicable_tables
 

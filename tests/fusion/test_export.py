@@ -17,7 +17,7 @@ from fusion.cli import main
 from fusion.data.synthetic import write_example
 from fusion.io import SUCCESS
 from fusion.pipeline import run_to_dir
-from tests import facts_standin
+from tests.fusion import facts_standin
 
 pytestmark = pytest.mark.filterwarnings("ignore::fusion.errors.DataWarning")
 PARAMS = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
@@ -304,9 +304,11 @@ def test_trace_follows_the_arviz_schema_with_provenance(runs, method: str) -> No
 
 def test_facts_export_of_an_unseen_case(tmp_path: Path, capsys) -> None:
     """A dataset the other tests never saw (8 members, another seed and grid), run with Laplace."""
-    from fusion.data.synthetic import EXAMPLE_ARGS, generate
+    from dataclasses import replace
 
-    generate(tmp_path / "case", **{**EXAMPLE_ARGS, "ny": 24, "nx": 28, "members": 8, "seed": 20261128})
+    from fusion.data.synthetic import EXAMPLE_SPEC, generate
+
+    generate(tmp_path / "case", replace(EXAMPLE_SPEC, ny=24, nx=28, members=8, seed=20261128))
     text = (_config(tmp_path, "laplace")).read_text()  # the example's config, pointed at the new data
     (tmp_path / "case" / "config.yaml").write_text(text)
     run = run_to_dir(tmp_path / "case" / "config.yaml", tmp_path / "run", progressbar=False)

@@ -18,8 +18,8 @@ from fusion.data.load import load_data
 from fusion.data.prepare import prepare
 from fusion.data.prepared import Prepared
 from fusion.errors import InputError
-from tests.conftest import REFERENCE_CASES, TinyCase, golden_case
-from tests.data.test_prepare import _reference_config
+from tests.helpers import REFERENCE_CASES, TinyCase, golden_case
+from tests.fusion.data.test_prepare import _reference_config
 
 
 def assert_adds_up(p: Prepared) -> None:

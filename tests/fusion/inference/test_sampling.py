@@ -10,7 +10,7 @@ from fusion.config import Config
 from fusion.inference.model import PARAMS
 from fusion.inference.posterior import MEMBER_VARS, member_logliks
 from fusion.inference.sampling import sample
-from tests.inference._factories import make_prepared
+from tests.fusion.inference._factories import make_prepared
 
 PREPARED = make_prepared(400, 4, seed=5)
 

@@ -11,7 +11,7 @@ from fusion.data.load import load_data
 from fusion.data.prepare import prepare, snap_year
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.errors import InputError
-from tests.conftest import REFERENCE_CASES, golden_case, reference_inputs
+from tests.helpers import REFERENCE_CASES, golden_case, reference_inputs
 
 
 def _reference_config(tmp_path, case: str, compat: str = "prototype", **extra):

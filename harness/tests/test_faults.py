@@ -21,7 +21,7 @@ import xarray as xr
 
 from harness import convergence, parity, runner
 from harness.checks import CheckResult
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR
 
 FAULT_CASE = "subsample"
 

@@ -9,7 +9,7 @@ import pytest
 from fusion.config import Config
 from fusion.inference.laplace import LaplaceError, fit_laplace, sample_laplace
 from fusion.inference.model import PARAMS, FusedDensity, NoiseSettings
-from tests.inference._factories import make_prepared
+from tests.fusion.inference._factories import make_prepared
 
 
 def _value_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 from fusion.config import load_config
 from fusion.data.load import load_data
 from fusion.data.prepare import _interval_rows, _member_rates, _observed_blocks, model_intervals, prepare
-from fusion.data.synthetic import generate
+from fusion.data.synthetic import SyntheticSpec, generate
 from fusion.data.timeaxis import TimeUnitsError, decode_time
 from fusion.errors import InputError
 
@@ -27,7 +27,7 @@ SECONDS = 365.2425 * 86400.0
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rules") / "data"
-    generate(root, ny=7, nx=9, members=4, years=(2015, 2019), seed=5, with_projection=False, fill_member=None)
+    generate(root, SyntheticSpec(ny=7, nx=9, members=4, years=(2015, 2019), seed=5, with_projection=False, fill_member=None))
     return root
 
 

@@ -18,8 +18,8 @@ from fusion.inference.model import (
     stream_blocks,
 )
 from fusion.inference.posterior import member_logliks
-from tests.conftest import golden_case
-from tests.inference._factories import make_prepared
+from tests.helpers import golden_case
+from tests.fusion.inference._factories import make_prepared
 
 RTOL = 1e-9
 SETTINGS = {

@@ -12,7 +12,7 @@ import yaml
 
 from fusion.cli import main
 from fusion.config import load_config
-from tests.conftest import REFERENCE_CASES, REPO, golden_case, reference_inputs, reference_posterior
+from tests.helpers import REFERENCE_CASES, REPO, golden_case, reference_inputs, reference_posterior
 
 COMPARE = REPO.parent / "shared" / "tools" / "compare_parity.py"
 

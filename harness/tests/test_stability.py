@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import CheckContext
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR
 from harness.stability import StabilitySettings, run_check, seed_stability
 
 

@@ -16,7 +16,7 @@ from fusion.inference.model import PARAMS
 from harness import convergence
 from harness.cases import CaseData
 from harness.checks import CheckContext
-from harness.conftest import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import FIXTURES_DIR, GOLDEN_DIR
 from harness.convergence import SETTINGS, THRESHOLDS, _case_config, decide, diagnose, gate, sample_trace
 from harness.gates import Gates
 

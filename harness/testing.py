@@ -1,0 +1,32 @@
+"""Helpers for tests of FUSION and of the harness, importable as a module (not from a conftest).
+
+The harness's acceptance tests (`harness/tests/`) and the unit tests (`tests/`) share the
+checkout's data folders and one way to build a bundled case once per session; conftest files
+keep only fixtures and hooks and take what they need from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.cases import CaseData, bundled_case
+from harness.paths import repo_root
+
+__all__ = ["REPO", "GOLDEN_DIR", "FIXTURES_DIR", "case_data_cache"]
+
+REPO = repo_root()
+GOLDEN_DIR = REPO / "golden"
+FIXTURES_DIR = REPO / "fixtures"
+
+
+def case_data_cache(workdir: Path) -> Callable[[str], CaseData]:
+    """`get(name)`: one `CaseData` per bundled case, built on first use (the example is written under `workdir`)."""
+    cache: dict[str, CaseData] = {}
+
+    def get(name: str) -> CaseData:
+        if name not in cache:
+            cache[name] = CaseData(bundled_case(name, GOLDEN_DIR, FIXTURES_DIR, workdir))
+        return cache[name]
+
+    return get

@@ -1,0 +1,88 @@
+"""Import structure: no cycle between the modules of `fusion` and `harness`, no helper imported from a conftest.
+
+A cycle makes import order matter and hides which module owns what; function-local
+(deferred) imports and `TYPE_CHECKING` blocks do not run at load time and are left out.
+A conftest is pytest's to load (fixtures and hooks); shared helpers live in `harness.testing`
+and `tests.helpers`, where importing them does not depend on which conftest pytest found first.
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+from harness.paths import repo_root
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _load_time_imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
+    """Names imported by statements that run when the module loads (not in functions or `TYPE_CHECKING`)."""
+    out: set[str] = set()
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = name.split(".") if is_package else name.split(".")[:-1]
+            module = node.module or ""
+            if node.level:
+                module = ".".join(base[: len(base) - node.level + 1] + ([module] if module else []))
+            out.add(module)
+            out.update(f"{module}.{alias.name}" for alias in node.names)
+        for field in ("body", "orelse", "handlers", "finalbody"):
+            stack.extend(getattr(node, field, None) or [])
+    return out
+
+
+def import_graph(root: Path, packages: tuple[str, ...] = ("fusion", "harness")) -> dict[str, set[str]]:
+    """{module: the project modules it imports at load time}."""
+    files = {_module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps = set()
+        for target in _load_time_imports(ast.parse(path.read_text()), name, path.name == "__init__.py"):
+            while target and target not in files:  # `from pkg.mod import obj` → pkg.mod
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_cycle_in_fusion_or_harness() -> None:
+    graph = import_graph(repo_root())
+    assert {"fusion.cli", "harness.cli", "harness.testing"} <= graph.keys()  # the scan found the packages
+    assert "harness.cases" in graph["harness.testing"]  # and reads `from x import y` edges
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    """Every module an `import` or `from ... import` anywhere in the file names."""
+    names = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+
+def test_no_module_imports_from_a_conftest() -> None:
+    root = repo_root()
+    offenders = [
+        f"{path.relative_to(root)}: {module}"
+        for folder in ("fusion", "harness", "tests", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        for module in sorted(_imported_modules(ast.parse(path.read_text())))
+        if "conftest" in module.split(".")
+    ]
+    assert offenders == []
