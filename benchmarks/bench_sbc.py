@@ -38,7 +38,7 @@ def simuk_model(n_thick: int = 100, n_vel: int = 100, n_members: int = 5) -> Any
     import pymc as pm
     import pytensor.tensor as pt
 
-    from harness.simulate import PARAMS, PRIOR_SIGMA, sbc_design
+    from harness.sim import PARAMS, PRIOR_SIGMA, sbc_design
 
     d = sbc_design(n_thick, n_vel, n_members)
     with pm.Model() as model:

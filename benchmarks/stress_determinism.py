@@ -181,7 +181,7 @@ def sbc_round(replicates: int) -> dict[str, str]:
     """One round, in this (fresh) process: the record digest per backend."""
     from distributed import LocalCluster
 
-    import harness.simulate as sim
+    import harness.sim as sim
     from harness.sbc import SBCSpec, run_sbc
 
     spec = SBCSpec(n_replicates=replicates, draws=200, tune=200, seed=77)

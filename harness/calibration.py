@@ -32,7 +32,7 @@ import numpy as np
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.io import write_json, write_png
 from harness.checks import CheckContext, CheckResult
-from harness.simulate import (
+from harness.sim import (
     PARAMS,
     PRIOR_SIGMA,
     Design,

@@ -37,7 +37,7 @@ from fusion.diagnostics import gate as fusion_gate
 from fusion.io import write_csv, write_json, write_png
 from harness.checks import CheckContext, CheckResult
 from harness.gates import SBC_FIT
-from harness.simulate import (
+from harness.sim import (
     CORRECT,
     DROPPED_LOGNORM_TERM,
     DROPPED_THICK_TERM,

@@ -26,7 +26,7 @@ import pandas as pd
 from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json, write_png
 from harness.cases import EXAMPLE, CaseCatalog, catalog_of
 from harness.checks import CheckContext, CheckResult
-from harness.simulate import (
+from harness.sim import (
     PARAMS,
     design_from_prepared,
     fit,

@@ -10,7 +10,7 @@ import pytest
 
 from harness.checks import CheckContext
 from harness.sbc import QUANTITIES, run_check, run_sbc, suite_spec
-from harness.simulate import DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
+from harness.sim import DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
 
 
 def _ctx(tmp_path: Path, suite: Literal["quick", "full"]) -> CheckContext:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.simulate as sim
+import harness.sim as sim
 from harness.paths import repo_root
 from harness.sbc import SBCSpec, run_sbc
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness import simulate
+from harness import sim
 from harness.progress import ReplicateBar
 
 
@@ -81,7 +81,7 @@ def test_run_replicates_draws_the_bar_as_replicates_land(
     term = Terminal()
     monkeypatch.setattr("sys.stdout", term)
     lines: list[str] = []
-    records, _stats, reused = simulate.run_replicates(
+    records, _stats, reused = sim.run_replicates(
         _task, _Spec(), 12, tmp_path, label="toy", workers=0, chunk_size=4, progress=lines.append
     )
     assert [r["value"] for r in records] == [i * i for i in range(12)] and reused == 0

@@ -8,7 +8,7 @@ import pymc as pm
 import pytest
 from scipy import stats
 
-import harness.simulate as sim
+import harness.sim as sim
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.inference.model import build_model as production_model
 from harness.sbc import SBCSpec, run_sbc
@@ -127,7 +127,7 @@ def test_one_compilation_for_many_replicates(monkeypatch: pytest.MonkeyPatch, tm
         return real(model, **kw)
 
     monkeypatch.setattr(nutpie, "compile_pymc_model", counting)
-    monkeypatch.setattr(sim, "_COMPILED", {})
+    monkeypatch.setattr(sim.variants, "_COMPILED", {})
     before = sim.compile_count()
     out = run_sbc(
         SBCSpec(n_replicates=24, draws=200, tune=200),
