@@ -16,16 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from fusion.inference.model import PARAMS
-from fusion.io import write_png
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
 from harness.checks import CheckContext, CheckResult
+from harness.plots import plot_agreement
 
 __all__ = ["THRESHOLDS", "OPS", "CaseInputs", "cases", "compare", "compare_case", "run_check"]
 
@@ -169,45 +168,6 @@ def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[st
     return figures, messages, traces
 
 
-def _plot(figures: dict[str, Any], path: Path) -> Path:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 4), layout="constrained")
-    ax_w, ax_p, ax_proj = fig.subplots(1, 3)
-    members = figures["members"]
-    y = np.arange(len(members))
-    for off, method, colour in ((-0.15, "nuts", "tab:blue"), (0.15, "laplace", "tab:orange")):
-        mean = [figures["weights"][m][f"{method}_mean"] for m in members]
-        sd = [figures["weights"][m][f"{method}_sd"] for m in members]
-        ax_w.errorbar(mean, y + off, xerr=sd, fmt="o", color=colour, label=method)
-    ax_w.set_yticks(y, members)
-    ax_w.set_xlabel("member weight (mean ± 1 sd)")
-    ax_w.set_title(f"weights: max shift {figures['max_weight_shift_sd']:.2f} sd, "
-                   f"sd ratio [{figures['sd_ratio_min']:.2f}, {figures['sd_ratio_max']:.2f}]", fontsize=9)
-    ax_w.legend(fontsize=8)
-    params = list(figures["noise_parameters"])
-    yp = np.arange(len(params))
-    for off, method, colour in ((-0.15, "nuts", "tab:blue"), (0.15, "laplace", "tab:orange")):
-        vals = figures["noise_parameters"]
-        ax_p.errorbar([vals[p][f"{method}_mean"] for p in params], yp + off,
-                      xerr=[vals[p][f"{method}_sd"] for p in params], fmt="o", color=colour, label=method)
-    ax_p.set_yticks(yp, params)
-    ax_p.set_xscale("log")
-    ax_p.set_title(f"noise parameters; PSIS k̂ {figures['pareto_k']:.2f}", fontsize=9)
-    if "_wm" in figures:
-        wm_n, wm_l = figures["_wm"]
-        bins = np.linspace(min(wm_n.min(), wm_l.min()), max(wm_n.max(), wm_l.max()), 40)
-        ax_proj.hist(wm_n, bins=bins, alpha=0.6, label="nuts", color="tab:blue")
-        ax_proj.hist(wm_l, bins=bins, alpha=0.6, label="laplace", color="tab:orange")
-        ax_proj.set_xlabel("Σ w·SLE (mm)")
-        ax_proj.set_title(f"projection: median shift {figures['projection']['weighted_mean_shift_sd']:.2f} sd", fontsize=9)
-        ax_proj.legend(fontsize=8)
-    else:
-        ax_proj.text(0.5, 0.5, "no projection inputs in this case", ha="center", va="center")
-        ax_proj.set_axis_off()
-    return write_png(path, fig)
-
-
 def run_check(ctx: CheckContext) -> CheckResult:
     """Laplace against NUTS on one case (or the first, for `case="all"`)."""
     from fusion.config import config_hash
@@ -218,7 +178,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     inputs = _load(name, ctx)
     ctx.progress(f"agreement[{name}]: NUTS {SETTINGS['chains']}×({SETTINGS['tune']}+{SETTINGS['draws']}) and Laplace")
     figures, messages, _ = compare_case(inputs)
-    _plot(figures, ctx.artifact_dir / "agreement.png")
+    plot_agreement(figures, ctx.artifact_dir / "agreement.png")
     figures.pop("_wm", None)
     if not inputs.has_projection:
         figures["projection"] = "no projection inputs in this case: weights gated only"

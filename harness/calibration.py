@@ -30,8 +30,9 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.io import write_json, write_png
+from fusion.io import write_json
 from harness.checks import CheckContext, CheckResult
+from harness.plots import plot_coverage
 from harness.sim import (
     PARAMS,
     PRIOR_SIGMA,
@@ -414,59 +415,6 @@ def run_coverage(
     }
 
 
-def _plot(folder: Path, results: dict[str, dict[str, Any]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = np.asarray(THRESHOLDS)
-    nom = nominal(ks)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
-    for ax, setting, title in zip(
-        axes[:2], ("generative", "physical"), ("(a) generative form", "(b) physical ensemble, mixture")
-    ):
-        ax.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls="--")
-        for j, (name, s) in enumerate(results[setting]["regimes"].items()):
-            ax.plot(
-                nom,
-                [s["curve"][str(k)] for k in ks],
-                marker="o",
-                ms=3,
-                color=f"C{j}",
-                label=f"{name} (err {s['calibration_error']:.3f})",
-            )
-        for k, ls in ((1.0, ":"), (2.0, ":")):
-            ax.axvline(float(nominal(k)), color="0.7", ls=ls, lw=0.8)
-        ax.set_xlabel("nominal coverage (0.5σ … 2.5σ)")
-        ax.set_ylabel("empirical coverage of held-out points")
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
-    ax = axes[2]
-    ax.axhline(0, color="0.5", lw=0.8)
-    for j, (setting, res) in enumerate(results.items()):
-        for r, (name, s) in enumerate(res["regimes"].items()):
-            rec = next(x for x in res["records"] if x["index"] == s["worst_replicate"])["regimes"][name]
-            emp = np.asarray(rec["covered"]) / rec["n_held"]
-            ax.plot(
-                nom,
-                emp - nom,
-                color=f"C{r}",
-                ls="-" if setting == "generative" else "--",
-                lw=1,
-                label=f"{setting[:4]}/{name} #{s['worst_replicate']}",
-            )
-    ax.set_xlabel("nominal coverage")
-    ax.set_ylabel("empirical − nominal (worst replicate)")
-    ax.set_title("worst case per regime (solid: (a), dashed: (b))", fontsize=10)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    name = "coverage_calibration.png"
-    write_png(folder / name, fig, dpi=90)
-    plt.close(fig)
-    return name
-
-
 def suite_specs(suite: str) -> tuple[CoverageSpec, CoverageSpec]:
     """Quick: 40 (a) and 20 (b) replicates per regime; full: 200 and 100."""
     quick = suite == "quick"
@@ -526,7 +474,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
         + ", ".join(f"{r.name} {e:.2f}" for r, e in zip(spec_a.regimes, order))
         + ("; grows as information falls" if order == sorted(order) else "; NOT monotone in information")
     )
-    plot = _plot(out, res)
+    plot = plot_coverage(out, res, THRESHOLDS, nominal)
     full = {setting: {k: v for k, v in r.items() if k != "records"} for setting, r in res.items()}
     write_json(out / "summary.json", {"figures": full, "findings": findings, "messages": messages})
     keep = (

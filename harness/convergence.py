@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from fusion.diagnostics import GATED_VARIABLES, THRESHOLDS, Thresholds, borderline, diagnose, gate
-from fusion.io import write_png
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
 from harness.checks import CheckContext, CheckResult
+from harness.plots import plot_convergence
 
 __all__ = [
     "GATED_VARIABLES",
@@ -110,36 +108,6 @@ def _case_config(case: Any) -> Any:
     return load_config(case.config).with_updates(compat="fixed", inference=SETTINGS)
 
 
-def _plot(figures: dict[str, Any], path: Path, t: Thresholds = THRESHOLDS) -> Path:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
-    ax_r, ax_e, ax_b = fig.subplots(1, 3)
-    labels, rhat, bulk, tail = [], [], [], []
-    for vals in figures["per_variable"].values():
-        labels += vals["labels"]
-        rhat += vals["r_hat"]
-        bulk += [b / figures["chains"] for b in vals["ess_bulk"]]
-        tail += [t / figures["chains"] for t in vals["ess_tail"]]
-    y = np.arange(len(labels))
-    ax_r.barh(y, rhat, color="tab:blue")
-    ax_r.axvline(t.r_hat_max, color="tab:red", ls="--")
-    ax_r.set_xlim(min(0.995, min(rhat) - 0.002), max(1.02, max(rhat) + 0.002))
-    ax_r.set_yticks(y, labels)
-    ax_r.set_title("R-hat (rank)")
-    ax_e.barh(y - 0.2, bulk, 0.4, label="bulk")
-    ax_e.barh(y + 0.2, tail, 0.4, label="tail")
-    ax_e.axvline(t.ess_bulk_min, color="tab:red", ls="--")
-    ax_e.set_yticks(y, [""] * len(y))
-    ax_e.set_title("ESS per chain")
-    ax_e.legend()
-    ax_b.bar(np.arange(len(figures["e_bfmi"])), figures["e_bfmi"], color="tab:green")
-    ax_b.axhline(t.e_bfmi_min, color="tab:red", ls="--")
-    ax_b.set_xlabel("chain")
-    ax_b.set_title(f"E-BFMI; divergences: {figures['divergences']}")
-    return write_png(path, fig)
-
-
 def run_check(ctx: CheckContext) -> CheckResult:
     """Sample a case with FUSION at production settings and gate the trace."""
     from fusion.config import config_hash
@@ -168,7 +136,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
         ctx.progress(f"convergence[{name}]: {decision.note()}")
     with atomic_path(ctx.artifact_dir / "trace.nc", suffix=".nc") as tmp:
         trace.to_netcdf(tmp)
-    _plot(figures, ctx.artifact_dir / "convergence.png", limits)
+    plot_convergence(figures, ctx.artifact_dir / "convergence.png", limits)
     inf = cfg.inference
     return CheckResult(
         name="convergence",

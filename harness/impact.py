@@ -9,15 +9,13 @@ alone. It is reported (and kept as a golden table), not gated.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fusion.io import write_png
 
-__all__ = ["plot_impact", "sle_impact", "weights_impact"]
+__all__ = ["sle_impact", "weights_impact"]
 
 
 def weights_impact(prototype: pd.DataFrame, fixed: pd.DataFrame) -> pd.DataFrame:
@@ -57,35 +55,3 @@ def sle_impact(cfg: Any, prototype: pd.DataFrame, fixed: pd.DataFrame) -> pd.Dat
     table = pd.DataFrame({"quantity": quantities, **cols})
     table["delta"] = table["fixed"] - table["prototype"]
     return table
-
-
-def plot_impact(weights: pd.DataFrame, sle: pd.DataFrame | None, path: Path) -> Path:
-    """Member weights side by side under both compats, and the SLE summary if there is one."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10 if sle is not None else 6, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2 if sle is not None else 1, squeeze=False)[0]
-    x = np.arange(len(weights))
-    axes[0].bar(x - 0.2, weights["weight_prototype"], 0.4, label="compat: prototype")
-    axes[0].bar(x + 0.2, weights["weight_fixed"], 0.4, label="compat: fixed")
-    axes[0].set_xticks(x, weights["member_id"], rotation=45 if len(x) > 8 else 0)
-    axes[0].set_ylabel("plug-in weight")
-    axes[0].set_title("Member weights, same posterior")
-    axes[0].legend()
-    if sle is not None:
-        ax = axes[1]
-        for i, label in enumerate(("prototype", "fixed")):
-            col = sle.set_index("quantity")[label]
-            lower = col[next(q for q in col.index if q.startswith("lower"))]
-            upper = col[next(q for q in col.index if q.startswith("upper"))]
-            ax.errorbar(
-                [col["median_mm"]],
-                [i],
-                xerr=[[col["median_mm"] - lower], [upper - col["median_mm"]]],
-                fmt="o",
-                capsize=5,
-            )
-        ax.set_yticks([0, 1], ["compat: prototype", "compat: fixed"])
-        ax.set_xlabel("weighted SLE 2100 (mm): median and interval")
-        ax.set_title("Projection")
-    return write_png(path, fig)

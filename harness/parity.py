@@ -30,7 +30,6 @@ from scipy.stats import norm
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds
 from fusion.errors import InputError
-from fusion.io import write_png
 from harness import artifacts
 from harness.asserts import bitwise_difference, weights_problems
 from harness.cases import (
@@ -48,7 +47,7 @@ from harness.cases import (
 from harness.checks import CheckContext, CheckResult
 from harness.convergence import SETTINGS, diagnose, gate
 from harness.golden import Tolerance, compare_tables, read_table
-from harness.impact import plot_impact
+from harness.plots import plot_impact, plot_statistical_parity
 
 __all__ = [
     "ARRAYS",
@@ -400,22 +399,6 @@ def statistical_parity(
     return Component("statistical", not messages, messages, figures), table
 
 
-def _plot_statistical(table: pd.DataFrame, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 0.35 * len(table) + 1.4), layout="constrained")
-    ax = fig.subplots()
-    y = np.arange(len(table))
-    ratio = table["delta"] / table["tolerance"]
-    ax.barh(y, ratio, color=["tab:green" if p else "tab:red" for p in table["passed"]])
-    ax.axvline(-1, color="k", ls="--", lw=1)
-    ax.axvline(1, color="k", ls="--", lw=1)
-    ax.set_yticks(y, table["quantity"])
-    ax.set_xlabel(f"Δmean / ({STAT_K:g}·√(mcse_fusion² + mcse_prototype²))")
-    ax.set_title("Statistical parity: FUSION vs prototype posterior means")
-    write_png(path, fig)
-
-
 def _short(path: Path, case: Case) -> str:
     """`golden/<case>/…` or `<case folder>/…` rather than an absolute path: readable, comparable across machines."""
     parts = Path(path).parts
@@ -564,7 +547,7 @@ def check_case(
         )
         components.append(component)
         artifacts.write_table(artifact_dir / "statistical_parity.csv", table)
-        _plot_statistical(table, artifact_dir / "statistical_parity.png")
+        plot_statistical_parity(table, artifact_dir / "statistical_parity.png", STAT_K)
         plots.append("statistical_parity.png")
         provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
     if suite == "full" and case.has_projection and posterior is not None:

@@ -34,9 +34,10 @@ import numpy as np
 
 from fusion.diagnostics import Thresholds
 from fusion.diagnostics import gate as fusion_gate
-from fusion.io import write_csv, write_json, write_png
+from fusion.io import write_csv, write_json
 from harness.checks import CheckContext, CheckResult
 from harness.gates import SBC_FIT
+from harness.plots import plot_sbc
 from harness.sim import (
     CORRECT,
     DROPPED_LOGNORM_TERM,
@@ -427,7 +428,9 @@ def summarize(
     outcome = SBCOutcome(spec, passed, figures, ranks, n_thinned, pit, records, messages)
     _write_tables(folder, outcome, problems)
     if plots and len(ok):
-        outcome.plots = _plots(folder, outcome, gate)
+        n, q = outcome.ranks.shape
+        band = ecdf_band(n, 1.0 - gate.alpha / (2 * q), gate.n_simulations)
+        outcome.plots = plot_sbc(folder, outcome, gate, QUANTITIES, band)
     return outcome
 
 
@@ -454,82 +457,6 @@ def _write_tables(folder: Path, outcome: SBCOutcome, problems: dict[int, list[st
         folder / "summary.json",
         {"passed": outcome.passed, "figures": outcome.figures, "messages": outcome.messages},
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------
-
-
-def _plots(folder: Path, outcome: SBCOutcome, gate: SBCGate) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy import stats
-
-    spec, ranks, pit = outcome.spec, outcome.ranks, outcome.pit
-    n, q = ranks.shape
-    tag = spec.label.replace("/", "_")
-    written = []
-
-    fig, axes = plt.subplots(1, q, figsize=(3.2 * q, 3.0), sharey=True)
-    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / gate.bins)
-    for j, ax in enumerate(np.atleast_1d(axes)):
-        counts = np.bincount(
-            np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins
-        )
-        ax.axhspan(lo, hi, color="0.85", label="99% band per bin")
-        ax.axhline(n / gate.bins, color="0.4", lw=1)
-        ax.bar(
-            np.arange(gate.bins),
-            counts,
-            width=0.9,
-            color="C0" if not outcome.figures["tests"][QUANTITIES[j]]["reject"] else "C3",
-        )
-        ax.set_title(QUANTITIES[j], fontsize=9)
-        ax.set_xlabel("normalised rank bin", fontsize=8)
-    np.atleast_1d(axes)[0].set_ylabel("replicates")
-    fig.suptitle(f"SBC rank histograms: {spec.label} ({n} fits)", fontsize=10)
-    fig.tight_layout()
-    name = f"rank_hist_{tag}.png"
-    write_png(folder / name, fig, dpi=90)
-    plt.close(fig)
-    written.append(name)
-
-    alpha_test = gate.alpha / (2 * q)
-    x, lower, upper = ecdf_band(n, 1.0 - alpha_test, gate.n_simulations)
-    from arviz_stats.ecdf_utils import compute_ecdf
-
-    fig, axes = plt.subplots(1, q, figsize=(3.2 * q, 3.0))
-    for j, ax in enumerate(np.atleast_1d(axes)):
-        ecdf = compute_ecdf(pit[:, j], x)
-        ax.fill_between(
-            x,
-            lower - x,
-            upper - x,
-            step="post",
-            color="0.85",
-            label=f"{1 - alpha_test:.4g} simultaneous band",
-        )
-        ax.step(
-            x,
-            ecdf - x,
-            where="post",
-            color="C0" if not outcome.figures["tests"][QUANTITIES[j]]["reject"] else "C3",
-        )
-        ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_title(QUANTITIES[j], fontsize=9)
-        ax.set_xlabel("normalised rank", fontsize=8)
-    np.atleast_1d(axes)[0].set_ylabel("ECDF − uniform CDF")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"SBC ECDF difference: {spec.label}", fontsize=10)
-    fig.tight_layout()
-    name = f"ecdf_diff_{tag}.png"
-    write_png(folder / name, fig, dpi=90)
-    plt.close(fig)
-    written.append(name)
-    return written
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json, write_png
+from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json
 from harness.cases import EXAMPLE, CaseCatalog, catalog_of
 from harness.checks import CheckContext, CheckResult
+from harness.plots import plot_stability
 from harness.sim import (
     PARAMS,
     design_from_prepared,
@@ -196,40 +197,6 @@ def run_stability(
             chunk_size=1,
         )
     return seed_stability(weights)
-
-
-def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table: pd.DataFrame = figures["table"]
-    members = list(table.columns)
-    x = np.arange(len(members))
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(members) + 2), 3.8))
-    for j, (seed, row) in enumerate(table.iterrows()):
-        ax.scatter(
-            x + (j - len(table) / 2) * 0.06, row.values, s=14, color=f"C{j % 10}", label=f"seed {seed}"
-        )
-    mean = table.mean(axis=0).values
-    sd = np.array([figures["sd"][m] for m in members])
-    ax.errorbar(x + 0.35, mean, yerr=sd, fmt="s", color="k", ms=4, capsize=3, label="mean ± σ")
-    top = figures["modal_top_member"]
-    ax.set_xticks(x, [f"{m}*" if m == top else m for m in members])
-    ax.set_ylabel("posterior-mean weight E[w]")
-    ax.set_title(
-        f"E[w] across {len(table)} subsample seeds: max σ {figures['max_sd']:.4f} "
-        f"({figures['max_sd_member']}; "
-        f"gate {threshold})\ntop member {top} in {figures['top_agreement']:.0%} of seeds",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    name = "seed_stability.png"
-    write_png(folder / name, fig, dpi=90)
-    plt.close(fig)
-    return name
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
