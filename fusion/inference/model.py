@@ -264,9 +264,10 @@ def build_loop_model(prepared: Prepared, settings: NoiseSettings | None = None) 
 # Single points (c_k = 1) come first. They are summed in _LANES interleaved lanes (lane j takes
 # points j, j + _LANES, ...; the lanes are added in order at the end): the inner loop is then
 # elementwise over lanes, so LLVM vectorises it (vdivpd on ymm) without `reassoc`, and the order
-# of every addition is fixed by the source. Their logs are taken of per-lane products of
-# _CHUNK variances (exact up to rounding; a product that would leave the normal float range
-# falls back to one log per point), which removes most of the cost of `log`.
+# of every addition is fixed by the source. Their logs are taken of products of the variances
+# of two lanes over _CHUNK rows (exact up to rounding; a product that would leave the normal
+# float range falls back to one lane's product, then to one log per point), which removes most
+# of the cost of `log`.
 # ---------------------------------------------------------------------------------------------
 
 _CHUNK = 32
@@ -313,13 +314,18 @@ def _stream_terms(s, beta, a, speed, s2, count, n_single, m):  # pragma: no cove
                 lane_g[j] += g
                 lane_v[j] += g * speed_r[j]
                 lane_p[j] *= var
-        for j in range(_LANES):
-            prod = lane_p[j]
+        for pair in range(0, _LANES, 2):
+            prod = lane_p[pair] * lane_p[pair + 1]
             if prod > 1e-300 and prod < 1e300:
                 logdet += math.log(prod)
-            else:
-                for k in range(start + j, stop, _LANES):
-                    logdet += math.log((a[k] + s) + sbeta * speed[k])
+                continue
+            for j in range(pair, pair + 2):
+                prod = lane_p[j]
+                if prod > 1e-300 and prod < 1e300:
+                    logdet += math.log(prod)
+                else:
+                    for k in range(start + j, stop, _LANES):
+                        logdet += math.log((a[k] + s) + sbeta * speed[k])
     quad = 0.0
     g0 = 0.0
     g1 = 0.0
