@@ -18,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.paths import repo_root
+
+REPO = repo_root()
 
 _PROBE = """
 import sys, time
