@@ -139,11 +139,16 @@ def test_priors_are_the_designed_half_normals() -> None:
     assert [p.name for p in model.potentials] == ["joint_loglik"]
 
 
-@pytest.mark.parametrize("case", CASES)
+#: Enough single points (> 32 lanes × 32 rows per stream) for full and partial lane blocks, and
+#: products of 32 and 64 variances (one lane, two lanes) that overflow at the far points below.
+_FUSED_CASES = {**CASES, "many_points": make_prepared(4000, 2, seed=4)}
+
+
+@pytest.mark.parametrize("case", _FUSED_CASES)
 def test_fused_density_matches_the_pymc_model(case: str) -> None:
     """The hand-written value and gradient nutpie samples equal PyMC's, including far from the
     posterior where chunked products leave the float range and the kernel falls back to logs."""
-    prepared = CASES[case]
+    prepared = _FUSED_CASES[case]
     settings = SETTINGS["uneven"]
     model = build_model(prepared, settings)
     logp, dlogp = model.compile_logp(mode=MODE), model.compile_dlogp(mode=MODE)
@@ -151,6 +156,8 @@ def test_fused_density_matches_the_pymc_model(case: str) -> None:
     rng = np.random.default_rng(5)
     points = [rng.normal(-1.5, 1.2, 4) for _ in range(5)]
     points += [np.array([12.0, 14.0, 9.0, 11.0]), np.full(4, -12.0)]
+    # products overflow (of two lanes; of one lane and two lanes), yet the priors do not swamp the logs
+    points += [np.array([0.0, 4.0, 0.0, 0.0]), np.array([0.0, 9.0, 0.0, 0.0])]
     for x in points:
         point = {v.name: x[i] for i, v in enumerate(model.value_vars)}
         value, grad = fused.logp_grad(x)
