@@ -51,9 +51,10 @@ def _volatile(key: str) -> bool:
 
 
 def stable(obj: Any, out: str | None = None) -> Any:
-    """`obj` without its volatile keys, recursively; the report folder `out` in text becomes <out>."""
+    """`obj` without its volatile keys, recursively; the report folder `out` in text (values and
+    keys, e.g. input paths in provenance) becomes <out>."""
     if isinstance(obj, dict):
-        return {k: stable(v, out) for k, v in obj.items() if not _volatile(str(k))}
+        return {stable(k, out): stable(v, out) for k, v in obj.items() if not _volatile(str(k))}
     if isinstance(obj, list):
         return [stable(v, out) for v in obj]
     if out and isinstance(obj, str):

@@ -67,7 +67,9 @@ def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]
     A member missing under some seed is an error, not a zero: alignment must be by label and
     complete, or the σ would compare different members.
     """
-    table = pd.DataFrame({seed: pd.Series(w, dtype=float) for seed, w in weights.items()}).T
+    # rows in seed order, whatever order the seeds finished in (parallel workers): σ and mean are
+    # sums over seeds, and another order changes their last bits from run to run
+    table = pd.DataFrame({seed: pd.Series(w, dtype=float) for seed, w in weights.items()}).T.sort_index()
     if table.isna().any().any():
         missing = {
             m: [int(s) for s in table.index[table[m].isna()]] for m in table.columns if table[m].isna().any()

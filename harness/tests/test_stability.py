@@ -49,3 +49,12 @@ def test_weights_align_by_label_not_position() -> None:
 def test_a_member_missing_under_one_seed_is_an_error() -> None:
     with pytest.raises(ValueError, match="run3"):
         seed_stability({1: {"run1": 0.5, "run3": 0.5}, 2: {"run1": 0.5, "run2": 0.5}})
+
+
+def test_figures_do_not_depend_on_the_order_seeds_finished_in() -> None:
+    """Parallel seeds finish in any order; the σ and mean must be the same bits (0.1+0.2+0.3 is order-sensitive)."""
+    weights = {42: {"run1": 0.1, "run2": 0.9}, 43: {"run1": 0.2, "run2": 0.8}, 44: {"run1": 0.3, "run2": 0.7}}
+    in_order = seed_stability(weights)
+    reversed_order = seed_stability(dict(reversed(list(weights.items()))))
+    for key in ("seeds", "mean", "sd", "max_sd", "top_member_by_seed"):
+        assert in_order[key] == reversed_order[key], key
