@@ -24,7 +24,7 @@ import scipy.optimize
 import xarray as xr
 
 from fusion.errors import InputError
-from fusion.inference.model import PARAMS, PRIOR_SIGMA, FusedDensity, NoiseSettings
+from fusion.inference.model import PARAMS, PRIOR_SIGMA, FusedDensity, NoiseSettings, c_callbacks
 from fusion.inference.posterior import add_member_deterministics
 
 if TYPE_CHECKING:
@@ -165,9 +165,7 @@ class _CallbackDensity:
     def __init__(self, density: FusedDensity) -> None:
         import ctypes
 
-        from fusion.inference.sampling import _c_callbacks  # the compiled kernel lives with the sampler
-
-        self._fn = _c_callbacks()[0].ctypes
+        self._fn = c_callbacks()[0].ctypes
         self._buf = density.packed()
         self._ptr = ctypes.POINTER(ctypes.c_double)
         self._user = ctypes.c_void_p(self._buf.ctypes.data)
