@@ -2,7 +2,8 @@
 
 Talts et al. (2018) / Modrák et al. (2023): draw θ from the prior, simulate data from the
 generative form, fit, and rank θ among thinned posterior draws. If model, data simulator and
-sampler agree, every rank is uniform on 0..L. The log-likelihood of the simulated data is a
+sampler agree, every rank is uniform on 0..L. Every fit samples FUSION's own density and sampler
+path (`harness.sim`), so a defect in the density `fusion run` samples shows up here by construction. The log-likelihood of the simulated data is a
 derived test quantity: a model that ignores part of the data can keep every parameter's ranks
 uniform (its posterior there is the prior) while the log-likelihood's ranks pile up.
 
@@ -33,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.diagnostics import Thresholds
+from fusion.inference.model import NoiseSettings
 from fusion.diagnostics import gate as fusion_gate
 from fusion.io import write_csv, write_json
 from harness.checks import CheckContext, CheckResult
@@ -50,14 +52,12 @@ from harness.sim import (
     convergence,
     draw_prior,
     fit,
-    fit_inputs,
     loglik_draws,
     replicate_rng,
     run_replicates,
     sbc_design,
     simulate_residuals,
     spec_hash,
-    tempered_coef,
     worker_info,
 )
 
@@ -167,9 +167,9 @@ def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
     resid = simulate_residuals(theta, design, rng)
     s2 = np.square(resid).sum(axis=0)
     n_obs = np.full(design.n_points, float(design.n_members))
-    coef = tempered_coef(design, n_obs) if spec.form == "tempered" else None
     result = fit(
-        fit_inputs(design, s2, n_obs, coef),
+        design.prepared(resid),
+        NoiseSettings(velocity_inflation=design.inflation, tempered=spec.form == "tempered"),
         variant=spec.variant,
         draws=spec.draws,
         tune=spec.tune,
@@ -199,7 +199,7 @@ def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
 
 
 def sbc_chunk(spec: SBCSpec, indices: list[int], cores: int) -> dict[str, Any]:
-    """Worker entry point: fit a chunk of replicates with this process's compiled graph."""
+    """Worker entry point: fit a chunk of replicates with this process's density callbacks."""
     results = [_replicate(spec, i, cores) for i in indices]
     return {"results": results, **worker_info()}
 
@@ -567,7 +567,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
         duration_s=time.perf_counter() - start,
         provenance={
             "seed": gen.spec.seed,
-            "sampler": "nutpie (compiled once, data swapped)",
+            "sampler": "nutpie on FUSION's FusedDensity, as `fusion run` (callbacks built once, data swapped)",
             "spec_hash": gen.spec.hash,
             "compilations_in_runner_process": compile_count() - n_before,
         },

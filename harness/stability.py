@@ -4,7 +4,7 @@ Prepare subsamples the points with `inference.subsample.seed`; a user who reruns
 seed must get the same answer to within a stated tolerance, or the weights say more about the
 seed than about the ensemble. For K seeds (default 5) we prepare the case (by default the bundled example) with a
 subsample smaller than its point count, compute each member's posterior-mean weight E[w_m]
-(the production tempered model, fitted with the compiled-once sampler), align the weights by
+(the production tempered model, fitted through `fusion run`'s density and nutpie path), align the weights by
 member label (never by position), and report per-member σ across seeds and how often the seeds
 agree on the top member. The gate is the largest per-member σ.
 """
@@ -23,20 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusion.data.prepared import Prepared
+from fusion.inference.model import NoiseSettings
 from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json
 from harness.cases import EXAMPLE, CaseCatalog, catalog_of
 from harness.checks import CheckContext, CheckResult
 from harness.plots import plot_stability
-from harness.sim import (
-    PARAMS,
-    design_from_prepared,
-    fit,
-    fit_inputs,
-    run_tasks,
-    spec_hash,
-    tempered_coef,
-    worker_info,
-)
+from harness.sim import PARAMS, fit, run_tasks, spec_hash, worker_info
 
 __all__ = [
     "StabilitySettings",
@@ -92,28 +85,23 @@ def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]
     }
 
 
-def _fit_inputs_of(prepared: Any) -> dict[str, np.ndarray]:
-    design = design_from_prepared(prepared)
-    s2 = np.square(prepared.y_obs - prepared.F).sum(axis=0)
-    n_obs = np.full(prepared.n_points, float(prepared.n_members))
-    return fit_inputs(design, s2, n_obs, tempered_coef(design, n_obs))
-
-
-def posterior_weights(prepared: Any, draws: np.ndarray) -> dict[str, float]:
+def posterior_weights(prepared: Any, draws: np.ndarray, settings: NoiseSettings | None = None) -> dict[str, float]:
     """E_post[w_m] from draws (D, 4) of the tempered model: one matrix product over draws
     (`fusion.inference.posterior.member_logliks`), labelled by member id."""
     from fusion.inference.posterior import member_logliks
 
-    w = member_logliks(prepared, dict(zip(PARAMS, np.asarray(draws).T)))["w"].mean(axis=0)
+    w = member_logliks(prepared, dict(zip(PARAMS, np.asarray(draws).T)), settings)["w"].mean(axis=0)
     return dict(zip(prepared.member_ids, map(float, w)))
 
 
 @dataclass(frozen=True)
 class _Job:
-    """The fits a worker runs: one dataset per subsample seed, already prepared here."""
+    """The fits a worker runs: one dataset per subsample seed, already prepared here, and the
+    config's noise settings (the production tempered model, as `fusion run` samples it)."""
 
     settings: StabilitySettings
-    inputs: tuple[dict[str, np.ndarray], ...]
+    noise: NoiseSettings
+    prepared: tuple[Prepared, ...]
 
 
 def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]:
@@ -122,7 +110,7 @@ def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]
     results = []
     for k in indices:
         res = fit(
-            job.inputs[k], draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed
+            job.prepared[k], job.noise, draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed
         )
         results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
     return {"results": results, **worker_info()}
@@ -167,13 +155,14 @@ def run_stability(
             )
             for seed in todo
         }
-        job = _Job(settings, tuple(_fit_inputs_of(prepared[s]) for s in todo))
+        noise = NoiseSettings.from_config(cfg)
+        job = _Job(settings, noise, tuple(prepared[s] for s in todo))
 
         def on_chunk(results: list[dict[str, Any]]) -> None:
             for r in results:
                 seed = todo[r["index"]]
                 p = prepared[seed]
-                weights[seed] = posterior_weights(p, r["draws"])
+                weights[seed] = posterior_weights(p, r["draws"], noise)
                 d = folder / "seeds" / f"seed{seed}"
                 (d / SUCCESS).unlink(missing_ok=True)
                 write_json(
@@ -246,7 +235,7 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
         duration_s=time.perf_counter() - start,
         provenance={
             "seeds": list(settings.seeds),
-            "sampler": "nutpie (compiled once, data swapped)",
+            "sampler": "nutpie on FUSION's FusedDensity, as `fusion run` (callbacks built once, data swapped)",
             "case": case.name,
             "config": str(case.config),
         },

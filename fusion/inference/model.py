@@ -21,8 +21,10 @@ have the same log-density and gradient, and the benchmark times one against the 
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,11 +91,17 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 @dataclass(frozen=True)
 class NoiseSettings:
-    """The config values the likelihood depends on (stream weights α and velocity inflation)."""
+    """The config values the likelihood depends on (stream weights α, velocity inflation) and its form.
+
+    `tempered` (what `fusion run` samples, the prototype's form) weights each stream's
+    log-likelihood by α_s / N_s. `tempered=False` is the generative form: every point's
+    log-density counted once (scale 1 per stream), the form SBC and coverage are calibrated on.
+    """
 
     alpha_thick: float = 0.5
     alpha_vel: float = 0.5
     velocity_inflation: float = 5.0
+    tempered: bool = True
 
     @classmethod
     def from_config(cls, cfg: Config) -> NoiseSettings:
@@ -125,11 +133,13 @@ class StreamBlock:
     n_members: int
     alpha: float
     inflation2: float
+    tempered: bool = True
 
     @property
     def scale(self) -> float:
-        """α_s / N_s with N floored at 1 (DESIGN.md), the weight of this stream's mean log-likelihood."""
-        return self.alpha / max(self.n_points, 1)
+        """α_s / N_s with N floored at 1 (DESIGN.md), the weight of this stream's mean log-likelihood;
+        1 in the generative (untempered) form."""
+        return self.alpha / max(self.n_points, 1) if self.tempered else 1.0
 
 
 def squared_residuals(prepared: Prepared) -> np.ndarray:
@@ -166,7 +176,7 @@ def stream_blocks(
             StreamBlock(
                 stream=s, sigma_obs2=so2_s, speed=speed_s, s2=s2_s, count=count,
                 n_points=int(sel.sum()), n_members=prepared.n_members,
-                alpha=settings.alpha(s), inflation2=settings.inflation2(s),
+                alpha=settings.alpha(s), inflation2=settings.inflation2(s), tempered=settings.tempered,
             )
         )
     return tuple(blocks)
@@ -449,8 +459,16 @@ class FusedDensity:
     `x` holds log θ in `PARAMS` order, exactly as PyMC's value variables `<name>_log__`.
     """
 
-    def __init__(self, prepared: Prepared, settings: NoiseSettings | None = None) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        settings: NoiseSettings | None = None,
+        *,
+        prior_sigma: Mapping[str, float] | None = None,
+    ) -> None:
+        """`prior_sigma` (default `PRIOR_SIGMA`) are the HalfNormal scales, a model constant."""
         settings = settings or NoiseSettings()
+        prior_sigma = PRIOR_SIGMA if prior_sigma is None else prior_sigma
         rows, bounds, consts = [], [], []
         start = 0
         for b in stream_blocks(prepared, settings):
@@ -466,8 +484,27 @@ class FusedDensity:
         self._data = np.ascontiguousarray(np.concatenate(rows, axis=1) if rows else np.zeros((4, 0)))
         self._bounds = np.array(bounds, dtype=np.int64).reshape(-1, 4)
         self._consts = np.array(consts, dtype=np.float64).reshape(-1, 3)
-        sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
+        sig = np.array([prior_sigma[p] for p in PARAMS], dtype=np.float64)
         self._prior = np.concatenate([[np.sum(0.5 * np.log(2.0 / np.pi) - np.log(sig))], 1.0 / sig**2])
+
+    def with_stream_constants(
+        self, stream: int, *, scale: float | None = None, n_members: float | None = None
+    ) -> FusedDensity:
+        """A copy whose `stream` block has another weight (`scale`) or member count M.
+
+        M multiplies the Gaussian normaliser −½ M (Σ c log σ² + N log 2π) in the value and its
+        term in the gradient alike, so the copy is still a consistent density. This is how the
+        harness plants bugs in this kernel's inputs, never in its code; a stream with no points
+        has no block and is left alone.
+        """
+        out = copy.copy(self)
+        out._consts = self._consts.copy()
+        rows = self._bounds[:, 0] == (0 if stream == THICK else 1)
+        if scale is not None:
+            out._consts[rows, 0] = scale
+        if n_members is not None:
+            out._consts[rows, 2] = n_members
+        return out
 
     def packed(self) -> np.ndarray:
         """Everything `_logp_grad` needs in one float64 buffer (read back by `unpack`), so a

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from fusion.config import Config, Inference
     from fusion.data.prepared import Prepared
 
-__all__ = ["sample", "sample_model", "SAMPLERS"]
+__all__ = ["sample", "sample_model", "fused_nutpie_model", "run_nutpie", "SAMPLERS"]
 
 SAMPLERS: frozenset[str] = frozenset({"pymc", "nutpie"})
 
@@ -107,8 +107,13 @@ def _initial_point(seed: int) -> np.ndarray:
     return np.log(np.array([PRIOR_SIGMA[p] for p in PARAMS])) + rng.uniform(-1.0, 1.0, len(PARAMS))
 
 
-def _nutpie_cfunc_model(density: FusedDensity):
-    """A nutpie model whose log-density is a C callback: chains run without the GIL."""
+def fused_nutpie_model(density: FusedDensity):
+    """A nutpie model whose log-density is a C callback: chains run without the GIL.
+
+    The callbacks are built once per process (`c_callbacks`, cached on disk by Numba); a new
+    density only hands them another data buffer. `fusion run` and every harness fit (SBC,
+    coverage, stability) sample through this one function.
+    """
     from nutpie.compile_pymc import CompiledPyMCModel
 
     c_logp, c_expand = _c_callbacks()
@@ -176,7 +181,7 @@ def _sample_fused_nutpie(
     compiled, used = None, "fused-pyfunc"
     if route == "cfunc":
         try:
-            compiled, used = _nutpie_cfunc_model(density), "fused-cfunc"
+            compiled, used = fused_nutpie_model(density), "fused-cfunc"
         except (ImportError, TypeError, AttributeError):
             compiled = None
     if compiled is None:
@@ -190,24 +195,57 @@ def _sample_fused_nutpie(
 def _run_nutpie(
     compiled: object, inference: Inference, progressbar: bool, while_sampling: Callable[[], object] | None = None
 ) -> object:
-    """One place for the settings every nutpie route samples with, so the routes cannot drift apart.
-
-    The chains run on nutpie's own threads without the GIL, so `while_sampling` overlaps them.
-    Any exception (Ctrl-C included) cancels the chains: a partial trace is never returned.
-    """
-    import nutpie
-
-    sampler = nutpie.sample(
+    """`run_nutpie` with the config's sampler settings."""
+    return run_nutpie(
         compiled,
         draws=inference.draws,
         tune=inference.tune,
         chains=inference.chains,
         seed=inference.seed,
         target_accept=inference.target_accept,
+        cores=inference.cores,
+        progressbar=progressbar,
+        while_sampling=while_sampling,
+    )
+
+
+def run_nutpie(
+    compiled: object,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    cores: int | None = None,
+    adaptation: str = "diag",
+    progressbar: bool = False,
+    raw_trace: bool = False,
+    while_sampling: Callable[[], object] | None = None,
+) -> object:
+    """One place for the settings every nutpie run samples with (`fusion run`, every nutpie route,
+    every harness fit), so they cannot drift apart.
+
+    `raw_trace` returns nutpie's raw (arrow) trace instead of a DataTree: the harness fits
+    thousands of times and reads it directly. The chains run on nutpie's own threads without
+    the GIL, so `while_sampling` overlaps them. Any exception (Ctrl-C included) cancels the
+    chains: a partial trace is never returned.
+    """
+    import nutpie
+
+    sampler = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        adaptation=adaptation,
         save_warmup=False,
         progress_bar=progressbar,
+        return_raw_trace=raw_trace,
         blocking=False,
-        **({} if inference.cores is None else {"cores": inference.cores}),
+        **({} if cores is None else {"cores": cores}),
     )
     try:
         if while_sampling is not None:

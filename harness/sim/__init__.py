@@ -1,7 +1,9 @@
 """Fitting the noise model thousands of times fast: what SBC, coverage and stability share.
 
-`variants` holds the data-swappable graph, its planted bugs and the compile cache; `designs`
-the per-point inputs and the generative form; `fit` one NUTS fit and its convergence figures;
+Every fit samples FUSION's own density (`fusion.inference.model.FusedDensity`, built from a
+`Prepared` of the replicate's data) through the nutpie path `fusion run` uses. `variants` holds
+its planted-bug variants (changed inputs, same kernel); `designs` the per-point inputs, the
+generative form and a replicate's `Prepared`; `fit` one NUTS fit and its convergence figures;
 `parallel` the map over local processes or dask; `store` the replicate folders a run resumes
 from by a hash of the spec and the code.
 """
@@ -11,13 +13,11 @@ from harness.sim.designs import (
     Design,
     design_from_prepared,
     draw_prior,
-    fit_inputs,
     loglik_draws,
     replicate_rng,
     sbc_design,
     sigma_tot2,
     simulate_residuals,
-    tempered_coef,
 )
 from harness.sim.fit import Fit, convergence, fit
 from harness.sim.parallel import MapStats, local_pool, run_tasks, shutdown_pools, worker_info
@@ -30,7 +30,6 @@ from harness.sim.variants import (
     PRIOR_SIGMA,
     WRONG_PRIOR_SCALE,
     ModelVariant,
-    build_model,
     compile_count,
 )
 
@@ -46,14 +45,12 @@ __all__ = [
     "Fit",
     "MapStats",
     "ModelVariant",
-    "build_model",
     "code_digest",
     "compile_count",
     "convergence",
     "design_from_prepared",
     "draw_prior",
     "fit",
-    "fit_inputs",
     "load_replicates",
     "local_pool",
     "loglik_draws",
@@ -66,6 +63,5 @@ __all__ = [
     "sigma_tot2",
     "simulate_residuals",
     "spec_hash",
-    "tempered_coef",
     "worker_info",
 ]

@@ -1,4 +1,5 @@
-"""Designs (where the points are, what is known there) and the generative form of the noise model."""
+"""Designs (where the points are, what is known there), the generative form of the noise model,
+and a replicate's data as the `Prepared` FUSION's density is built from."""
 
 from __future__ import annotations
 
@@ -9,26 +10,32 @@ from functools import lru_cache
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import PARAMS
-from harness.sim.variants import _LOG_2PI, CORRECT
+from fusion.inference.model import PARAMS, NoiseSettings
+from harness.sim.variants import CORRECT
 
-VELOCITY_INFLATION = 5.0
+VELOCITY_INFLATION = NoiseSettings().velocity_inflation
+_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @dataclass(frozen=True)
 class Design:
-    """Per-point inputs that do not depend on θ: σ_obs², speed, stream label; and M members."""
+    """Per-point inputs that do not depend on θ: σ_obs (float32, as prepared data store it),
+    speed, stream label; and M members."""
 
-    sigma_obs2: np.ndarray  # float64 (N,)
+    sigma_obs: np.ndarray  # float32 (N,)
     speed: np.ndarray  # float64 (N,)
     stream: np.ndarray  # int8 (N,)
     n_members: int
     inflation: float = VELOCITY_INFLATION
-    group: np.ndarray | None = None  # int (N,): points sharing (stream, σ_obs², speed), or None
 
     @property
     def n_points(self) -> int:
         return int(self.stream.shape[0])
+
+    @property
+    def sigma_obs2(self) -> np.ndarray:
+        """σ_obs² squared in float32 then float64, as the production density squares it."""
+        return np.square(self.sigma_obs).astype(np.float64)
 
     @property
     def is_vel(self) -> np.ndarray:
@@ -37,6 +44,23 @@ class Design:
     @property
     def extra_var(self) -> np.ndarray:
         return self.is_vel * self.inflation**2
+
+    def prepared(self, resid: np.ndarray, points: np.ndarray | None = None) -> Prepared:
+        """The dataset FUSION would prepare with residuals `resid` (M, N), at `points` only (default
+        all; held-out points are simply left out): y_obs = 0 and F = −r, so y_obs − F is r exactly."""
+        idx = np.arange(self.n_points) if points is None else np.asarray(points)
+        stream = self.stream[idx]
+        members = tuple(f"m{i + 1}" for i in range(self.n_members))
+        return Prepared(
+            y_obs=np.zeros(idx.size, dtype=np.float32),
+            sigma_obs=self.sigma_obs[idx],
+            F=-np.asarray(resid, dtype=np.float64)[:, idx],
+            speed=self.speed[idx],
+            n_dhdt=int((stream == THICK).sum()),
+            n_vel=int((stream == VEL).sum()),
+            member_ids=members,
+            stream=stream,
+        )
 
 
 @lru_cache(maxsize=16)
@@ -51,8 +75,8 @@ def sbc_design(
     velocity σ_obs 1–5 m/yr, speeds log-uniform 1–3000 m/yr), small enough to fit in milliseconds.
 
     Points come in `levels` = (thickness, velocity) groups sharing (σ_obs, speed), as gridded
-    products with quantised uncertainties do; the fit then sums each group's squared residuals
-    first (an exact rewrite, the production model's merging), halving the gradient's cost.
+    products with quantised uncertainties do; the production density's `stream_blocks` then
+    merges each group (an exact rewrite), which makes the gradient several times cheaper.
     """
     rng = np.random.default_rng(seed)
     g_t, g_v = (np.arange(n) % k for n, k in ((n_thick, levels[0]), (n_vel, levels[1])))
@@ -61,18 +85,17 @@ def sbc_design(
     speed_v = np.exp(rng.uniform(0.0, np.log(3000.0), levels[1]))[g_v]
     stream = np.r_[np.full(n_thick, THICK), np.full(n_vel, VEL)].astype(np.int8)
     return Design(
-        sigma_obs2=np.r_[so_t, so_v] ** 2,
+        sigma_obs=np.r_[so_t, so_v].astype(np.float32),
         speed=np.r_[np.zeros(n_thick), speed_v],
         stream=stream,
         n_members=n_members,
-        group=np.r_[g_t, levels[0] + g_v],
     )
 
 
 def design_from_prepared(prepared: Prepared, inflation: float = VELOCITY_INFLATION) -> Design:
-    """The design of a prepared dataset (σ_obs² squared in float32, as the production model)."""
-    return Design(  # no grouping: measured uncertainties are continuous
-        sigma_obs2=np.square(prepared.sigma_obs).astype(np.float64),
+    """The design of a prepared dataset."""
+    return Design(
+        sigma_obs=np.asarray(prepared.sigma_obs, dtype=np.float32),
         speed=np.asarray(prepared.speed, dtype=np.float64),
         stream=np.asarray(prepared.stream, dtype=np.int8),
         n_members=prepared.n_members,
@@ -106,40 +129,6 @@ def loglik_draws(theta: np.ndarray, design: Design, s2: np.ndarray, n_obs: np.nd
     return -0.5 * (s2 / var + n_obs * (np.log(var) + _LOG_2PI)).sum(axis=-1)
 
 
-def tempered_coef(design: Design, n_obs: np.ndarray, alpha: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
-    """c_i = α_s / N_s over the points that enter the fit (n_i > 0), N floored at 1 (DESIGN.md)."""
-    used = n_obs > 0
-    coef = np.zeros(design.n_points)
-    for s, a in zip((THICK, VEL), alpha):
-        sel = (design.stream == s) & used
-        coef[design.stream == s] = a / max(int(sel.sum()), 1)
-    return coef
-
-
-def fit_inputs(
-    design: Design, s2: np.ndarray, n_obs: np.ndarray, coef: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """The arrays swapped into the compiled graph for one dataset; `coef=None` is the generative form.
-
-    With `design.group`, points are summed per group first: S2 and n add up, and σ_tot,
-    stream and (per stream) c are shared within a group, so the log-density is unchanged.
-    """
-    inputs = {
-        "s2": np.asarray(s2, dtype=np.float64),
-        "n_obs": np.asarray(n_obs, dtype=np.float64),
-        "coef": np.ones(design.n_points) if coef is None else np.asarray(coef, dtype=np.float64),
-        "sigma_obs2": design.sigma_obs2,
-        "speed": design.speed,
-        "is_vel": design.is_vel,
-        "extra_var": design.extra_var,
-    }
-    if design.group is None:
-        return inputs
-    _, first, inverse = np.unique(design.group, return_index=True, return_inverse=True)
-    out = {k: v[first] for k, v in inputs.items()}
-    for k in ("s2", "n_obs"):
-        out[k] = np.bincount(inverse.ravel(), weights=inputs[k], minlength=first.size)
-    return out
 def replicate_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     """Replicate `index`'s own generator: the same data whichever worker runs it, and on resume."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))

@@ -1,4 +1,4 @@
-"""One NUTS fit of a compiled variant on swapped data, and its per-fit convergence figures."""
+"""One NUTS fit of FUSION's density on a replicate's data, and its per-fit convergence figures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from fusion.inference.model import PARAMS
-from harness.sim.variants import CORRECT, ModelVariant, _compiled
+from fusion.data.prepared import Prepared
+from fusion.inference.model import PARAMS, NoiseSettings
+from fusion.inference.sampling import fused_nutpie_model, run_nutpie
+from harness.sim.variants import CORRECT, ModelVariant
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class Fit:
 
 
 def fit(
-    data: dict[str, np.ndarray],
+    prepared: Prepared,
+    settings: NoiseSettings,
     *,
     variant: ModelVariant = CORRECT,
     draws: int = 250,
@@ -40,25 +43,19 @@ def fit(
     target_accept: float = 0.8,
     adaptation: str = "diag",
 ) -> Fit:
-    """One NUTS fit of the compiled graph on new data: no recompilation, no ArviZ conversion."""
-    import nutpie
-
+    """One NUTS fit of `variant`'s `FusedDensity(prepared, settings)` through `fusion run`'s nutpie
+    path (`fused_nutpie_model`, `run_nutpie`): callbacks built once per process, no ArviZ conversion."""
     start = time.perf_counter()
-    compiled = _compiled(variant)
-    known = {var.name for var in compiled.shared_var_keys}  # a planted bug may leave an input unused
-    model = compiled.with_data(**{k: v for k, v in data.items() if k in known})
-    raw = nutpie.sample(
-        model,
+    raw = run_nutpie(
+        fused_nutpie_model(variant.density(prepared, settings)),
         draws=draws,
         tune=tune,
         chains=chains,
         cores=cores,
         seed=seed,
-        progress_bar=False,
-        return_raw_trace=True,
-        save_warmup=False,
         target_accept=target_accept,
         adaptation=adaptation,
+        raw_trace=True,
     )
     draw_batches, stat_batches = raw.get_arrow_trace()
     pos, div, energy, steps = [], [], [], []

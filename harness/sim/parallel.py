@@ -1,6 +1,7 @@
 """The parallel map: replicates in chunks on spawned local processes, on a dask cluster, or here.
 
-Each local worker compiles a variant once and keeps it; `run_tasks` hides which backend runs.
+Each local worker builds the density's C callbacks once and keeps them; `run_tasks` hides which
+backend runs.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ _POOLS: dict[int, ProcessPoolExecutor] = {}
 def local_pool(workers: int) -> ProcessPoolExecutor:
     """A spawned process pool kept for the life of this process.
 
-    Each worker compiles a variant on first use and keeps it, so the SBC forms and the
-    coverage regimes that follow reuse the compiled graphs instead of compiling again.
+    Each worker builds the density's C callbacks on first use and keeps them, so the SBC forms,
+    the planted-bug variants and the coverage regimes that follow reuse them.
     """
     pool = _POOLS.get(workers)
     if pool is not None and getattr(pool, "_broken", False):  # a worker died (killed, out of memory)
@@ -136,7 +137,7 @@ def pool_running(workers: int) -> bool:
 
 
 def worker_info() -> dict[str, Any]:
-    """Who ran a chunk: host, pid and how many graphs that process has compiled so far."""
+    """Who ran a chunk: host, pid and how many times that process has built the C callbacks."""
     import socket
 
     return {"host": socket.gethostname(), "pid": os.getpid(), "compilations": compile_count()}

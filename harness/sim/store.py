@@ -45,6 +45,7 @@ _CODE_FILES = (
     "harness/calibration.py",
     "harness/stability.py",
     "fusion/inference/model.py",
+    "fusion/inference/sampling.py",
     "fusion/inference/posterior.py",
     "fusion/data/prepare.py",
     "fusion/data/synthetic.py",
@@ -116,7 +117,7 @@ def run_replicates(
     if todo and scheduler is None and workers != 0 and not pool_running(workers or os.cpu_count() or 1):
         progress(
             f"{label}: starting {workers or os.cpu_count()} local worker processes "
-            "(each imports PyMC and compiles once)"
+            "(each builds FUSION's density callbacks once)"
         )
 
     def on_chunk(results: list[dict[str, Any]]) -> None:

@@ -1,42 +1,44 @@
-"""The graph SBC and coverage fit, its planted-bug variants, and the per-process compile cache.
+"""The density SBC, coverage and stability fit: FUSION's own, and its planted-bug variants.
 
-The density touches the data only through per-point sums over members of squared residuals
-(DESIGN.md, "The noise model"), so one PyMC graph with `pm.Data` inputs covers every use:
+Every harness fit samples `fusion.inference.model.FusedDensity` built from a `Prepared` of the
+replicate's data, through the C callbacks and the nutpie settings `fusion run` uses
+(`fusion.inference.sampling`): there is no second implementation of the density here, so a
+defect in the production density (`squared_residuals`, `sigma_obs_squared`, the merging in
+`stream_blocks`, the packing, the kernel) is in every fit SBC judges.
 
-    log p(data | θ) = Σ_i c_i · [−½ S2_i / σ²_tot,i(θ) − ½ n_i · log(2π σ²_tot,i(θ))]
-
-with S2_i = Σ_m r_mi² over the n_i members observed at point i. The generative (untempered)
-form has c_i = 1; the prototype's tempered form has c_i = α_s / N_s; a held-out point has
-n_i = 0 and S2_i = 0. nutpie compiles that graph once per process and per `ModelVariant`, and
-every replicate only swaps the arrays (`with_data`), which is what makes 1,000 fits take
-seconds instead of hours. Planted-bug variants (a wrong prior scale, a dropped likelihood
-term) change the graph, so they compile once each.
+The forms are `NoiseSettings.tempered`: the generative form counts each point once, the
+tempered (prototype) form weights stream s by α_s / N_s. Planted-bug variants change only the
+density's inputs (prior scales; a stream's constants through
+`FusedDensity.with_stream_constants`), never the kernel or the sampler: the same compiled
+callbacks fit every variant, once per process.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
-
-from fusion.inference.model import PARAMS, PRIOR_SIGMA
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
+from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.model import PARAMS, PRIOR_SIGMA, FusedDensity, NoiseSettings, c_callbacks
 
 
 @dataclass(frozen=True)
 class ModelVariant:
-    """A graph to fit: prior scales and which likelihood term (if any) a planted bug drops."""
+    """A density to fit: prior scales and which likelihood term (if any) a planted bug drops."""
 
     name: str = "correct"
     prior_sigma: tuple[float, ...] = tuple(PRIOR_SIGMA[p] for p in PARAMS)
     drop: Literal["none", "thick_stream", "lognorm"] = "none"
 
-    @property
-    def key(self) -> str:
-        return f"{self.name}:{self.prior_sigma}:{self.drop}"
+    def density(self, prepared: Prepared, settings: NoiseSettings) -> FusedDensity:
+        """The production density of `prepared`, with this variant's change to its inputs."""
+        density = FusedDensity(prepared, settings, prior_sigma=dict(zip(PARAMS, self.prior_sigma)))
+        if self.drop == "thick_stream":  # the thickness stream's log-likelihood weighted 0
+            density = density.with_stream_constants(THICK, scale=0.0)
+        elif self.drop == "lognorm":  # M = 0 drops −½ M Σ log(2πσ²) and its gradient term
+            for stream in (THICK, VEL):
+                density = density.with_stream_constants(stream, n_members=0.0)
+        return density
 
 
 CORRECT = ModelVariant()
@@ -48,54 +50,7 @@ DROPPED_THICK_TERM = ModelVariant("dropped_thick_term", drop="thick_stream")
 DROPPED_LOGNORM_TERM = ModelVariant("dropped_lognorm_term", drop="lognorm")
 
 
-def build_model(variant: ModelVariant = CORRECT) -> Any:
-    """The data-swappable PyMC graph; every per-point input is a `pm.Data` of any length."""
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    init = np.ones(2)
-    with pm.Model() as model:
-        s2 = pm.Data("s2", init)
-        n_obs = pm.Data("n_obs", init)
-        coef = pm.Data("coef", init)
-        sigma_obs2 = pm.Data("sigma_obs2", init)
-        speed = pm.Data("speed", init * 0)
-        is_vel = pm.Data("is_vel", init * 0)
-        extra_var = pm.Data("extra_var", init * 0)
-        theta = {p: pm.HalfNormal(p, sigma=s) for p, s in zip(PARAMS, variant.prior_sigma)}
-        sb2 = theta["sigma_base_thick"] ** 2 * (1.0 - is_vel) + theta["sigma_base_vel"] ** 2 * is_vel
-        beta = theta["beta_thick"] * (1.0 - is_vel) + theta["beta_vel"] * is_vel
-        var = sigma_obs2 + sb2 * (1.0 + beta * speed) + extra_var
-        quad = s2 / var
-        lognorm = n_obs * (pt.log(var) + _LOG_2PI)
-        if variant.drop == "lognorm":
-            per_point = -0.5 * quad
-        else:
-            per_point = -0.5 * (quad + lognorm)
-        if variant.drop == "thick_stream":
-            per_point = per_point * is_vel
-        pm.Potential("loglik", pt.sum(coef * per_point))
-    return model
-
-
-_COMPILED: dict[str, Any] = {}
-_COMPILE_LOCK = threading.Lock()
-_COMPILATIONS = 0
-
-
 def compile_count() -> int:
-    """How many graphs this process has compiled (tests prove: one per variant, not per replicate)."""
-    return _COMPILATIONS
-
-
-def _compiled(variant: ModelVariant) -> Any:
-    global _COMPILATIONS
-    with _COMPILE_LOCK:
-        hit = _COMPILED.get(variant.key)
-        if hit is None:
-            import nutpie
-
-            hit = nutpie.compile_pymc_model(build_model(variant))
-            _COMPILED[variant.key] = hit
-            _COMPILATIONS += 1
-        return hit
+    """How many times this process has built the density's C callbacks (tests prove: once,
+    whatever the variant and however many replicates)."""
+    return c_callbacks.cache_info().misses

@@ -1,48 +1,29 @@
-"""The data-swappable graph SBC and coverage fit: same density as the production model and as the
-generative form written out per member and point; planted bugs really change it; one compile."""
+"""What SBC and coverage fit is FUSION's own density: a replicate's `Prepared` carries its residuals
+exactly, grouped points merge in `stream_blocks`, both forms and every planted bug equal the
+density written out with SciPy, and the callbacks are built once per process whatever the variant."""
 
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 import pytest
 from scipy import stats
 
 import harness.sim as sim
-from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import build_model as production_model
+from fusion.data.prepared import THICK, VEL
+from fusion.inference import model as fusion_model
+from fusion.inference.model import FusedDensity, NoiseSettings, squared_residuals, stream_blocks
 from harness.sbc import SBCSpec, run_sbc
 
-
-def _prepared(n: int = 120, m: int = 4, seed: int = 3) -> Prepared:
-    rng = np.random.default_rng(seed)
-    stream = np.where(rng.random(n) < 0.4, THICK, VEL).astype(np.int8)
-    speed = np.where(stream == VEL, rng.gamma(2.0, 150.0, n), 0.0)
-    sigma = np.where(stream == THICK, rng.choice([0.5, 2.0], n), rng.uniform(0.5, 9.0, n)).astype(np.float32)
-    y = rng.normal(0.0, 3.0, n).astype(np.float32)
-    F = y[None, :] + rng.normal(0.0, 1.5, (m, n))
-    return Prepared(
-        y_obs=y,
-        sigma_obs=sigma,
-        F=F,
-        speed=speed,
-        n_dhdt=int((stream == THICK).sum()),
-        n_vel=int((stream == VEL).sum()),
-        member_ids=tuple(f"run{i + 1}" for i in range(m)),
-        stream=stream,
-    )
+GENERATIVE = NoiseSettings(tempered=False)
+VARIANTS = [sim.CORRECT, sim.WRONG_PRIOR_SCALE, sim.DROPPED_THICK_TERM, sim.DROPPED_LOGNORM_TERM]
 
 
 def _points(rng: np.random.Generator, k: int = 5) -> list[np.ndarray]:
     return [sim.draw_prior(rng) + 1e-3 for _ in range(k)]
 
 
-def _graph_logp(variant: sim.ModelVariant, inputs: dict[str, np.ndarray]):
-    model = sim.build_model(variant)
-    with model:
-        pm.set_data({k: v for k, v in inputs.items() if k in {d.name for d in model.data_vars}})
-    fn = model.compile_logp()
-    return lambda theta: float(fn({f"{p}_log__": np.log(t) for p, t in zip(sim.PARAMS, theta)}))
+def _logp(density: FusedDensity, theta: np.ndarray) -> float:
+    return density.logp_grad(np.log(theta))[0]
 
 
 def _prior_logp(theta: np.ndarray, scales=sim.CORRECT.prior_sigma) -> float:
@@ -50,58 +31,87 @@ def _prior_logp(theta: np.ndarray, scales=sim.CORRECT.prior_sigma) -> float:
     return float(sum(stats.halfnorm.logpdf(t, scale=s) + np.log(t) for t, s in zip(theta, scales)))
 
 
-def test_tempered_graph_equals_the_production_model() -> None:
-    """Same logp at random points: the SBC's tempered form is FUSION's model, not a lookalike."""
-    p = _prepared()
-    design = sim.design_from_prepared(p)
-    s2 = np.square(p.y_obs - p.F).sum(axis=0)
-    n_obs = np.full(p.n_points, float(p.n_members))
-    ours = _graph_logp(sim.CORRECT, sim.fit_inputs(design, s2, n_obs, sim.tempered_coef(design, n_obs)))
-    prod = production_model(p).compile_logp()
-    for theta in _points(np.random.default_rng(0)):
-        want = float(prod({f"{q}_log__": np.log(t) for q, t in zip(sim.PARAMS, theta)}))
-        assert ours(theta) == pytest.approx(want, rel=1e-9)  # summation order differs (groups merged there)
+def _scipy_logp(variant: sim.ModelVariant, theta: np.ndarray, r: np.ndarray, design: sim.Design) -> float:
+    """The generative form written out per member and point, with each planted bug applied by hand."""
+    sd = np.sqrt(sim.sigma_tot2(theta, design))
+    per_point = stats.norm.logpdf(r, 0.0, sd)  # (M, N)
+    if variant.drop == "lognorm":
+        per_point = -0.5 * np.square(r / sd)
+    if variant.drop == "thick_stream":
+        per_point = per_point[:, design.stream == VEL]
+    return _prior_logp(theta, variant.prior_sigma) + float(per_point.sum())
 
 
-def test_generative_graph_is_the_per_member_gaussian_sum() -> None:
-    """Σ_m Σ_i log N(r_mi | 0, σ_tot,i): from S2 (graph, NumPy) and written out with SciPy."""
+def test_replicate_prepared_carries_the_residuals_exactly() -> None:
+    design = sim.sbc_design(30, 40, 3, seed=1)
+    r = sim.simulate_residuals(sim.draw_prior(np.random.default_rng(2)), design, np.random.default_rng(3))
+    np.testing.assert_array_equal(squared_residuals(design.prepared(r)), np.square(r))
+    held_in = np.arange(0, design.n_points, 3)
+    sub = design.prepared(r, held_in)
+    np.testing.assert_array_equal(squared_residuals(sub), np.square(r[:, held_in]))
+    np.testing.assert_array_equal(fusion_model.sigma_obs_squared(sub), design.sigma_obs2[held_in])
+
+
+def test_grouped_design_merges_in_stream_blocks() -> None:
+    """σ_obs² from float32 σ gives equal keys: each (σ_obs, speed) level is one merged group."""
+    design = sim.sbc_design(40, 40, 2, seed=4, levels=(4, 5))
+    blocks = stream_blocks(design.prepared(np.ones((2, design.n_points))), GENERATIVE)
+    assert [b.s2.size for b in blocks] == [4, 5]
+    assert [b.count.sum() for b in blocks] == [40, 40]
+    assert [b.scale for b in blocks] == [1.0, 1.0]  # generative form: every point counted once
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+def test_fitted_density_is_the_generative_form_written_out(variant: sim.ModelVariant) -> None:
+    """Σ_m Σ_i log N(r_mi | 0, σ_tot,i) plus priors, from FUSION's density on a grouped design."""
     design = sim.sbc_design(30, 40, 3, seed=1)
     rng = np.random.default_rng(2)
     theta = sim.draw_prior(rng)
     r = sim.simulate_residuals(theta, design, rng)
-    n_obs = np.full(design.n_points, 3.0)
-    s2 = np.square(r).sum(axis=0)
-    graph = _graph_logp(sim.CORRECT, sim.fit_inputs(design, s2, n_obs))
+    density = variant.density(design.prepared(r), GENERATIVE)
+    s2, n_obs = np.square(r).sum(axis=0), np.full(design.n_points, 3.0)
     for th in [theta, *_points(rng, 3)]:
-        sd = np.sqrt(sim.sigma_tot2(th, design))
-        direct = stats.norm.logpdf(r, 0.0, sd).sum()
-        assert sim.loglik_draws(th, design, s2, n_obs) == pytest.approx(direct, rel=1e-12)
-        assert graph(th) - _prior_logp(th) == pytest.approx(direct, rel=1e-10)
+        direct = _scipy_logp(variant, th, r, design)
+        assert _logp(density, th) == pytest.approx(direct, rel=1e-10)
+        if variant is sim.CORRECT:
+            assert sim.loglik_draws(th, design, s2, n_obs) == pytest.approx(
+                direct - _prior_logp(th), rel=1e-12
+            )
 
 
-def test_grouped_points_keep_the_density() -> None:
-    """Summing S2 within groups sharing (σ_obs, speed) is exact, held-out points included."""
-    design = sim.sbc_design(40, 40, 2, seed=4, levels=(4, 5))
-    flat = sim.Design(design.sigma_obs2, design.speed, design.stream, design.n_members)
-    rng = np.random.default_rng(5)
-    s2 = rng.gamma(2.0, 3.0, design.n_points)
-    n_obs = np.where(rng.random(design.n_points) < 0.8, 2.0, 0.0)
-    s2[n_obs == 0] = 0.0
-    grouped = sim.fit_inputs(design, s2, n_obs)
-    assert grouped["s2"].size == 9
-    a, b = _graph_logp(sim.CORRECT, grouped), _graph_logp(sim.CORRECT, sim.fit_inputs(flat, s2, n_obs))
-    for th in _points(rng):
-        assert a(th) == pytest.approx(b(th), rel=1e-12)
-
-
-@pytest.mark.parametrize("variant", [sim.WRONG_PRIOR_SCALE, sim.DROPPED_THICK_TERM, sim.DROPPED_LOGNORM_TERM])
-def test_planted_bugs_change_the_density(variant: sim.ModelVariant) -> None:
+@pytest.mark.parametrize("variant", VARIANTS[1:], ids=lambda v: v.name)
+def test_planted_bugs_keep_value_and_gradient_consistent(variant: sim.ModelVariant) -> None:
+    """A variant changes inputs, not the kernel: its gradient is still the value's derivative."""
     design = sim.sbc_design(20, 20, 2, seed=6)
     rng = np.random.default_rng(7)
-    inputs = sim.fit_inputs(design, rng.gamma(2.0, 3.0, design.n_points), np.full(design.n_points, 2.0))
-    good, bad = _graph_logp(sim.CORRECT, inputs), _graph_logp(variant, inputs)
-    diffs = [abs(good(th) - bad(th)) for th in _points(rng)]
-    assert min(diffs) > 1e-6
+    prepared = design.prepared(rng.normal(0.0, 2.0, (2, design.n_points)))
+    bad, good = variant.density(prepared, GENERATIVE), sim.CORRECT.density(prepared, GENERATIVE)
+    for th in _points(rng, 3):
+        x = np.log(th)
+        value, grad = bad.logp_grad(x)
+        assert abs(value - good.logp_grad(x)[0]) > 1e-6
+        h = 1e-6
+        numeric = [(bad.logp_grad(x + h * e)[0] - bad.logp_grad(x - h * e)[0]) / (2 * h) for e in np.eye(4)]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_correct_variant_is_the_production_density() -> None:
+    """The harness's density of a dataset is `fusion run`'s, bit for bit, in both forms."""
+    design = sim.sbc_design(30, 40, 3, seed=8)
+    prepared = design.prepared(np.random.default_rng(9).normal(0.0, 2.0, (3, design.n_points)))
+    for settings in (NoiseSettings(), GENERATIVE):
+        np.testing.assert_array_equal(
+            sim.CORRECT.density(prepared, settings).packed(), FusedDensity(prepared, settings).packed()
+        )
+    tempered = [b.scale for b in stream_blocks(prepared, NoiseSettings())]
+    assert tempered == [0.5 / 30, 0.5 / 40]
+
+
+def test_dropping_a_stream_with_no_points_changes_nothing() -> None:
+    design = sim.sbc_design(30, 40, 3, seed=8)
+    prepared = design.prepared(np.ones((3, design.n_points)), np.flatnonzero(design.stream == VEL))
+    density = FusedDensity(prepared, GENERATIVE)
+    np.testing.assert_array_equal(density.with_stream_constants(THICK, scale=0.0).packed(), density.packed())
 
 
 def test_simulated_residuals_have_the_model_variance() -> None:
@@ -115,27 +125,19 @@ def test_simulated_residuals_have_the_model_variance() -> None:
     assert abs(r.mean()) < 5 * np.sqrt(var.mean() / r.size)
 
 
-def test_one_compilation_for_many_replicates(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """Compile once, then only swap data: 24 replicates, exactly one `compile_pymc_model` call."""
-    import nutpie
-
-    calls: list[int] = []
-    real = nutpie.compile_pymc_model
-
-    def counting(model, **kw):
-        calls.append(1)
-        return real(model, **kw)
-
-    monkeypatch.setattr(nutpie, "compile_pymc_model", counting)
-    monkeypatch.setattr(sim.variants, "_COMPILED", {})
+def test_callbacks_built_once_for_many_replicates_and_every_variant(tmp_path) -> None:
+    """One build of the C callbacks in this process for 16 replicates of two variants: each
+    replicate and each planted bug only brings another data buffer."""
+    fusion_model.c_callbacks.cache_clear()
     before = sim.compile_count()
-    out = run_sbc(
-        SBCSpec(n_replicates=24, draws=200, tune=200),
-        tmp_path,
-        workers=0,
-        progress=lambda s: None,
-        plots=False,
-    )
-    assert out.figures["fitted_replicates"] == 24
-    assert len(calls) == 1
-    assert sim.compile_count() - before == 1
+    for variant in (sim.CORRECT, sim.WRONG_PRIOR_SCALE):
+        out = run_sbc(
+            SBCSpec(n_replicates=8, draws=100, tune=100, variant=variant),
+            tmp_path / variant.name,
+            workers=0,
+            progress=lambda s: None,
+            plots=False,
+        )
+        assert out.figures["fitted_replicates"] == 8
+    assert before == 0
+    assert sim.compile_count() == 1
