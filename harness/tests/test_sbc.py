@@ -1,16 +1,21 @@
-"""SBC (check 4): the generative form is calibrated, the planted bugs are not, the tempered form's
-miscalibration is measured; the quick suite's size and speed are the ones promised."""
+"""SBC (check 4): the generative form is calibrated, the planted bugs are not, a defect planted in
+the production density turns it red by construction, the tempered form's miscalibration is
+measured; the quick suite's size and speed are the ones promised."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pytest
 
+from fusion.inference import model as fusion_model
 from harness.checks import CheckContext
-from harness.sbc import QUANTITIES, run_check, run_sbc, suite_spec
-from harness.sim import DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
+from harness.sbc import QUANTITIES, SBCOutcome, run_check, run_sbc, suite_spec
+from harness.sim import DROPPED_LOGNORM_TERM, DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
 
 
 def _ctx(tmp_path: Path, suite: Literal["quick", "full"]) -> CheckContext:
@@ -43,7 +48,9 @@ def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> Non
     assert len(list(tmp_path.glob("generative/replicates/r*/_SUCCESS"))) == 200
 
 
-@pytest.mark.parametrize("variant", [WRONG_PRIOR_SCALE, DROPPED_THICK_TERM], ids=lambda v: v.name)
+@pytest.mark.parametrize(
+    "variant", [WRONG_PRIOR_SCALE, DROPPED_THICK_TERM, DROPPED_LOGNORM_TERM], ids=lambda v: v.name
+)
 def test_planted_bug_fails_sbc_at_quick_size(variant: ModelVariant, tmp_path: Path) -> None:
     """Power: each planted bug is caught with the quick suite's 200 replicates."""
     out = run_sbc(
@@ -55,6 +62,46 @@ def test_planted_bug_fails_sbc_at_quick_size(variant: ModelVariant, tmp_path: Pa
     if variant is DROPPED_THICK_TERM:
         # its parameters look calibrated (the thickness posterior is the prior); the log-likelihood is not
         assert out.figures["rejected"] == ["loglik"]
+
+
+#: The quick suite's fits, fewer replicates: 80 has the power for a defect in the density and
+#: leaves room under the 5% failed-fit limit (2 of 80 fail their own gate when nothing is wrong).
+DEFECT_REPLICATES = 80
+
+
+def _quick_sbc(tmp_path: Path) -> SBCOutcome:
+    spec = dataclasses.replace(suite_spec("quick"), n_replicates=DEFECT_REPLICATES)
+    return run_sbc(spec, tmp_path, workers=0, progress=lambda s: None, plots=False)  # in-process: sees patches
+
+
+def test_production_density_passes_quick_sbc(tmp_path: Path) -> None:
+    out = _quick_sbc(tmp_path)
+    assert out.passed, (out.figures["rejected"], out.figures["failed_fraction"])
+
+
+def _unsquared(prepared: Any) -> np.ndarray:
+    return np.asarray(prepared.sigma_obs, dtype=np.float64)  # σ where σ² belongs
+
+
+def _countless(real: Callable[..., Any]) -> Callable[..., Any]:
+    def merged_without_counts(prepared: Any, settings: Any, *, merge: bool = True) -> Any:
+        blocks = real(prepared, settings, merge=merge)  # a merge that forgets how many points it merged
+        return tuple(dataclasses.replace(b, count=np.ones_like(b.count)) for b in blocks)
+
+    return merged_without_counts
+
+
+@pytest.mark.parametrize("fault", ["sigma_obs_squared", "stream_blocks"])
+def test_defect_in_the_production_density_turns_sbc_red(
+    fault: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SBC fits `fusion run`'s density: break a function of `fusion.inference.model` and SBC fails,
+    with nothing changed in the harness (its simulator keeps the true model)."""
+    patch = _unsquared if fault == "sigma_obs_squared" else _countless(fusion_model.stream_blocks)
+    monkeypatch.setattr(fusion_model, fault, patch)
+    out = _quick_sbc(tmp_path)
+    assert not out.passed
+    assert "loglik" in out.figures["rejected"] and "sigma_base_vel" in out.figures["rejected"]
 
 
 @pytest.mark.full
