@@ -5,8 +5,9 @@ Both run prior SBC of the generative noise model (DESIGN.md) on 5 members × 200
 
 - simuk 0.3: `simuk.SBC(model).run_simulations()`, which recompiles and runs `pm.sample`
   for every replicate, one after another;
-- ours: `harness.sbc.run_sbc`, graph compiled once per worker process, data swapped per
-  replicate, replicates in parallel on local processes (or in this process, `--workers 0`).
+- ours: `harness.sbc.run_sbc`, FUSION's own density (C callbacks built once per worker
+  process), data swapped per replicate, replicates in parallel on local processes (or in this
+  process, `--workers 0`).
 
 Fits per minute are end to end: from the call to the last rank, compilation and worker
 start-up included (ours also prints its rate after start-up). Prints both, and the ratio.

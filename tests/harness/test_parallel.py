@@ -1,4 +1,5 @@
-"""Backends give the same replicates; local processes compile once each; a killed run resumes."""
+"""Backends give the same replicates; local processes build the density callbacks once each; a killed
+run resumes."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_local_processes_compile_once_each_and_agree(in_process, tmp_path: Path)
     f = out.figures
     assert f["backend"] == "local:2"
     assert 1 <= f["worker_processes"] <= 2
-    assert f["compilations"] == f["worker_processes"]  # one per process, not one per replicate
+    assert f["compilations"] == f["worker_processes"]  # callbacks built once per process, not per replicate
     assert _key(out) == _key(in_process)
 
 
