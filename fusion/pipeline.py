@@ -176,13 +176,10 @@ def run(
 
 
 def _import_writers() -> None:
-    """Import what writing the run folder needs while the chains sample (they leave the GIL free).
+    """Import what writing the run folder needs while the chains sample (they leave the GIL free)."""
+    from fusion.warmup import WRITE, import_all
 
-    xarray's NetCDF writer asks dask whether a `distributed` client is active, which imports
-    `distributed` (about 0.3 s); the plot needs Matplotlib's Agg backend.
-    """
-    import distributed  # noqa: F401
-    import matplotlib.backends.backend_agg  # noqa: F401
+    import_all(WRITE)
 
 
 def save_weights(result: Result, path: str | Path) -> Path:
