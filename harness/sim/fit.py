@@ -11,7 +11,7 @@ import numpy as np
 
 from fusion.data.prepared import Prepared
 from fusion.inference.model import PARAMS, NoiseSettings
-from fusion.inference.sampling import fused_nutpie_model, run_nutpie
+from fusion.inference.sampling import arrow_draws, fused_nutpie_model, run_nutpie
 from harness.sim.variants import CORRECT, ModelVariant
 
 
@@ -44,7 +44,8 @@ def fit(
     adaptation: str = "diag",
 ) -> Fit:
     """One NUTS fit of `variant`'s `FusedDensity(prepared, settings)` through `fusion run`'s nutpie
-    path (`fused_nutpie_model`, `run_nutpie`): callbacks built once per process, no ArviZ conversion."""
+    path (`fused_nutpie_model`, `run_nutpie`, `arrow_draws`): callbacks built once per process,
+    nutpie's raw trace read directly (no ArviZ conversion)."""
     start = time.perf_counter()
     raw = run_nutpie(
         fused_nutpie_model(variant.density(prepared, settings)),
@@ -55,22 +56,14 @@ def fit(
         seed=seed,
         target_accept=target_accept,
         adaptation=adaptation,
-        raw_trace=True,
+        raw=True,
     )
-    draw_batches, stat_batches = raw.get_arrow_trace()
-    pos, div, energy, steps = [], [], [], []
-    for d, s in zip(draw_batches, stat_batches):
-        keep = ~s.column("tuning").to_numpy().astype(bool)
-        pos.append(np.stack([np.asarray(d.column(p).to_numpy())[keep] for p in PARAMS], axis=-1))
-        div.append(np.asarray(s.column("diverging").to_numpy()).astype(bool)[keep])
-        energy.append(np.asarray(s.column("energy").to_numpy())[keep])
-        steps.append(np.asarray(s.column("n_steps").to_numpy())[keep])
-    n = min(len(x) for x in pos)
+    posterior, stats = arrow_draws(raw)
     return Fit(
-        draws=np.stack([x[:n] for x in pos]),
-        diverging=np.stack([x[:n] for x in div]),
-        energy=np.stack([x[:n] for x in energy]),
-        n_steps=np.stack([x[:n] for x in steps]),
+        draws=np.stack([posterior[p] for p in PARAMS], axis=-1),
+        diverging=stats["diverging"].astype(bool),
+        energy=stats["energy"],
+        n_steps=stats["n_steps"],
         seconds=time.perf_counter() - start,
     )
 
