@@ -9,13 +9,13 @@ import textwrap
 import numpy as np
 
 from fusion.inference.model import PARAMS, FusedDensity, NoiseSettings
-from fusion.inference.sampling import _nutpie_cfunc_model, arrow_draws, import_nutpie
+from fusion.inference.sampling import arrow_draws, fused_nutpie_model, import_nutpie
 from tests.fusion.inference._factories import make_prepared
 
 
 def _sample(raw: bool):
     nutpie = import_nutpie()
-    model = _nutpie_cfunc_model(FusedDensity(make_prepared(300, 3, seed=2), NoiseSettings()))
+    model = fused_nutpie_model(FusedDensity(make_prepared(300, 3, seed=2), NoiseSettings()))
     return nutpie.sample(
         model, draws=40, tune=30, chains=2, cores=1, seed=9, progress_bar=False, save_warmup=False,
         return_raw_trace=raw,
