@@ -506,6 +506,6 @@ def run_check(ctx: CheckContext) -> CheckResult:
         provenance={
             "seed_a": spec_a.seed,
             "seed_b": spec_b.seed,
-            "sampler": "nutpie on FUSION's FusedDensity, as `fusion run` (callbacks built once, data swapped)",
+            "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",
         },
     )

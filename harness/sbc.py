@@ -2,10 +2,11 @@
 
 Talts et al. (2018) / Modrák et al. (2023): draw θ from the prior, simulate data from the
 generative form, fit, and rank θ among thinned posterior draws. If model, data simulator and
-sampler agree, every rank is uniform on 0..L. Every fit samples FUSION's own density and sampler
-path (`harness.sim`), so a defect in the density `fusion run` samples shows up here by construction. The log-likelihood of the simulated data is a
-derived test quantity: a model that ignores part of the data can keep every parameter's ranks
-uniform (its posterior there is the prior) while the log-likelihood's ranks pile up.
+sampler agree, every rank is uniform on 0..L. Every fit samples FUSION's own density through
+`fusion run`'s sampler path (`harness.sim`), so a defect in that density shows up here by
+construction. The log-likelihood of the simulated data is a derived test quantity: a model that
+ignores part of the data can keep every parameter's ranks uniform (its posterior there is the
+prior) while the log-likelihood's ranks pile up.
 
 Uniformity is judged two ways per quantity, with a family-wise α split (Bonferroni) over
 quantities and tests: Pearson's χ² on binned ranks, and whether the ECDF of the (jittered)
@@ -34,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.diagnostics import Thresholds
-from fusion.inference.model import NoiseSettings
 from fusion.diagnostics import gate as fusion_gate
+from fusion.inference.model import NoiseSettings
 from fusion.io import write_csv, write_json
 from harness.checks import CheckContext, CheckResult
 from harness.gates import SBC_FIT
@@ -567,7 +568,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
         duration_s=time.perf_counter() - start,
         provenance={
             "seed": gen.spec.seed,
-            "sampler": "nutpie on FUSION's FusedDensity, as `fusion run` (callbacks built once, data swapped)",
+            "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",
             "spec_hash": gen.spec.hash,
             "compilations_in_runner_process": compile_count() - n_before,
         },

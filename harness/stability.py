@@ -4,9 +4,9 @@ Prepare subsamples the points with `inference.subsample.seed`; a user who reruns
 seed must get the same answer to within a stated tolerance, or the weights say more about the
 seed than about the ensemble. For K seeds (default 5) we prepare the case (by default the bundled example) with a
 subsample smaller than its point count, compute each member's posterior-mean weight E[w_m]
-(the production tempered model, fitted through `fusion run`'s density and nutpie path), align the weights by
-member label (never by position), and report per-member σ across seeds and how often the seeds
-agree on the top member. The gate is the largest per-member σ.
+(the production tempered model, fitted through `fusion run`'s density and nutpie path), align
+the weights by member label (never by position), and report per-member σ across seeds and how
+often the seeds agree on the top member. The gate is the largest per-member σ.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]
     }
 
 
-def posterior_weights(prepared: Any, draws: np.ndarray, settings: NoiseSettings | None = None) -> dict[str, float]:
+def posterior_weights(
+    prepared: Any, draws: np.ndarray, settings: NoiseSettings | None = None
+) -> dict[str, float]:
     """E_post[w_m] from draws (D, 4) of the tempered model: one matrix product over draws
     (`fusion.inference.posterior.member_logliks`), labelled by member id."""
     from fusion.inference.posterior import member_logliks
@@ -110,7 +112,13 @@ def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]
     results = []
     for k in indices:
         res = fit(
-            job.prepared[k], job.noise, draws=st.draws, tune=st.tune, chains=st.chains, cores=cores, seed=st.sampler_seed
+            job.prepared[k],
+            job.noise,
+            draws=st.draws,
+            tune=st.tune,
+            chains=st.chains,
+            cores=cores,
+            seed=st.sampler_seed,
         )
         results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
     return {"results": results, **worker_info()}
@@ -235,7 +243,7 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
         duration_s=time.perf_counter() - start,
         provenance={
             "seeds": list(settings.seeds),
-            "sampler": "nutpie on FUSION's FusedDensity, as `fusion run` (callbacks built once, data swapped)",
+            "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",
             "case": case.name,
             "config": str(case.config),
         },

@@ -331,8 +331,8 @@ def run_nutpie(
         adaptation=adaptation,
         save_warmup=False,
         progress_bar=progressbar,
-        return_raw_trace=raw,
         blocking=False,
+        return_raw_trace=raw,
         **({} if cores is None else {"cores": cores}),
     )
     try:

@@ -71,7 +71,8 @@ DEFECT_REPLICATES = 80
 
 def _quick_sbc(tmp_path: Path) -> SBCOutcome:
     spec = dataclasses.replace(suite_spec("quick"), n_replicates=DEFECT_REPLICATES)
-    return run_sbc(spec, tmp_path, workers=0, progress=lambda s: None, plots=False)  # in-process: sees patches
+    # in this process, where the test's monkeypatch applies
+    return run_sbc(spec, tmp_path, workers=0, progress=lambda s: None, plots=False)
 
 
 def test_production_density_passes_quick_sbc(tmp_path: Path) -> None:
