@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 
-__all__ = ["RUN", "WRITE", "import_all", "start"]
+__all__ = ["RUN", "WRITE", "import_all", "start", "wait"]
 
 
 def _nutpie() -> None:
@@ -40,8 +40,19 @@ def import_all(modules: Iterable[str | Callable[[], object]]) -> None:
             pass
 
 
+_STARTED: list[threading.Thread] = []
+
+
 def start(modules: Iterable[str | Callable[[], object]] = RUN) -> threading.Thread:
-    """Start importing `modules` on a daemon thread; join it before exiting the process."""
+    """Start importing `modules` on a daemon thread; `wait()` before the process exits."""
     thread = threading.Thread(target=import_all, args=(tuple(modules),), name="fusion-warmup", daemon=True)
     thread.start()
+    _STARTED.append(thread)
     return thread
+
+
+def wait() -> None:
+    """Join every warm-up thread, so no import is half done when the interpreter shuts down
+    (a module that registers exit handlers as it loads must not be caught midway)."""
+    while _STARTED:
+        _STARTED.pop().join()
