@@ -82,7 +82,10 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    warmup.start(warmup.RUN)  # while the config and the data load; `main` waits for it
+    from fusion.config import load_config
+
+    load_config(args.config)  # a bad config is reported before anything heavy starts
+    warmup.start(warmup.RUN)  # while the data load; `main` waits for it
     from fusion.pipeline import run_to_dir
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -181,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
-        warmup.wait()  # after the error line: bad input is reported at once
+        warmup.wait(cancel=True)  # after the error line; what a finished command did not import, it never needs
 
 
 if __name__ == "__main__":

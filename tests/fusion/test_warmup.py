@@ -27,6 +27,25 @@ def test_imports_run_on_another_thread_and_failures_are_left_alone() -> None:
     assert "json" in sys.modules
 
 
+def test_cancel_skips_the_imports_not_yet_begun() -> None:
+    import threading
+
+    began, release, seen = threading.Event(), threading.Event(), []
+
+    def slow() -> None:
+        began.set()
+        release.wait(timeout=60)
+
+    warmup.start([slow, lambda: seen.append("after")])
+    assert began.wait(timeout=60)
+    threading.Timer(0.2, release.set).start()
+    warmup.wait(cancel=True)  # returns once `slow` ends; the next import never starts
+    assert seen == []
+    warmup.start([lambda: seen.append("next run")])  # cancelling does not stick
+    warmup.wait()
+    assert seen == ["next run"]
+
+
 def test_run_modules_exist_and_load_nothing_of_arviz_plots() -> None:
     """Every name in `RUN` imports; together they leave ArviZ's plotting stack alone."""
     script = textwrap.dedent(
