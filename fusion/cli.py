@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from fusion import warmup
 from fusion.errors import DataWarning, InputError
 
 __all__ = ["main", "package_version"]
@@ -81,16 +82,14 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fusion import warmup
+    from fusion.config import load_config
 
-    imports = warmup.start(warmup.RUN)  # while the config and the data load
-    try:
-        from fusion.pipeline import run_to_dir
+    load_config(args.config)  # a bad config is reported before anything heavy starts
+    warmup.start(warmup.RUN)  # while the data load; `main` waits for it
+    from fusion.pipeline import run_to_dir
 
-        progress = args.progress if args.progress is not None else sys.stderr.isatty()
-        out = run_to_dir(args.config, args.out, progressbar=progress)
-    finally:
-        imports.join()  # no half-done import at interpreter shutdown
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    out = run_to_dir(args.config, args.out, progressbar=progress)
     print(f"results written to {out}")
     return 0
 
@@ -184,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        warmup.wait(cancel=True)  # after the error line; what a finished command did not import, it never needs
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 
-__all__ = ["RUN", "WRITE", "import_all", "start"]
+__all__ = ["RUN", "WRITE", "import_all", "start", "wait"]
 
 
 def _nutpie() -> None:
@@ -34,14 +34,37 @@ RUN: tuple[str | Callable[[], object], ...] = ("dask.array", _nutpie, "arviz_sta
 def import_all(modules: Iterable[str | Callable[[], object]]) -> None:
     """Import each of `modules` (names, or functions that import); failures are skipped."""
     for module in modules:
+        if _CANCEL.is_set():
+            return
         try:
             module() if callable(module) else importlib.import_module(module)
         except Exception:  # noqa: BLE001 - the stage that needs it raises it with its context
             pass
 
 
+_STARTED: list[threading.Thread] = []
+_CANCEL = threading.Event()
+
+
 def start(modules: Iterable[str | Callable[[], object]] = RUN) -> threading.Thread:
-    """Start importing `modules` on a daemon thread; join it before exiting the process."""
+    """Start importing `modules` on a daemon thread; `wait()` before the process exits."""
     thread = threading.Thread(target=import_all, args=(tuple(modules),), name="fusion-warmup", daemon=True)
     thread.start()
+    _STARTED.append(thread)
     return thread
+
+
+def wait(*, cancel: bool = False) -> None:
+    """Join every warm-up thread, so no import is half done when the interpreter shuts down
+    (a module that registers exit handlers as it loads must not be caught midway).
+
+    `cancel` skips the imports not yet begun: a command that stops early (bad input) then
+    waits for one import at most, not for all of them.
+    """
+    if cancel:
+        _CANCEL.set()
+    try:
+        while _STARTED:
+            _STARTED.pop().join()
+    finally:
+        _CANCEL.clear()

@@ -87,5 +87,7 @@ def test_progress_follows_the_terminal_unless_told(
 
     monkeypatch.setattr(fusion.pipeline, "run_to_dir", fake_run_to_dir)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
-    assert fusion_cli.main(["run", str(tmp_path / "config.yaml"), *flags]) == 0
+    config = tmp_path / "config.yaml"  # read before the (faked) run: a bad config fails first
+    config.write_text("observations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\nensemble: {dir: ensemble}\n")
+    assert fusion_cli.main(["run", str(config), *flags]) == 0
     assert seen == {"progressbar": expected}

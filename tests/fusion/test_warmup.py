@@ -21,10 +21,29 @@ def test_imports_run_on_another_thread_and_failures_are_left_alone() -> None:
         raise RuntimeError("left for the stage that needs it")
 
     thread = warmup.start(["fusion_no_such_module", broken, "json", record])
-    thread.join(timeout=60)
+    warmup.wait()
     assert not thread.is_alive()
     assert seen == ["fusion-warmup"]  # ran after the two failures, on its own thread
     assert "json" in sys.modules
+
+
+def test_cancel_skips_the_imports_not_yet_begun() -> None:
+    import threading
+
+    began, release, seen = threading.Event(), threading.Event(), []
+
+    def slow() -> None:
+        began.set()
+        release.wait(timeout=60)
+
+    warmup.start([slow, lambda: seen.append("after")])
+    assert began.wait(timeout=60)
+    threading.Timer(0.2, release.set).start()
+    warmup.wait(cancel=True)  # returns once `slow` ends; the next import never starts
+    assert seen == []
+    warmup.start([lambda: seen.append("next run")])  # cancelling does not stick
+    warmup.wait()
+    assert seen == ["next run"]
 
 
 def test_run_modules_exist_and_load_nothing_of_arviz_plots() -> None:
