@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from fusion.io import csv_cell, csv_text
 from harness.asserts import ulp_distance
 
 if TYPE_CHECKING:
@@ -101,25 +102,7 @@ class TableComparison:
 # --- text form ---------------------------------------------------------------------------
 
 
-def _cell_text(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """CSV text, header first, floats as `repr` (reads back to the same float64 bits), `\\n` line ends."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([str(c) for c in table.columns])
-    columns = [table[c].tolist() for c in table.columns]
-    for row in zip(*columns, strict=True):
-        writer.writerow([_cell_text(v) for v in row])
-    return buf.getvalue()
+format_table = csv_text  # the golden format is the project's one CSV format (`fusion.io.write_csv`)
 
 
 def _column(values: list[str]) -> pd.Series | list[str]:
@@ -209,9 +192,9 @@ def compare_tables(
                 if fa is not None and _same_float(fa, fb, tol):
                     continue
                 ulp = ulp_distance(np.float64(fa), np.float64(fb)) if fa is not None else None
-                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b), ulp, tol.describe()))
-            elif _cell_text(a) != _cell_text(b):
-                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b)))
+                cells.append(CellDiff(label, col, csv_cell(a), csv_cell(b), ulp, tol.describe()))
+            elif csv_cell(a) != csv_cell(b):
+                cells.append(CellDiff(label, col, csv_cell(a), csv_cell(b)))
     return TableComparison(name, structure, cells)
 
 

@@ -30,7 +30,7 @@ from scipy.stats import norm
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds
 from fusion.errors import InputError
-from harness import artifacts
+from fusion.io import sha256_tree, write_csv
 from harness.asserts import bitwise_difference, weights_problems
 from harness.cases import (
     POSTERIOR,
@@ -469,7 +469,7 @@ def check_case(
         components.append(compare_prepared(obtained, reference))
     if posterior is not None:
         fusion_weights = plug_in(obtained, posterior)
-        artifacts.write_table(artifact_dir / "weights.csv", fusion_weights)
+        write_csv(artifact_dir / "weights.csv", fusion_weights)
         ref_weights = data.reference_weights
         if ref_weights is not None:
             label = _short(case.file(WEIGHTS), case)  # type: ignore[arg-type]
@@ -494,7 +494,7 @@ def check_case(
         tables_component, tables = compare_golden_tables(data)
         components.append(tables_component)
         for name, table in tables.items():
-            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+            write_csv(artifact_dir / f"table_{name}.csv", table)
     if posterior is not None and "impact" not in tables:
         try:
             tables["impact"] = table_impact(data)
@@ -510,7 +510,7 @@ def check_case(
         "reference": str(case.reference),
         "compat": "prototype",
         "inputs_sha256": case.inputs_sha256(),
-        "reference_sha256": artifacts.tree_sha256(case.reference) if case.reference.is_dir() else {},
+        "reference_sha256": sha256_tree(case.reference) if case.reference.is_dir() else {},
         "warnings": data.warnings,
         "seeds": {"subsample": data.config("prototype").inference.subsample.seed},
         "skipped": skipped,
@@ -546,7 +546,7 @@ def check_case(
             gate_prototype=gate(theirs, thresholds)[1] or "passes",
         )
         components.append(component)
-        artifacts.write_table(artifact_dir / "statistical_parity.csv", table)
+        write_csv(artifact_dir / "statistical_parity.csv", table)
         plot_statistical_parity(table, artifact_dir / "statistical_parity.png", STAT_K)
         plots.append("statistical_parity.png")
         provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
@@ -557,7 +557,7 @@ def check_case(
         component, sampled_tables = sampled_impact(data, thresholds)
         components.append(component)
         for name, table in sampled_tables.items():
-            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+            write_csv(artifact_dir / f"table_{name}.csv", table)
             tables[name] = table
         plot_impact(
             sampled_tables["impact_sampled"],
