@@ -22,7 +22,7 @@ import pandas as pd
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from fusion.io import csv_cell, csv_text
-from harness.asserts import ulp_distance
+from harness.asserts import order_difference, ulp_distance
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections
@@ -161,15 +161,11 @@ def compare_tables(
         structure.append(f"{len(obtained)} rows != golden {len(golden)}")
     if key is not None and key in obtained.columns and key in golden.columns:
         got, want = [str(v) for v in obtained[key]], [str(v) for v in golden[key]]
-        if got != want:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
-                min(len(got), len(want)),
-            )
+        moved = order_difference(got, want)
+        if moved is not None:
+            first, a, b = moved
             structure.append(
-                f"row order by {key!r} differs: row {first} is "
-                f"{got[first] if first < len(got) else '<none>'}, golden {want[first] if first < len(want) else '<none>'}"
-                f" (obtained {got}, golden {want})"
+                f"row order by {key!r} differs: row {first} is {a}, golden {b} (obtained {got}, golden {want})"
             )
         obtained_rows = {str(v): i for i, v in enumerate(obtained[key])}
         pairs = [(str(v), obtained_rows.get(str(v)), j) for j, v in enumerate(golden[key])]

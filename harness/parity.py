@@ -31,7 +31,7 @@ from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds
 from fusion.errors import InputError
 from fusion.io import sha256_tree, write_csv
-from harness.asserts import bitwise_difference, weights_problems
+from harness.asserts import bitwise_difference, order_difference, weights_problems
 from harness.cases import (
     POSTERIOR,
     SAMPLED,
@@ -121,15 +121,11 @@ def compare_prepared(obtained: Any, golden: Any, name: str = "prepared") -> Comp
             messages.append(f"{count}: {got} != expected {want}")
     got_ids, want_ids = list(obtained.member_ids), list(golden.member_ids)
     figures["member_ids"] = got_ids
-    if got_ids != want_ids:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(got_ids, want_ids, strict=False)) if a != b),
-            min(len(got_ids), len(want_ids)),
-        )
+    moved = order_difference(got_ids, want_ids)
+    if moved is not None:
+        first, a, b = moved
         messages.append(
-            f"member order differs at position {first}: {got_ids[first] if first < len(got_ids) else '<none>'} "
-            f"vs expected {want_ids[first] if first < len(want_ids) else '<none>'} "
-            f"(obtained {got_ids}, expected {want_ids})"
+            f"member order differs at position {first}: {a} vs expected {b} (obtained {got_ids}, expected {want_ids})"
         )
     return Component(name, not messages, messages, figures)
 
