@@ -165,7 +165,8 @@ def compare_tables(
         if moved is not None:
             first, a, b = moved
             structure.append(
-                f"row order by {key!r} differs: row {first} is {a}, golden {b} (obtained {got}, golden {want})"
+                f"row order by {key!r} differs: row {first} is {a}, golden {b}"
+                f" (obtained {got}, golden {want})"
             )
         obtained_rows = {str(v): i for i, v in enumerate(obtained[key])}
         pairs = [(str(v), obtained_rows.get(str(v)), j) for j, v in enumerate(golden[key])]

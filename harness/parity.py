@@ -125,7 +125,8 @@ def compare_prepared(obtained: Any, golden: Any, name: str = "prepared") -> Comp
     if moved is not None:
         first, a, b = moved
         messages.append(
-            f"member order differs at position {first}: {a} vs expected {b} (obtained {got_ids}, expected {want_ids})"
+            f"member order differs at position {first}: {a} vs expected {b} "
+            f"(obtained {got_ids}, expected {want_ids})"
         )
     return Component(name, not messages, messages, figures)
 

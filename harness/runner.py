@@ -276,7 +276,9 @@ def _run_locked(
         key = check_key(item, options.suite, fp)
         stored = _stored(item.folder, key)
         if stored is not None:
-            progress(f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped")
+            progress(
+                f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped"
+            )
             entries.append(Entry(stored, item.folder, resumed=True))
             continue
         clear_success(item.folder)  # a crash while the check runs must not leave the old stamp

@@ -497,7 +497,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
     out = Path(ctx.artifact_dir)
     n_before = compile_count()
     gen, tmp = (
-        run_sbc(suite_spec(ctx.suite, form), out / form, gate=gate, scheduler=ctx.scheduler, progress=ctx.progress)
+        run_sbc(
+            suite_spec(ctx.suite, form), out / form, gate=gate, scheduler=ctx.scheduler, progress=ctx.progress
+        )
         for form in ("generative", "tempered")
     )
     tempered = _tempered_report(gen, tmp)

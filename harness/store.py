@@ -10,7 +10,6 @@ coverage and stability (`harness.sim.store`) are all written and read here.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from functools import lru_cache
 from pathlib import Path
@@ -46,8 +45,7 @@ def source_digest(paths: tuple[str, ...]) -> str:
 
 def result_key(spec: Any, code: str) -> str:
     """Hash of a spec (a dataclass or a JSON-able dict) and a source digest: what a stored result depends on."""
-    fields = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) and not isinstance(spec, type) else spec
-    blob = json_text(fields, indent=None) + code
+    blob = json_text(spec, indent=None) + code  # a dataclass is written as its fields
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

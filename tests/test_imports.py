@@ -56,7 +56,8 @@ def import_graph(
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         deps = set()
-        for target in _imports(ast.parse(path.read_text()), name, path.name == "__init__.py", deferred=deferred):
+        tree = ast.parse(path.read_text())
+        for target in _imports(tree, name, path.name == "__init__.py", deferred=deferred):
             while target and target not in files:  # `from pkg.mod import obj` → pkg.mod
                 target = target.rpartition(".")[0]
             if target and target != name:
@@ -82,7 +83,8 @@ def test_no_import_cycle_in_fusion_or_harness() -> None:
 
 def test_no_cycle_in_fusion_through_deferred_imports() -> None:
     graph = import_graph(repo_root(), ("fusion",), deferred=True)
-    assert "fusion.inference.laplace" in graph["fusion.inference.sampling"]  # the scan reads imports in functions
+    # the scan reads imports inside functions
+    assert "fusion.inference.laplace" in graph["fusion.inference.sampling"]
     _assert_acyclic(graph, "import cycle through a deferred import")
 
 

@@ -467,7 +467,8 @@ class SyntheticSpec:
 def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str, Any]:
     """Write the dataset of `spec` (default `SyntheticSpec()`) under `out_dir` and return (and write)
     its `truth.json` record. A variant of a spec is `dataclasses.replace(spec, seed=3)`, checked
-    when it is made, so a bad one fails before anything is written. Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`,
+    when it is made, so a bad one fails before anything is written.
+    Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`,
     `obs/vel/vel_Antarctica_ice_velocity_YYYY.nc`, `ensemble/runNN_regridded.nc`,
     `projection/{historical,forward}/runNN.nc`, `truth.json`.
     """

@@ -96,7 +96,8 @@ def run_replicates(
     def on_chunk(results: list[dict[str, Any]]) -> None:
         before = len(done)
         for rec in results:
-            save_replicate(folder, rec, key)  # keyed here: the driver's spec and code are what a resume compares
+            # keyed here: the driver's spec and code are what a resume compares
+            save_replicate(folder, rec, key)
             done[rec["index"]] = rec
         bar.update(len(done))
         if len(done) // every > before // every or len(done) == n:

@@ -50,7 +50,9 @@ def test_replicates_keep_their_nan_figures_across_a_resume(tmp_path: Path) -> No
     assert load_replicates(tmp_path, 3, "other") == {}
 
 
-def test_source_digest_covers_every_module_of_a_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_source_digest_covers_every_module_of_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     (tmp_path / "pkg" / "a.py").write_text("a = 1\n")
     (tmp_path / "pkg" / "sub" / "b.py").write_text("b = 1\n")
