@@ -15,7 +15,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fusion.io import clear_success, is_complete, json_text, mark_success, read_json, sha256_file, write_json
+from fusion.io import (
+    clear_success,
+    is_complete,
+    json_text,
+    mark_success,
+    read_json,
+    sha256_file,
+    sha256_tree,
+    write_json,
+)
 from harness.paths import repo_root
 
 __all__ = ["KEY", "RESULT_FILE", "load_result", "result_key", "save_result", "source_digest"]
@@ -34,12 +43,12 @@ def source_digest(paths: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for rel in paths:
         path = root / rel
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            if "__pycache__" in f.parts:
-                continue
-            name = f.relative_to(root).as_posix()
-            h.update(f"{name}:{sha256_file(f) if f.is_file() else 'missing'}\n".encode())
+        if path.is_dir():
+            files = {f"{rel}/{name}": digest for name, digest in sha256_tree(path, "*.py").items()}
+        else:
+            files = {rel: sha256_file(path) if path.is_file() else "missing"}
+        for name, digest in files.items():
+            h.update(f"{name}:{digest}\n".encode())
     return h.hexdigest()
 
 
