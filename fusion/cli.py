@@ -81,10 +81,16 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fusion.pipeline import run_to_dir
+    from fusion import warmup
 
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    out = run_to_dir(args.config, args.out, progressbar=progress)
+    imports = warmup.start(warmup.RUN)  # while the config and the data load
+    try:
+        from fusion.pipeline import run_to_dir
+
+        progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        out = run_to_dir(args.config, args.out, progressbar=progress)
+    finally:
+        imports.join()  # no half-done import at interpreter shutdown
     print(f"results written to {out}")
     return 0
 

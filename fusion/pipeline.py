@@ -9,6 +9,7 @@ leaves no new file at all.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib.metadata
 import os
 import platform
@@ -130,6 +131,7 @@ def run(
     timings["prepare_s"] = time.perf_counter() - clock
 
     # 2. projection inputs exist for every member (fail before the expensive step)
+    sle = None
     if with_projection:
         spec = cfg.projection
         for folder, key in (
@@ -137,7 +139,7 @@ def run(
             (spec.forward_dir, "projection.forward_dir"),
         ):
             input_files += list(projection_files(Path(folder), prepared.member_ids, key).values())
-        member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
+        sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
 
     # 3. sample, then per-member w and logL_* from the draws
     clock = time.perf_counter()
@@ -161,7 +163,7 @@ def run(
     projection = summary = None
     if with_projection:
         clock = time.perf_counter()
-        projection = project(cfg, trace, prepared.member_ids)
+        projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         timings["project_s"] = time.perf_counter() - clock
     # 7. the trace as ArviZ's schema has it, with its provenance
@@ -176,13 +178,10 @@ def run(
 
 
 def _import_writers() -> None:
-    """Import what writing the run folder needs while the chains sample (they leave the GIL free).
+    """Import what writing the run folder needs while the chains sample (they leave the GIL free)."""
+    from fusion.warmup import WRITE, import_all
 
-    xarray's NetCDF writer asks dask whether a `distributed` client is active, which imports
-    `distributed` (about 0.3 s); the plot needs Matplotlib's Agg backend.
-    """
-    import distributed  # noqa: F401
-    import matplotlib.backends.backend_agg  # noqa: F401
+    import_all(WRITE)
 
 
 def save_weights(result: Result, path: str | Path) -> Path:
@@ -190,14 +189,20 @@ def save_weights(result: Result, path: str | Path) -> Path:
     return write_csv(path, result.weights)
 
 
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    """Read once per process: each lookup scans the installed distributions' metadata."""
+    out: list[tuple[str, str | None]] = [("python", sys.version.split()[0])]
     for name in _LIBRARIES:
         try:
-            out[name] = importlib.metadata.version(name)
+            out.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
+
+
+def library_versions() -> dict[str, str | None]:
+    return dict(_installed_versions())
 
 
 def _platform() -> dict[str, Any]:

@@ -128,19 +128,23 @@ def member_sle(cfg: Config, member_ids: Sequence[str]) -> xr.DataArray:
     )
 
 
-def project(cfg: Config, trace: xr.DataTree, member_ids: Sequence[str] | None = None) -> xr.Dataset:
+def project(
+    cfg: Config, trace: xr.DataTree, member_ids: Sequence[str] | None = None, sle: xr.DataArray | None = None
+) -> xr.Dataset:
     """Per-member SLE and, aligned by member label, the weights and Σ w·SLE for every draw.
 
     Returns a Dataset with `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
     `weighted_mean` on (chain, draw). `member_ids` defaults to the posterior's members and
-    fixes the row order; it must name the same set of members as the posterior.
+    fixes the row order; it must name the same set of members as the posterior. `sle` is
+    `member_sle`'s result when the caller has read the volume files already (`fusion run`
+    reads them before sampling, to fail early).
     """
     w = trace["posterior"]["w"]
     posterior_members = [str(m) for m in w["member"].values]
     ids = list(member_ids) if member_ids is not None else posterior_members
     if sorted(ids) != sorted(posterior_members) or len(set(ids)) != len(ids):
         raise ValueError(f"member ids {ids} do not match the posterior's members {posterior_members}")
-    sle = member_sle(cfg, ids)
+    sle = member_sle(cfg, ids) if sle is None else sle.sel(member=ids)
     w = w.sel(member=ids)
     weighted = (w * sle).sum("member")
     return xr.Dataset(

@@ -122,20 +122,24 @@ def plot_availability(availability: Availability | None, path: str | Path | None
 
     from fusion.io import write_png
 
-    fig = Figure(figsize=(12, 7.5), layout="constrained")
+    # fixed margins, no layout engine: a constrained layout lays out every tick label several
+    # times per save (measured: 0.10 s of this figure's 0.37 s)
+    fig = Figure(figsize=(12, 7.5))
     if availability is None:
         ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "availability not recorded\n(prepared arrays were loaded from a file)", ha="center")
     else:
         rec = availability.record["streams"]
-        top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
-        map_axes = top.subplots(1, len(STREAM_NAMES))
+        grid_spec = fig.add_gridspec(
+            2, len(STREAM_NAMES), left=0.055, right=0.97, bottom=0.1, top=0.95, hspace=0.32, wspace=0.12
+        )
         titles = {
             "thick": "thickness: intervals kept per cell",
             "vel": "velocity: interval × component kept per cell",
         }
-        for ax, name in zip(np.atleast_1d(map_axes), STREAM_NAMES):
+        for column, name in enumerate(STREAM_NAMES):
+            ax = fig.add_subplot(grid_spec[0, column])
             grid = availability.maps.get(name)
             if grid is None:
                 ax.axis("off")
@@ -147,9 +151,10 @@ def plot_availability(availability: Availability | None, path: str | Path | None
             )
             ax.set_xlabel("x (cell)")
             ax.set_ylabel("y (cell)")
-            top.colorbar(im, ax=ax, shrink=0.85)
-        ax = bottom.subplots()
-        _bar_chart(ax, rec)
+            fig.colorbar(im, ax=ax, shrink=0.85)
+        bars = fig.add_subplot(grid_spec[1, :])
+        bars.set_position([0.065, 0.1, 0.59, 0.34])  # the legend takes the right-hand third
+        _bar_chart(bars, rec)
     if path is not None:
         write_png(path, fig)
     return fig
@@ -201,4 +206,4 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
         "per interval: kept and subsampled points, and the first rule that dropped each other point",
         fontsize=9,
     )
-    ax.legend(fontsize=7, ncols=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

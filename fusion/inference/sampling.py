@@ -10,10 +10,13 @@ scalars, then `w` and `logL_*` per member computed from the draws) and `sample_s
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from fusion.config import Config, Inference
     from fusion.data.prepared import Prepared
 
-__all__ = ["sample", "sample_model", "SAMPLERS"]
+__all__ = ["sample", "sample_model", "SAMPLERS", "arrow_draws", "import_nutpie"]
 
 SAMPLERS: frozenset[str] = frozenset({"pymc", "nutpie"})
 
@@ -111,6 +114,7 @@ def _initial_point(seed: int) -> np.ndarray:
 
 def _nutpie_cfunc_model(density: FusedDensity):
     """A nutpie model whose log-density is a C callback: chains run without the GIL."""
+    import_nutpie()
     from nutpie.compile_pymc import CompiledPyMCModel
 
     c_logp, c_expand = _c_callbacks()
@@ -135,6 +139,7 @@ def _nutpie_cfunc_model(density: FusedDensity):
 
 def _nutpie_pyfunc_model(density: FusedDensity):
     """The same density through nutpie's public Python-callback interface (slower: holds the GIL)."""
+    import_nutpie()
     from nutpie.compiled_pyfunc import from_pyfunc
 
     def make_logp_fn():
@@ -185,20 +190,102 @@ def _sample_fused_nutpie(
         compiled = _nutpie_pyfunc_model(density)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    raw = _run_nutpie(compiled, inference, progressbar, while_sampling)
-    return _finish(raw, inference, compile_s, time.perf_counter() - start, density=used)
+    raw = _run_nutpie(compiled, inference, progressbar, while_sampling, raw=True)
+    wall = time.perf_counter() - start
+    return _finish(_datatree(*arrow_draws(raw)), inference, compile_s, wall, density=used)
+
+
+def import_nutpie() -> ModuleType:
+    """nutpie, without importing ArviZ's umbrella package `arviz` yet.
+
+    `nutpie.sample` imports `arviz` at load only to convert a finished trace, and `arviz` loads
+    arviz_stats, arviz_plots and with it `matplotlib.pyplot`: about 1 s, measured with
+    `-X importtime`, most of a short run. FUSION converts nutpie's raw trace itself
+    (`arrow_draws`), so until nutpie is loaded `arviz` is a stand-in module whose first
+    attribute access imports the real package (PEP 562 `__getattr__`) and hands the attribute
+    over; later `import arviz` statements get the real package. (The standard library's
+    `LazyLoader` does not help here: the import statement itself reads `__spec__`, which
+    makes it load at once.)
+    """
+    if "nutpie" not in sys.modules and "arviz" not in sys.modules:
+        stand_in = ModuleType("arviz", "Loads the real `arviz` on first use (fusion.inference.sampling).")
+
+        def load_on_use(name: str) -> object:
+            if name.startswith("__"):  # module introspection (`inspect.getmodule`) is not a use
+                raise AttributeError(name)
+            if sys.modules.get("arviz") is stand_in:
+                del sys.modules["arviz"]
+            return getattr(importlib.import_module("arviz"), name)
+
+        stand_in.__getattr__ = load_on_use  # type: ignore[method-assign]
+        sys.modules["arviz"] = stand_in
+    import nutpie
+
+    return nutpie
+
+
+def arrow_draws(raw: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(posterior, sample_stats) of a raw nutpie trace as (chain, draw) arrays, warm-up dropped.
+
+    The scalar columns, as nutpie's own conversion keeps them: the list-valued ones (gradients,
+    mass matrices, divergence positions) are empty unless nutpie was asked to store them, and
+    FUSION never asks. A chain
+    shorter than the others (a cancelled run) is an error, never a silently truncated trace.
+    """
+    import pyarrow as pa
+
+    draw_batches, stat_batches = raw.get_arrow_trace()
+    posterior: dict[str, list[np.ndarray]] = {}
+    stats: dict[str, list[np.ndarray]] = {}
+    for draws, stat in zip(draw_batches, stat_batches, strict=True):
+        keep = ~np.asarray(pa.array(stat.column("tuning")).to_numpy(zero_copy_only=False), dtype=bool)
+        for batch, out in ((draws, posterior), (stat, stats)):
+            for name in batch.column_names:
+                column = pa.array(batch.column(name))
+                if name in ("chain", "draw") or pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                    continue  # chain and draw are the dimensions' labels, not statistics
+                if column.null_count and pa.types.is_integer(column.type):
+                    column = column.fill_null(0)  # as nutpie's own conversion leaves them
+                out.setdefault(name, []).append(column.to_numpy(zero_copy_only=False)[keep])
+    lengths = {len(c) for columns in (*posterior.values(), *stats.values()) for c in columns}
+    if len(lengths) > 1:
+        raise RuntimeError(f"nutpie returned chains of different lengths {sorted(lengths)}")
+    return (
+        {name: np.stack(chains) for name, chains in posterior.items()},
+        {name: np.stack(chains) for name, chains in stats.items()},
+    )
+
+
+def _datatree(posterior: dict[str, np.ndarray], stats: dict[str, np.ndarray]) -> xr.DataTree:
+    from arviz_base import from_dict
+
+    return from_dict(
+        {"posterior": posterior, "sample_stats": stats},
+        attrs={"sample_stats": {"inference_library": "nutpie", "inference_library_version": _version("nutpie")}},
+    )
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(distribution)
 
 
 def _run_nutpie(
-    compiled: object, inference: Inference, progressbar: bool, while_sampling: Callable[[], object] | None = None
-) -> object:
+    compiled: object,
+    inference: Inference,
+    progressbar: bool,
+    while_sampling: Callable[[], object] | None = None,
+    *,
+    raw: bool = False,
+) -> Any:
     """One place for the settings every nutpie route samples with, so the routes cannot drift apart.
 
     The chains run on nutpie's own threads without the GIL, so `while_sampling` overlaps them.
     Any exception (Ctrl-C included) cancels the chains: a partial trace is never returned.
+    `raw` returns nutpie's own trace object (read it with `arrow_draws`) instead of a DataTree.
     """
-    import nutpie
-
+    nutpie = import_nutpie()
     sampler = nutpie.sample(
         compiled,
         draws=inference.draws,
@@ -209,6 +296,7 @@ def _run_nutpie(
         save_warmup=False,
         progress_bar=progressbar,
         blocking=False,
+        return_raw_trace=raw,
         **({} if inference.cores is None else {"cores": inference.cores}),
     )
     try:
@@ -232,7 +320,7 @@ def sample_model(model: pm.Model, inference: Inference, *, progressbar: bool = T
     compile_s = 0.0
     start = time.perf_counter()
     if inference.sampler == "nutpie":
-        import nutpie
+        import nutpie  # the PyMC route keeps nutpie's own conversion, `arviz` and all
 
         compiled = nutpie.compile_pymc_model(model)
         compile_s = time.perf_counter() - start

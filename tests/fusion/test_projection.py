@@ -130,6 +130,23 @@ def test_project_aligns_weights_by_member_label(tmp_path: Path, three_members: d
         project(_config(tmp_path), trace, ["run1", "run2"])
 
 
+def test_project_with_sle_already_read_reads_no_file_and_agrees(
+    tmp_path: Path, three_members: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fusion run` reads the volume files once, before sampling, and hands the SLE to `project`."""
+    cfg = _config(tmp_path)
+    trace = _fake_trace(np.random.default_rng(1).dirichlet([1.0, 1.0, 1.0], size=(2, 10)), ["run1", "run2", "run10"])
+    sle = member_sle(cfg, ["run10", "run2", "run1"])  # another order: `project` aligns by label
+    expected = project(cfg, trace, ["run1", "run2", "run10"])
+
+    def no_reading(*_: object) -> None:
+        raise AssertionError("a volume file was read again")
+
+    monkeypatch.setattr("fusion.projection.read_volume", no_reading)
+    given = project(cfg, trace, ["run1", "run2", "run10"], sle=sle)
+    xr.testing.assert_identical(given, expected)
+
+
 def test_weighted_quantile_is_the_inverse_weighted_ecdf() -> None:
     values = np.array([30.0, 10.0, 20.0, 40.0])
     weights = np.array([0.1, 0.2, 0.3, 0.4])  # sorted: 10 (0.2), 20 (0.3), 30 (0.1), 40 (0.4)
