@@ -21,7 +21,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "mark_success",
     "read_json",
     "sha256_file",
+    "sha256_manifest",
     "sha256_tree",
     "to_jsonable",
     "write_bytes",
@@ -200,6 +201,14 @@ def sha256_tree(root: str | Path, pattern: str = "*") -> dict[str, str]:
         for p in sorted(root.rglob(pattern))
         if p.is_file() and not p.name.startswith(".") and "__pycache__" not in p.parts
     }
+
+
+def sha256_manifest(digests: Iterable[tuple[str, str]]) -> str:
+    """One SHA-256 for many files: over a `label:digest` line per (label, digest), in the order given."""
+    h = hashlib.sha256()
+    for label, digest in digests:
+        h.update(f"{label}:{digest}\n".encode())
+    return h.hexdigest()
 
 
 # --- complete folders --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fusion.io import (
     mark_success,
     read_json,
     sha256_file,
+    sha256_manifest,
     sha256_tree,
     write_json,
 )
@@ -40,16 +41,14 @@ def source_digest(paths: tuple[str, ...]) -> str:
     Computed once per process: the sources do not change while a run is going.
     """
     root = repo_root()  # the folder holding both packages, in a checkout and when installed
-    h = hashlib.sha256()
+    files: list[tuple[str, str]] = []
     for rel in paths:
         path = root / rel
         if path.is_dir():
-            files = {f"{rel}/{name}": digest for name, digest in sha256_tree(path, "*.py").items()}
+            files += [(f"{rel}/{name}", digest) for name, digest in sha256_tree(path, "*.py").items()]
         else:
-            files = {rel: sha256_file(path) if path.is_file() else "missing"}
-        for name, digest in files.items():
-            h.update(f"{name}:{digest}\n".encode())
-    return h.hexdigest()
+            files.append((rel, sha256_file(path) if path.is_file() else "missing"))
+    return sha256_manifest(files)
 
 
 def result_key(spec: Any, code: str) -> str:

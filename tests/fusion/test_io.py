@@ -104,6 +104,9 @@ def test_tree_digest_names_files_relative_and_skips_hidden_and_caches(tmp_path: 
     }
     assert io.sha256_tree(tmp_path, "*.py") == {"a/m.py": tree["a/m.py"]}
     assert io.sha256_file(tmp_path / "b.txt") == tree["b.txt"]
+    manifest = io.sha256_manifest(tree.items())
+    assert manifest == hashlib.sha256(f"a/m.py:{tree['a/m.py']}\nb.txt:{tree['b.txt']}\n".encode()).hexdigest()
+    assert io.sha256_manifest(reversed(tree.items())) != manifest  # the order is part of what is hashed
 
 
 def test_success_stamp_marks_withdraws_and_is_read(tmp_path: Path) -> None:
