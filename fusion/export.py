@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from fusion.errors import InputError
-from fusion.io import SUCCESS, atomic_path, sha256_file
+from fusion.io import SUCCESS, atomic_path, json_text, sha256_file
 
 __all__ = [
     "FORMATS",
@@ -342,7 +342,7 @@ def export(
     _check_out(out)
     run = RunFolder.open(run_dir)
     if fmt == "posterior":
-        text = json.dumps(posterior_container(run, samples=bool(samples)), indent=1, allow_nan=True) + "\n"
+        text = json_text(posterior_container(run, samples=bool(samples)), indent=1, sort_keys=False)
         return _write(out, lambda tmp: tmp.write_text(text))
     n = DEFAULT_FACTS_SAMPLES if samples is None else int(samples)
     if n <= 0:

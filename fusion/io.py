@@ -1,17 +1,27 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""File output for the package and the harness: atomic writes, `_SUCCESS`, JSON, CSV, digests.
 
-A crash or a bad input never leaves a half-written file under a final name, and a folder is
-complete only once it carries `_SUCCESS`.
+Every file is written to a temporary name in the same folder, then renamed, so a crash or a
+bad input never leaves a half-written file under a final name; a folder is complete only
+once it carries `_SUCCESS`, stamped last.
+
+NaN policy (one for every JSON file the project writes): output is strict JSON. A
+non-finite float (NaN, ±inf) is written as `null`, since `NaN` is not JSON and browsers, `jq`
+and most parsers reject it. A reader that stored numbers and wants them back as numbers
+asks `read_json(..., null_as_nan=True)`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import dataclasses
 import hashlib
+import io
 import json
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +29,25 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "atomic_path",
-    "write_text",
-    "write_json",
-    "write_csv",
-    "write_npz",
-    "mark_success",
-    "is_complete",
-    "sha256_file",
-    "write_png",
     "SUCCESS",
+    "atomic_path",
+    "clear_success",
+    "csv_cell",
+    "csv_text",
+    "is_complete",
+    "json_text",
+    "mark_success",
+    "read_json",
+    "sha256_file",
+    "sha256_manifest",
+    "sha256_tree",
+    "to_jsonable",
+    "write_bytes",
+    "write_csv",
+    "write_json",
+    "write_npz",
+    "write_png",
+    "write_text",
 ]
 
 SUCCESS = "_SUCCESS"
@@ -51,35 +70,99 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
             tmp_path.unlink()
 
 
+def write_bytes(target: str | Path, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
 def write_text(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
 
 
-def write_json(target: str | Path, obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+# --- JSON --------------------------------------------------------------------------------
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from NumPy scalars/arrays, dataclasses, paths, tuples and sets; non-finite floats become None.
+
+    Sets are sorted (by text) so the same content always gives the same bytes; any other
+    object is written as its `str`.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [to_jsonable(v) for v in items]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    return str(obj)
+
+
+def json_text(obj: Any, *, indent: int | None = 2, sort_keys: bool = True) -> str:
+    """Strict JSON under the NaN policy with a trailing newline; sorted keys (unless a format fixes an order),
+    so reruns give the same bytes and diffs stay small."""
+    return json.dumps(to_jsonable(obj), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+def write_json(target: str | Path, obj: Any) -> Path:
+    return write_text(target, json_text(obj))
+
+
+def _nan_for_none(obj: Any) -> Any:
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: _nan_for_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_none(v) for v in obj]
+    return obj
+
+
+def read_json(path: str | Path, *, null_as_nan: bool = False) -> Any:
+    """Parse a JSON file; `null_as_nan` undoes the NaN policy for a record that holds only numbers and text."""
+    data = json.loads(Path(path).read_text())
+    return _nan_for_none(data) if null_as_nan else data
+
+
+# --- tables and arrays -------------------------------------------------------------------
+
+
+def csv_cell(value: Any) -> str:
+    """One cell as `csv_text` writes it: floats as `repr`, booleans as True/False."""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """CSV text, header first, floats as `repr` (shortest text that reads back to the same float64 bits), `\\n` line ends."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([str(c) for c in table.columns])
+    columns = [table[c].tolist() for c in table.columns]
+    for row in zip(*columns, strict=True):
+        writer.writerow([csv_cell(v) for v in row])
+    return buf.getvalue()
 
 
 def write_csv(target: str | Path, table: pd.DataFrame) -> Path:
-    """CSV whose floats read back to the same bits (`repr` of each value: shortest round-trip)."""
-    out = table.copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = [repr(float(v)) for v in out[col]]
-    with atomic_path(target) as tmp:
-        out.to_csv(tmp, index=False)
-    return Path(target)
+    """A table as `csv_text`: its floats read back to the same bits."""
+    return write_text(target, csv_text(table))
 
 
 def write_npz(target: str | Path, **arrays: Any) -> Path:
@@ -95,6 +178,9 @@ def write_png(target: str | Path, fig: Any, dpi: int = 110) -> Path:
     return Path(target)
 
 
+# --- digests -----------------------------------------------------------------------------
+
+
 def sha256_file(path: str | Path) -> str:
     """Provenance of an input or artifact, read in 1 MiB blocks so large NetCDF files stay cheap."""
     digest = hashlib.sha256()
@@ -104,8 +190,39 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_tree(root: str | Path, pattern: str = "*") -> dict[str, str]:
+    """`sha256_file` of every file under `root` matching `pattern`, by POSIX path relative to `root`.
+
+    Hidden files (temporary names of writes in flight, lock files) and `__pycache__` are left out.
+    """
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob(pattern))
+        if p.is_file() and not p.name.startswith(".") and "__pycache__" not in p.parts
+    }
+
+
+def sha256_manifest(digests: Iterable[tuple[str, str]]) -> str:
+    """One SHA-256 for many files: over a `label:digest` line per (label, digest), in the order given."""
+    h = hashlib.sha256()
+    for label, digest in digests:
+        h.update(f"{label}:{digest}\n".encode())
+    return h.hexdigest()
+
+
+# --- complete folders --------------------------------------------------------------------
+
+
 def mark_success(folder: str | Path) -> Path:
+    """Stamp `folder` complete; call only after everything in it is written."""
     return write_text(Path(folder) / SUCCESS, "")
+
+
+def clear_success(folder: str | Path) -> None:
+    """Withdraw the stamp before redoing a folder, so a crash mid-way cannot leave a stale one."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(folder) / SUCCESS).unlink()
 
 
 def is_complete(folder: str | Path) -> bool:

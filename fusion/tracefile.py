@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from fusion.io import sha256_file
+from fusion.io import sha256_file, sha256_manifest
 
 if TYPE_CHECKING:
     from fusion.config import Config
@@ -32,14 +32,11 @@ _MODEL_MODULES = ("fusion.inference.model", "fusion.inference.posterior")
 
 def model_source_hash() -> str:
     """SHA-256 over the source of the modules that define the log-density and the member weights."""
-    import hashlib
     import importlib
 
-    digest = hashlib.sha256()
-    for name in _MODEL_MODULES:
-        path = Path(importlib.import_module(name).__file__ or "")
-        digest.update(f"{name}:{sha256_file(path)}\n".encode())
-    return digest.hexdigest()
+    return sha256_manifest(
+        (name, sha256_file(Path(importlib.import_module(name).__file__ or ""))) for name in _MODEL_MODULES
+    )
 
 
 def sampler_name(inference: Any) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "assert_bitwise_equal",
     "assert_valid_weights",
     "bitwise_difference",
+    "order_difference",
     "ulp_distance",
     "weights_problems",
 ]
@@ -101,6 +102,25 @@ def bitwise_difference(actual: object, expected: object, name: str = "array") ->
         f"actual {_show(av)} vs expected {_show(ev)}{ulp_text}"
     )
     return Difference(name, "value", message, index=index, actual=av, expected=ev, ulp=ulp, n_different=n)
+
+
+def order_difference(actual: Sequence[object], expected: Sequence[object]) -> tuple[int, str, str] | None:
+    """Where two label orders (rows, members) first part ways: (position, actual label, expected label).
+
+    A sequence that ends first shows `<none>` there; None when both are the same labels in the same order.
+    """
+    actual, expected = [str(v) for v in actual], [str(v) for v in expected]
+    if actual == expected:
+        return None
+    first = next(
+        (i for i, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
+        min(len(actual), len(expected)),
+    )
+
+    def at(labels: list[str]) -> str:
+        return labels[first] if first < len(labels) else "<none>"
+
+    return first, at(actual), at(expected)
 
 
 def assert_bitwise_equal(actual: object, expected: object, name: str = "array") -> None:

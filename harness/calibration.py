@@ -223,20 +223,20 @@ ensemble: {dir: ensemble}
 def physical_dataset(seed: int, truth_member: int, members: int, grid: tuple[int, int]) -> Prepared:
     """Write a synthetic ensemble (clean of awkward cases) and run FUSION's own load and prepare."""
     from fusion import load_config, load_data, prepare
-    from fusion.data.synthetic import generate
+    from fusion.data.synthetic import SyntheticSpec, generate
 
+    spec = SyntheticSpec(
+        ny=grid[0],
+        nx=grid[1],
+        members=members,
+        seed=seed,
+        truth_member=truth_member,
+        fill_member=None,
+        member_nans=False,
+        with_projection=False,
+    )
     with tempfile.TemporaryDirectory(prefix="fusion-cov-") as tmp:
-        generate(
-            tmp,
-            ny=grid[0],
-            nx=grid[1],
-            members=members,
-            seed=seed,
-            truth_member=truth_member,
-            fill_member=None,
-            member_nans=False,
-            with_projection=False,
-        )
+        generate(tmp, spec)
         cfg_path = Path(tmp) / "config.yaml"
         cfg_path.write_text(_PHYSICAL_CONFIG)
         cfg = load_config(cfg_path)

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from harness.asserts import ulp_distance
+from fusion.io import csv_cell, csv_text
+from harness.asserts import order_difference, ulp_distance
 
 if TYPE_CHECKING:
     from syrupy.data import SnapshotCollection, SnapshotCollections
@@ -101,25 +102,7 @@ class TableComparison:
 # --- text form ---------------------------------------------------------------------------
 
 
-def _cell_text(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return str(value)
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """CSV text, header first, floats as `repr` (reads back to the same float64 bits), `\\n` line ends."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([str(c) for c in table.columns])
-    columns = [table[c].tolist() for c in table.columns]
-    for row in zip(*columns, strict=True):
-        writer.writerow([_cell_text(v) for v in row])
-    return buf.getvalue()
+format_table = csv_text  # the golden format is the project's one CSV format (`fusion.io.write_csv`)
 
 
 def _column(values: list[str]) -> pd.Series | list[str]:
@@ -178,14 +161,11 @@ def compare_tables(
         structure.append(f"{len(obtained)} rows != golden {len(golden)}")
     if key is not None and key in obtained.columns and key in golden.columns:
         got, want = [str(v) for v in obtained[key]], [str(v) for v in golden[key]]
-        if got != want:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
-                min(len(got), len(want)),
-            )
+        moved = order_difference(got, want)
+        if moved is not None:
+            first, a, b = moved
             structure.append(
-                f"row order by {key!r} differs: row {first} is "
-                f"{got[first] if first < len(got) else '<none>'}, golden {want[first] if first < len(want) else '<none>'}"
+                f"row order by {key!r} differs: row {first} is {a}, golden {b}"
                 f" (obtained {got}, golden {want})"
             )
         obtained_rows = {str(v): i for i, v in enumerate(obtained[key])}
@@ -209,9 +189,9 @@ def compare_tables(
                 if fa is not None and _same_float(fa, fb, tol):
                     continue
                 ulp = ulp_distance(np.float64(fa), np.float64(fb)) if fa is not None else None
-                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b), ulp, tol.describe()))
-            elif _cell_text(a) != _cell_text(b):
-                cells.append(CellDiff(label, col, _cell_text(a), _cell_text(b)))
+                cells.append(CellDiff(label, col, csv_cell(a), csv_cell(b), ulp, tol.describe()))
+            elif csv_cell(a) != csv_cell(b):
+                cells.append(CellDiff(label, col, csv_cell(a), csv_cell(b)))
     return TableComparison(name, structure, cells)
 
 

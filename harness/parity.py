@@ -30,8 +30,8 @@ from scipy.stats import norm
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds
 from fusion.errors import InputError
-from harness import artifacts
-from harness.asserts import bitwise_difference, weights_problems
+from fusion.io import sha256_tree, write_csv
+from harness.asserts import bitwise_difference, order_difference, weights_problems
 from harness.cases import (
     POSTERIOR,
     SAMPLED,
@@ -121,14 +121,11 @@ def compare_prepared(obtained: Any, golden: Any, name: str = "prepared") -> Comp
             messages.append(f"{count}: {got} != expected {want}")
     got_ids, want_ids = list(obtained.member_ids), list(golden.member_ids)
     figures["member_ids"] = got_ids
-    if got_ids != want_ids:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(got_ids, want_ids, strict=False)) if a != b),
-            min(len(got_ids), len(want_ids)),
-        )
+    moved = order_difference(got_ids, want_ids)
+    if moved is not None:
+        first, a, b = moved
         messages.append(
-            f"member order differs at position {first}: {got_ids[first] if first < len(got_ids) else '<none>'} "
-            f"vs expected {want_ids[first] if first < len(want_ids) else '<none>'} "
+            f"member order differs at position {first}: {a} vs expected {b} "
             f"(obtained {got_ids}, expected {want_ids})"
         )
     return Component(name, not messages, messages, figures)
@@ -469,7 +466,7 @@ def check_case(
         components.append(compare_prepared(obtained, reference))
     if posterior is not None:
         fusion_weights = plug_in(obtained, posterior)
-        artifacts.write_table(artifact_dir / "weights.csv", fusion_weights)
+        write_csv(artifact_dir / "weights.csv", fusion_weights)
         ref_weights = data.reference_weights
         if ref_weights is not None:
             label = _short(case.file(WEIGHTS), case)  # type: ignore[arg-type]
@@ -494,7 +491,7 @@ def check_case(
         tables_component, tables = compare_golden_tables(data)
         components.append(tables_component)
         for name, table in tables.items():
-            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+            write_csv(artifact_dir / f"table_{name}.csv", table)
     if posterior is not None and "impact" not in tables:
         try:
             tables["impact"] = table_impact(data)
@@ -510,7 +507,7 @@ def check_case(
         "reference": str(case.reference),
         "compat": "prototype",
         "inputs_sha256": case.inputs_sha256(),
-        "reference_sha256": artifacts.tree_sha256(case.reference) if case.reference.is_dir() else {},
+        "reference_sha256": sha256_tree(case.reference) if case.reference.is_dir() else {},
         "warnings": data.warnings,
         "seeds": {"subsample": data.config("prototype").inference.subsample.seed},
         "skipped": skipped,
@@ -546,7 +543,7 @@ def check_case(
             gate_prototype=gate(theirs, thresholds)[1] or "passes",
         )
         components.append(component)
-        artifacts.write_table(artifact_dir / "statistical_parity.csv", table)
+        write_csv(artifact_dir / "statistical_parity.csv", table)
         plot_statistical_parity(table, artifact_dir / "statistical_parity.png", STAT_K)
         plots.append("statistical_parity.png")
         provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
@@ -557,7 +554,7 @@ def check_case(
         component, sampled_tables = sampled_impact(data, thresholds)
         components.append(component)
         for name, table in sampled_tables.items():
-            artifacts.write_table(artifact_dir / f"table_{name}.csv", table)
+            write_csv(artifact_dir / f"table_{name}.csv", table)
             tables[name] = table
         plot_impact(
             sampled_tables["impact_sampled"],

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import artifacts
+from fusion.io import is_complete, to_jsonable
 from harness.checks import CheckResult
 
 __all__ = [
@@ -402,7 +402,7 @@ def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
                 "messages": r.messages,
                 "plots": [str(Path(_rel(e.folder, out)) / p) for p in r.plots],
                 "artifact_dir": _rel(e.folder, out),
-                "complete": artifacts.is_complete(e.folder),
+                "complete": is_complete(e.folder),
                 "resumed": e.resumed,
                 "ran": e.ran,
                 "config_hash": r.config_hash,
@@ -415,7 +415,7 @@ def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
 
 def report_document(out: Path, info: dict[str, Any], entries: Iterable[Entry]) -> dict[str, Any]:
     """What `report.json` holds: the run's own record and one record per check."""
-    return artifacts.to_jsonable({"run": info, "checks": report_records(Path(out), entries)})
+    return to_jsonable({"run": info, "checks": report_records(Path(out), entries)})
 
 
 def read_document(out: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import artifacts
+from fusion.io import write_json, write_text
 from harness.html_report import render_html
 from harness.records import (
     VERDICT,
@@ -193,8 +193,8 @@ def rerender(out: Path, doc: dict[str, Any] | None = None) -> tuple[Path, Path]:
     except ValueError as exc:  # the run's report is still written; the page says why no sign-off shows
         signoffs = []
         doc = {**doc, "run": {**doc["run"], "signoff_unreadable": str(exc)}}
-    md = artifacts.write_text(out / "report.md", render_markdown(doc, signoffs))
-    html = artifacts.write_text(out / "report.html", render_html(out, doc, signoffs))
+    md = write_text(out / "report.md", render_markdown(doc, signoffs))
+    html = write_text(out / "report.html", render_html(out, doc, signoffs))
     return md, html
 
 
@@ -202,6 +202,6 @@ def write_report(out: Path, info: dict[str, Any], entries: list[Entry]) -> tuple
     """Write `report.json`, then `report.md` and `report.html` from it, each atomically, into `out`."""
     out = Path(out)
     doc = report_document(out, info, entries)
-    js = artifacts.write_json(out / "report.json", doc)
+    js = write_json(out / "report.json", doc)
     md, _ = rerender(out, doc)
     return md, js

@@ -8,10 +8,11 @@ Layout of `--out DIR`:
     DIR/signoff.json         sign-offs recorded by `harness signoff`
     DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
 
-A folder stamped `_SUCCESS` whose `result.json` was made by the same suite from the same
-code and the same cases (the fingerprint: golden files and fixtures for the bundled cases,
-each folder's content for `--case` runs) is not redone; anything else is. A
-check that raises is recorded as `error` and not stamped, so the next run retries it.
+Each check folder is a result folder of `harness.store`: a folder stamped `_SUCCESS` whose
+`result.json` carries the key of the same check, case and suite, the same cases (golden files
+and fixtures for the bundled cases, each folder's content for `--case` runs), the same gates
+and the same code is not redone; anything else is. A check that raises is recorded as
+`error` and not stamped, so the next run retries it.
 Verdicts: SUCCESS — every planned check ran and passed; FAILED — at least one gate is
 red; PARTIAL — nothing is red but something did not finish (an error, a missing check
 module, an interruption).
@@ -34,11 +35,14 @@ from types import ModuleType
 from typing import Any
 
 from fusion.errors import InputError
-from harness import artifacts, records
+from fusion.io import clear_success, write_text
+from harness import records
 from harness.cases import PER_CASE_CHECKS, CaseCatalog
 from harness.checks import CHECK_NAMES, CheckContext, CheckResult
 from harness.gates import Gates
 from harness.paths import repo_root
+from harness.runlog import LOCK_FILE, clear_run_markers, locked, set_run_marker, upsert_inventory
+from harness.store import load_result, result_key, save_result, source_digest
 
 __all__ = [
     "CHECK_MODULES",
@@ -64,7 +68,8 @@ CHECK_MODULES: dict[str, str] = {
     "agreement": "harness.agreement",
 }
 SUITES: tuple[str, ...] = ("quick", "full")
-LOCK_FILE = ".harness.lock"
+#: a check's result may depend on any module of either package
+CODE_PATHS: tuple[str, ...] = ("fusion", "harness")
 _VERSIONED = (
     "fusion",
     "numpy",
@@ -122,20 +127,21 @@ class RunOutcome:
 CheckFn = Callable[[CheckContext], CheckResult]
 
 
+def _inputs(options: RunOptions, catalog: CaseCatalog) -> dict[str, Any]:
+    """What stored results depend on besides the code: the cases' digests and the gates."""
+    # other thresholds, other verdicts: nothing reused
+    return {"cases": catalog.fingerprint_parts(), "gates": options.gates.digest()}
+
+
 def fingerprint(options: RunOptions, catalog: CaseCatalog | None = None) -> str:
-    """SHA-256 over the code (fusion/, harness/ as installed) and the run's cases: what a stored result depends on."""
-    h = hashlib.sha256()
-    root = repo_root()
-    for folder in (root / "fusion", root / "harness"):
-        if folder.is_dir():
-            for rel, digest in artifacts.tree_sha256(folder, "*.py").items():
-                if "__pycache__" not in rel:
-                    h.update(f"{folder.name}/{rel}:{digest}\n".encode())
+    """The run's key in the result store: its cases and gates and the code (fusion/, harness/ as installed)."""
     catalog = catalog if catalog is not None else CaseCatalog(options.golden_dir, options.fixtures_dir)
-    for label, digest in catalog.fingerprint_parts():
-        h.update(f"{label}:{digest}\n".encode())
-    h.update(options.gates.digest().encode())  # other thresholds, other verdicts: nothing reused
-    return h.hexdigest()
+    return result_key(_inputs(options, catalog), source_digest(CODE_PATHS))
+
+
+def check_key(item: Planned, suite: str, fp: str) -> str:
+    """The key a check folder is stored under: the run's fingerprint narrowed to one check, case and suite."""
+    return result_key({"check": item.check, "case": item.case, "suite": suite}, fp)
 
 
 def catalog_for(options: RunOptions) -> CaseCatalog:
@@ -196,29 +202,16 @@ def _error_result(name: str, case: str, exc: BaseException, what: str) -> CheckR
     )
 
 
-def _record(result: CheckResult, **extra: Any) -> dict[str, Any]:
-    return artifacts.to_jsonable({**dataclasses.asdict(result), **extra})
-
-
-def _load_result(folder: Path) -> CheckResult | None:
-    import json
-
-    try:
-        data = json.loads((folder / artifacts.RESULT_FILE).read_text())
-        fields = {f.name for f in dataclasses.fields(CheckResult)}
-        return CheckResult(**{k: v for k, v in data.items() if k in fields})
-    except (OSError, ValueError, TypeError):
+def _stored(folder: Path, key: str) -> CheckResult | None:
+    """The check result stored in `folder` under `key`, if complete and readable as a `CheckResult`."""
+    data = load_result(folder, key)
+    if data is None:
         return None
-
-
-def _stored_matches(folder: Path, suite: str, fp: str) -> bool:
-    import json
-
+    fields = {f.name for f in dataclasses.fields(CheckResult)}
     try:
-        data = json.loads((folder / artifacts.RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return data.get("suite") == suite and data.get("fingerprint") == fp
+        return CheckResult(**{k: v for k, v in data.items() if k in fields})
+    except TypeError:
+        return None
 
 
 def _now() -> str:
@@ -253,7 +246,7 @@ def run(
         )
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with artifacts.locked(out / LOCK_FILE, blocking=False):
+        with locked(out / LOCK_FILE, blocking=False):
             return _run_locked(options, out, registry, progress, write_report, catalog)
     except BlockingIOError:
         raise BadInput(f"{out}: another harness run is writing to this folder") from None
@@ -267,7 +260,7 @@ def _run_locked(
     write_report: Any,
     catalog: CaseCatalog,
 ) -> RunOutcome:
-    artifacts.clear_run_markers(out)
+    clear_run_markers(out)
     started, t0 = _now(), time.perf_counter()
     fp = fingerprint(options, catalog)
     env = versions()
@@ -280,15 +273,15 @@ def _run_locked(
             )
             entries.append(Entry(result, item.folder, ran=False))
             continue
-        if artifacts.is_complete(item.folder) and _stored_matches(item.folder, options.suite, fp):
-            stored = _load_result(item.folder)
-            if stored is not None:
-                progress(
-                    f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped"
-                )
-                entries.append(Entry(stored, item.folder, resumed=True))
-                continue
-        artifacts.clear_success(item.folder)
+        key = check_key(item, options.suite, fp)
+        stored = _stored(item.folder, key)
+        if stored is not None:
+            progress(
+                f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped"
+            )
+            entries.append(Entry(stored, item.folder, resumed=True))
+            continue
+        clear_success(item.folder)  # a crash while the check runs must not leave the old stamp
         item.folder.mkdir(parents=True, exist_ok=True)
         progress(f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: running")
         ctx = CheckContext(
@@ -314,7 +307,7 @@ def _run_locked(
             result = _error_result(item.check, item.case, exc, "interrupted")
         except Exception as exc:  # noqa: BLE001 — recorded as an error, the run goes on
             result = _error_result(item.check, item.case, exc, "raised")
-            artifacts.write_text(item.folder / "error.txt", traceback.format_exc())
+            write_text(item.folder / "error.txt", traceback.format_exc())
         result.duration_s = result.duration_s or time.perf_counter() - start
         result.name, result.case = item.check, item.case  # folders and inventory are keyed by the plan
         if not result.config_hash:
@@ -322,13 +315,19 @@ def _run_locked(
                 f"{item.check}|{item.case}|{options.suite}".encode()
             ).hexdigest()
         result.provenance = {**result.provenance, "versions": env, "fingerprint": fp}
-        artifacts.write_json(
-            item.folder / artifacts.RESULT_FILE,
-            _record(result, suite=options.suite, fingerprint=fp, started_at=start_at, finished_at=_now()),
+        save_result(
+            item.folder,
+            {
+                **dataclasses.asdict(result),
+                "suite": options.suite,
+                "fingerprint": fp,
+                "started_at": start_at,
+                "finished_at": _now(),
+            },
+            key,
+            complete=result.status in ("pass", "fail"),  # an error or an interruption is retried
         )
-        if result.status in ("pass", "fail"):
-            artifacts.stamp_success(item.folder)
-        artifacts.upsert_inventory(
+        upsert_inventory(
             out,
             {
                 "check": item.check,
@@ -370,5 +369,5 @@ def _run_locked(
         "out": str(out),
     }
     write_report(out, info, entries)
-    artifacts.set_run_marker(out, marker)
+    set_run_marker(out, marker)
     return RunOutcome(entries, marker, code, out)

@@ -497,19 +497,11 @@ def run_check(ctx: CheckContext) -> CheckResult:
     gate = SBCGate(fit=ctx.gates.sbc)
     out = Path(ctx.artifact_dir)
     n_before = compile_count()
-    gen = run_sbc(
-        suite_spec(ctx.suite, "generative"),
-        out / "generative",
-        gate=gate,
-        scheduler=ctx.scheduler,
-        progress=ctx.progress,
-    )
-    tmp = run_sbc(
-        suite_spec(ctx.suite, "tempered"),
-        out / "tempered",
-        gate=gate,
-        scheduler=ctx.scheduler,
-        progress=ctx.progress,
+    gen, tmp = (
+        run_sbc(
+            suite_spec(ctx.suite, form), out / form, gate=gate, scheduler=ctx.scheduler, progress=ctx.progress
+        )
+        for form in ("generative", "tempered")
     )
     tempered = _tempered_report(gen, tmp)
     beta_thick = gen.figures["posterior_contraction"]["beta_thick"]

@@ -13,10 +13,10 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from harness import artifacts
+from fusion.io import write_json
 from harness.records import read_document
 from harness.report import SIGNOFF_FILE, read_signoffs, rerender
-from harness.runner import LOCK_FILE  # no sign-off while a run writes the folder
+from harness.runlog import LOCK_FILE, RUN_MARKERS, locked, run_markers  # no sign-off while a run writes
 
 __all__ = ["DECISIONS", "SignoffRefused", "sign"]
 
@@ -28,10 +28,10 @@ class SignoffRefused(ValueError):
 
 
 def _finished(out: Path) -> str:
-    markers = artifacts.run_markers(out)
+    markers = run_markers(out)
     if not markers:
         raise SignoffRefused(
-            f"{out}: no run marker ({', '.join(artifacts.RUN_MARKERS)}); not a finished harness run"
+            f"{out}: no run marker ({', '.join(RUN_MARKERS)}); not a finished harness run"
         )
     return markers[0]
 
@@ -47,7 +47,7 @@ def sign(out: Path, name: str, decision: str, note: str | None = None) -> dict[s
         raise SignoffRefused("--name: empty")
     _finished(out)  # before taking the lock, so a stray folder is left untouched
     try:
-        with artifacts.locked(out / LOCK_FILE, blocking=False):
+        with locked(out / LOCK_FILE, blocking=False):
             marker = _finished(out)
             if decision == "approve" and marker != "_RUN_SUCCESS":
                 raise SignoffRefused(
@@ -71,7 +71,7 @@ def sign(out: Path, name: str, decision: str, note: str | None = None) -> dict[s
                 raise SignoffRefused(str(exc)) from None
             except OSError as exc:
                 raise SignoffRefused(f"{out / SIGNOFF_FILE}: unreadable ({exc.strerror})") from None
-            artifacts.write_json(out / SIGNOFF_FILE, {"signoffs": [*signoffs, record]})
+            write_json(out / SIGNOFF_FILE, {"signoffs": [*signoffs, record]})
             rerender(out, doc)
     except BlockingIOError:
         raise SignoffRefused(f"{out}: a harness run is writing to this folder") from None

@@ -11,7 +11,6 @@ often the seeds agree on the top member. The gate is the largest per-member σ.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections import Counter
@@ -25,11 +24,12 @@ import pandas as pd
 
 from fusion.data.prepared import Prepared
 from fusion.inference.model import NoiseSettings
-from fusion.io import SUCCESS, is_complete, mark_success, write_csv, write_json
+from fusion.io import write_csv, write_json
 from harness.cases import EXAMPLE, CaseCatalog, catalog_of
 from harness.checks import CheckContext, CheckResult
 from harness.plots import plot_stability
 from harness.sim import PARAMS, fit, run_tasks, spec_hash, worker_info
+from harness.store import load_result, save_result
 
 __all__ = [
     "StabilitySettings",
@@ -143,13 +143,11 @@ def run_stability(
     weights: dict[int, dict[str, float]] = {}
     todo: list[int] = []
     for seed in settings.seeds:
-        d = folder / "seeds" / f"seed{seed}"
-        if is_complete(d):
-            rec = json.loads((d / "weights.json").read_text())
-            if rec.get("key") == key:
-                weights[seed] = rec["weights"]
-                continue
-        todo.append(seed)
+        rec = load_result(folder / "seeds" / f"seed{seed}", key)
+        if rec is not None:
+            weights[seed] = rec["weights"]
+        else:
+            todo.append(seed)
     if todo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the example carries a deliberate missing-ERRY warning
@@ -171,19 +169,16 @@ def run_stability(
                 seed = todo[r["index"]]
                 p = prepared[seed]
                 weights[seed] = posterior_weights(p, r["draws"], noise)
-                d = folder / "seeds" / f"seed{seed}"
-                (d / SUCCESS).unlink(missing_ok=True)
-                write_json(
-                    d / "weights.json",
+                save_result(
+                    folder / "seeds" / f"seed{seed}",
                     {
-                        "key": key,
                         "seed": int(seed),
                         "n_points": p.n_points,
                         "divergences": r["divergences"],
                         "weights": weights[seed],
                     },
+                    key,
                 )
-                mark_success(d)
                 progress(f"stability: seed {seed} done ({len(weights)}/{len(settings.seeds)})")
 
         run_tasks(

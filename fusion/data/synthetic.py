@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -464,15 +464,15 @@ class SyntheticSpec:
         return list(range(self.years[0], self.years[1] + 1))
 
 
-def generate(out_dir: str | Path, spec: SyntheticSpec | None = None, **fields: Any) -> dict[str, Any]:
-    """Write the dataset of `spec` under `out_dir` and return (and write) its `truth.json` record.
-
-    `fields` replace those of `spec` (default `SyntheticSpec()`): `generate(out, seed=3)` is
-    `generate(out, SyntheticSpec(seed=3))`. Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`,
+def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str, Any]:
+    """Write the dataset of `spec` (default `SyntheticSpec()`) under `out_dir` and return (and write)
+    its `truth.json` record. A variant of a spec is `dataclasses.replace(spec, seed=3)`, checked
+    when it is made, so a bad one fails before anything is written.
+    Layout: `obs/elev/elev_antarctica_elevation_YYYY.nc`,
     `obs/vel/vel_Antarctica_ice_velocity_YYYY.nc`, `ensemble/runNN_regridded.nc`,
     `projection/{historical,forward}/runNN.nc`, `truth.json`.
     """
-    spec = replace(spec or SyntheticSpec(), **fields)
+    spec = spec or SyntheticSpec()
     out = Path(out_dir)
     ny, nx, members, seed = spec.ny, spec.nx, spec.members, spec.seed
     first, last = spec.years

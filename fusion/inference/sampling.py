@@ -58,6 +58,8 @@ def sample(
     the chains sample on their own threads, and an exception from it cancels the sampler.
     """
     if cfg.inference.method == "laplace":
+        # deferred for import cost only (scipy.optimize, ~0.2 s the sampler routes never need);
+        # laplace does not import this module (tests/test_imports.py checks deferred imports too)
         from fusion.inference.laplace import sample_laplace
 
         if while_sampling is not None:

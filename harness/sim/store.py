@@ -1,46 +1,28 @@
 """The replicate store: one folder per replicate, reused on resume only under the same spec and code.
 
-SBC, coverage and stability write their replicates here and resume by `spec_hash`, a hash of
-the spec dataclass and of the sources the numbers come from (`code_digest`).
+SBC and coverage write their replicates here and resume by `spec_hash`, a hash of the spec
+dataclass and of the sources the numbers come from (`code_digest`); each replicate folder is a
+result folder of `harness.store`, the one store the runner and stability use too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fusion.io import SUCCESS, is_complete, mark_success, write_json
+from fusion.io import write_json
 from harness.progress import ReplicateBar
 from harness.sim.parallel import MapStats, pool_running, run_tasks
+from harness.store import load_result, result_key, save_result, source_digest
 
-
-@lru_cache(maxsize=1)
-def code_digest() -> str:
-    """SHA-256 of the sources a replicate's numbers come from (this harness and the model)."""
-    from harness.paths import repo_root
-
-    root = repo_root()  # the folder holding both packages, in a checkout and when installed
-    h = hashlib.sha256()
-    for rel in _code_files(root):
-        path = root / rel
-        h.update(rel.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"missing") + b"\0")
-    return h.hexdigest()
-
-
-def _code_files(root: Path) -> list[str]:
-    """Every module of `harness/sim/` (whatever it is split into), then the checks and the model."""
-    sim = sorted(p.relative_to(root).as_posix() for p in (root / "harness" / "sim").glob("*.py"))
-    return sim + list(_CODE_FILES)
-
-
-_CODE_FILES = (
+#: the sources a replicate's numbers come from: every module of `harness/sim/` (whatever it is
+#: split into), the checks built on it and the model
+CODE_PATHS: tuple[str, ...] = (
+    "harness/sim",
     "harness/sbc.py",
     "harness/calibration.py",
     "harness/stability.py",
@@ -52,10 +34,14 @@ _CODE_FILES = (
 )
 
 
+def code_digest() -> str:
+    """SHA-256 of the sources a replicate's numbers come from (this harness and the model)."""
+    return source_digest(CODE_PATHS)
+
+
 def spec_hash(spec: Any) -> str:
     """Hash of a dataclass spec and of the code: a replicate artifact is reused only when both match."""
-    blob = json.dumps(asdict(spec), sort_keys=True, default=str, separators=(",", ":")) + code_digest()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return result_key(spec, code_digest())
 
 
 def replicate_dir(folder: Path, index: int) -> Path:
@@ -64,25 +50,13 @@ def replicate_dir(folder: Path, index: int) -> Path:
 
 def load_replicates(folder: Path, n: int, key: str) -> dict[int, dict[str, Any]]:
     """Finished replicates (stamped `_SUCCESS`) computed under the spec hash `key`."""
-    done: dict[int, dict[str, Any]] = {}
-    for i in range(n):
-        d = replicate_dir(folder, i)
-        if is_complete(d):
-            try:
-                rec = json.loads((d / "result.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if rec.get("spec_hash") == key:
-                done[i] = rec
-    return done
+    done = {i: load_result(replicate_dir(folder, i), key, null_as_nan=True) for i in range(n)}
+    return {i: rec for i, rec in done.items() if rec is not None}
 
 
-def save_replicate(folder: Path, rec: dict[str, Any]) -> None:
+def save_replicate(folder: Path, rec: dict[str, Any], key: str) -> None:
     """Atomic `result.json`, then `_SUCCESS`: a folder is either complete or ignored on resume."""
-    d = replicate_dir(folder, rec["index"])
-    (d / SUCCESS).unlink(missing_ok=True)
-    write_json(d / "result.json", rec)
-    mark_success(d)
+    save_result(replicate_dir(folder, rec["index"]), rec, key)
 
 
 def run_replicates(
@@ -99,8 +73,8 @@ def run_replicates(
 ) -> tuple[list[dict[str, Any]], MapStats, int]:
     """Resume-or-run `n` replicates of `spec` into `folder`; returns (records in order, stats, reused).
 
-    Each record carries `index` and `spec_hash`; a replicate folder written under another spec
-    is refitted, never mixed in.
+    Each record carries `index` and `key` (the spec hash); a replicate folder written under
+    another spec is refitted, never mixed in.
     """
     folder = Path(folder)
     key = spec_hash(spec)
@@ -123,8 +97,8 @@ def run_replicates(
     def on_chunk(results: list[dict[str, Any]]) -> None:
         before = len(done)
         for rec in results:
-            rec["spec_hash"] = key  # stamped here: the driver's spec and code are what a resume compares
-            save_replicate(folder, rec)
+            # keyed here: the driver's spec and code are what a resume compares
+            save_replicate(folder, rec, key)
             done[rec["index"]] = rec
         bar.update(len(done))
         if len(done) // every > before // every or len(done) == n:

@@ -94,11 +94,11 @@ if REVIEW_TOOL.is_file():  # the outside reviewer's tool sits beside the repo in
         case: str, case_data: Callable[[str], CaseData], tmp_path: Path
     ) -> None:
         """The artifacts FUSION writes pass the reviewer's own `compare_parity.py`."""
-        from harness import artifacts
+        from fusion.io import write_csv
 
         data = case_data(case)
         data.prepared.to_npz(tmp_path / "prepared.npz")
-        artifacts.write_table(tmp_path / "weights.csv", plug_in(data.prepared, data.posterior))
+        write_csv(tmp_path / "weights.csv", plug_in(data.prepared, data.posterior))
         proc = subprocess.run(
             [
                 sys.executable,

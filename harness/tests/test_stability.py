@@ -31,7 +31,7 @@ def test_bundled_example_is_seed_stable(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("seeds/seed*/_SUCCESS"))) == 5
     assert (tmp_path / result.plots[0]).stat().st_size > 1000
     # a stricter gate fails on the same weights, without refitting (the gate is not part of the key)
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("seeds/seed*/weights.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("seeds/seed*/result.json")}
     strict = run_check(_ctx(tmp_path), replace(StabilitySettings(), max_sd=f["max_sd"] / 2))
     assert strict.status == "fail" and "across seeds" in strict.messages[0]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

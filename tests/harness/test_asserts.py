@@ -9,6 +9,7 @@ from harness.asserts import (
     assert_bitwise_equal,
     assert_valid_weights,
     bitwise_difference,
+    order_difference,
     ulp_distance,
     weights_problems,
 )
@@ -71,3 +72,10 @@ def test_weights_domain() -> None:
     assert weights_problems([1.0], ["run1", "run2"]) == ["weights: 1 weights for 2 member ids"]
     with pytest.raises(AssertionError, match="sum"):
         assert_valid_weights([0.2, 0.2])
+
+
+def test_order_difference_names_the_first_label_out_of_place() -> None:
+    assert order_difference(["run1", "run2"], ["run1", "run2"]) is None
+    assert order_difference(["run1", "run3", "run2"], ["run1", "run2", "run3"]) == (1, "run3", "run2")
+    assert order_difference(["run1"], ["run1", "run2"]) == (1, "<none>", "run2")  # one list ends first
+    assert order_difference([1, 2], ["1", "3"]) == (1, "2", "3")  # compared as text, as tables are read

@@ -23,7 +23,7 @@ import pytest
 
 from fusion.data.availability import availability_record
 from fusion.io import write_json, write_png
-from harness import artifacts, browser, cli, runner
+from harness import browser, cli, runner
 from harness.checks import CheckContext, CheckResult
 
 CHECKS = ("parity", "convergence", "stability")
@@ -309,7 +309,7 @@ def test_rerun_keeps_sign_offs_and_marks_them_for_another_run(tmp_path: Path, no
     assert cli.main(["signoff", str(out), "--name", "Ada", "--decision", "approve"]) == 0
     recs = json.loads((out / "signoff.json").read_text())["signoffs"]
     recs[0]["fingerprint"] = "0" * 64  # as if the code changed since
-    artifacts.write_json(out / "signoff.json", {"signoffs": recs})
+    write_json(out / "signoff.json", {"signoffs": recs})
     fake_run(out)
     md = (out / "report.md").read_text()
     assert "| Ada | approve |" in md and "(another run)" in md and "0 of 2 approvals" in md

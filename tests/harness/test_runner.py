@@ -1,4 +1,4 @@
-"""Runner, artifacts, inventory, markers, report and CLI, with stand-in checks (no sampling)."""
+"""Runner, result store, inventory, markers, report and CLI, with stand-in checks (no sampling)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import artifacts, cli, runner
+from fusion.io import is_complete, write_text
+from harness import cli, runlog, runner
 from harness.checks import CheckContext, CheckResult
 from harness.paths import repo_root
 
@@ -27,7 +28,7 @@ def fake(
     def check(ctx: CheckContext) -> CheckResult:
         if calls is not None:
             calls.append(ctx.case)
-        artifacts.write_text(ctx.artifact_dir / "table.csv", "x\n1\n")
+        write_text(ctx.artifact_dir / "table.csv", "x\n1\n")
         messages = [f"figure x {figures.get('x', 2.0)} > 1 (over by 1)"] if status == "fail" else []
         return CheckResult(
             name="?",
@@ -58,11 +59,11 @@ def test_all_pass_success_marker_and_layout(tmp_path: Path) -> None:
     out = tmp_path / "out"
     outcome = run(out, {"parity": fake("pass"), "convergence": fake("pass")}, "parity", "convergence")
     assert outcome.exit_code == 0 and outcome.marker == "_RUN_SUCCESS"
-    assert artifacts.run_markers(out) == ["_RUN_SUCCESS"]
+    assert runlog.run_markers(out) == ["_RUN_SUCCESS"]
     for check in ("parity", "convergence"):
         folder = out / check / "all"
         assert (
-            artifacts.is_complete(folder)
+            is_complete(folder)
             and (folder / "result.json").is_file()
             and (folder / "table.csv").is_file()
         )
@@ -72,16 +73,16 @@ def test_all_pass_success_marker_and_layout(tmp_path: Path) -> None:
 def test_one_failure_fails_the_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
     outcome = run(out, {"parity": fake("pass"), "convergence": fake("fail", x=3.0)}, "parity", "convergence")
-    assert outcome.exit_code == 1 and artifacts.run_markers(out) == ["_RUN_FAILED"]
-    assert artifacts.is_complete(out / "convergence" / "all")  # a completed, failing check is done work
+    assert outcome.exit_code == 1 and runlog.run_markers(out) == ["_RUN_FAILED"]
+    assert is_complete(out / "convergence" / "all")  # a completed, failing check is done work
 
 
 def test_error_is_partial_not_stamped_and_retried(tmp_path: Path) -> None:
     out = tmp_path / "out"
     outcome = run(out, {"parity": fake("pass"), "convergence": boom}, "parity", "convergence")
-    assert outcome.exit_code == 1 and artifacts.run_markers(out) == ["_RUN_PARTIAL"]
+    assert outcome.exit_code == 1 and runlog.run_markers(out) == ["_RUN_PARTIAL"]
     folder = out / "convergence" / "all"
-    assert not artifacts.is_complete(folder) and "RuntimeError: no data" in (folder / "error.txt").read_text()
+    assert not is_complete(folder) and "RuntimeError: no data" in (folder / "error.txt").read_text()
     result = json.loads((folder / "result.json").read_text())
     assert result["status"] == "error" and result["messages"] == ["raised: RuntimeError: no data"]
     calls: list[str] = []
@@ -90,7 +91,7 @@ def test_error_is_partial_not_stamped_and_retried(tmp_path: Path) -> None:
     )
     assert calls == ["all"], "parity was done; only the errored check reruns"
     assert [e.resumed for e in outcome.entries] == [True, False]
-    assert artifacts.run_markers(out) == ["_RUN_SUCCESS"]
+    assert runlog.run_markers(out) == ["_RUN_SUCCESS"]
 
 
 def test_missing_check_module_is_an_error_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +104,9 @@ def test_missing_check_module_is_an_error_entry(tmp_path: Path, monkeypatch: pyt
     assert outcome.marker == "_RUN_PARTIAL"
 
 
-def test_resume_skips_stamped_work_of_the_same_suite_and_code(tmp_path: Path) -> None:
+def test_resume_skips_stamped_work_of_the_same_suite_and_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out"
     calls: list[str] = []
     run(out, {"parity": fake("fail", calls)}, "parity")
@@ -112,10 +115,15 @@ def test_resume_skips_stamped_work_of_the_same_suite_and_code(tmp_path: Path) ->
     run(out, {"parity": fake("fail", calls)}, "parity", suite="full")
     assert calls == ["all", "all"], "another suite is other work"
     result = json.loads((out / "parity" / "all" / "result.json").read_text())
-    result["fingerprint"] = "stale"
+    result["key"] = "stale"
     (out / "parity" / "all" / "result.json").write_text(json.dumps(result))
     run(out, {"parity": fake("fail", calls)}, "parity", suite="full")
-    assert len(calls) == 3, "a result made by other code, golden files or fixtures is redone"
+    assert len(calls) == 3, "a result stored under another key is redone"
+    run(out, {"parity": fake("fail", calls)}, "parity", suite="full")
+    assert len(calls) == 3
+    monkeypatch.setattr(runner, "source_digest", lambda paths: "other code")
+    run(out, {"parity": fake("fail", calls)}, "parity", suite="full")
+    assert len(calls) == 4, "a result made by other code is redone"
 
 
 def test_cases_are_planned_per_check(tmp_path: Path) -> None:
@@ -130,18 +138,18 @@ def test_cases_are_planned_per_check(tmp_path: Path) -> None:
 
 def test_inventory_upsert_is_keyed_and_sorted(tmp_path: Path) -> None:
     rec = {"check": "parity", "case": "small", "config_hash": "h1", "status": "fail"}
-    artifacts.upsert_inventory(tmp_path, rec)
-    artifacts.upsert_inventory(tmp_path, {**rec, "case": "example"})
-    artifacts.upsert_inventory(tmp_path, {**rec, "status": "pass"})
-    artifacts.upsert_inventory(tmp_path, {**rec, "check": "convergence", "config_hash": "h0"})
-    runs = artifacts.read_inventory(tmp_path)
+    runlog.upsert_inventory(tmp_path, rec)
+    runlog.upsert_inventory(tmp_path, {**rec, "case": "example"})
+    runlog.upsert_inventory(tmp_path, {**rec, "status": "pass"})
+    runlog.upsert_inventory(tmp_path, {**rec, "check": "convergence", "config_hash": "h0"})
+    runs = runlog.read_inventory(tmp_path)
     assert [(r["check"], r["case"], r["status"]) for r in runs] == [
         ("convergence", "small", "fail"),
         ("parity", "example", "fail"),
         ("parity", "small", "pass"),
     ]
     with pytest.raises(ValueError, match="config_hash"):
-        artifacts.upsert_inventory(tmp_path, {"check": "parity", "case": "small"})
+        runlog.upsert_inventory(tmp_path, {"check": "parity", "case": "small"})
 
 
 def test_report_summary_first_sections_and_sign_off(tmp_path: Path) -> None:
@@ -179,7 +187,7 @@ def test_concurrent_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     with (
-        artifacts.locked(out / runner.LOCK_FILE),
+        runlog.locked(out / runner.LOCK_FILE),
         pytest.raises(runner.BadInput, match="another harness run"),
     ):
         run(out, {"parity": fake("pass")}, "parity")
@@ -188,11 +196,12 @@ def test_concurrent_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
 SCRIPT = """
 import signal, sys, time
 from pathlib import Path
-from harness import artifacts, cli, runner
+from fusion.io import write_text
+from harness import cli, runner
 from harness.checks import CheckResult
 
 def quick(ctx):
-    artifacts.write_text(ctx.artifact_dir / "table.csv", "x\\n")
+    write_text(ctx.artifact_dir / "table.csv", "x\\n")
     return CheckResult(name="parity", case=ctx.case, status="pass")
 
 def slow(ctx):
@@ -227,24 +236,24 @@ def test_killed_run_leaves_no_stamp_and_the_next_run_finishes(tmp_path: Path) ->
     proc, out = _start_and_wait(tmp_path)
     proc.kill()
     proc.wait(timeout=30)
-    assert artifacts.is_complete(out / "parity" / "all")
-    assert not artifacts.is_complete(out / "convergence" / "all"), (
+    assert is_complete(out / "parity" / "all")
+    assert not is_complete(out / "convergence" / "all"), (
         "the folder being written must not be stamped"
     )
-    assert artifacts.run_markers(out) == []
+    assert runlog.run_markers(out) == []
     calls: list[str] = []
     outcome = run(out, {"parity": fake("pass", calls), "convergence": fake("pass")}, "parity", "convergence")
     assert calls == [] and [e.resumed for e in outcome.entries] == [True, False]
-    assert artifacts.is_complete(out / "convergence" / "all")
-    assert artifacts.run_markers(out) == ["_RUN_SUCCESS"]
+    assert is_complete(out / "convergence" / "all")
+    assert runlog.run_markers(out) == ["_RUN_SUCCESS"]
 
 
 def test_sigterm_stops_in_order_with_a_partial_marker(tmp_path: Path) -> None:
     proc, out = _start_and_wait(tmp_path)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    assert artifacts.run_markers(out) == ["_RUN_PARTIAL"]
-    assert not artifacts.is_complete(out / "convergence" / "all")
+    assert runlog.run_markers(out) == ["_RUN_PARTIAL"]
+    assert not is_complete(out / "convergence" / "all")
     result = json.loads((out / "convergence" / "all" / "result.json").read_text())
     assert result["status"] == "error" and result["messages"][0].startswith("interrupted: RunInterrupted")
     assert "INCOMPLETE" in (out / "report.md").read_text().splitlines()[0]
