@@ -86,10 +86,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     load_config(args.config)  # a bad config is reported before anything heavy starts
     warmup.start(warmup.RUN)  # while the data load; `main` waits for it
+    from fusion.figures import FigureWorker
     from fusion.pipeline import run_to_dir
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    out = run_to_dir(args.config, args.out, progressbar=progress)
+    with FigureWorker() as worker:  # imports Matplotlib on the other core meanwhile
+        out = run_to_dir(args.config, args.out, progressbar=progress, figures=worker.draw)
     print(f"results written to {out}")
     return 0
 

@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ from fusion.diagnostics import (
     diagnose,
 )
 from fusion.errors import InputError
+from fusion.figures import draw_figures
 from fusion.inference.model import PARAMS
 from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
+from fusion.warmup import PLOTTING, WRITE, import_all
 
 __all__ = [
     "Result",
@@ -61,6 +64,10 @@ _LIBRARIES = (
     "fusion", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "arviz-base",
     "arviz-stats", "arviz-plots", "nutpie", "numba", "netCDF4", "matplotlib", "pydantic", "PyYAML",
 )  # fmt: skip
+
+
+#: What draws the run's figures: (projection, summary, availability record, folder).
+DrawFigures = Callable[[xr.Dataset, dict[str, Any], Any, Path], None]
 
 
 @dataclass
@@ -106,12 +113,14 @@ def run(
     prepared: Prepared | None = None,
     with_projection: bool = True,
     progressbar: bool = True,
+    imports_while_sampling: tuple[str, ...] = (*WRITE, *PLOTTING),
 ) -> Result:
     """Run the pipeline for `cfg`; pass `prepared` to skip reading the observations and ensemble.
 
     Projection inputs are checked before sampling, so a missing `runNN.nc` fails in seconds,
     not after the sampler. Failing convergence figures warn (`ConvergenceWarning`) and are
-    kept in `Result.convergence_failures`; they do not stop the run.
+    kept in `Result.convergence_failures`; they do not stop the run. With a projection, the
+    modules writing will need (`imports_while_sampling`) are imported while the chains sample.
     """
     from fusion.inference.sampling import sample
     from fusion.projection import member_sle, project, projection_files, projection_summary
@@ -143,7 +152,10 @@ def run(
 
     # 3. sample, then per-member w and logL_* from the draws
     clock = time.perf_counter()
-    trace = sample(cfg, prepared, progressbar=progressbar, while_sampling=_import_writers if with_projection else None)
+    trace = sample(
+        cfg, prepared, progressbar=progressbar,
+        while_sampling=functools.partial(import_all, imports_while_sampling) if with_projection else None,
+    )
     timings["sample_s"] = time.perf_counter() - clock
 
     # 4. diagnostics and the convergence gate (Laplace: optimiser figures and PSIS k̂ instead;
@@ -175,13 +187,6 @@ def run(
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings,
     )
-
-
-def _import_writers() -> None:
-    """Import what writing the run folder needs while the chains sample (they leave the GIL free)."""
-    from fusion.warmup import WRITE, import_all
-
-    import_all(WRITE)
 
 
 def save_weights(result: Result, path: str | Path) -> Path:
@@ -278,11 +283,12 @@ def save_metadata(result: Result, path: str | Path) -> Path:
     return write_json(path, _metadata(result))
 
 
-def write_outputs(result: Result, out_dir: str | Path) -> Path:
-    """Write every output into `out_dir`, via a temporary sibling folder, then `_SUCCESS`."""
-    from fusion.data.availability import plot_availability
-    from fusion.projection import plot_projection
+def write_outputs(result: Result, out_dir: str | Path, *, figures: DrawFigures = draw_figures) -> Path:
+    """Write every output into `out_dir`, via a temporary sibling folder, then `_SUCCESS`.
 
+    `figures` draws `projection.png` and `availability.png` into the temporary folder
+    (`fusion run` passes a `FigureWorker`'s, which draws them in another process).
+    """
     if result.projection is None or result.summary is None:
         raise ValueError("the result has no projection; run with with_projection=True to write a run folder")
     out = Path(out_dir)
@@ -310,8 +316,7 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
             ),
         )
         write_json(tmp / "summary.json", result.summary)
-        plot_projection(proj, result.summary, tmp / "projection.png")
-        plot_availability(result.prepared.availability, tmp / "availability.png")
+        figures(proj, result.summary, result.prepared.availability, tmp)
         save_metadata(result, tmp / "run_metadata.json")
         result.trace.to_netcdf(tmp / "trace.nc")
         if not out.exists():
@@ -328,9 +333,16 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
 
 
 def run_to_dir(
-    config_path: str | Path, out_dir: str | Path | None = None, *, progressbar: bool = True
+    config_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    progressbar: bool = True,
+    figures: DrawFigures | None = None,
 ) -> Path:
-    """`fusion run`: load the config, run, and write the run folder (default `output.dir`)."""
+    """`fusion run`: load the config, run, and write the run folder (default `output.dir`).
+
+    `figures`: see `write_outputs`; given one, the plotting libraries are left to it.
+    """
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir is not None else cfg.output.dir
     if out.exists() and not out.is_dir():
@@ -338,5 +350,6 @@ def run_to_dir(
     stale = out / SUCCESS
     if stale.exists():
         stale.unlink()  # a failed rerun must not leave the previous run's stamp behind
-    result = run(cfg, progressbar=progressbar)
-    return write_outputs(result, out)
+    if figures is None:
+        return write_outputs(run(cfg, progressbar=progressbar), out)
+    return write_outputs(run(cfg, progressbar=progressbar, imports_while_sampling=WRITE), out, figures=figures)

@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 
-__all__ = ["RUN", "WRITE", "import_all", "start", "wait"]
+__all__ = ["PLOTTING", "RUN", "WRITE", "import_all", "start", "wait"]
 
 
 def _nutpie() -> None:
@@ -24,8 +24,10 @@ def _nutpie() -> None:
 
 
 #: What writing a run folder imports: xarray's NetCDF writer asks whether a dask `distributed`
-#: client runs (which imports `distributed`), the plots draw with Matplotlib's Agg.
-WRITE: tuple[str, ...] = ("matplotlib.figure", "matplotlib.backends.backend_agg", "distributed")
+#: client runs (which imports `distributed`).
+WRITE: tuple[str, ...] = ("distributed",)
+#: What drawing the figures in this process imports (`fusion run` draws them in a worker).
+PLOTTING: tuple[str, ...] = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 #: What `fusion run` imports after reading its inputs, in the order the stages need it: xarray
 #: asks for dask on its first array, then come the sampler, the diagnostics and the writing.
 RUN: tuple[str | Callable[[], object], ...] = ("dask.array", _nutpie, "arviz_stats", *WRITE)

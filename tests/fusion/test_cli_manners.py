@@ -79,7 +79,7 @@ def test_progress_follows_the_terminal_unless_told(
 ) -> None:
     seen: dict[str, bool] = {}
 
-    def fake_run_to_dir(config, out, *, progressbar):  # noqa: ANN001
+    def fake_run_to_dir(config, out, *, progressbar, figures=None):  # noqa: ANN001
         seen["progressbar"] = progressbar
         return tmp_path
 
