@@ -38,6 +38,7 @@ from harness.sim import (
     PARAMS,
     PRIOR_SIGMA,
     Design,
+    Fit,
     convergence,
     design_from_prepared,
     draw_prior,
@@ -169,6 +170,14 @@ def _recovery(draws: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float
 # --------------------------------------------------------------------------------------------
 
 
+def _fit(spec: CoverageSpec, prepared: Prepared, settings: NoiseSettings, rng: np.random.Generator, cores: int) -> Fit:
+    """One fit at the spec's draws, seeded from the replicate's generator."""
+    return fit(
+        prepared, settings, draws=spec.draws, tune=spec.tune, chains=spec.chains, cores=cores,
+        seed=int(rng.integers(2**31)),
+    )
+
+
 def _generative_replicate(spec: CoverageSpec, index: int, cores: int) -> dict[str, Any]:
     base = sbc_design(spec.n_thick, spec.n_vel, spec.n_members, spec.design_seed)
     rng = replicate_rng(spec.seed, index, 1)
@@ -180,14 +189,9 @@ def _generative_replicate(spec: CoverageSpec, index: int, cores: int) -> dict[st
         design = Design(stated, base.speed, base.stream, base.n_members, base.inflation)
         resid = z * np.sqrt(sigma_tot2(theta, design))
         train, held = _split(replicate_rng(spec.seed, index, 2), base.n_points, regime, spec.holdout)
-        result = fit(
-            design.prepared(resid, train),  # held-out points are left out of the fitted data
-            NoiseSettings(velocity_inflation=design.inflation, tempered=False),
-            draws=spec.draws,
-            tune=spec.tune,
-            chains=spec.chains,
-            cores=cores,
-            seed=int(rng.integers(2**31)),
+        result = _fit(  # held-out points are left out of the fitted data
+            spec, design.prepared(resid, train), NoiseSettings(velocity_inflation=design.inflation, tempered=False),
+            rng, cores,
         )
         th = _thin(result.draws, spec.predictive_draws)
         var = sigma_tot2(th, design)[:, held]
@@ -274,15 +278,7 @@ def _physical_replicate(spec: CoverageSpec, index: int, cores: int) -> dict[str,
         y = base.y_obs.astype(np.float64) + regime.extra_noise * noise  # unstated: σ_obs unchanged
         train, held = _split(replicate_rng(spec.seed, index, 4), base.n_points, regime, spec.holdout)
         tr = _subset(base, train, y, base.sigma_obs)
-        result = fit(
-            tr,
-            NoiseSettings(),  # the production (tempered) model
-            draws=spec.draws,
-            tune=spec.tune,
-            chains=spec.chains,
-            cores=cores,
-            seed=int(rng.integers(2**31)),
-        )
+        result = _fit(spec, tr, NoiseSettings(), rng, cores)  # the production (tempered) model
         th = _thin(result.draws, spec.predictive_draws)
         w = member_logliks(tr, dict(zip(PARAMS, th.T)))["w"]  # (D, M)
         mean_w = w.mean(axis=0)

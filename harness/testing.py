@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from typing import Any, Literal
+
 from harness.cases import CaseData, bundled_case
+from harness.checks import CheckContext
 from harness.paths import repo_root
 
-__all__ = ["REPO", "GOLDEN_DIR", "FIXTURES_DIR", "case_data_cache"]
+__all__ = ["REPO", "GOLDEN_DIR", "FIXTURES_DIR", "case_data_cache", "check_context"]
 
 REPO = repo_root()
 GOLDEN_DIR = REPO / "golden"
@@ -30,3 +33,12 @@ def case_data_cache(workdir: Path) -> Callable[[str], CaseData]:
         return cache[name]
 
     return get
+
+
+def check_context(artifact_dir: Path, suite: Literal["quick", "full"] = "quick", **fields: Any) -> CheckContext:
+    """A quiet `CheckContext` over the checkout's bundled cases, writing into `artifact_dir`;
+    `fields` set any other field (`case`, `gates`, ...)."""
+    return CheckContext(
+        suite=suite, artifact_dir=artifact_dir, golden_dir=GOLDEN_DIR, fixtures_dir=FIXTURES_DIR,
+        progress=lambda _: None, **fields,
+    )

@@ -18,18 +18,11 @@ from harness.calibration import (
     predictive_pit,
     run_check,
 )
-from harness.checks import CheckContext
+from harness.testing import check_context
 
 
 def test_quick_suite_passes(tmp_path: Path) -> None:
-    ctx = CheckContext(
-        suite="quick",
-        artifact_dir=tmp_path,
-        golden_dir=tmp_path,
-        fixtures_dir=tmp_path,
-        progress=lambda s: None,
-    )
-    result = run_check(ctx)
+    result = run_check(check_context(tmp_path, "quick"))
     assert result.status == "pass", result.messages
     a, b = result.figures["generative"], result.figures["physical"]
     assert a["dense_clean"]["calibration_error"] <= 0.05
@@ -79,14 +72,7 @@ def test_mixture_pit_weights_members() -> None:
 
 @pytest.mark.full
 def test_full_suite_passes(tmp_path: Path) -> None:
-    ctx = CheckContext(
-        suite="full",
-        artifact_dir=tmp_path,
-        golden_dir=tmp_path,
-        fixtures_dir=tmp_path,
-        progress=lambda s: None,
-    )
-    result = run_check(ctx)
+    result = run_check(check_context(tmp_path, "full"))
     assert result.status == "pass", result.messages
     assert result.figures["generative"]["dense_clean"]["replicates"] == 200
     assert result.figures["physical"]["dense_clean"]["replicates"] == 100

@@ -15,8 +15,7 @@ from fusion.diagnostics import Thresholds
 from fusion.inference.model import PARAMS
 from harness import convergence
 from harness.cases import CaseData
-from harness.checks import CheckContext
-from harness.testing import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import GOLDEN_DIR, check_context
 from harness.convergence import SETTINGS, THRESHOLDS, _case_config, decide, diagnose, gate, sample_trace
 from harness.gates import Gates
 
@@ -115,16 +114,13 @@ def test_retries_are_bounded_and_can_be_turned_off() -> None:
 
 def test_convergence_check_reports_that_it_sampled_longer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(convergence, "sample_trace", lambda cfg, prepared: _hair_then_fine(cfg.inference.draws))
-    ctx = CheckContext(
-        suite="quick", artifact_dir=tmp_path, golden_dir=GOLDEN_DIR, fixtures_dir=FIXTURES_DIR,
-        case="small", progress=lambda line: None,
-    )
+    ctx = check_context(tmp_path, case="small")
     result = convergence.run_check(ctx)
     assert result.status == "pass", result.messages
     assert [a["draws"] for a in result.figures["attempts"]] == [1000, 2000]
     assert any("sampled longer" in m for m in result.messages)
     assert result.provenance["draws"] == 2000
     strict = convergence.run_check(
-        CheckContext(**{**ctx.__dict__, "gates": Gates(convergence=Thresholds(borderline_retries=0))})
+        check_context(tmp_path, case="small", gates=Gates(convergence=Thresholds(borderline_retries=0)))
     )
     assert strict.status == "fail" and strict.messages[0].startswith("max R-hat 1.01")

@@ -14,18 +14,13 @@ import pytest
 
 from fusion.inference import model as fusion_model
 from harness.checks import CheckContext
+from harness.testing import check_context
 from harness.sbc import QUANTITIES, SBCOutcome, run_check, run_sbc, suite_spec
 from harness.sim import DROPPED_LOGNORM_TERM, DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
 
 
 def _ctx(tmp_path: Path, suite: Literal["quick", "full"]) -> CheckContext:
-    return CheckContext(
-        suite=suite,
-        artifact_dir=tmp_path,
-        golden_dir=tmp_path,
-        fixtures_dir=tmp_path,
-        progress=lambda s: None,
-    )
+    return check_context(tmp_path, suite)
 
 
 def test_quick_suite_passes_and_reports_the_tempered_form(tmp_path: Path) -> None:

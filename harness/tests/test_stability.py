@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 
 from harness.checks import CheckContext
-from harness.testing import FIXTURES_DIR, GOLDEN_DIR
+from harness.testing import check_context
 from harness.stability import StabilitySettings, run_check, seed_stability
 
 
 def _ctx(tmp_path: Path) -> CheckContext:
-    return CheckContext(
-        suite="quick",
-        artifact_dir=tmp_path,
-        golden_dir=GOLDEN_DIR,
-        fixtures_dir=FIXTURES_DIR,
-        progress=lambda s: None,
-    )
+    return check_context(tmp_path)
 
 
 def test_bundled_example_is_seed_stable(tmp_path: Path) -> None:

@@ -12,17 +12,14 @@ from fusion.inference.laplace import fit_laplace, sample_laplace
 from fusion.inference.model import FusedDensity, NoiseSettings
 from harness import agreement
 from harness.checks import CHECK_NAMES, CheckContext
-from harness.runner import CHECK_MODULES, repo_root
+from harness.runner import CHECK_MODULES
+from harness.testing import check_context
 
 pytestmark = pytest.mark.filterwarnings("ignore::fusion.errors.DataWarning")
 
 
 def _ctx(tmp_path: Path, case: str = "small") -> CheckContext:
-    root = repo_root()
-    return CheckContext(
-        suite="quick", artifact_dir=tmp_path / case, golden_dir=root / "golden",
-        fixtures_dir=root / "fixtures", case=case, progress=lambda _: None,
-    )
+    return check_context(tmp_path / case, case=case)
 
 
 def _shifted_laplace(cfg, prepared):
