@@ -46,6 +46,7 @@ __all__ = [
     "write_csv",
     "write_json",
     "write_npz",
+    "png_bytes",
     "write_png",
     "write_text",
 ]
@@ -171,11 +172,18 @@ def write_npz(target: str | Path, **arrays: Any) -> Path:
     return Path(target)
 
 
+def png_bytes(fig: Any, dpi: int = 110) -> bytes:
+    """A Matplotlib figure as PNG bytes, exactly what `write_png` writes."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
+    return buffer.getvalue()
+
+
 def write_png(target: str | Path, fig: Any, dpi: int = 110) -> Path:
     """Save a Matplotlib figure atomically, so a report never links a half-written image."""
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    return Path(target)
+    return write_bytes(target, png_bytes(fig, dpi))
 
 
 # --- digests -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ leaves no new file at all.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import importlib.metadata
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,9 @@ from fusion.figures import draw_figures
 from fusion.inference.model import PARAMS
 from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
 from fusion.warmup import PLOTTING, WRITE, import_all
+
+if TYPE_CHECKING:
+    from fusion.worker import RunWorker
 
 __all__ = [
     "Result",
@@ -64,10 +68,6 @@ _LIBRARIES = (
     "fusion", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "arviz-base",
     "arviz-stats", "arviz-plots", "nutpie", "numba", "netCDF4", "matplotlib", "pydantic", "PyYAML",
 )  # fmt: skip
-
-
-#: What draws the run's figures: (projection, summary, availability record, folder).
-DrawFigures = Callable[[xr.Dataset, dict[str, Any], Any, Path], None]
 
 
 @dataclass
@@ -113,14 +113,15 @@ def run(
     prepared: Prepared | None = None,
     with_projection: bool = True,
     progressbar: bool = True,
-    imports_while_sampling: tuple[str, ...] = (*WRITE, *PLOTTING),
+    worker: RunWorker | None = None,
 ) -> Result:
     """Run the pipeline for `cfg`; pass `prepared` to skip reading the observations and ensemble.
 
     Projection inputs are checked before sampling, so a missing `runNN.nc` fails in seconds,
     not after the sampler. Failing convergence figures warn (`ConvergenceWarning`) and are
     kept in `Result.convergence_failures`; they do not stop the run. With a projection, the
-    modules writing will need (`imports_while_sampling`) are imported while the chains sample.
+    modules writing will need are imported while the chains sample. `worker` (`fusion run`'s)
+    draws the figures in a second process.
     """
     from fusion.inference.sampling import sample
     from fusion.projection import member_sle, project, projection_files, projection_summary
@@ -138,6 +139,8 @@ def run(
         input_files += list(data.input_files)
         prepared = prepare(cfg, data)
     timings["prepare_s"] = time.perf_counter() - clock
+    if worker is not None and with_projection:
+        worker.begin_figures(prepared.availability)
 
     # 2. projection inputs exist for every member (fail before the expensive step)
     sle = None
@@ -154,7 +157,8 @@ def run(
     clock = time.perf_counter()
     trace = sample(
         cfg, prepared, progressbar=progressbar,
-        while_sampling=functools.partial(import_all, imports_while_sampling) if with_projection else None,
+        while_sampling=functools.partial(import_all, WRITE if worker else (*WRITE, *PLOTTING))
+        if with_projection else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
@@ -283,11 +287,11 @@ def save_metadata(result: Result, path: str | Path) -> Path:
     return write_json(path, _metadata(result))
 
 
-def write_outputs(result: Result, out_dir: str | Path, *, figures: DrawFigures = draw_figures) -> Path:
+def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | None = None) -> Path:
     """Write every output into `out_dir`, via a temporary sibling folder, then `_SUCCESS`.
 
-    `figures` draws `projection.png` and `availability.png` into the temporary folder
-    (`fusion run` passes a `FigureWorker`'s, which draws them in another process).
+    The figures are drawn by `worker` if given (`fusion run`'s second process, while this one
+    writes the other files), else here.
     """
     if result.projection is None or result.summary is None:
         raise ValueError("the result has no projection; run with with_projection=True to write a run folder")
@@ -302,7 +306,14 @@ def write_outputs(result: Result, out_dir: str | Path, *, figures: DrawFigures =
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the results from other users
+    figures_written: Callable[[], None] | None = None
     try:
+        if worker is not None:
+            figures_written = worker.draw_figures(
+                result.projection, result.summary, result.prepared.availability, tmp
+            )
+        else:
+            draw_figures(result.projection, result.summary, result.prepared.availability, tmp)
         save_weights(result, tmp / "weights.csv")
         proj = result.projection
         write_csv(
@@ -316,9 +327,10 @@ def write_outputs(result: Result, out_dir: str | Path, *, figures: DrawFigures =
             ),
         )
         write_json(tmp / "summary.json", result.summary)
-        figures(proj, result.summary, result.prepared.availability, tmp)
         save_metadata(result, tmp / "run_metadata.json")
         result.trace.to_netcdf(tmp / "trace.nc")
+        if figures_written is not None:
+            figures_written()
         if not out.exists():
             mark_success(tmp)
             os.rename(tmp, out)
@@ -328,6 +340,9 @@ def write_outputs(result: Result, out_dir: str | Path, *, figures: DrawFigures =
         mark_success(out)
         return out
     finally:
+        if figures_written is not None:
+            with contextlib.suppress(Exception):  # already raised, or raising: never leave the
+                figures_written()  # worker writing into a folder that is being removed
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -337,12 +352,10 @@ def run_to_dir(
     out_dir: str | Path | None = None,
     *,
     progressbar: bool = True,
-    figures: DrawFigures | None = None,
+    worker: RunWorker | None = None,
 ) -> Path:
-    """`fusion run`: load the config, run, and write the run folder (default `output.dir`).
-
-    `figures`: see `write_outputs`; given one, the plotting libraries are left to it.
-    """
+    """`fusion run`: load the config, run, and write the run folder (default `output.dir`);
+    `worker`: see `run`."""
     cfg = load_config(config_path)
     out = Path(out_dir) if out_dir is not None else cfg.output.dir
     if out.exists() and not out.is_dir():
@@ -350,6 +363,4 @@ def run_to_dir(
     stale = out / SUCCESS
     if stale.exists():
         stale.unlink()  # a failed rerun must not leave the previous run's stamp behind
-    if figures is None:
-        return write_outputs(run(cfg, progressbar=progressbar), out)
-    return write_outputs(run(cfg, progressbar=progressbar, imports_while_sampling=WRITE), out, figures=figures)
+    return write_outputs(run(cfg, progressbar=progressbar, worker=worker), out, worker=worker)

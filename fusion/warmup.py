@@ -2,7 +2,7 @@
 
 `fusion run` spends about as long importing libraries as computing (`benchmarks/bench_run.py`
 prints both). The stages that need dask (through xarray), nutpie, ArviZ's statistics and
-Matplotlib come after the config, the data and the masks, so their imports can start at once
+`distributed` (through xarray's NetCDF writer) come after the config, the data and the masks, so their imports can start at once
 on a second thread: while the main thread reads NetCDF files, works on arrays or waits for the
 sampler's chains, which all leave the GIL free. An import that fails here is left for the
 stage that needs it, which raises it where it means something.
@@ -26,10 +26,11 @@ def _nutpie() -> None:
 #: What writing a run folder imports: xarray's NetCDF writer asks whether a dask `distributed`
 #: client runs (which imports `distributed`).
 WRITE: tuple[str, ...] = ("distributed",)
-#: What drawing the figures in this process imports (`fusion run` draws them in a worker).
+#: What drawing the figures in this process imports (`fusion run` leaves it to `fusion.worker`).
 PLOTTING: tuple[str, ...] = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 #: What `fusion run` imports after reading its inputs, in the order the stages need it: xarray
-#: asks for dask on its first array, then come the sampler, the diagnostics and the writing.
+#: asks for dask on its first array, then come the sampler, the diagnostics and the writing
+#: (Matplotlib is `fusion.worker`'s).
 RUN: tuple[str | Callable[[], object], ...] = ("dask.array", _nutpie, "arviz_stats", *WRITE)
 
 

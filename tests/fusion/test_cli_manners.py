@@ -40,6 +40,21 @@ def test_version_prints_the_installed_version_and_exits_0(main, capsys: pytest.C
     assert capsys.readouterr().out.strip() == f"{prog} {VERSION}"
 
 
+def test_console_exits_with_mains_status_and_flushed_output(tmp_path: Path) -> None:
+    """`fusion`'s entry point skips interpreter teardown; what `main` printed still arrives, and
+    its exit status is the process's, whether stdout is a pipe or a file (block-buffered)."""
+    listing = tmp_path / "help.txt"
+    with listing.open("w") as out:
+        proc = subprocess.run([sys.executable, "-m", "fusion.cli", "example", str(tmp_path / "ex")],
+                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert listing.read_text().startswith("example dataset and config written: ")
+    bad = subprocess.run([sys.executable, "-m", "fusion.cli", "run", str(tmp_path / "missing.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.yaml'}: config file not found"]
+
+
 @pytest.mark.parametrize("script", ["fusion", "harness"])
 def test_console_scripts_print_the_version(script: str) -> None:
     exe = Path(sys.executable).with_name(script)
@@ -79,7 +94,7 @@ def test_progress_follows_the_terminal_unless_told(
 ) -> None:
     seen: dict[str, bool] = {}
 
-    def fake_run_to_dir(config, out, *, progressbar, figures=None):  # noqa: ANN001
+    def fake_run_to_dir(config, out, *, progressbar, worker=None):  # noqa: ANN001
         seen["progressbar"] = progressbar
         return tmp_path
 

@@ -1,0 +1,125 @@
+"""A second process for `fusion run` that draws the run's figures with Matplotlib.
+
+A short `fusion run` spends more CPU importing libraries than computing, and its main process
+works on one core (the GIL) while the other idles outside sampling. The figures need
+Matplotlib (about 0.45 s to import, then 0.4 s of drawing) and nothing else of the run but
+its small results. `RunWorker` spawns one process as the run starts; it imports Matplotlib
+while the main process loads data and samples, draws `availability.png` as soon as the data
+are prepared, and `projection.png` while the main process writes its other files: the same
+functions (`fusion.figures`) on the same data, so the files are those the main process would
+write, byte for byte. (The convergence figures stay in the main process: measured, the
+worker then has more to import than the main process, and the run waits for it.)
+
+If the worker is gone (killed, or it failed to start), every call runs in this process
+instead: no output depends on the worker. An error inside a call is raised here, as it would
+be in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fusion.figures import import_plotting
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from fusion.data.availability import Availability
+
+__all__ = ["RunWorker"]
+
+
+def _ready() -> bool:
+    return True
+
+T = TypeVar("T")
+
+
+def _exit_now() -> None:
+    """End the worker without interpreter finalization (0.3 s with Matplotlib loaded): it has
+    written its files atomically and returned its results, so nothing is left to flush."""
+    import os
+
+    os._exit(0)
+
+
+class RunWorker:
+    """One spawned process (standard library pool; `spawn`: never fork a process that runs threads)."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=import_plotting
+        )
+        self._submit(_ready)  # the pool starts its process at the first task: start it now
+        self._availability: tuple[object, Future[bytes] | None] | None = None
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
+        try:
+            return self._pool.submit(fn, *args)
+        except RuntimeError:  # the pool is broken or shut down: the caller runs `fn` here
+            return None
+
+    def _result(self, future: Future[T] | None, fn: Callable[..., T], *args: Any) -> T:
+        """`future`'s result; `fn(*args)` in this process if the worker could not run it."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                pass
+        return fn(*args)
+
+    def begin_figures(self, availability: Availability | None) -> None:
+        """Start drawing `availability.png` now (it needs the prepared data only)."""
+        from fusion.figures import availability_png
+
+        self._availability = (availability, self._submit(availability_png, availability))
+
+    def draw_figures(
+        self,
+        projection: xr.Dataset,
+        summary: dict[str, Any],
+        availability: Availability | None,
+        folder: str | Path,
+    ) -> Callable[[], None]:
+        """Start `fusion.figures.draw_figures` in the worker (`availability.png` from
+        `begin_figures` if it was begun); returns the function that waits for both files."""
+        from fusion.figures import availability_png, draw_projection
+        from fusion.io import write_bytes
+
+        folder = Path(folder)
+        projection_done = self._submit(draw_projection, projection, summary, folder)
+        begun, pending = self._availability if self._availability is not None else (None, None)
+        if begun is not availability or pending is None:
+            pending = self._submit(availability_png, availability)
+
+        waited = False
+
+        def wait() -> None:
+            """Both files written (the second call returns at once)."""
+            nonlocal waited
+            if waited:
+                return
+            waited = True
+            write_bytes(folder / "availability.png", self._result(pending, availability_png, availability))
+            self._result(projection_done, draw_projection, projection, summary, folder)
+
+        return wait
+
+    def close(self) -> None:
+        """Let what was asked finish, then end the worker at once (see `_exit_now`)."""
+        self._submit(_exit_now)
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> RunWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

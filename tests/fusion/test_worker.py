@@ -1,0 +1,102 @@
+"""`fusion.worker.RunWorker`: the second process draws what this process would, byte for byte,
+and is never needed for it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.config import load_config
+from fusion.data.load import load_data
+from fusion.data.prepare import prepare
+from fusion.figures import FIGURE_FILES, draw_figures
+from fusion.inference.sampling import sample
+from fusion.projection import projection_summary
+from fusion.worker import RunWorker
+from tests.fusion.test_projection import _projection
+from tests.helpers import TinyCase
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory):
+    """A projection, its summary, a real availability record and a short trace."""
+    case = TinyCase(tmp_path_factory.mktemp("worker")).standard(members=3)
+    cfg = load_config(case.config(compat="fixed")).with_updates(
+        inference={"draws": 40, "tune": 40, "chains": 2, "cores": 1}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare(cfg, load_data(cfg))
+        trace = sample(cfg, prepared, progressbar=False)
+    proj = _projection([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
+    return proj, projection_summary(proj), prepared.availability, trace
+
+
+def _pngs(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in FIGURE_FILES}
+
+
+@pytest.mark.parametrize("begun", [True, False], ids=["availability begun early", "all at the end"])
+def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, begun: bool) -> None:
+    proj, summary, availability, _ = inputs
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    draw_figures(proj, summary, availability, here)
+    with RunWorker() as worker:
+        if begun:
+            worker.begin_figures(availability)
+        worker.draw_figures(proj, summary, availability, there)()
+    assert _pngs(there) == _pngs(here)
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in _pngs(there).values())
+
+
+def test_a_dead_worker_falls_back_to_this_process(tmp_path: Path, inputs) -> None:
+    proj, summary, availability, _ = inputs
+    with RunWorker() as worker:
+        worker.begin_figures(availability)
+        pids = [p.pid for p in worker._pool._processes.values()]  # noqa: SLF001 - the test kills it
+        assert len(pids) == 1
+        os.kill(pids[0], signal.SIGKILL)
+        worker.draw_figures(proj, summary, availability, tmp_path)()
+    here = tmp_path / "here"
+    here.mkdir()
+    draw_figures(proj, summary, availability, here)
+    assert {name: (tmp_path / name).read_bytes() for name in FIGURE_FILES} == _pngs(here)
+
+
+def test_an_error_in_the_worker_is_raised_here(tmp_path: Path, inputs) -> None:
+    proj, summary, availability, _ = inputs
+    with RunWorker() as worker, pytest.raises(KeyError, match="sle_mm"):
+        worker.draw_figures(proj.drop_vars("sle_mm"), summary, availability, tmp_path)()
+
+
+def test_fusion_run_leaves_matplotlib_to_the_worker(tmp_path: Path) -> None:
+    """In the main process of `fusion run`: no Matplotlib, no ArviZ plots."""
+    from fusion.data.synthetic import write_example
+
+    config = write_example(tmp_path / "example")
+    text = config.read_text().replace("draws: 1000", "draws: 40").replace("tune: 1000", "tune: 40")
+    config.write_text(text.replace("chains: 4", "chains: 2"))
+    script = textwrap.dedent(
+        f"""
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        from fusion.cli import main
+        assert main(["run", {str(config)!r}, "--out", {str(tmp_path / "out")!r}, "--no-progress"]) == 0
+        loaded = [m for m in ("matplotlib", "arviz_plots") if m in sys.modules]
+        print("loaded:", loaded)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "loaded: []" in done.stdout
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    assert set(FIGURE_FILES) <= {p.name for p in (tmp_path / "out").iterdir()}
