@@ -91,7 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fusion.worker import RunWorker
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    with RunWorker() as worker:  # ArviZ's statistics and Matplotlib, on the other core
+    with RunWorker() as worker:  # the figures, drawn with Matplotlib on the other core
         out = run_to_dir(args.config, args.out, progressbar=progress, worker=worker)
     print(f"results written to {out}")
     return 0

@@ -236,8 +236,8 @@ def arrow_draws(raw: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
     The scalar columns, as nutpie's own conversion keeps them: the list-valued ones (gradients,
     mass matrices, divergence positions) are empty unless nutpie was asked to store them, and
-    FUSION never asks. A chain
-    shorter than the others (a cancelled run) is an error, never a silently truncated trace.
+    FUSION never asks. A chain shorter than the others (a cancelled run) is an error, never a
+    silently truncated trace.
     """
     import pyarrow as pa
 
