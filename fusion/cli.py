@@ -20,6 +20,7 @@ from fusion.errors import DataWarning, InputError
 __all__ = ["main", "package_version"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 #: What `fusion run` writes, for its --help (tests hold it to `fusion.pipeline.OUTPUT_FILES`).
 RUN_OUTPUTS = """\
 writes into the output folder (a failed run leaves no _SUCCESS):
@@ -186,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written to temporary names, so none is half-written
+        print(f"interrupted: fusion {args.command} stopped; no output was completed "
+              "(files are written under temporary names; a run folder without _SUCCESS is incomplete)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         warmup.wait(cancel=True)  # after the error line; what a finished command did not import, it never needs
 

@@ -38,6 +38,15 @@ def _ready() -> bool:
 T = TypeVar("T")
 
 
+def _start() -> None:
+    """The worker's initializer: Ctrl-C is the main process's to handle (it ends the worker),
+    then the imports drawing needs."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import_plotting()
+
+
 def _exit_now() -> None:
     """End the worker without interpreter finalization (0.3 s with Matplotlib loaded): it has
     written its files atomically and returned its results, so nothing is left to flush."""
@@ -54,7 +63,7 @@ class RunWorker:
         from concurrent.futures import ProcessPoolExecutor
 
         self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=import_plotting
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start
         )
         self._submit(_ready)  # the pool starts its process at the first task: start it now
         self._availability: tuple[object, Future[bytes] | None] | None = None

@@ -106,3 +106,18 @@ def test_progress_follows_the_terminal_unless_told(
     config.write_text("observations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\nensemble: {dir: ensemble}\n")
     assert fusion_cli.main(["run", str(config), *flags]) == 0
     assert seen == {"progressbar": expected}
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    """An interrupted command says so in one line (no traceback) and exits as shells expect."""
+    import fusion.pipeline
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fusion.pipeline, "run_to_dir", interrupted)
+    config = tmp_path / "config.yaml"
+    config.write_text("observations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\nensemble: {dir: ensemble}\n")
+    assert fusion_cli.main(["run", str(config)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("interrupted: fusion run stopped")
