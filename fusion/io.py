@@ -37,6 +37,7 @@ __all__ = [
     "is_complete",
     "json_text",
     "mark_success",
+    "png_bytes",
     "read_json",
     "sha256_file",
     "sha256_manifest",
@@ -46,7 +47,6 @@ __all__ = [
     "write_csv",
     "write_json",
     "write_npz",
-    "png_bytes",
     "write_png",
     "write_text",
 ]
