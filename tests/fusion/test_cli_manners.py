@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,9 +45,10 @@ def test_console_exits_with_mains_status_and_flushed_output(tmp_path: Path) -> N
     """`fusion`'s entry point skips interpreter teardown; what `main` printed still arrives, and
     its exit status is the process's, whether stdout is a pipe or a file (block-buffered)."""
     listing = tmp_path / "help.txt"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as on a user's machine
     with listing.open("w") as out:
         proc = subprocess.run([sys.executable, "-m", "fusion.cli", "example", str(tmp_path / "ex")],
-                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=120, env=buffered)
     assert proc.returncode == 0, proc.stderr
     assert listing.read_text().startswith("example dataset and config written: ")
     bad = subprocess.run([sys.executable, "-m", "fusion.cli", "run", str(tmp_path / "missing.yaml")],
