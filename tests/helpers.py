@@ -9,6 +9,7 @@ from typing import Any
 
 import netCDF4
 import numpy as np
+import xarray as xr
 import yaml
 
 from harness.paths import repo_root
@@ -110,3 +111,17 @@ class TinyCase:
             steps = (np.arange(len(years)) * (1 + 0.1 * k))[:, None, None] * g
             self.member(k + 1, t, 100.0 - steps, 50.0 + 2 * steps, 20.0 + 2 * steps)
         return self
+
+
+def projection_dataset(sle: list[float], weight: list[float], weighted_mean: np.ndarray) -> xr.Dataset:
+    """What `fusion.projection.project` returns, from per-member SLE, weights and Σ w·SLE draws."""
+    members = [f"run{i + 1}" for i in range(len(sle))]
+    return xr.Dataset(
+        {
+            "sle_mm": ("member", np.array(sle)),
+            "weight": ("member", np.array(weight)),
+            "weighted_mean": (("chain", "draw"), weighted_mean),
+        },
+        coords={"member": members},
+        attrs={"lower_q": 0.05, "upper_q": 0.95, "target_year": 2100.0, "units": "mm"},
+    )

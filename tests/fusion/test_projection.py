@@ -19,7 +19,7 @@ from fusion.projection import (
     sle_mm,
     weighted_quantile,
 )
-from tests.helpers import write_nc
+from tests.helpers import projection_dataset, write_nc
 
 FACTOR = 917.0 / 1028.0 / 3.62e14 * 1000.0  # mm per m³ of ice lost
 
@@ -164,23 +164,10 @@ def test_weighted_quantile_is_the_inverse_weighted_ecdf() -> None:
         weighted_quantile(values, -weights, 0.5)
 
 
-def _projection(sle: list[float], weight: list[float], weighted_mean: np.ndarray) -> xr.Dataset:
-    members = [f"run{i + 1}" for i in range(len(sle))]
-    return xr.Dataset(
-        {
-            "sle_mm": ("member", np.array(sle)),
-            "weight": ("member", np.array(weight)),
-            "weighted_mean": (("chain", "draw"), weighted_mean),
-        },
-        coords={"member": members},
-        attrs={"lower_q": 0.05, "upper_q": 0.95, "target_year": 2100.0, "units": "mm"},
-    )
-
-
 def test_summary_figures() -> None:
     sle, w = [50.0, 10.0, 30.0, 20.0], [0.1, 0.5, 0.3, 0.1]
     wm = np.linspace(20.0, 30.0, 101).reshape(1, 101)
-    s = projection_summary(_projection(sle, w, wm))
+    s = projection_summary(projection_dataset(sle, w, wm))
     mean = float(np.dot(sle, w))
     assert s["mean"] == pytest.approx(mean)
     assert s["sd"] == pytest.approx(np.sqrt(np.dot(w, (np.array(sle) - mean) ** 2)))
@@ -189,12 +176,12 @@ def test_summary_figures() -> None:
     assert s["units"] == "mm" and (s["lower_q"], s["upper_q"]) == (0.05, 0.95)
     assert s["weighted_mean"] == pytest.approx({"median": 25.0, "lower": 20.5, "upper": 29.5})
     assert s["unweighted"]["mean"] == pytest.approx(27.5)
-    narrow = projection_summary(_projection(sle, w, wm), lower_q=0.55, upper_q=0.85)
+    narrow = projection_summary(projection_dataset(sle, w, wm), lower_q=0.55, upper_q=0.85)
     assert (narrow["lower"], narrow["upper"]) == (20.0, 30.0)
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    proj = _projection([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
+    proj = projection_dataset([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
     fig = plot_projection(proj, path=tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(fig.axes) == 2

@@ -21,8 +21,7 @@ from fusion.figures import FIGURE_FILES, draw_figures
 from fusion.inference.sampling import sample
 from fusion.projection import projection_summary
 from fusion.worker import RunWorker
-from tests.fusion.test_projection import _projection
-from tests.helpers import TinyCase
+from tests.helpers import TinyCase, projection_dataset
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory):
         warnings.simplefilter("ignore")
         prepared = prepare(cfg, load_data(cfg))
         trace = sample(cfg, prepared, progressbar=False)
-    proj = _projection([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
+    proj = projection_dataset([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
     return proj, projection_summary(proj), prepared.availability, trace
 
 
