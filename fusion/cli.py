@@ -86,14 +86,14 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fusion.config import load_config
 
-    load_config(args.config)  # a bad config is reported before anything heavy starts
+    cfg = load_config(args.config)  # a bad config is reported before anything heavy starts
     warmup.start(warmup.RUN)  # while the data load; `main` waits for it
     from fusion.pipeline import run_to_dir
     from fusion.worker import RunWorker
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     with RunWorker() as worker:  # the figures, drawn with Matplotlib on the other core
-        out = run_to_dir(args.config, args.out, progressbar=progress, worker=worker)
+        out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker)
     print(f"results written to {out}")
     return 0
 

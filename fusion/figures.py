@@ -45,7 +45,8 @@ def draw_figures(
 
 
 def import_plotting() -> None:
-    """Every import drawing needs, so a worker can pay for them before any figure is asked for."""
+    """Every import drawing needs, paid before any figure is asked for (by `fusion.worker`'s
+    process as it starts, or by `run` while the chains sample when it draws in-process)."""
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
 

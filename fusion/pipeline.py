@@ -35,10 +35,10 @@ from fusion.diagnostics import (
     diagnose,
 )
 from fusion.errors import InputError
-from fusion.figures import draw_figures
+from fusion.figures import draw_figures, import_plotting
 from fusion.inference.model import PARAMS
 from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
-from fusion.warmup import PLOTTING, WRITE, import_all
+from fusion.warmup import WRITE, import_all
 
 if TYPE_CHECKING:
     from fusion.worker import RunWorker
@@ -157,7 +157,7 @@ def run(
     clock = time.perf_counter()
     trace = sample(
         cfg, prepared, progressbar=progressbar,
-        while_sampling=functools.partial(import_all, WRITE if worker else (*WRITE, *PLOTTING))
+        while_sampling=functools.partial(import_all, WRITE if worker else (*WRITE, import_plotting))
         if with_projection else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
@@ -348,15 +348,15 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
 
 
 def run_to_dir(
-    config_path: str | Path,
+    config: str | Path | Config,
     out_dir: str | Path | None = None,
     *,
     progressbar: bool = True,
     worker: RunWorker | None = None,
 ) -> Path:
-    """`fusion run`: load the config, run, and write the run folder (default `output.dir`);
-    `worker`: see `run`."""
-    cfg = load_config(config_path)
+    """`fusion run`: load the config (a path, or one loaded already), run, and write the run
+    folder (default `output.dir`); `worker`: see `run`."""
+    cfg = config if isinstance(config, Config) else load_config(config)
     out = Path(out_dir) if out_dir is not None else cfg.output.dir
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path exists and is not a folder")

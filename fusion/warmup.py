@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 
-__all__ = ["PLOTTING", "RUN", "WRITE", "import_all", "start", "wait"]
+__all__ = ["RUN", "WRITE", "import_all", "start", "wait"]
 
 
 def _nutpie() -> None:
@@ -26,8 +26,6 @@ def _nutpie() -> None:
 #: What writing a run folder imports: xarray's NetCDF writer asks whether a dask `distributed`
 #: client runs (which imports `distributed`).
 WRITE: tuple[str, ...] = ("distributed",)
-#: What drawing the figures in this process imports (`fusion run` leaves it to `fusion.worker`).
-PLOTTING: tuple[str, ...] = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 #: What `fusion run` imports after reading its inputs, in the order the stages need it: xarray
 #: asks for dask on its first array, then come the sampler, the diagnostics and the writing
 #: (Matplotlib is `fusion.worker`'s).
