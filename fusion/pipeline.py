@@ -35,7 +35,7 @@ from fusion.diagnostics import (
     diagnose,
 )
 from fusion.errors import InputError
-from fusion.figures import draw_figures, import_plotting
+from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.model import PARAMS
 from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
 from fusion.warmup import WRITE, import_all
@@ -59,8 +59,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "weights.csv",
     "projection.csv",
     "summary.json",
-    "projection.png",
-    "availability.png",
+    *FIGURE_FILES,
     "run_metadata.json",
     "trace.nc",
 )
