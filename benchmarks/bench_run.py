@@ -90,9 +90,9 @@ def run_once(config: Path, out: Path, extra_env: dict[str, str] | None = None) -
 def import_breakdown(config: Path, out: Path, top: int) -> dict[str, Any]:
     """Self import time per top-level package during one whole `fusion run` (`-X importtime`).
 
-    Summed over every thread and process that imports: the main thread, the warm-up thread
-    (`fusion.warmup`) and the figure worker (`fusion.figures`) all report to the same stderr,
-    so the total is CPU spent importing, not time on the run's critical path.
+    Summed over both processes that import: the main process and the worker
+    (`fusion.worker`: Matplotlib, ArviZ's statistics) report to the same stderr, so the total
+    is CPU spent importing, not time on the run's critical path.
     """
     if out.exists():
         shutil.rmtree(out)
@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                  "-" if proto is None else f"{proto:.0f} s",
                  "-" if proto is None else f"{proto / r['wall_best_s']:.0f}x")
         print(f"{name:<10}" + "".join(f"{c:>15}" for c in cells))
-    print(f"\nimport time during one quick run (self time, -X importtime, summed over the main process's "
-          f"threads and the figure worker; not all on the critical path): "
+    print(f"\nimport time during one quick run (self time, -X importtime, summed over the main process "
+          f"and the worker process; not all on the critical path): "
           f"{imports['total_s']:.2f} s in all")
     for pkg, secs in imports["top"]:
         print(f"  {pkg:<22}{secs:6.3f} s")

@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from fusion import warmup
 from fusion.errors import DataWarning, InputError
 
 __all__ = ["main", "package_version"]
@@ -87,12 +86,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fusion.config import load_config
 
     cfg = load_config(args.config)  # a bad config is reported before anything heavy starts
-    warmup.start(warmup.RUN)  # while the data load; `main` waits for it
-    from fusion.pipeline import run_to_dir
     from fusion.worker import RunWorker
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    with RunWorker() as worker:  # the figures, drawn with Matplotlib on the other core
+    # the second process starts first: it imports Matplotlib and ArviZ's statistics on the
+    # other core while this one imports the pipeline, reads the data and samples
+    with RunWorker() as worker:
+        from fusion.pipeline import run_to_dir
+
         out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker)
     print(f"results written to {out}")
     return 0
@@ -192,16 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(files are written under temporary names; a run folder without _SUCCESS is incomplete)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        warmup.wait(cancel=True)  # after the error line; what a finished command did not import, it never needs
 
 
 def console() -> None:
     """The `fusion` command: `main`, then the end of the process without interpreter teardown.
 
-    When `main` returns, every output is written, closed and stamped, and the warm-up threads
-    and the worker process are done. Tearing down the ~2,300 modules a run loads (HDF5, LLVM,
-    Arrow, ...) would add 0.4 s to every `fusion run` and change nothing a user sees, so after
+    When `main` returns, every output is written, closed and stamped, and the worker process
+    is done. Tearing down the ~2,300 modules a run loads (HDF5, LLVM, Arrow, ...) would add
+    0.4 s to every `fusion run` and change nothing a user sees, so after
     flushing the standard streams the process ends at once with `main`'s exit status. An
     exception from `main` (a bug) ends it the usual way, with its traceback.
     """

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from fusion.errors import ConvergenceWarning
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 
 __all__ = [
     "Thresholds",
@@ -29,6 +29,8 @@ __all__ = [
     "GATED_VARIABLES",
     "diagnose",
     "diagnose_draws",
+    "diagnose_inputs",
+    "import_statistics",
     "failures",
     "gate",
     "convergence_gate",
@@ -193,6 +195,14 @@ def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict
 
     Default variables: FUSION's four noise parameters and `w`; for any other model, all its variables.
     """
+    return diagnose_draws(*diagnose_inputs(trace, var_names))
+
+
+def diagnose_inputs(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> tuple[
+    dict[str, np.ndarray], np.ndarray | None, np.ndarray | None, dict[str, list[str]]
+]:
+    """`diagnose_draws`' arguments for `trace` (see `diagnose`): plain arrays and labels, small
+    enough to hand to another process (`fusion.worker.RunWorker.diagnose`)."""
     post = trace["posterior"]
     if var_names is None:
         names = [v for v in GATED_VARIABLES if v in post.data_vars] or [str(v) for v in post.data_vars]
@@ -202,12 +212,19 @@ def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict
         raise ValueError(f"the posterior holds none of {list(var_names or GATED_VARIABLES)}")
     stats = trace["sample_stats"].to_dataset() if "sample_stats" in trace.children else xr.Dataset()
     draws = {n: post[n].transpose("chain", "draw", ...).values for n in names}
-    return diagnose_draws(
+    return (
         draws,
         stats["diverging"].values if "diverging" in stats else None,
         stats["energy"].transpose("chain", "draw").values if "energy" in stats else None,
         _labels(post, names),
     )
+
+
+def import_statistics() -> None:
+    """What `diagnose_draws` imports: ArviZ's statistics load all of `arviz_stats` and SciPy's
+    `stats` with it, about 0.5 s (`fusion run`'s figure worker pays it while the chains sample)."""
+    import arviz_stats.base  # noqa: F401
+    import arviz_stats.validate  # noqa: F401
 
 
 def failures(figures: Mapping[str, Any], thresholds: Thresholds = THRESHOLDS) -> dict[str, dict[str, Any]]:

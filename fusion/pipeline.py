@@ -36,9 +36,8 @@ from fusion.diagnostics import (
 )
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
-from fusion.warmup import WRITE, import_all
 
 if TYPE_CHECKING:
     from fusion.worker import RunWorker
@@ -106,6 +105,16 @@ def _weights_table(prepared: Prepared, trace: xr.DataTree) -> pd.DataFrame:
     )
 
 
+def _import_for_writing(*, plotting: bool) -> None:
+    """What writing the run folder imports, paid while the chains sample (nutpie's threads leave
+    the GIL free): xarray's NetCDF writer asks whether a dask `distributed` client runs, which
+    imports `distributed` (0.2 s); figures drawn in this process need Matplotlib."""
+    with contextlib.suppress(ImportError):  # without `distributed`, xarray asks nothing
+        import distributed  # noqa: F401
+    if plotting:
+        import_plotting()
+
+
 def run(
     cfg: Config,
     *,
@@ -156,8 +165,7 @@ def run(
     clock = time.perf_counter()
     trace = sample(
         cfg, prepared, progressbar=progressbar,
-        while_sampling=functools.partial(import_all, WRITE if worker else (*WRITE, import_plotting))
-        if with_projection else None,
+        while_sampling=functools.partial(_import_for_writing, plotting=worker is None) if with_projection else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
@@ -168,7 +176,8 @@ def run(
 
         diagnostics, failures = laplace_diagnostics(trace), {}
     else:
-        diagnostics = diagnose(trace, PARAMS)  # the free parameters: `w` is a function of them
+        # the free parameters (`w` is a function of them); the worker has ArviZ's statistics loaded
+        diagnostics = (worker.diagnose if worker is not None else diagnose)(trace, PARAMS)
         failures = convergence_gate(diagnostics, warn=True)
 
     # 5. weights: posterior w and the prototype's plug-in estimate

@@ -1,14 +1,16 @@
-"""A second process for `fusion run` that draws the run's figures with Matplotlib.
+"""A second process for `fusion run`: the figures (Matplotlib) and the convergence figures (ArviZ).
 
 A short `fusion run` spends more CPU importing libraries than computing, and its main process
-works on one core (the GIL) while the other idles outside sampling. The figures need
-Matplotlib (about 0.45 s to import, then 0.4 s of drawing) and nothing else of the run but
-its small results. `RunWorker` spawns one process as the run starts; it imports Matplotlib
-while the main process loads data and samples, draws `availability.png` as soon as the data
-are prepared, and `projection.png` while the main process writes its other files: the same
-functions (`fusion.figures`) on the same data, so the files are those the main process would
-write, byte for byte. (The convergence figures stay in the main process: measured, the
-worker then has more to import than the main process, and the run waits for it.)
+works on one core (the GIL) while the other idles outside sampling. Two stages need large
+libraries and nothing of the run but its small results: the figures (Matplotlib, about 0.45 s
+to import, then 0.4 s of drawing) and the convergence diagnostics (`arviz_stats` with SciPy's
+`stats`, about 0.5 s to import, 10 ms of work). `RunWorker` spawns one process as the run
+starts; it imports both while the main process loads data and samples, draws
+`availability.png` as soon as the data are prepared, computes the diagnostics from the draws,
+and draws `projection.png` while the main process writes its other files: the same functions
+(`fusion.figures`, `fusion.diagnostics.diagnose_draws`) on the same data, so the results are
+those the main process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
+a thread importing the same libraries in the main process only contends for the GIL.)
 
 If the worker is gone (killed, or it failed to start), every call runs in this process
 instead: no output depends on the worker. An error inside a call is raised here, as it would
@@ -17,12 +19,10 @@ be in-process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from fusion.figures import import_plotting
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,11 +40,15 @@ T = TypeVar("T")
 
 def _start() -> None:
     """The worker's initializer: Ctrl-C is the main process's to handle (it ends the worker),
-    then the imports drawing needs."""
+    then the imports drawing and diagnosing need, before the first task asks for them."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from fusion.diagnostics import import_statistics
+    from fusion.figures import import_plotting
+
     import_plotting()
+    import_statistics()
 
 
 def _exit_now() -> None:
@@ -122,13 +126,31 @@ class RunWorker:
 
         return wait
 
+    def diagnose(self, trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """`fusion.diagnostics.diagnose(trace, var_names)`, computed in the worker."""
+        from fusion.diagnostics import diagnose_draws, diagnose_inputs
+
+        inputs = diagnose_inputs(trace, var_names)
+        return self._result(self._submit(diagnose_draws, *inputs), diagnose_draws, *inputs)
+
     def close(self) -> None:
         """Let what was asked finish, then end the worker at once (see `_exit_now`)."""
         self._submit(_exit_now)
         self._pool.shutdown(wait=True)
 
+    def abandon(self) -> None:
+        """End the worker now, dropping what it was asked: for a run that stopped (bad input,
+        Ctrl-C), whose figures will not be written, rather than waiting out its imports."""
+        kill = getattr(self._pool, "kill_workers", None)  # Python >= 3.14
+        if kill is not None:
+            kill()
+        else:
+            for process in list((self._pool._processes or {}).values()):  # noqa: SLF001
+                process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def __enter__(self) -> RunWorker:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.close() if exc_type is None else self.abandon()

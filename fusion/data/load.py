@@ -78,14 +78,13 @@ class Member:
     variables: tuple[str, str, str]  # thickness, vx, vy
     compat: str = "fixed"
 
-    def field(self, name: str) -> np.ndarray:
-        """Read one (time, y, x) field at the kept rows (in time order), NaN where masked."""
-        with _open(self.path) as ds:
-            return _read(ds, self.path, name, self.compat)[self.rows]
-
     def fields(self) -> Iterator[tuple[str, np.ndarray]]:
-        for name in self.variables:
-            yield name, self.field(name)
+        """Each of `variables` as a (time, y, x) field at the kept rows (in time order), NaN where
+        masked; one open of the file (opening costs about as much as reading a field), one field
+        held at a time."""
+        with _open(self.path) as ds:
+            for name in self.variables:
+                yield name, _read(ds, self.path, name, self.compat)[self.rows]
 
 
 @dataclass

@@ -185,8 +185,8 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
     by_variable: dict[int, list[int]] = {}
     for b, block in enumerate(blocks):
         by_variable.setdefault(block.variable, []).append(b)
-    for variable, name in enumerate(member.variables):
-        field = member.field(name).astype(np.float32, copy=False)  # differenced in float32 (step 1)
+    for variable, (_, field) in enumerate(member.fields()):
+        field = field.astype(np.float32, copy=False)  # differenced in float32 (step 1)
         for b in by_variable.get(variable, []):
             pair = rows[blocks[b].interval]
             if pair is None:  # no member interval near this one: NaN, dropped for every member

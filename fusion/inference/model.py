@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -78,15 +79,6 @@ def strict_pytensor_float() -> None:
 
 strict_pytensor_float()
 
-#: The four free parameters, in the order every table lists them.
-PARAMS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
-#: HalfNormal prior scales (DESIGN.md).
-PRIOR_SIGMA: dict[str, float] = {
-    "sigma_base_thick": 0.5,
-    "sigma_base_vel": 0.6,
-    "beta_thick": 0.1,
-    "beta_vel": 0.1,
-}
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 

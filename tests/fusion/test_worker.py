@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from fusion.config import load_config
 from fusion.data.load import load_data
 from fusion.data.prepare import prepare
+from fusion.diagnostics import diagnose
 from fusion.figures import FIGURE_FILES, draw_figures
+from fusion.inference.parameters import PARAMS
 from fusion.inference.sampling import sample
 from fusion.projection import projection_summary
 from fusion.worker import RunWorker
@@ -71,14 +74,62 @@ def test_a_dead_worker_falls_back_to_this_process(tmp_path: Path, inputs) -> Non
     assert {name: (tmp_path / name).read_bytes() for name in FIGURE_FILES} == _pngs(here)
 
 
+def test_worker_diagnoses_as_this_process(inputs) -> None:
+    *_, trace = inputs
+    with RunWorker() as worker:
+        there = worker.diagnose(trace, PARAMS)
+        everything = worker.diagnose(trace)
+    assert there == diagnose(trace, PARAMS)
+    assert everything == diagnose(trace)
+    assert everything["var_names"] == [*PARAMS, "w"]
+
+
+def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
+    """What the worker imports as it starts is what `fusion run` leaves out of its main process;
+    the model (Numba) is the main process's, and would only delay the worker."""
+    with RunWorker() as worker:
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
+    assert {"matplotlib.figure", "matplotlib.backends.backend_agg", "arviz_stats.base", "scipy.stats"} <= loaded
+    assert not {"numba", "fusion.inference.model", "nutpie", "matplotlib.pyplot", "arviz_plots"} & loaded
+
+
+def test_a_dead_worker_diagnoses_here(inputs) -> None:
+    *_, trace = inputs
+    with RunWorker() as worker:
+        os.kill(next(iter(worker._pool._processes.values())).pid, signal.SIGKILL)  # noqa: SLF001
+        assert worker.diagnose(trace, PARAMS) == diagnose(trace, PARAMS)
+
+
+def test_a_trace_without_divergence_record_fails_through_the_worker(inputs) -> None:
+    *_, trace = inputs
+    stats = trace["sample_stats"].to_dataset().drop_vars("diverging")
+    broken = trace.copy()
+    broken["sample_stats"] = xr.DataTree(stats)
+    with RunWorker() as worker, pytest.raises(ValueError, match="divergences are unknown"):
+        worker.diagnose(broken, PARAMS)
+
+
+def test_a_run_that_stops_ends_the_worker_at_once() -> None:
+    """An error or Ctrl-C in the run kills the worker instead of waiting for its imports and figures."""
+    with pytest.raises(KeyboardInterrupt), RunWorker() as worker:
+        process = next(iter(worker._pool._processes.values()))  # noqa: SLF001 - the test watches it
+        raise KeyboardInterrupt
+    process.join(timeout=30)
+    assert process.exitcode == -signal.SIGKILL
+    with RunWorker() as worker:
+        process = next(iter(worker._pool._processes.values()))  # noqa: SLF001
+    process.join(timeout=30)
+    assert process.exitcode == 0  # a finished run lets it end by itself
+
+
 def test_an_error_in_the_worker_is_raised_here(tmp_path: Path, inputs) -> None:
     proj, summary, availability, _ = inputs
     with RunWorker() as worker, pytest.raises(KeyError, match="sle_mm"):
         worker.draw_figures(proj.drop_vars("sle_mm"), summary, availability, tmp_path)()
 
 
-def test_fusion_run_leaves_matplotlib_to_the_worker(tmp_path: Path) -> None:
-    """In the main process of `fusion run`: no Matplotlib, no ArviZ plots."""
+def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Path) -> None:
+    """In the main process of `fusion run`: no Matplotlib, no ArviZ plots or statistics."""
     from fusion.data.synthetic import write_example
 
     config = write_example(tmp_path / "example")
@@ -90,7 +141,7 @@ def test_fusion_run_leaves_matplotlib_to_the_worker(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         from fusion.cli import main
         assert main(["run", {str(config)!r}, "--out", {str(tmp_path / "out")!r}, "--no-progress"]) == 0
-        loaded = [m for m in ("matplotlib", "arviz_plots") if m in sys.modules]
+        loaded = [m for m in ("matplotlib", "arviz_plots", "arviz_stats", "scipy.stats") if m in sys.modules]
         print("loaded:", loaded)
         """
     )
