@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
 from harness.checks import CheckContext, CheckResult
 from harness.plots import plot_agreement
@@ -159,7 +159,6 @@ def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[st
     figures, messages = compare(traces["nuts"], traces["laplace"], sle)
     figures["timings"] = timings
     from fusion.diagnostics import convergence_gate, diagnose
-    from fusion.inference.model import PARAMS
 
     reference = diagnose(traces["nuts"], PARAMS)
     failures = convergence_gate(reference, warn=False)

@@ -12,7 +12,7 @@ import xarray as xr
 
 import fusion.diagnostics
 from fusion.diagnostics import Thresholds
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 from harness import convergence
 from harness.cases import CaseData
 from harness.testing import GOLDEN_DIR, check_context

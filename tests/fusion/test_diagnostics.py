@@ -19,7 +19,7 @@ from fusion.diagnostics import (
     weight_stability_across_seeds,
 )
 from fusion.errors import ConvergenceWarning
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 
 
 def _trace(draws: np.ndarray, energy: np.ndarray, diverging: np.ndarray | None = None) -> xr.DataTree:

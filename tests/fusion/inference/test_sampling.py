@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from fusion.config import Config
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 from fusion.inference.posterior import MEMBER_VARS, member_logliks
 from fusion.inference.sampling import sample
 from tests.fusion.inference._factories import make_prepared

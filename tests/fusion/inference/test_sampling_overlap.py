@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fusion.config import Config
-from fusion.inference.model import PARAMS
+from fusion.inference.parameters import PARAMS
 from fusion.inference.sampling import sample
 from tests.fusion.inference._factories import make_prepared
 
