@@ -79,28 +79,33 @@ def _break_grid_shape(c: TinyCase) -> str:
     return "grid mismatch (shape): 4x3 grid of vel_Antarctica_ice_velocity_2016.nc vs 2x3 grid of elev_antarctica_elevation_2015.nc"
 
 
+def _append_to_config(c: TinyCase, text: str) -> None:
+    config = c.root / "config.yaml"
+    config.write_text(config.read_text() + text)
+
+
 def _break_yaml(c: TinyCase) -> str:
     (c.root / "config.yaml").write_text("compat: fixed\nobservations: [unclosed\n")
     return "config.yaml: malformed YAML"
 
 
 def _break_unknown_key(c: TinyCase) -> str:
-    (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text() + "inferense: {draws: 10}\n")
+    _append_to_config(c, "inferense: {draws: 10}\n")
     return "config.yaml: unknown key 'inferense'"
 
 
 def _break_target_accept(c: TinyCase) -> str:
-    (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text() + "inference: {target_accept: 1.5}\n")
+    _append_to_config(c, "inference: {target_accept: 1.5}\n")
     return "config.yaml: key 'inference.target_accept'"
 
 
 def _break_stream_weights(c: TinyCase) -> str:
-    (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text() + "inference: {stream_weights: {thick: 0.7, vel: 0.7}}\n")
+    _append_to_config(c, "inference: {stream_weights: {thick: 0.7, vel: 0.7}}\n")
     return "key 'inference.stream_weights'"
 
 
 def _break_negative_size(c: TinyCase) -> str:
-    (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text() + "inference: {subsample: {size: -5}}\n")
+    _append_to_config(c, "inference: {subsample: {size: -5}}\n")
     return "key 'inference.subsample.size'"
 
 
