@@ -235,6 +235,7 @@ def capture(opts: CaptureOptions) -> Path:
             ),
             "settings": settings,
             "member_ids": outcome["member_ids"],
+            "trace_groups": outcome["trace_groups"],  # what the prototype's sampler returned, all kept (--sample)
             "wall_seconds": {**outcome["timings"], "total": time.time() - started},
             "log": "capture.log",
         }

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -137,6 +138,26 @@ def _check_table(path: Path, weights, loglik) -> None:
             raise CaptureError("prototype", f"{path.name}: row run{i + 1} does not read back to the computed bits")
 
 
+def save_trace(trace, path: Path) -> list[str]:
+    """Every group the prototype's sampler returned, written by its own ArviZ (or xarray): nothing
+    dropped, nothing recomputed. Returns the group names, for `capture.json`.
+
+    PyMC 5 with ArviZ 0.x returns an `InferenceData` (`groups()`, `to_netcdf(filename)`); a newer
+    stack returns an `xarray.DataTree`, whose groups are its children.
+    """
+    children = getattr(trace, "children", None)
+    if children is not None and callable(getattr(trace, "to_netcdf", None)):
+        groups = [str(name) for name in children]
+    elif callable(getattr(trace, "groups", None)) and callable(getattr(trace, "to_netcdf", None)):
+        groups = [str(name) for name in trace.groups()]
+    else:
+        raise CaptureError("prototype", f"run_mcmc() returned a {type(trace).__name__}, not an InferenceData or DataTree")
+    if "posterior" not in groups:
+        raise CaptureError("prototype", f"run_mcmc() returned a trace without a posterior group (groups: {groups})")
+    trace.to_netcdf(str(path))
+    return groups
+
+
 def _posterior_of(path: str):
     import xarray as xr
 
@@ -182,15 +203,17 @@ def run(spec: dict) -> dict:
     data = stage("prepare_for_inference", module.prepare_for_inference, raw)
     ids = member_ids(spec["model_dir"], patterns.get("MODEL_PATTERN", spec["model_pattern"]))
     _save_prepared(ref / "prepared.npz", data, ids)
+    groups = None
     if spec["mode"] == "sample":
         model = stage("build_model_proposal", module.build_model_proposal, data)
         trace = stage(
             "run_mcmc", module.run_mcmc, model, spec["draws"], spec["tune"], spec["chains"], spec["target_accept"]
         )
-        posterior = trace.posterior
-        for name in ("sampled_posterior.nc", "posterior.nc"):
-            posterior.to_netcdf(ref / name, group="posterior")
-    weights, loglik = stage("compute_model_weights", module.compute_model_weights, types.SimpleNamespace(posterior=posterior), data)
+        groups = save_trace(trace, ref / "sampled_posterior.nc")
+        shutil.copyfile(ref / "sampled_posterior.nc", ref / "posterior.nc")
+    else:
+        trace = types.SimpleNamespace(posterior=posterior)  # what the prototype reads of a trace: `.posterior`
+    weights, loglik = stage("compute_model_weights", module.compute_model_weights, trace, data)
     cwd = os.getcwd()
     os.chdir(ref)
     try:
@@ -201,7 +224,7 @@ def run(spec: dict) -> dict:
     if not table.is_file():
         raise CaptureError("prototype", "save_model_weights() wrote no model_weights_table.csv")
     _check_table(table, weights, loglik)
-    return {"timings": timings, "prototype_constants": patterns, "member_ids": ids}
+    return {"timings": timings, "prototype_constants": patterns, "member_ids": ids, "trace_groups": groups}
 
 
 def main(argv: list[str]) -> int:

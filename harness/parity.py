@@ -28,7 +28,7 @@ import xarray as xr
 from scipy.stats import norm
 
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
-from fusion.diagnostics import Thresholds
+from fusion.diagnostics import Thresholds, diagnose_draws, diagnose_inputs
 from fusion.errors import InputError
 from fusion.io import sha256_tree, write_csv
 from harness.asserts import bitwise_difference, order_difference, weights_problems
@@ -419,6 +419,29 @@ def _key_figures(d: dict[str, Any]) -> dict[str, Any]:
     return {k: d[k] for k in keys}
 
 
+#: what the prototype's divergences and E-BFMI are when its trace kept no sampler statistics
+UNKNOWN_NO_STATS = "unknown (no sample_stats)"
+
+
+def prototype_convergence(sampled: xr.DataTree, thresholds: Thresholds) -> tuple[dict[str, Any], str]:
+    """The prototype's convergence figures and its gate verdict, shown beside FUSION's (never gated).
+
+    R-hat and ESS need only the posterior; divergences and E-BFMI need the sampler's statistics.
+    A trace without `sample_stats.diverging` (written by hand, or by an older capture) still gets
+    the first two, and the other two read `UNKNOWN_NO_STATS`: not zero, and not an error.
+    """
+    stats = sampled["sample_stats"].to_dataset() if "sample_stats" in sampled.children else xr.Dataset()
+    if "diverging" in stats:
+        figures = diagnose(sampled)
+        return _key_figures(figures), gate(figures, thresholds)[1] or "passes"
+    draws, _, _, labels = diagnose_inputs(sampled)
+    chains_draws = next(iter(draws.values())).shape[:2]
+    # a placeholder record, so diagnose_draws computes R-hat and ESS; its divergence count is discarded
+    figures = _key_figures(diagnose_draws(draws, np.zeros(chains_draws, dtype=bool), None, labels))
+    figures.update(divergences=UNKNOWN_NO_STATS, e_bfmi_min=UNKNOWN_NO_STATS)
+    return figures, UNKNOWN_NO_STATS
+
+
 # --- one case ------------------------------------------------------------------------------------
 
 
@@ -524,7 +547,8 @@ def check_case(
         summary = read_table(summary_path) if summary_path is not None else None
         ids = reference.member_ids if reference is not None else obtained.member_ids
         component, table = statistical_parity(trace, data.sampled_posterior, summary, ids)
-        ours, theirs = diagnose(trace), diagnose(data.sampled_posterior)
+        ours = diagnose(trace)
+        theirs, gate_theirs = prototype_convergence(data.sampled_posterior, thresholds)
         component.figures.update(
             settings=settings,
             prototype_mcse="posterior_summary.csv" if summary is not None else "arviz_stats on sampled_posterior.nc",
@@ -538,9 +562,9 @@ def check_case(
                 "the convergence check gates FUSION at its own settings"
             ),
             convergence_fusion=_key_figures(ours),
-            convergence_prototype=_key_figures(theirs),
+            convergence_prototype=theirs,
             gate_fusion=gate(ours, thresholds)[1] or "passes",
-            gate_prototype=gate(theirs, thresholds)[1] or "passes",
+            gate_prototype=gate_theirs,
         )
         components.append(component)
         write_csv(artifact_dir / "statistical_parity.csv", table)

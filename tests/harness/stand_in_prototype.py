@@ -2,8 +2,10 @@
 
 It exposes the names `harness capture` drives — the three path constants as local strings of
 `load_and_prepare_data()`, and the six functions — and returns prototype-shaped results on a
-tiny dataset in the prototype's file layout, in well under a second. Its arithmetic is its own
-(thickness change between the first and last step), not the prototype's. Environment knobs let
+tiny dataset in the prototype's file layout. Its arithmetic is its own (thickness change
+between the first and last step), not the prototype's; but it samples with PyMC's `pm.sample`
+as the prototype does, so its trace carries every group the real one carries (`posterior`,
+`sample_stats`, ...), and a capture that drops one is seen. Environment knobs let
 a test plant faults: STAND_IN_FAIL=<function name> raises there, STAND_IN_SLEEP=<s> stalls the
 load, STAND_IN_ROUND=1 writes the weights table rounded.
 """
@@ -12,7 +14,6 @@ import csv
 import glob
 import os
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -67,16 +68,44 @@ def prepare_for_inference(raw):
 
 
 def build_model_proposal(data):
+    """The prototype's model shape, small: four HalfNormal noise scalars and a tempered potential."""
     _planted("build_model_proposal")
-    return {"n": data["n_obs"]}
+    import pymc as pm
+
+    y = data["y_obs"].astype(float)
+    F = data["F"].astype(float)
+    sig_obs = data["sigma_obs"].astype(float)
+    with pm.Model() as model:
+        sigma_base_thick = pm.HalfNormal("sigma_base_thick", sigma=0.5)
+        pm.HalfNormal("sigma_base_vel", sigma=0.6)
+        beta_thick = pm.HalfNormal("beta_thick", sigma=0.1)
+        pm.HalfNormal("beta_vel", sigma=0.1)
+        sigma_tot = pm.math.sqrt(sig_obs**2 + sigma_base_thick**2 * (1.0 + beta_thick * data["speed"]))
+        loglik = pm.math.stack(
+            [pm.logp(pm.Normal.dist(mu=0.0, sigma=sigma_tot), y - F[m]).sum() for m in range(F.shape[0])]
+        ) / max(data["n_obs"], 1)
+        pm.Potential("joint_loglik", loglik.sum())
+        w = pm.math.exp(loglik - pm.math.max(loglik))
+        pm.Deterministic("w", w / pm.math.sum(w))
+    return model
 
 
 def run_mcmc(model, draws=500, tune=1000, chains=4, target_accept=0.95):
+    """`pm.sample` as the prototype calls it, so the trace is whatever PyMC returns (every group)."""
     _planted("run_mcmc")
-    rng = np.random.default_rng(draws + 7 * chains)
-    names = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
-    post = xr.Dataset({k: (("chain", "draw"), np.abs(rng.normal(0.5, 0.1, (chains, draws)))) for k in names})
-    return types.SimpleNamespace(posterior=post)
+    import pymc as pm
+
+    with model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=1,
+            target_accept=target_accept,
+            random_seed=draws + 7 * chains,
+            progressbar=False,
+            return_inferencedata=True,
+        )
 
 
 def compute_model_weights(trace, data):

@@ -24,6 +24,8 @@ import xarray as xr
 import yaml
 
 from fusion.data.synthetic import SyntheticSpec, generate
+from fusion.diagnostics import THRESHOLDS
+from harness.parity import UNKNOWN_NO_STATS
 from harness.cli import main
 
 STAND_IN = Path(__file__).with_name("stand_in_prototype.py")
@@ -116,9 +118,37 @@ def test_sample_capture_stores_the_sampled_posterior_twice(dataset: Path, tmp_pa
         ref / "posterior.nc", group="posterior"
     ) as b:
         xr.testing.assert_identical(a.load(), b.load())
-        assert dict(a.sizes) == {"chain": 2, "draw": 13}
+        assert (a.sizes["chain"], a.sizes["draw"]) == (2, 13)
     record = yaml.safe_load((out / "capture.json").read_text())
     assert record["settings"] == {"mode": "sample", "target_accept": 0.95, "draws": 13, "tune": 5, "chains": 2}
+
+
+def test_sample_capture_keeps_every_group_the_prototypes_sampler_returned(dataset: Path, tmp_path: Path) -> None:
+    """`pm.sample`'s whole trace lands in both files, as PyMC wrote it: the sampler statistics too."""
+    out = tmp_path / "case-g"
+    assert _capture(dataset, out, "--sample", "--draws", "11", "--tune", "5", "--chains", "2") == 0
+    record = yaml.safe_load((out / "capture.json").read_text())
+    assert {"posterior", "sample_stats"} <= set(record["trace_groups"])
+    for name in ("sampled_posterior.nc", "posterior.nc"):
+        with xr.open_datatree(out / "reference" / name) as tree:
+            assert sorted(tree.children) == sorted(record["trace_groups"])
+            stats = tree["sample_stats"].to_dataset()
+            assert {"diverging", "energy", "step_size"} <= set(stats.data_vars)
+            assert stats["diverging"].dtype == bool and dict(stats.sizes) == {"chain": 2, "draw": 11}
+            assert "inference_library" in tree["posterior"].attrs  # written by the sampler's own library
+    # and the parity side reads the prototype's own diagnostics from it, not "unknown"
+    from harness.cases import read_posterior
+    from harness.parity import prototype_convergence
+
+    figures, verdict = prototype_convergence(read_posterior(out / "reference" / "sampled_posterior.nc"), THRESHOLDS)
+    assert isinstance(figures["divergences"], int) and isinstance(figures["e_bfmi_min"], float)
+    assert verdict != UNKNOWN_NO_STATS
+
+
+def test_posterior_capture_records_no_trace_groups(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "case-p"
+    assert _capture(dataset, out, "--posterior", str(dataset / "posterior.nc")) == 0
+    assert yaml.safe_load((out / "capture.json").read_text())["trace_groups"] is None
 
 
 def test_a_prototype_constant_the_config_contradicts_is_recorded_and_warned(dataset: Path, tmp_path: Path, capsys) -> None:

@@ -22,6 +22,7 @@ import yaml
 
 from harness import cli
 from harness.cases import load_case, read_reference_weights
+from harness.parity import UNKNOWN_NO_STATS
 from harness.paths import repo_root
 
 REPO = repo_root()
@@ -153,6 +154,27 @@ def test_statistical_parity_from_a_sampled_posterior_without_summary(tmp_path: P
     assert stat["passed"] is True and stat["quantities"] == 4 + 5
     assert stat["prototype_mcse"] == "arviz_stats on sampled_posterior.nc"
     assert stat["settings"] == {"draws": 300, "chains": 2}
+    ours, theirs = stat["convergence_fusion"], stat["convergence_prototype"]
+    assert set(ours) == set(theirs) and isinstance(theirs["divergences"], int)
+    assert isinstance(theirs["e_bfmi_min"], float) and stat["gate_prototype"] != UNKNOWN_NO_STATS
+
+
+def test_statistical_parity_from_a_posterior_without_sample_stats(tmp_path: Path) -> None:
+    """A hand-written (or older) `sampled_posterior.nc` with only `posterior` still gets statistical
+    parity; the prototype's R-hat and ESS are computed, its divergences and E-BFMI are unknown."""
+    case = make_case(tmp_path / "mine", source="small", files=())
+    with xr.open_datatree(GOLDEN / "small" / "sampled_posterior.nc") as tree:
+        tree["posterior"].to_dataset().load().to_netcdf(case / "reference" / "sampled_posterior.nc", group="posterior")
+    code, report = run_case(tmp_path, case)
+    record = parity_record(report)
+    assert code == 0, record["messages"]
+    stat = record["figures"]["statistical"]
+    assert stat["passed"] is True and stat["quantities"] == 4 + 5
+    theirs = stat["convergence_prototype"]
+    assert theirs["divergences"] == theirs["e_bfmi_min"] == stat["gate_prototype"] == UNKNOWN_NO_STATS
+    assert 1.0 <= theirs["r_hat_max"] < 1.1 and theirs["ess_bulk_per_chain_min"] > 0
+    assert UNKNOWN_NO_STATS in (tmp_path / "out" / "report.md").read_text()
+    assert UNKNOWN_NO_STATS in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_member_ids_map_the_prototypes_positional_labels() -> None:
