@@ -561,8 +561,7 @@ def check_case(
                 "reported, not gated: the prototype's settings are too short for the gate's ESS floor; "
                 "the convergence check gates FUSION at its own settings"
             ),
-            convergence_fusion=_key_figures(ours),
-            convergence_prototype=theirs,
+            convergence={k: {"fusion": v, "prototype": theirs[k]} for k, v in _key_figures(ours).items()},
             gate_fusion=gate(ours, thresholds)[1] or "passes",
             gate_prototype=gate_theirs,
         )
