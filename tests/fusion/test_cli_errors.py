@@ -169,3 +169,13 @@ def test_console_script_prints_no_traceback(tiny, tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_unquoted_date_is_the_text_written(tiny) -> None:
+    """`version: 2026-04-30` unquoted is YAML's date; the reader keeps it as the text the user wrote."""
+    from fusion.config import load_config
+
+    case = tiny()
+    config = case.config()
+    config.write_text(config.read_text().replace("observations:\n", "observations:\n  version: 2026-04-30\n", 1))
+    assert load_config(config).observations.version == "2026-04-30"
