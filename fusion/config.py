@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusion.errors import InputError
+from fusion.yamlfile import read_yaml
 
 __all__ = ["Config", "load_config", "config_hash"]
 
@@ -181,24 +181,6 @@ def _describe(err: ValidationError) -> str:
     if kind == "missing":
         return f"missing required key '{key}'"
     return f"key '{key}': {first['msg']}"
-
-
-def read_yaml(path: str | Path, what: str = "config file") -> Any:
-    """Safe-load a YAML file (a tag that would construct objects is refused, nothing in it runs);
-    `InputError` naming the file when it is missing, not text or not YAML."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, f"{what} not found")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        if isinstance(exc, yaml.constructor.ConstructorError):
-            raise InputError(path, f"YAML tag refused{where} (files are safe-loaded)") from None
-        raise InputError(path, f"malformed YAML{where}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not a text file") from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -138,7 +138,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    from fusion.config import read_yaml
+    from fusion.yamlfile import read_yaml
 
     raw = read_yaml(path, "case.yaml") or {}
     if not isinstance(raw, dict):

@@ -16,9 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from fusion.diagnostics import THRESHOLDS, Thresholds
+from fusion.yamlfile import read_yaml
 
 __all__ = ["Gates", "SBC_FIT", "load_gates"]
 
@@ -46,12 +45,7 @@ def load_gates(path: Path | None) -> Gates:
     """`Gates` from a YAML file (None: the defaults); ValueError with the file name on bad input."""
     if path is None:
         return Gates()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "harness config file") or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with sections 'convergence' and/or 'sbc'")
     unknown = sorted(set(map(str, data)) - {"convergence", "sbc"})

@@ -109,6 +109,18 @@ def _break_negative_size(c: TinyCase) -> str:
     return "key 'inference.subsample.size'"
 
 
+def _break_duplicate_section(c: TinyCase) -> str:
+    lines = len((c.root / "config.yaml").read_text().splitlines())
+    _append_to_config(c, "compat: fixed\n")
+    return f"config.yaml: duplicate key 'compat' at line {lines + 1} (first at line 1)"
+
+
+def _break_duplicate_nested_key(c: TinyCase) -> str:
+    lines = len((c.root / "config.yaml").read_text().splitlines())
+    _append_to_config(c, "inference:\n  seed: 7\n  draws: 300\n  seed: 8\n")
+    return f"config.yaml: duplicate key 'inference.seed' at line {lines + 4} (first at line {lines + 2})"
+
+
 def _break_units(c: TinyCase) -> str:
     (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text().replace("prototype", "fixed"))
     g = np.ones((3, c.ny, c.nx))
@@ -120,7 +132,8 @@ BREAKS: dict[str, Callable[[TinyCase], str]] = {
     f.__name__.removeprefix("_break_"): f
     for f in (_break_missing_folder, _break_no_match, _break_missing_variable, _break_one_d_field, _break_corrupt,
               _break_all_nan, _break_one_member, _break_duplicate_ids, _break_grid, _break_grid_shape, _break_yaml,
-              _break_unknown_key, _break_target_accept, _break_stream_weights, _break_negative_size, _break_units)
+              _break_unknown_key, _break_target_accept, _break_stream_weights, _break_negative_size, _break_units,
+              _break_duplicate_section, _break_duplicate_nested_key)
 }
 
 
@@ -156,3 +169,13 @@ def test_console_script_prints_no_traceback(tiny, tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_unquoted_date_is_the_text_written(tiny) -> None:
+    """`version: 2026-04-30` unquoted is YAML's date; the reader keeps it as the text the user wrote."""
+    from fusion.config import load_config
+
+    case = tiny()
+    config = case.config()
+    config.write_text(config.read_text().replace("observations:\n", "observations:\n  version: 2026-04-30\n", 1))
+    assert load_config(config).observations.version == "2026-04-30"

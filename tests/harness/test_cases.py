@@ -228,6 +228,10 @@ BAD_CASES = {
         lambda c: (c / "case.yaml").write_text("name: !!python/object/apply:os.system ['true']\nconfig: x\n"),
         "{case}/case.yaml: YAML tag refused at line 1 (files are safe-loaded)",
     ),
+    "a key written twice": (
+        lambda c: (c / "case.yaml").write_text("name: mine\nconfig: fusion.yaml\nname: yours\n"),
+        "{case}/case.yaml: duplicate key 'name' at line 3 (first at line 1)",
+    ),
     "y_obs float64": (
         lambda c: _edit_npz(c, lambda a: a.update(y_obs=a["y_obs"].astype(np.float64))),
         "{case}/reference/prepared.npz: y_obs: float64 (20000,), expected float32 1-D of N = 20000",

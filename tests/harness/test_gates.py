@@ -27,7 +27,9 @@ def test_defaults_without_a_file_and_partial_sections_keep_the_rest(tmp_path: Pa
         ("gate:\n  r_hat_max: 1.02\n", "unknown section(s) ['gate']"),
         ("convergence:\n  divergences_max: 0.5\n", "divergences_max must be a non-negative integer"),
         ("convergence: [1, 2]\n", "convergence must be a mapping"),
-        ("convergence: {r_hat_max: 1.0\n", "not valid YAML"),
+        ("convergence: {r_hat_max: 1.0\n", "malformed YAML"),
+        ("sbc: {}\nconvergence: {}\nsbc: {r_hat_max: 1.1}\n", "duplicate key 'sbc' at line 3 (first at line 1)"),
+        ("convergence:\n  r_hat_max: 1.02\n  r_hat_max: 1.03\n", "duplicate key 'convergence.r_hat_max' at line 3 (first at line 2)"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_file_and_exit_2(
