@@ -1,0 +1,116 @@
+"""Benchmark suite (issue 24): each figure with a machine-independent ratio in `extra_info`.
+
+Run with `./dev python benchmarks/compare.py` (saves a run, compares it with the baseline).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench_prepare import _measure
+from bench_run import _fusion_command, run_once
+
+CLI = "import sys; from fusion.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _kernel_inputs() -> tuple:
+    rng = np.random.default_rng(0)
+    n = 20000
+    a, speed, s2 = rng.uniform(0.5, 3, n), rng.uniform(0, 2, n), rng.uniform(0, 50, n)
+    return (0.3, 0.1, a, speed, s2, np.ones(n), n, 27.0)
+
+
+def _numpy_terms(s, beta, a, speed, s2, count, n_single, m):
+    """The same four sums as `_stream_terms`, in plain NumPy (the reference for the ratio)."""
+    var = (a + s) + s * beta * speed
+    g = count / var - s2 / var**2
+    return np.sum(s2 / var), np.sum(count * np.log(var)), np.sum(g), np.sum(g * speed)
+
+
+def _per_call_s(fn, args, calls: int) -> float:
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn(*args)
+    return (time.perf_counter() - t) / calls
+
+
+def test_kernel(benchmark) -> None:
+    """µs per call of the fused kernel on 20,000 single points; ratio against NumPy, same run."""
+    import fusion.inference.model as model
+
+    args = _kernel_inputs()
+    model._stream_terms(*args)  # compile / load from the Numba cache
+    calls = 200
+    benchmark.pedantic(_per_call_s, args=(model._stream_terms, args, calls), rounds=15, warmup_rounds=2)
+    fused = benchmark.stats.stats.min / calls
+    ref = min(_per_call_s(_numpy_terms, args, 50) for _ in range(5))
+    benchmark.extra_info.update(us_per_call=fused * 1e6, numpy_us_per_call=ref * 1e6,
+                                ratio_numpy_over_fused=ref / fused)
+
+
+def test_prepare_full_size(benchmark, full_size_config: Path, tmp_path: Path) -> None:
+    """`fusion prepare` on 761 × 761 × 7 years × 27 members in a child process: wall and peak RSS."""
+    out = tmp_path / "prepared.npz"
+    peaks: list[float] = []
+
+    def once() -> None:
+        _, gb = _measure(CLI, "prepare", str(full_size_config), "--out", str(out))
+        peaks.append(gb * 1024)
+
+    benchmark.pedantic(once, rounds=2, warmup_rounds=0)
+    prepared = np.load(out)
+    raw_mb = 27 * 761 * 761 * 7 * 4 / 1024**2  # all members' float32 rates: the prototype's shape
+    benchmark.extra_info.update(peak_rss_mb=max(peaks), n_points=int(prepared["y_obs"].size),
+                                ratio_peak_over_all_rates=max(peaks) / raw_mb)
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_fusion_run_defaults(benchmark, run_case: Path, cache: str) -> None:
+    """`fusion run` at the config defaults (500/1000/4, nutpie), process start to `_SUCCESS`."""
+    config, out = run_case / "defaults.yaml", run_case / f"out-{cache}"
+    run_once(config, out)  # the warm Numba cache (and page cache) for both
+    env: dict[str, str] = {}
+    if cache == "cold":
+        numba_dir = tempfile.mkdtemp(prefix="fusion-bench-numba-")
+        env = {"NUMBA_CACHE_DIR": numba_dir}
+
+    def once() -> None:
+        if cache == "cold":
+            shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)
+        cpu.append(run_once(config, out, env)["cpu_s"])
+
+    cpu: list[float] = []
+    benchmark.pedantic(once, rounds=3, warmup_rounds=0)
+    benchmark.extra_info.update(cpu_min_s=min(cpu), ratio_prototype_991s_over_min=991.0 / benchmark.stats.stats.min)
+
+
+def test_sbc_fits_per_minute(benchmark) -> None:
+    """The harness's SBC (`bench_sbc.bench_ours`): 40 replicates, 5 members × 200 points, 250 + 250 × 2."""
+    from bench_sbc import bench_ours
+
+    figures: list[dict] = []
+    benchmark.pedantic(lambda: figures.append(bench_ours(40, 250, 250, 2, None, 1)), rounds=2, warmup_rounds=0)
+    best = max(figures, key=lambda f: f["fits_per_min"])
+    benchmark.extra_info.update(fits_per_min=best["fits_per_min"], steady_fits_per_min=best["steady_fits_per_min"],
+                                ratio_over_simuk_14_per_min=best["fits_per_min"] / 14.0)
+
+
+def test_export_facts(benchmark, run_case: Path, tmp_path: Path) -> None:
+    """`fusion export --format facts --samples 20000` (9 years) of a finished run, against that run."""
+    run_dir = run_case / "out-export"
+    run_wall = run_once(run_case / "defaults.yaml", run_dir)["wall_s"]
+    target = tmp_path / "ais.nc"
+    argv = [*_fusion_command(), "export", str(run_dir), "--format", "facts", "--out", str(target),
+            "--samples", "20000", "--years", "2020:2100:10"]
+    benchmark.pedantic(lambda: subprocess.run(argv, check=True, capture_output=True), rounds=3, warmup_rounds=0)
+    benchmark.extra_info.update(file_mb=target.stat().st_size / 1e6, run_wall_s=run_wall,
+                                ratio_export_over_run=benchmark.stats.stats.min / run_wall)
