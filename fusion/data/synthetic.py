@@ -21,6 +21,7 @@ index `i` is the file `run{i+1:02d}_regridded.nc`, member id `run{i+1}`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 import netCDF4
 import numpy as np
 
+from fusion.data.correlation import ErrorCorrelation, correlated_field
 from fusion.io import atomic_path, write_json, write_text
 
 __all__ = [
@@ -76,7 +78,7 @@ _PROJ_FWD_YEARS = (2015, 2100)
 _PROJ_HIST_EFOLD = 20.0  # years: historical losses ramp up towards the present
 
 # Independent random streams, so an option never perturbs the rest of the dataset.
-_K_GEOM, _K_PARAMS, _K_OBS_ELEV, _K_OBS_VEL, _K_MEMBER, _K_TRUTH = range(6)
+_K_GEOM, _K_PARAMS, _K_OBS_ELEV, _K_OBS_VEL, _K_MEMBER, _K_TRUTH, _K_OBS_CORR = range(7)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,16 @@ def _fields(g: _Geometry, p: dict[str, float], tau: float) -> tuple[np.ndarray, 
     H = np.where(g.ice, np.maximum(H, 1.0), 0.0)
     speed = (g.base_speed + p["flow_factor"] * g.stream_speed) * (1.0 + p["acceleration"] * tau)
     return H, speed * g.ex, speed * g.ey
+
+
+def _unit_noise(rng: np.random.Generator, spec: SyntheticSpec, year: int, component: int) -> np.ndarray:
+    """Unit-variance observation noise on the grid. The independent draw is always taken, so the
+    rest of `rng`'s stream (gaps, ...) is the same with and without correlated errors."""
+    independent = rng.standard_normal((spec.ny, spec.nx))
+    if spec.error_correlation is None:
+        return independent
+    seed = int(_rng(spec.seed, _K_OBS_CORR, year, component).integers(2**31))
+    return correlated_field((spec.ny, spec.nx), spec.error_correlation, seed)
 
 
 def _gaps(g: _Geometry, rng: np.random.Generator, mean_blobs: float, rmax: float, dropout: float) -> np.ndarray:
@@ -414,7 +426,9 @@ class SyntheticSpec:
     `absolute_elevation_rmse`, `elev_drop_rmse_var_years` omits it; `fill_member` gets an extra
     time row (at `fill_index`) whose time is `FILL_TIME`; `drop_time_member` loses the row
     `drop_time_index`; `member_nans` puts a few NaNs in `h` of member 1 and `ua` of member 3;
-    `with_projection` writes the members' projected volumes. Checked (and the year sets sorted)
+    `with_projection` writes the members' projected volumes. `error_correlation` makes the
+    observation errors a unit-variance Gaussian random field of that covariance (times the stated
+    uncertainty) instead of independent; None (default) keeps the independent errors, bit for bit. Checked (and the year sets sorted)
     on construction, so a bad spec fails before anything is written.
     """
 
@@ -436,6 +450,7 @@ class SyntheticSpec:
     drop_time_member: int | None = None
     drop_time_index: int = 3
     member_nans: bool = True
+    error_correlation: ErrorCorrelation | None = None
 
     def __post_init__(self) -> None:
         ny, nx, members, years = self.ny, self.nx, self.members, self.years
@@ -504,7 +519,7 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
             rng = _rng(seed, _K_OBS_ELEV, year)
             rmse = np.clip(0.3 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.05, 2.0)
             rmse = np.where(g.rough, g.rough_rmse * np.exp(0.05 * rng.standard_normal(H.shape)), rmse)
-            height = g.bed + H + rmse * rng.standard_normal(H.shape)
+            height = g.bed + H + rmse * _unit_noise(rng, spec, year, 0)
             gap = _gaps(g, rng, mean_blobs=3.0, rmax=0.14, dropout=0.01) | ~g.ice
             rmse_gap = gap | (rng.random(H.shape) < 0.004)  # a few pixels: height but no rmse
             height = np.where(gap, np.nan, height)
@@ -520,8 +535,8 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
             for comp in ("ERRX", "ERRY"):
                 e = np.clip(2.5 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.5, 9.0)
                 errs[comp] = np.where(g.shear, g.shear_err * np.exp(0.05 * rng.standard_normal(H.shape)), e)
-            vx = ua + errs["ERRX"] * rng.standard_normal(H.shape)
-            vy = va + errs["ERRY"] * rng.standard_normal(H.shape)
+            vx = ua + errs["ERRX"] * _unit_noise(rng, spec, year, 1)
+            vy = va + errs["ERRY"] * _unit_noise(rng, spec, year, 2)
             gap = _gaps(g, rng, mean_blobs=4.0, rmax=0.2, dropout=0.02) | ~g.ice
             fields = {"VX": vx, "VY": vy, "ERRX": errs["ERRX"], "ERRY": errs["ERRY"]}
             fields = {k: np.where(gap, np.nan, a) for k, a in fields.items()}
@@ -619,6 +634,9 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
             "target_year": 2100,
             "formula": "SLE_mm = (917/1028)*(V_hist[last]-V_fwd[2100])/3.62e14*1000",
         }
+    if spec.error_correlation is not None:  # only then, so default records keep their bytes
+        truth_record["args"]["error_correlation"] = dataclasses.asdict(spec.error_correlation)
+        truth_record["observations"]["noise"] = "truth member's fields + stated uncertainty x unit-variance GRF"
     write_json(out / "truth.json", truth_record)
     return truth_record
 
