@@ -430,11 +430,10 @@ def prototype_convergence(sampled: xr.DataTree, thresholds: Thresholds) -> tuple
     A trace without `sample_stats.diverging` (written by hand, or by an older capture) still gets
     the first two, and the other two read `UNKNOWN_NO_STATS`: not zero, and not an error.
     """
-    stats = sampled["sample_stats"].to_dataset() if "sample_stats" in sampled.children else xr.Dataset()
-    if "diverging" in stats:
-        figures = diagnose(sampled)
+    draws, diverging, energy, labels = diagnose_inputs(sampled)
+    if diverging is not None:
+        figures = diagnose_draws(draws, diverging, energy, labels)
         return _key_figures(figures), gate(figures, thresholds)[1] or "passes"
-    draws, _, _, labels = diagnose_inputs(sampled)
     chains_draws = next(iter(draws.values())).shape[:2]
     # a placeholder record, so diagnose_draws computes R-hat and ESS; its divergence count is discarded
     figures = _key_figures(diagnose_draws(draws, np.zeros(chains_draws, dtype=bool), None, labels))
