@@ -23,15 +23,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ThicknessObs(_Strict):
-    dir: Path
+def _location(v: object) -> object:
+    """A `dir` stays a string when it is a remote fsspec URL (`Path` would fold `s3://` into `s3:/`);
+    `file://` URLs and plain names become local paths."""
+    if isinstance(v, str):
+        if v.startswith("file://"):
+            return Path(v[len("file://"):])
+        if "://" in v:
+            return v.rstrip("/")
+        return Path(v)
+    return v
+
+
+class _Located(_Strict):
+    """A section read from a folder, local or remote (`fusion.data.remote`)."""
+
+    dir: Path | str
+    storage_options: dict[str, Any] | None = None  # passed to the fsspec filesystem of a URL `dir`
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _url_or_path(cls, v: object) -> object:
+        return _location(v)
+
+
+class ThicknessObs(_Located):
     pattern: str = "elev_antarctica_elevation_*.nc"
     var: str = "height"
     uncertainty_var: str = "absolute_elevation_rmse"
 
 
-class VelocityObs(_Strict):
-    dir: Path
+class VelocityObs(_Located):
     pattern: str = "vel_Antarctica_ice_velocity_*.nc"
     vx_var: str = "VX"
     vy_var: str = "VY"
@@ -45,8 +67,7 @@ class Observations(_Strict):
     velocity: VelocityObs
 
 
-class Ensemble(_Strict):
-    dir: Path
+class Ensemble(_Located):
     pattern: str = "*_regridded.nc"
     thickness_var: str = "h"
     vx_var: str = "ua"
@@ -93,12 +114,18 @@ class Inference(_Strict):
 
 
 class Projection(_Strict):
-    historical_dir: Path = Path("projection/historical")
-    forward_dir: Path = Path("projection/forward")
+    historical_dir: Path | str = Path("projection/historical")
+    forward_dir: Path | str = Path("projection/forward")
+    storage_options: dict[str, Any] | None = None  # for URL `historical_dir`/`forward_dir`
     volume_var: str = "totig"
     target_year: float = 2100
     lower_q: float = Field(0.05, gt=0, lt=1)
     upper_q: float = Field(0.95, gt=0, lt=1)
+
+    @field_validator("historical_dir", "forward_dir", mode="before")
+    @classmethod
+    def _url_or_path(cls, v: object) -> object:
+        return _location(v)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Projection":
@@ -111,6 +138,12 @@ class Output(_Strict):
     dir: Path = Path("results")
 
 
+class Cache(_Strict):
+    """Where remote inputs are kept between runs; `None`: `$FUSION_CACHE_DIR`, else `~/.cache/fusion`."""
+
+    dir: Path | None = None
+
+
 class Config(_Strict):
     """A validated run configuration; paths are absolute once loaded from a file."""
 
@@ -121,6 +154,7 @@ class Config(_Strict):
     inference: Inference = Inference()
     projection: Projection = Projection()
     output: Output = Output()
+    cache: Cache = Cache()
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("compat", mode="before")
@@ -131,7 +165,9 @@ class Config(_Strict):
     def resolve(self, base: Path) -> "Config":
         """Return a copy whose relative paths are anchored at `base` (the config's folder)."""
 
-        def fix(p: Path) -> Path:
+        def fix(p: Path | str | None) -> Path | str | None:
+            if p is None or isinstance(p, str):  # a URL (or no value) has nothing to anchor
+                return p
             return p if p.is_absolute() else (base / p).resolve()
 
         obs = self.observations
@@ -151,6 +187,7 @@ class Config(_Strict):
                     }
                 ),
                 "output": self.output.model_copy(update={"dir": fix(self.output.dir)}),
+                "cache": self.cache.model_copy(update={"dir": fix(self.cache.dir)}),
             }
         )
 
@@ -198,5 +235,9 @@ def load_config(path: str | Path) -> Config:
 
 def config_hash(cfg: Config) -> str:
     """SHA-256 of the resolved config, stable across key order; provenance for every result."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = cfg.model_dump(mode="json", exclude={"cache"})  # where inputs are cached changes no result
+    for section in (data["observations"]["thickness"], data["observations"]["velocity"], data["ensemble"], data["projection"]):
+        if section.get("storage_options") is None:  # configs without remote inputs keep the hash they had
+            section.pop("storage_options", None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -11,9 +11,14 @@ class InputError(ValueError):
     """Bad input. The CLI prints `str(err)` on one line and exits with status 2."""
 
     def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
+        # a remote input is named by its URL: a cached copy's path carries it as `.url`, and a
+        # URL string is kept whole (`Path` would fold `s3://` into `s3:/`)
+        url = getattr(path, "url", None) or (path if isinstance(path, str) and "://" in path else None)
+        self.path = None if path is None or (url is not None and isinstance(path, str)) else Path(path)
+        self.url: str | None = url
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+        where = url or self.path
+        super().__init__(f"{where}: {problem}" if where is not None else problem)
 
 
 class ConvergenceWarning(UserWarning):

@@ -211,14 +211,17 @@ def member_trajectories(
     cfg = run.config()
     spec = cfg.projection
     ids = run.member_ids
-    hist = projection_files(Path(spec.historical_dir), ids, "projection.historical_dir")
-    fwd = projection_files(Path(spec.forward_dir), ids, "projection.forward_dir")
+    hist = projection_files(spec.historical_dir, ids, "projection.historical_dir",
+                             storage_options=spec.storage_options, cache_dir=cfg.cache.dir)
+    fwd = projection_files(spec.forward_dir, ids, "projection.forward_dir",
+                             storage_options=spec.storage_options, cache_dir=cfg.cache.dir)
     recorded = run.metadata.get("input_files", {})
     out = np.empty((len(ids), years.size))
     ends = set()
     for k, m in enumerate(ids):
         for path in (hist[m], fwd[m]):
-            if str(path) in recorded and sha256_file(path) != recorded[str(path)]:
+            name = getattr(path, "url", None) or str(path)  # a remote input is recorded by its URL
+            if name in recorded and sha256_file(path) != recorded[name]:
                 raise InputError(path, "changed since the run (SHA-256 differs from run_metadata.json)")
         t_hist, v_hist = read_volume(hist[m], spec.volume_var)
         t_fwd, v_fwd = read_volume(fwd[m], spec.volume_var)

@@ -39,7 +39,9 @@ __all__ = [
     "mark_success",
     "png_bytes",
     "read_json",
+    "input_digests",
     "sha256_file",
+    "sha256_input",
     "sha256_manifest",
     "sha256_tree",
     "to_jsonable",
@@ -196,6 +198,23 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_input(path: str | Path) -> str:
+    """`sha256_file` of a file; of a folder (a Zarr store), `sha256_manifest` over every file in it
+    by relative path, dot-files included (Zarr v2 keeps its metadata in `.zarray`/`.zattrs`)."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return sha256_manifest((p.relative_to(path).as_posix(), sha256_file(p)) for p in files)
+
+
+def input_digests(paths: Iterable[str | Path]) -> dict[str, str]:
+    """Provenance of the inputs of a run: SHA-256 by input, a remote input named by its URL (its
+    cached copy's `url`), a local one by its path."""
+    named = {getattr(p, "url", None) or str(Path(p)): p for p in paths}
+    return {name: sha256_input(named[name]) for name in sorted(named)}
 
 
 def sha256_tree(root: str | Path, pattern: str = "*") -> dict[str, str]:

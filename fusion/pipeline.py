@@ -37,7 +37,7 @@ from fusion.diagnostics import (
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
-from fusion.io import SUCCESS, mark_success, sha256_file, write_csv, write_json
+from fusion.io import SUCCESS, input_digests, mark_success, sha256_file, write_csv, write_json
 
 if TYPE_CHECKING:
     from fusion.worker import RunWorker
@@ -158,7 +158,9 @@ def run(
             (spec.historical_dir, "projection.historical_dir"),
             (spec.forward_dir, "projection.forward_dir"),
         ):
-            input_files += list(projection_files(Path(folder), prepared.member_ids, key).values())
+            input_files += list(projection_files(
+                folder, prepared.member_ids, key, storage_options=spec.storage_options, cache_dir=cfg.cache.dir
+            ).values())
         sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
 
     # 3. sample, then per-member w and logL_* from the draws
@@ -247,7 +249,7 @@ def _metadata(result: Result) -> dict[str, Any]:
         "compat": cfg.compat,
         "versions": library_versions(),
         "platform": _platform(),
-        "input_files": {str(p): sha256_file(p) for p in sorted(set(map(Path, result.input_files)))},
+        "input_files": input_digests(result.input_files),
         "seeds": {"inference": inf.seed, "subsample": inf.subsample.seed},
         "method": inf.method,
         "forward_model": {

@@ -10,7 +10,7 @@ weighted mean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,12 +55,23 @@ def sle_mm(v_hist_last: np.ndarray | float, v_fwd_target: np.ndarray | float) ->
     return (RHO_ICE / RHO_WATER) * delta / OCEAN_AREA_M2 * 1000.0
 
 
-def projection_files(folder: Path, member_ids: Sequence[str], key: str) -> dict[str, Path]:
-    """Map each member id to its `runNN.nc` in `folder`; a missing or doubled member is an error."""
-    if not folder.is_dir():
-        raise InputError(folder, f"folder not found (config key {key})")
+def projection_files(
+    folder: Path | str, member_ids: Sequence[str], key: str, *,
+    storage_options: Mapping[str, Any] | None = None, cache_dir: Path | None = None,
+) -> dict[str, Path]:
+    """Map each member id to its `runNN.nc` in `folder` (a URL: through the cache of
+    `fusion.data.remote`); a missing or doubled member is an error."""
+    from fusion.data.remote import is_remote, list_inputs
+
+    if is_remote(folder):
+        listed = list_inputs(folder, "*.nc", key, storage_options=storage_options, cache_dir=cache_dir)
+    else:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(folder, f"folder not found (config key {key})")
+        listed = sorted(folder.glob("*.nc"))
     found: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.nc")):
+    for path in listed:
         try:
             mid = member_id(path)
         except InputError:
@@ -108,8 +119,10 @@ def read_volume(path: Path, var: str) -> tuple[np.ndarray, np.ndarray]:
 def member_sle(cfg: Config, member_ids: Sequence[str]) -> xr.DataArray:
     """SLE_mm in `cfg.projection.target_year` per member (dim `member`), from the two run folders."""
     spec = cfg.projection
-    hist = projection_files(Path(spec.historical_dir), member_ids, "projection.historical_dir")
-    fwd = projection_files(Path(spec.forward_dir), member_ids, "projection.forward_dir")
+    hist = projection_files(spec.historical_dir, member_ids, "projection.historical_dir",
+                             storage_options=spec.storage_options, cache_dir=cfg.cache.dir)
+    fwd = projection_files(spec.forward_dir, member_ids, "projection.forward_dir",
+                             storage_options=spec.storage_options, cache_dir=cfg.cache.dir)
     values = []
     for m in member_ids:
         _, v_hist = read_volume(hist[m], spec.volume_var)

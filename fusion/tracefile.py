@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from fusion.io import sha256_file, sha256_manifest
+from fusion.io import input_digests, sha256_file, sha256_manifest
 
 if TYPE_CHECKING:
     from fusion.config import Config
@@ -53,7 +53,7 @@ def trace_provenance(cfg: Config, input_files: Iterable[Path]) -> dict[str, Any]
     from fusion import __version__
     from fusion.config import config_hash
 
-    inputs = {str(p): sha256_file(p) for p in sorted(set(map(Path, input_files)))}
+    inputs = input_digests(input_files)
     return {
         "fusion_version": __version__,
         "config_hash": config_hash(cfg),

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
@@ -109,6 +110,11 @@ def member_id(path: Path) -> str:
 
 
 def _open(path: Path) -> netCDF4.Dataset:
+    """A NetCDF file, or a Zarr store (a folder) presented as one."""
+    if path.is_dir():
+        from fusion.data.zarrstore import open_zarr_as_netcdf
+
+        return open_zarr_as_netcdf(path)
     try:
         return netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError) as exc:
@@ -162,14 +168,13 @@ def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...]) -> Grid:
     return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path)
 
 
-def _files(folder: Path, pattern: str, key: str, source: Path | None, hidden: bool = True) -> list[Path]:
-    """Sorted matching files; `hidden=False` skips dot-files, as `glob.glob` (the prototype's member list)."""
-    if not folder.is_dir():
-        raise InputError(folder, f"folder not found (config key {key}" + (f" in {source})" if source else ")"))
-    found = sorted(p for p in folder.glob(pattern) if p.is_file() and (hidden or not p.name.startswith(".")))
-    if not found:
-        raise InputError(folder, f"no files match the pattern '{pattern}' (config key {key})")
-    return found
+def _files(cfg: Config, spec: Any, key: str, hidden: bool = True) -> list[Path]:
+    """Sorted matching files or Zarr stores, local or fetched through the cache (`fusion.data.remote`);
+    `hidden=False` skips dot-files, as `glob.glob` (the prototype's member list)."""
+    from fusion.data.remote import list_inputs
+
+    return list_inputs(spec.dir, spec.pattern, key, cfg.source, storage_options=spec.storage_options,
+                       cache_dir=cfg.cache.dir, hidden=hidden)
 
 
 def _year(path: Path) -> int:
@@ -207,7 +212,7 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
     spec = cfg.observations.thickness
     out: list[ThicknessYear] = []
     grid: Grid | None = None
-    files = _files(spec.dir, spec.pattern, "observations.thickness", cfg.source)
+    files = _files(cfg, spec, "observations.thickness")
     for year, path in _unique_years(files, cfg.compat):
         with _open(path) as ds:
             height = _read_2d(ds, path, spec.var, cfg.compat)
@@ -228,7 +233,7 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
 def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
     spec = cfg.observations.velocity
     out = []
-    for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.velocity", cfg.source), cfg.compat):
+    for year, path in _unique_years(_files(cfg, spec, "observations.velocity"), cfg.compat):
         with _open(path) as ds:
             vx = _read_2d(ds, path, spec.vx_var, cfg.compat)
             vy = _read_2d(ds, path, spec.vy_var, cfg.compat)
@@ -297,7 +302,7 @@ def load_data(cfg: Config) -> EnsembleData:
     """Read observations, validate every member (grid, variables, time axis) and return both."""
     thickness, grid = _load_thickness(cfg)
     velocity = _load_velocity(cfg, grid)
-    paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
+    paths = _files(cfg, cfg.ensemble, "ensemble", hidden=cfg.compat == "fixed")
     members = [_load_member(cfg, p, grid) for p in paths]
     if len(members) < 2:
         raise InputError(cfg.ensemble.dir, f"only {len(members)} member matches '{cfg.ensemble.pattern}'; weighting needs at least 2")
