@@ -119,6 +119,8 @@ def _open(path: Path) -> netCDF4.Dataset:
         return netCDF4.Dataset(path, "r")
     except (OSError, RuntimeError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if getattr(path, "url", None):  # netCDF4 names the file it opened: the cached copy, not the input
+            reason = reason.replace(f": '{path}'", "").replace(str(path), path.url)
         raise InputError(path, f"not a readable NetCDF file ({reason})") from None
 
 
@@ -245,7 +247,7 @@ def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
                 else:
                     if cfg.compat == "fixed":
                         warnings.warn(
-                            f"{path}: missing error variable '{name}'; using a constant "
+                            f"{getattr(path, 'url', None) or path}: missing error variable '{name}'; using a constant "
                             f"{MISSING_VEL_ERROR} m/yr, which may fail the velocity uncertainty threshold",
                             DataWarning,
                             stacklevel=2,

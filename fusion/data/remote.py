@@ -105,7 +105,6 @@ def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     if protocol in ("s3", "s3a"):
         # fail in seconds on an unreachable endpoint instead of botocore's and s3fs's stacked retries
         options.setdefault("config_kwargs", {"retries": {"max_attempts": 2}, "connect_timeout": 10})
-        options.setdefault("retries", 1)
     try:
         return fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
@@ -141,6 +140,7 @@ def _remote_inputs(location: str, pattern: str, where: str, options: dict[str, A
     fs, root = _filesystem(location, options)
     root = root.rstrip("/")
     with _remote(location):
+        fs.invalidate_cache()  # list afresh: a run sees the folder as it is now, not as an earlier run saw it
         if not fs.isdir(root):
             bucket = root.split("/", 1)[0]
             if fs.protocol and set(fs.protocol) & {"s3", "s3a", "gs", "gcs"} and not fs.exists(bucket):

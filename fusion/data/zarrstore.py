@@ -8,6 +8,7 @@ NetCDF twin gives.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import netCDF4
@@ -23,7 +24,10 @@ def open_zarr_as_netcdf(path: Path) -> netCDF4.Dataset:
     import xarray as xr
 
     try:
-        ds = xr.open_zarr(path, decode_cf=False, mask_and_scale=False, decode_times=False, chunks=None, consolidated=None)
+        with warnings.catch_warnings():  # about consolidated metadata (absent, or not in the v3 spec): not the user's problem
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ds = xr.open_zarr(path, decode_cf=False, mask_and_scale=False, decode_times=False, chunks=None, consolidated=None)
     except Exception as exc:  # zarr raises its own errors for missing or malformed metadata
         text = str(exc).strip().splitlines()
         raise InputError(path, f"not a readable Zarr store ({type(exc).__name__}{': ' + text[0] if text else ''})") from None
@@ -35,6 +39,7 @@ def open_zarr_as_netcdf(path: Path) -> netCDF4.Dataset:
             attrs = dict(var.attrs)
             fill = attrs.pop("_FillValue", None)
             values = np.asarray(var.values)
+            values = values.astype(np.dtype(f"{values.dtype.kind}{values.dtype.itemsize}"))  # native order: zarr's explicit "<"/">" upsets netCDF4
             if values.dtype.kind not in "biuf":  # text and objects are not fields this reader uses
                 continue
             out = nc.createVariable(str(name), values.dtype, tuple(str(d) for d in var.dims), fill_value=fill)
