@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -109,13 +110,32 @@ def probe_interpreter(python: str) -> dict:
     return info
 
 
+def _specs(cfg: Config) -> dict[str, Any]:
+    return {"observations.thickness": cfg.observations.thickness, "observations.velocity": cfg.observations.velocity,
+            "ensemble": cfg.ensemble}
+
+
 def _inputs(cfg: Config) -> dict[str, str]:
-    specs = (
-        (cfg.observations.thickness.dir, cfg.observations.thickness.pattern),
-        (cfg.observations.velocity.dir, cfg.observations.velocity.pattern),
-        (cfg.ensemble.dir, cfg.ensemble.pattern),
-    )
-    return {str(p): sha256_file(p) for folder, pattern in specs for p in sorted(Path(folder).glob(pattern)) if p.is_file()}
+    """SHA-256 of every input, a remote one by its URL (fetched into the cache first)."""
+    from fusion.data.remote import is_remote, list_inputs
+    from fusion.io import input_digests
+
+    out: dict[str, str] = {}
+    for key, spec in _specs(cfg).items():
+        if is_remote(spec.dir):
+            out.update(input_digests(list_inputs(spec.dir, spec.pattern, key, cfg.source,
+                                                 storage_options=spec.storage_options, cache_dir=cfg.cache.dir)))
+        else:
+            out.update({str(p): sha256_file(p) for p in sorted(Path(spec.dir).glob(spec.pattern)) if p.is_file()})
+    return out
+
+
+def _local_dirs(cfg: Config) -> dict[str, str]:
+    """The folders the prototype reads: a URL becomes a local folder of links into the cache."""
+    from fusion.data.remote import local_view
+
+    return {key: str(local_view(spec.dir, spec.pattern, key, storage_options=spec.storage_options, cache_dir=cfg.cache.dir))
+            for key, spec in _specs(cfg).items()}
 
 
 def _last_line(log: Path) -> str:
@@ -134,11 +154,12 @@ def _run_driver(opts: CaptureOptions, exe: str, cfg: Config, case: Path) -> dict
     """Run the prototype through the driver; its printed log goes to `capture.log` beside the reference."""
     ref = case / "reference"
     ref.mkdir()
+    dirs = _local_dirs(cfg)
     spec = {
         "prototype": str(opts.prototype.resolve()),
-        "thickness_dir": str(cfg.observations.thickness.dir),
-        "velocity_dir": str(cfg.observations.velocity.dir),
-        "model_dir": str(cfg.ensemble.dir),
+        "thickness_dir": dirs["observations.thickness"],
+        "velocity_dir": dirs["observations.velocity"],
+        "model_dir": dirs["ensemble"],
         "model_pattern": cfg.ensemble.pattern,
         "mode": "sample" if opts.sample else "posterior",
         "posterior": str(opts.posterior.resolve()) if opts.posterior else None,

@@ -94,7 +94,10 @@ class Case:
     def has_projection(self) -> bool:
         if self.projection is not None:
             return self.projection
-        return Path(self.settings.projection.historical_dir).is_dir()
+        from fusion.data.remote import is_remote
+
+        folder = self.settings.projection.historical_dir
+        return is_remote(folder) or Path(folder).is_dir()
 
     def input_dirs(self) -> list[Path]:
         cfg = self.settings
@@ -105,9 +108,25 @@ class Case:
 
     def inputs_sha256(self) -> dict[str, str]:
         """SHA-256 of every input file (provenance; each file hashed once per process)."""
-        return {
-            str(p): _file_digest(p) for d in self.input_dirs() for p in sorted(d.rglob("*")) if p.is_file()
-        }
+        out = {str(p): _file_digest(p) for d in self.input_dirs() for p in sorted(d.rglob("*")) if p.is_file()}
+        return {**out, **self._remote_inputs_sha256()}
+
+    def _remote_inputs_sha256(self) -> dict[str, str]:
+        """Inputs at a URL, by URL, through FUSION's cache (a second call downloads nothing)."""
+        from fusion.data.remote import is_remote, list_inputs
+        from fusion.io import input_digests
+
+        cfg = self.settings
+        sections = [("observations.thickness", cfg.observations.thickness), ("observations.velocity", cfg.observations.velocity),
+                    ("ensemble", cfg.ensemble)]
+        found = [list_inputs(s.dir, s.pattern, key, cfg.source, storage_options=s.storage_options, cache_dir=cfg.cache.dir)
+                 for key, s in sections if is_remote(s.dir)]
+        if self.has_projection:
+            found += [list_inputs(d, "*.nc", key, cfg.source, storage_options=cfg.projection.storage_options,
+                                  cache_dir=cfg.cache.dir)
+                      for key, d in (("projection.historical_dir", cfg.projection.historical_dir),
+                                     ("projection.forward_dir", cfg.projection.forward_dir)) if is_remote(d)]
+        return input_digests(p for paths in found for p in paths)
 
     def fingerprint(self) -> str:
         """What a stored result on this case depends on: case.yaml, config, reference files and inputs."""

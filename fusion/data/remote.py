@@ -26,7 +26,7 @@ from typing import Any
 
 from fusion.errors import InputError
 
-__all__ = ["CachedPath", "cache_root", "is_remote", "is_zarr_store", "list_inputs"]
+__all__ = ["CachedPath", "cache_root", "is_remote", "is_zarr_store", "list_inputs", "local_view"]
 
 _BLOCK = 1 << 20
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
@@ -93,6 +93,36 @@ def list_inputs(
     if not found:
         raise InputError(location, f"no files match the pattern '{pattern}' (config key {key})")
     return found
+
+
+def local_view(
+    location: Path | str,
+    pattern: str,
+    key: str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    cache_dir: Path | None = None,
+) -> Path:
+    """A local folder with the matches of `pattern` under their own names, for code that reads folders
+    (the prototype under `harness capture`): `location` itself when local; for a URL, a folder of
+    links into the cache, made under a temporary name and renamed into place."""
+    if not is_remote(location):
+        return Path(location)
+    paths = list_inputs(location, pattern, key, storage_options=storage_options, cache_dir=cache_dir)
+    links = {p.name: str(p) for p in paths}
+    cache = cache_root(cache_dir)
+    view = cache / "views" / _sha256(json.dumps(links, sort_keys=True))
+    if not view.is_dir():
+        tmp = _partial(cache)
+        tmp.mkdir(parents=True)
+        for name, target in links.items():
+            (tmp / name).symlink_to(target)
+        view.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, view)
+        except OSError:  # made meanwhile by another run: the same links
+            shutil.rmtree(tmp, ignore_errors=True)
+    return view
 
 
 # --- remote folders ----------------------------------------------------------------------

@@ -385,3 +385,27 @@ def test_a_connection_cut_midway_is_one_line_and_leaves_no_entry(blob, tmp_path:
     assert len(err) == 1 and err[0].startswith(f"{blob.url}/big.nc: "), err
     assert _entries(cache) == []
     assert not (cache / "partial").exists() or not any((cache / "partial").iterdir())  # its temporary file is gone too
+
+
+def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s3, tmp_path: Path) -> None:
+    """The prototype reads folders, so a URL reaches it as a local folder of links into the cache."""
+    from harness.cli import main as harness_main
+    from tests.harness.test_capture import STAND_IN
+
+    post = tmp_path / "posterior.nc"
+    rng = np.random.default_rng(3)
+    import xarray as xr
+
+    names = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
+    xr.Dataset({k: (("chain", "draw"), np.abs(rng.normal(0.4, 0.05, (2, 10)))) for k in names}).to_netcdf(post, group="posterior")
+    cases = {}
+    for where, cfg in (("local", _config(example, tmp_path, None)), ("s3", _config(example, tmp_path, s3))):
+        cases[where] = tmp_path / f"case-{where}"
+        args = ["capture", str(cfg), "--prototype", str(STAND_IN), "--out", str(cases[where]), "--posterior", str(post)]
+        assert harness_main(args) == 0
+    _same_arrays(cases["local"] / "reference" / "prepared.npz", cases["s3"] / "reference" / "prepared.npz")
+    local = json.loads((cases["local"] / "capture.json").read_text())["inputs"]
+    remote = json.loads((cases["s3"] / "capture.json").read_text())["inputs"]
+    assert {u.removeprefix("s3://bkt/case/"): d for u, d in remote.items()} == {
+        Path(k).relative_to(example).as_posix(): d for k, d in local.items()
+    }
