@@ -162,7 +162,8 @@ def _remote(url: str) -> Iterator[None]:
     except Exception as exc:  # botocore, aiohttp, gcsfs each have their own exception trees
         name = type(exc).__name__
         unreachable = any(w in name for w in ("Connect", "Timeout", "Endpoint")) or isinstance(exc, (ConnectionError, TimeoutError))
-        problem = "unreachable" if unreachable else "cannot be read"
+        cut = any(w in name for w in ("Payload", "Incomplete", "ContentLength"))  # the body ended early
+        problem = "unreachable" if unreachable else "download incomplete" if cut else "cannot be read"
         raise InputError(url, f"{problem} ({_first_line(exc)})") from None
 
 
@@ -173,7 +174,8 @@ def _remote_inputs(location: str, pattern: str, where: str, options: dict[str, A
         fs.invalidate_cache()  # list afresh: a run sees the folder as it is now, not as an earlier run saw it
         if not fs.isdir(root):
             bucket = root.split("/", 1)[0]
-            if fs.protocol and set(fs.protocol) & {"s3", "s3a", "gs", "gcs"} and not fs.exists(bucket):
+            protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+            if protocols & {"s3", "s3a", "gs", "gcs"} and not fs.exists(bucket):
                 raise InputError(location, f"no such bucket '{bucket}' ({where})")
             raise InputError(location, f"folder not found ({where})")
         listing = fs.glob(f"{root}/{pattern}", detail=True)

@@ -382,7 +382,7 @@ def test_a_connection_cut_midway_is_one_line_and_leaves_no_entry(blob, tmp_path:
     done = subprocess.run([sys.executable, "-c", _FETCH, blob.url, str(cache)], capture_output=True, text=True)
     assert done.returncode == 2
     err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"{blob.url}/big.nc: "), err
+    assert len(err) == 1 and err[0].startswith(f"{blob.url}/big.nc: download incomplete"), err
     assert _entries(cache) == []
     assert not (cache / "partial").exists() or not any((cache / "partial").iterdir())  # its temporary file is gone too
 
@@ -409,3 +409,18 @@ def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s
     assert {u.removeprefix("s3://bkt/case/"): d for u, d in remote.items()} == {
         Path(k).relative_to(example).as_posix(): d for k, d in local.items()
     }
+
+
+def test_config_keeps_urls_whole_and_the_cache_out_of_the_hash(tmp_path: Path) -> None:
+    from fusion.config import config_hash, load_config
+
+    text = ("observations:\n  thickness: {dir: 's3://bkt/obs/elev/', storage_options: {anon: true}}\n"
+            "  velocity: {dir: 'file:///data/vel'}\nensemble: {dir: ensemble}\n")
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text + "cache: {dir: elsewhere}\n")
+    a, b = load_config(tmp_path / "a.yaml"), load_config(tmp_path / "b.yaml")
+    assert a.observations.thickness.dir == "s3://bkt/obs/elev" and a.observations.thickness.storage_options == {"anon": True}
+    assert a.observations.velocity.dir == Path("/data/vel")
+    assert a.ensemble.dir == tmp_path / "ensemble"
+    assert b.cache.dir == tmp_path / "elsewhere" and config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(a.with_updates(observations={"thickness": {"storage_options": None}}))
