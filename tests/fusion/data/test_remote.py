@@ -174,10 +174,10 @@ def test_fusion_run_on_s3_equals_the_local_run_and_records_urls(example: Path, s
     }  # every input by URL, with the SHA-256 of its local twin
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("where", ["local", "s3", "mixed"])
 def test_zarr_stores_give_the_bits_of_their_netcdf_twins(example: Path, s3, tmp_path: Path, where: str) -> None:
-    if where == "local":
-        config = _config(example, tmp_path, None, zarr=True)
+    if where in ("local", "s3"):
+        config = _config(example, tmp_path, s3 if where == "s3" else None, zarr=True)
     else:  # ensemble members as Zarr on S3, observations as Zarr stores on disk
         config = _config(example, tmp_path, s3, zarr=True)
         cfg = yaml.safe_load(config.read_text())
@@ -409,6 +409,11 @@ def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s
     assert {u.removeprefix("s3://bkt/case/"): d for u, d in remote.items()} == {
         Path(k).relative_to(example).as_posix(): d for k, d in local.items()
     }
+    from harness.cases import load_case
+
+    digests = load_case(cases["s3"]).inputs_sha256()  # what `harness run --case` fingerprints its results by
+    assert all(k.startswith("s3://bkt/case/") for k in digests) and remote.items() <= digests.items()
+    assert any("/projection/" in k for k in digests)
 
 
 def test_config_keeps_urls_whole_and_the_cache_out_of_the_hash(tmp_path: Path) -> None:
