@@ -104,7 +104,7 @@ class Case:
         dirs = [cfg.observations.thickness.dir, cfg.observations.velocity.dir, cfg.ensemble.dir]
         if self.has_projection:
             dirs += [cfg.projection.historical_dir, cfg.projection.forward_dir]
-        return [Path(d) for d in dirs if Path(d).is_dir()]
+        return [Path(d) for d in dirs if not (isinstance(d, str) and "://" in d) and Path(d).is_dir()]  # URLs: below
 
     def inputs_sha256(self) -> dict[str, str]:
         """SHA-256 of every input file (provenance; each file hashed once per process)."""

@@ -163,8 +163,12 @@ def test_fusion_run_on_s3_equals_the_local_run_and_records_urls(example: Path, s
     remote_cfg = _config(example, tmp_path, s3)
     assert main(["run", str(local_cfg), "--out", str(tmp_path / "local"), "--no-progress"]) == 0
     assert main(["run", str(remote_cfg), "--out", str(tmp_path / "remote"), "--no-progress"]) == 0
+    start = len(s3["log"].seen)
+    assert main(["run", str(remote_cfg), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
+    assert s3["log"].object_gets(start) == []  # the second run downloads no object (projection files included)
     for name in ("weights.csv", "projection.csv", "summary.json"):
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "remote" / name).read_bytes(), name
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "remote" / name).read_bytes(), name
     local_meta = json.loads((tmp_path / "local" / "run_metadata.json").read_text())["input_files"]
     remote_meta = json.loads((tmp_path / "remote" / "run_metadata.json").read_text())["input_files"]
     urls = {k: v for k, v in remote_meta.items() if k.startswith("s3://")}
