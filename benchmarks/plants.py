@@ -2,7 +2,7 @@
 
 `FUSION_BENCH_PLANT=kernel-sleep` puts a 50 µs sleep in the kernel's caller (`test_kernel`);
 `FUSION_BENCH_PLANT=prepare-copy-F` makes `fusion prepare` keep a copy of every member's rate
-fields (the full F before subsampling, as the prototype holds it) in the benchmark's child
+fields (the full F before subsampling, float32, as the prototype holds it) in the benchmark's child
 process. Nothing in `fusion/` knows about them: they wrap its functions from outside.
 """
 
@@ -43,11 +43,11 @@ def install_in_child() -> None:
         return
     import fusion.data.prepare as prepare
 
-    original, kept = prepare._member_rates, []
+    original, kept = prepare._member_rates, {}
 
-    def copying(*args: Any, **kwargs: Any):
-        for block, rate in original(*args, **kwargs):
-            kept.append(rate.astype("float64"))  # the extra copy of F, never freed
+    def copying(member: Any, *args: Any, **kwargs: Any):
+        for block, rate in original(member, *args, **kwargs):
+            kept[(id(member), block)] = rate.copy()  # the extra copy of F, never freed (once per pass)
             yield block, rate
 
     prepare._member_rates = copying
