@@ -98,7 +98,7 @@ def baseline_for(cpu: str, runs: list[Path] | None = None) -> Path | None:
 
 
 def pytest_command(k: str | None = None) -> list[str]:
-    """The suite under pytest-benchmark, storing runs in benchmarks/baselines/ (also used by the bench_*.py wrappers)."""
+    """The suite under pytest-benchmark, storing runs in benchmarks/baselines/ (also for the bench_*.py)."""
     cmd = [sys.executable, "-m", "pytest", str(repo_root() / "benchmarks"), "-p", "no:randomly",
            "--benchmark-enable", "--benchmark-only", f"--benchmark-storage=file://{STORAGE}", "-q"]
     return cmd + (["-k", k] if k else [])

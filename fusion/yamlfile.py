@@ -45,7 +45,8 @@ class Scalars:
             return None
         leaf = key.rsplit(".", 1)[-1]
         if found.kind == "null":
-            return f"line {found.line}: no value (YAML reads {found.text or 'an empty value'} as null); give one or remove the key"
+            written = found.text or "an empty value"
+            return f"line {found.line}: no value (YAML reads {written} as null); give one or remove the key"
         return (f"line {found.line}: YAML reads {found.text} as the {found.kind} {found.value!r}, not text; "
                 f'quote it: {leaf}: "{found.text}"')
 

@@ -29,7 +29,8 @@ def test_render_has_one_row_per_benchmark_with_its_ratio() -> None:
     run = {"machine_info": {"cpu": {"brand_raw": "CPU X", "count": 2}, "python_version": "3.12.1"},
            "commit_info": {"id": "abcdef123"}, "datetime": "2026-12-03T07:00:00",
            "benchmarks": [{"name": "test_kernel", "stats": {"rounds": 15, "min": 0.004, "median": 0.005},
-                           "extra_info": {"us_per_call": 20.0, "ratio_numpy_over_fused": 13.0, "load_1min_start": 4.0}}]}
+                           "extra_info": {"us_per_call": 20.0, "ratio_numpy_over_fused": 13.0,
+                                          "load_1min_start": 4.0}}]}
     text = _tables().render(run, "x.json")
     assert "CPU X, 2 CPUs" in text and "abcdef1" in text and "load average 4.0–4.0" in text
     assert "| `test_kernel` | 15 | 4.00 ms | 5.00 ms | 20.0 µs per call | numpy_over_fused 13 |" in text

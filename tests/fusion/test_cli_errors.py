@@ -130,17 +130,20 @@ def _break_duplicate_nested_key(c: TinyCase) -> str:
 
 def _break_float_version(c: TinyCase) -> str:
     _replace_in_config(c, "observations:\n", "observations:\n  version: 1.10\n")  # YAML's float 1.1
-    return 'config.yaml: key \'observations.version\' at line 5: YAML reads 1.10 as the number 1.1, not text; quote it: version: "1.10"'
+    return ("config.yaml: key 'observations.version' at line 5: YAML reads 1.10 as the number 1.1, not text; "
+            'quote it: version: "1.10"')
 
 
 def _break_int_pattern(c: TinyCase) -> str:
     _replace_in_config(c, "ensemble:\n", "ensemble:\n  pattern: 2026\n")
-    return 'config.yaml: key \'ensemble.pattern\' at line 3: YAML reads 2026 as the number 2026, not text; quote it: pattern: "2026"'
+    return ("config.yaml: key 'ensemble.pattern' at line 3: YAML reads 2026 as the number 2026, not text; "
+            'quote it: pattern: "2026"')
 
 
 def _break_boolean_variable(c: TinyCase) -> str:
     _replace_in_config(c, "ensemble:\n", "ensemble:\n  vx_var: no\n")
-    return 'config.yaml: key \'ensemble.vx_var\' at line 3: YAML reads no as the boolean False, not text; quote it: vx_var: "no"'
+    return ("config.yaml: key 'ensemble.vx_var' at line 3: YAML reads no as the boolean False, not text; "
+            'quote it: vx_var: "no"')
 
 
 def _break_boolean_seed(c: TinyCase) -> str:
