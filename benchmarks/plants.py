@@ -1,6 +1,7 @@
 """Planted slowdowns that prove the comparison catches a regression (issue 24's acceptance).
 
-`FUSION_BENCH_PLANT=kernel-sleep` puts a 50 µs sleep in the kernel's caller (`test_kernel`);
+`FUSION_BENCH_PLANT=kernel-sleep` puts a 50 µs sleep in the kernel's caller (busy:
+it keeps the CPU, as extra work would, so CPU-time figures see it too) (`test_kernel`);
 `FUSION_BENCH_PLANT=prepare-copy-F` makes `fusion prepare` keep a copy of every member's rate
 fields (the full F before subsampling, float32, as the prototype holds it) in the benchmark's child
 process. Nothing in `fusion/` knows about them: they wrap its functions from outside.
@@ -31,7 +32,9 @@ def kernel_caller(kernel: Callable[..., Any]) -> Callable[..., Any]:
         return kernel
 
     def slowed(*args: Any) -> Any:
-        time.sleep(50e-6)
+        until = time.perf_counter() + 50e-6
+        while time.perf_counter() < until:  # a sleep that keeps the CPU, as extra work would
+            pass
         return kernel(*args)
 
     return slowed
