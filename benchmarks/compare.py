@@ -55,7 +55,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "test_kernel": ("ratio_numpy_over_fused_cpu", "higher"),
     "test_fusion_run_defaults[warm]": ("cpu_min_s", "lower"),
     "test_fusion_run_defaults[cold]": ("cpu_min_s", "lower"),
-    "test_sbc_fits_per_minute": ("cpu_s", "lower"),
+    # SBC fits in worker processes that outlive the round: no CPU figure of this process sees
+    # them, so it is gated on its wall time only (off a busy machine)
     "test_export_facts": ("cpu_min_s", "lower"),
 }
 
