@@ -178,10 +178,10 @@ def run_suite(k: str) -> dict:
 
 def wrapper_main(k: str, description: str) -> int:
     """`python benchmarks/bench_X.py`: the suite's benchmarks matching `k`, printed as README's table."""
-    from tables import render
+    from tables import merged, render
 
     argparse.ArgumentParser(description=description).parse_args()
-    print(render(run_suite(k), f"this run (-k {k})"), end="")
+    print(render(merged([("this run", run_suite(k))]), [f"this run, -k {k}"]), end="")
     return 0
 
 
