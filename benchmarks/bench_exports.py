@@ -10,7 +10,11 @@
 Every variant runs in its own child process (imports done before the clock starts), which
 reports its wall time and its peak resident memory (`ru_maxrss`), so peaks do not mix.
 
-    python benchmarks/bench_exports.py [--json out.json]
+    python benchmarks/bench_exports.py --standalone [--json out.json]
+
+`python benchmarks/bench_exports.py` prints the suite's figure for this (`test_export_facts` in
+benchmarks/test_bench_suite.py, as benchmarks/tables.py renders it); `--standalone` runs the
+script's own comparison described here.
 """
 
 from __future__ import annotations
@@ -123,4 +127,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # the suite's figure (benchmarks/test_bench_suite.py::test_export_facts) unless --standalone asks for this
+    # script's own, longer comparison
+    if "--standalone" not in sys.argv:
+        from compare import wrapper_main
+
+        sys.exit(wrapper_main("test_export_facts", __doc__.splitlines()[0]))
+    sys.argv.remove("--standalone")
     main()

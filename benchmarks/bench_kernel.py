@@ -1,12 +1,16 @@
 """Per-call time of the fused kernel's `_stream_terms` on 20,000 single points, optionally against
 another checkout of FUSION (e.g. main before a kernel change), alternating runs on a shared machine.
 
-    python benchmarks/bench_kernel.py                        # this checkout
-    python benchmarks/bench_kernel.py --against /work/main   # both, alternating; prints the ratio
+    python benchmarks/bench_kernel.py --standalone                        # this checkout
+    python benchmarks/bench_kernel.py --standalone --against /work/main   # both, alternating; prints the ratio
 
 Each measurement runs in its own process with the checkout first on `sys.path` (its own Numba
 cache), times `--calls` calls with `time.process_time()` (CPU time, less sensitive to other load)
 and reports µs per call; the figure per checkout is the median over `--rounds` rounds.
+
+`python benchmarks/bench_kernel.py` prints the suite's figure for this (`test_kernel` in
+benchmarks/test_bench_suite.py, as benchmarks/tables.py renders it); `--standalone` runs the
+script's own comparison described here.
 """
 
 from __future__ import annotations
@@ -68,4 +72,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # the suite's figure (benchmarks/test_bench_suite.py::test_kernel) unless --standalone asks for this
+    # script's own, longer comparison
+    if "--standalone" not in sys.argv:
+        from compare import wrapper_main
+
+        sys.exit(wrapper_main("test_kernel", __doc__.splitlines()[0]))
+    sys.argv.remove("--standalone")
     main()

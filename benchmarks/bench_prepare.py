@@ -7,7 +7,11 @@ generates such a case (not committed), then runs, each in a fresh process:
   * a baseline in the prototype's shape (all members' rates in memory, then mask/subsample),
 and prints peak RSS, wall time, their ratios and whether the arrays are bit-identical.
 
-usage: python benchmarks/bench_prepare.py [--ny 761 --nx 761 --members 27] [--keep DIR]
+usage: python benchmarks/bench_prepare.py --standalone [--ny 761 --nx 761 --members 27] [--keep DIR]
+
+`python benchmarks/bench_prepare.py` prints the suite's figure for this (`test_prepare_full_size` in
+benchmarks/test_bench_suite.py, as benchmarks/tables.py renders it); `--standalone` runs the
+script's own comparison described here.
 """
 
 from __future__ import annotations
@@ -102,4 +106,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # the suite's figure (benchmarks/test_bench_suite.py::test_prepare_full_size) unless --standalone asks for this
+    # script's own, longer comparison
+    if "--standalone" not in sys.argv:
+        from compare import wrapper_main
+
+        sys.exit(wrapper_main("test_prepare_full_size", __doc__.splitlines()[0]))
+    sys.argv.remove("--standalone")
     main()

@@ -18,8 +18,12 @@ sized so that more than 20,000 points survive the masks and the subsample keeps 
 (removed afterwards unless `--keep`). One untimed warm-up run fills Numba's and the OS's
 caches first, as a user's second run would find them.
 
-    python benchmarks/bench_run.py                 # 5 runs per setting
-    python benchmarks/bench_run.py --repeat 9 --json out.json
+    python benchmarks/bench_run.py --standalone                 # 5 runs per setting
+    python benchmarks/bench_run.py --standalone --repeat 9 --json out.json
+
+`python benchmarks/bench_run.py` prints the suite's figure for this (`test_fusion_run_defaults` in
+benchmarks/test_bench_suite.py, as benchmarks/tables.py renders it); `--standalone` runs the
+script's own comparison described here.
 """
 
 from __future__ import annotations
@@ -66,8 +70,17 @@ def make_case(root: Path) -> None:
 
 
 def _fusion_command() -> list[str]:
+    """The `fusion` console script beside this interpreter, if it runs this interpreter (a venv
+    copied from another checkout keeps that checkout's shebang, and would time its code), else
+    `python -m fusion.cli`."""
     script = Path(sys.executable).with_name("fusion")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "fusion.cli"]
+    try:
+        shebang = script.read_text().splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        shebang = ""
+    if shebang in (f"#!{sys.executable}", f"#!{Path(sys.executable).resolve()}"):
+        return [str(script)]
+    return [sys.executable, "-m", "fusion.cli"]
 
 
 def run_once(config: Path, out: Path, extra_env: dict[str, str] | None = None) -> dict[str, float]:
@@ -173,4 +186,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # the suite's figure (benchmarks/test_bench_suite.py::test_fusion_run_defaults) unless --standalone asks for this
+    # script's own, longer comparison
+    if "--standalone" not in sys.argv:
+        from compare import wrapper_main
+
+        sys.exit(wrapper_main("test_fusion_run_defaults", __doc__.splitlines()[0]))
+    sys.argv.remove("--standalone")
     sys.exit(main())

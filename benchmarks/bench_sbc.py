@@ -14,8 +14,12 @@ start-up included (ours also prints its rate after start-up). Prints both, and t
 The machine is shared, so run it on a quiet one; simuk's first fit includes PyTensor's C
 compilation of the model, later ones hit its cache.
 
-    python benchmarks/bench_sbc.py                      # 8 simuk fits, 200 of ours
-    python benchmarks/bench_sbc.py --simuk 10 --ours 1000 --json out.json
+    python benchmarks/bench_sbc.py --standalone                      # 8 simuk fits, 200 of ours
+    python benchmarks/bench_sbc.py --standalone --simuk 10 --ours 1000 --json out.json
+
+`python benchmarks/bench_sbc.py` prints the suite's figure for this (`test_sbc_fits_per_minute` in
+benchmarks/test_bench_suite.py, as benchmarks/tables.py renders it); `--standalone` runs the
+script's own comparison described here.
 """
 
 from __future__ import annotations
@@ -149,4 +153,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # the suite's figure (benchmarks/test_bench_suite.py::test_sbc_fits_per_minute) unless --standalone asks for this
+    # script's own, longer comparison
+    if "--standalone" not in sys.argv:
+        from compare import wrapper_main
+
+        sys.exit(wrapper_main("test_sbc_fits_per_minute", __doc__.splitlines()[0]))
+    sys.argv.remove("--standalone")
     sys.exit(main())

@@ -9,18 +9,27 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fusion.errors import InputError
-from fusion.yamlfile import read_yaml
+from fusion.yamlfile import Scalars, read_yaml_scalars
 
 __all__ = ["Config", "load_config", "config_hash"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_number(cls, v: object, info: Any) -> object:
+        """`seed: yes` is YAML's True; pydantic would take it as 1, a value nobody wrote."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(v, bool) and {int, float} & set(get_args(annotation) or (annotation,)):
+            raise ValueError("a boolean is not a number")
+        return v
 
 
 def _location(v: object) -> object:
@@ -209,7 +218,7 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, scalars: Scalars | None = None) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<top level>"
     kind = first["type"]
@@ -217,19 +226,24 @@ def _describe(err: ValidationError) -> str:
         return f"unknown key '{key}'"
     if kind == "missing":
         return f"missing required key '{key}'"
+    scalars = scalars or Scalars()
+    if kind in ("string_type", "path_type") and (why := scalars.not_text(key)):
+        return f"key '{key}' at {why}"  # `version: 1.10` is the float 1.1: the text written is lost
+    if kind == "value_error" and (why := scalars.boolean(key)):
+        return f"key '{key}' at {why}"
     return f"key '{key}': {first['msg']}"
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
     path = Path(path)
-    raw = read_yaml(path)
+    raw, scalars = read_yaml_scalars(path)
     if not isinstance(raw, dict):
         raise InputError(path, "expected a mapping of config keys at the top level")
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(path, _describe(exc)) from None
+        raise InputError(path, _describe(exc, scalars)) from None
     return cfg.resolve(path.resolve().parent).model_copy(update={"source": path.resolve()})
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -28,6 +28,9 @@ import xarray as xr
 from fusion.errors import InputError
 from fusion.io import is_complete, mark_success, sha256_file, sha256_tree, write_text
 from harness.golden import parse_table
+
+if TYPE_CHECKING:
+    from fusion.yamlfile import Scalars
 
 __all__ = [
     "CASE_FILE",
@@ -156,22 +159,25 @@ def _file_digest(path: Path) -> str:
 # --- reading case.yaml ------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    from fusion.yamlfile import read_yaml
+def _read_yaml(path: Path) -> tuple[dict[str, Any], Scalars]:
+    from fusion.yamlfile import read_yaml_scalars
 
-    raw = read_yaml(path, "case.yaml") or {}
+    raw, scalars = read_yaml_scalars(path, "case.yaml")
+    raw = raw or {}
     if not isinstance(raw, dict):
         raise InputError(path, "expected a mapping with keys name, config, reference, checks")
     unknown = [str(k) for k in raw if k not in CASE_KEYS]
     if unknown:
         raise InputError(path, f"unknown key '{unknown[0]}'; valid: {', '.join(CASE_KEYS)}")
-    return raw
+    return raw, scalars
 
 
-def _string(path: Path, raw: dict[str, Any], key: str, default: str | None) -> str:
+def _string(path: Path, raw: dict[str, Any], key: str, default: str | None, scalars: Scalars) -> str:
     value = raw.get(key, default)
     if value is None:
         raise InputError(path, f"missing required key '{key}'")
+    if not isinstance(value, str) and (why := scalars.not_text(key)):
+        raise InputError(path, f"key '{key}' at {why}")  # `name: 2026`, `name: no`
     if not isinstance(value, str) or not value.strip():
         raise InputError(path, f"key '{key}': expected a non-empty string, got {value!r}")
     return value
@@ -184,14 +190,14 @@ def load_case(folder: str | Path, *, require_comparison: bool = True) -> Case:
         raise InputError(folder, "case folder not found")
     folder = folder.resolve()
     path = folder / CASE_FILE
-    raw = _read_yaml(path)
-    name = _string(path, raw, "name", folder.resolve().name)
+    raw, scalars = _read_yaml(path)
+    name = _string(path, raw, "name", folder.resolve().name, scalars)
     if not _NAME.match(name):
         raise InputError(path, f"key 'name': {name!r} is not a plain name (letters, digits, '.', '_', '-')")
-    config = (folder / _string(path, raw, "config", None)).resolve()
+    config = (folder / _string(path, raw, "config", None, scalars)).resolve()
     if not config.is_file():
         raise InputError(path, f"key 'config': {config} not found")
-    reference = (folder / _string(path, raw, "reference", "reference")).resolve()
+    reference = (folder / _string(path, raw, "reference", "reference", scalars)).resolve()
     checks_raw = raw.get("checks", list(PER_CASE_CHECKS))
     if not isinstance(checks_raw, list) or not checks_raw or not all(isinstance(c, str) for c in checks_raw):
         raise InputError(path, f"key 'checks': expected a list of {', '.join(PER_CASE_CHECKS)}")

@@ -26,3 +26,29 @@ def test_memory_growth_beyond_tolerance_is_named_with_its_ratio() -> None:
 
 def test_memory_within_tolerance_passes() -> None:
     assert _compare().memory_regressions(_run(600.0), _run(620.0), tolerance=0.05) == []
+
+
+def _timed(name: str, best: float) -> dict:
+    return {"benchmarks": [{"name": name, "stats": {"min": best}, "extra_info": {}}]}
+
+
+def test_a_minimum_beyond_the_threshold_is_named_with_its_ratio() -> None:
+    compare = _compare()
+    found = compare.time_regressions(_timed("test_kernel", 0.004), _timed("test_kernel", 0.0142), threshold_pct=35)
+    assert len(found) == 1 and "test_kernel" in found[0] and "ratio 3.550" in found[0]
+    assert compare.time_regressions(_timed("test_kernel", 0.004), _timed("test_kernel", 0.0053), threshold_pct=35) == []
+    assert "REGRESSION" in compare.ratio_table(_timed("test_kernel", 0.004), _timed("test_kernel", 0.0142), 35)
+
+
+def test_the_baseline_is_the_one_taken_on_this_cpu(tmp_path) -> None:
+    import json
+
+    runs = []
+    for i, cpu in enumerate(["Intel Xeon", "AMD EPYC", "Intel Xeon"]):
+        path = tmp_path / f"000{i + 1}_baseline.json"
+        path.write_text(json.dumps({"machine_info": {"cpu": {"brand_raw": cpu}}}))
+        runs.append(path)
+    compare = _compare()
+    assert compare.baseline_for("AMD EPYC", runs) == runs[1]
+    assert compare.baseline_for("Intel Xeon", runs) == runs[2]
+    assert compare.baseline_for("Apple M3", runs) is None

@@ -36,3 +36,16 @@ def test_generated_graph_source_goes_under_pytests_base_folder(tmp_path_factory:
     written = Path(write_generated_src("answer = 42\n"))
     assert written.is_file()
     assert tmp_path_factory.getbasetemp() in written.parents  # removed with it after a passing run
+
+
+def test_every_yaml_file_is_read_by_the_one_reader() -> None:
+    """The FUSION config, case.yaml and the harness thresholds go through `fusion.yamlfile`
+    (duplicate keys refused, dates kept as text); a second loader would bring back "the last wins"."""
+    pattern = re.compile(r"yaml\.(safe_load|load|full_load|unsafe_load|load_all|safe_load_all)\(|\bSafeLoader\b")
+    offenders = [
+        str(path.relative_to(repo_root()))
+        for folder in ("fusion", "harness", "benchmarks")
+        for path in sorted((repo_root() / folder).rglob("*.py"))
+        if path.name != "yamlfile.py" and pattern.search(path.read_text())
+    ]
+    assert offenders == []

@@ -84,6 +84,13 @@ def _append_to_config(c: TinyCase, text: str) -> None:
     config.write_text(config.read_text() + text)
 
 
+def _replace_in_config(c: TinyCase, old: str, new: str) -> None:
+    config = c.root / "config.yaml"
+    text = config.read_text()
+    assert old in text
+    config.write_text(text.replace(old, new, 1))
+
+
 def _break_yaml(c: TinyCase) -> str:
     (c.root / "config.yaml").write_text("compat: fixed\nobservations: [unclosed\n")
     return "config.yaml: malformed YAML"
@@ -121,6 +128,30 @@ def _break_duplicate_nested_key(c: TinyCase) -> str:
     return f"config.yaml: duplicate key 'inference.seed' at line {lines + 4} (first at line {lines + 2})"
 
 
+def _break_float_version(c: TinyCase) -> str:
+    _replace_in_config(c, "observations:\n", "observations:\n  version: 1.10\n")  # YAML's float 1.1
+    return ("config.yaml: key 'observations.version' at line 5: YAML reads 1.10 as the number 1.1, not text; "
+            'quote it: version: "1.10"')
+
+
+def _break_int_pattern(c: TinyCase) -> str:
+    _replace_in_config(c, "ensemble:\n", "ensemble:\n  pattern: 2026\n")
+    return ("config.yaml: key 'ensemble.pattern' at line 3: YAML reads 2026 as the number 2026, not text; "
+            'quote it: pattern: "2026"')
+
+
+def _break_boolean_variable(c: TinyCase) -> str:
+    _replace_in_config(c, "ensemble:\n", "ensemble:\n  vx_var: no\n")
+    return ("config.yaml: key 'ensemble.vx_var' at line 3: YAML reads no as the boolean False, not text; "
+            'quote it: vx_var: "no"')
+
+
+def _break_boolean_seed(c: TinyCase) -> str:
+    _append_to_config(c, "inference:\n  seed: yes\n")  # pydantic alone would take it as seed 1
+    lines = len((c.root / "config.yaml").read_text().splitlines())
+    return f"config.yaml: key 'inference.seed' at line {lines}: YAML reads yes as the boolean True, not a number"
+
+
 def _break_units(c: TinyCase) -> str:
     (c.root / "config.yaml").write_text((c.root / "config.yaml").read_text().replace("prototype", "fixed"))
     g = np.ones((3, c.ny, c.nx))
@@ -133,7 +164,8 @@ BREAKS: dict[str, Callable[[TinyCase], str]] = {
     for f in (_break_missing_folder, _break_no_match, _break_missing_variable, _break_one_d_field, _break_corrupt,
               _break_all_nan, _break_one_member, _break_duplicate_ids, _break_grid, _break_grid_shape, _break_yaml,
               _break_unknown_key, _break_target_accept, _break_stream_weights, _break_negative_size, _break_units,
-              _break_duplicate_section, _break_duplicate_nested_key)
+              _break_duplicate_section, _break_duplicate_nested_key, _break_float_version, _break_int_pattern,
+              _break_boolean_variable, _break_boolean_seed)
 }
 
 

@@ -29,6 +29,8 @@ def _example(root: Path, *, draws: int = 60, tune: int = 60) -> Path:
     assert "draws: 1000" in text and "tune: 1000" in text and "chains: 4" in text
     text = text.replace("draws: 1000", f"draws: {draws}").replace("tune: 1000", f"tune: {tune}")
     assert "  sampler: nutpie\n" in text
+    assert '  version: "2026-04-30"\n' in text
+    text = text.replace('  version: "2026-04-30"\n', "  version: 2025-11-03\n")  # unquoted: YAML's date
     config.write_text(text.replace("chains: 4", "chains: 2").replace("  sampler: nutpie\n", ""))  # the default
     return config
 
@@ -88,6 +90,7 @@ def test_metadata_is_complete(finished) -> None:
     cfg = load_config(config)
     assert meta["config_hash"] == config_hash(cfg)
     assert meta["config"]["inference"]["draws"] == 60
+    assert meta["config"]["observations"]["version"] == "2025-11-03"  # the date written unquoted, as text
     for lib in ("numpy", "pymc", "pytensor", "arviz-stats", "xarray", "nutpie", "fusion"):
         assert meta["versions"][lib], lib
     assert meta["platform"]["machine"]

@@ -232,6 +232,23 @@ BAD_CASES = {
         lambda c: (c / "case.yaml").write_text("name: mine\nconfig: fusion.yaml\nname: yours\n"),
         "{case}/case.yaml: duplicate key 'name' at line 3 (first at line 1)",
     ),
+    "a nested key written twice": (
+        lambda c: (c / "case.yaml").write_text("name: mine\nconfig: fusion.yaml\nreference:\n  dir: a\n  dir: b\n"),
+        "{case}/case.yaml: duplicate key 'reference.dir' at line 5 (first at line 4)",
+    ),
+    "a nested key written twice in the case's config": (
+        lambda c: (c / "fusion.yaml").write_text("projection:\n  target_year: 2100\n  target_year: 2300\n"
+                                                 + (c / "fusion.yaml").read_text()),
+        "{case}/fusion.yaml: duplicate key 'projection.target_year' at line 3 (first at line 2)",
+    ),
+    "a name YAML reads as a number": (
+        lambda c: (c / "case.yaml").write_text("name: 2026\nconfig: fusion.yaml\n"),
+        '{case}/case.yaml: key \'name\' at line 1: YAML reads 2026 as the number 2026, not text; quote it: name: "2026"',
+    ),
+    "a name YAML reads as a boolean": (
+        lambda c: (c / "case.yaml").write_text("config: fusion.yaml\nname: no\n"),
+        '{case}/case.yaml: key \'name\' at line 2: YAML reads no as the boolean False, not text; quote it: name: "no"',
+    ),
     "y_obs float64": (
         lambda c: _edit_npz(c, lambda a: a.update(y_obs=a["y_obs"].astype(np.float64))),
         "{case}/reference/prepared.npz: y_obs: float64 (20000,), expected float32 1-D of N = 20000",
