@@ -17,6 +17,7 @@ import netCDF4
 import numpy as np
 
 from fusion.config import Config
+from fusion.data.regrid import conform, projection_of
 from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
 from fusion.errors import DataWarning, InputError
 
@@ -35,6 +36,7 @@ class Grid:
     y: np.ndarray | None
     x: np.ndarray | None
     source: Path
+    projection: str | None = None  # CF grid_mapping as text (fusion.data.regrid), None when unstated
 
     def describe(self) -> str:
         return f"{self.shape[0]}x{self.shape[1]} grid of {self.source.name}"
@@ -155,11 +157,12 @@ def _read_2d(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") 
     return arr
 
 
-def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...]) -> Grid:
+def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...], var: str | None = None) -> Grid:
     coords = []
     for name in ("y", "x"):
         coords.append(np.asarray(ds.variables[name][:], dtype=np.float64) if name in ds.variables else None)
-    return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path)
+    projection = projection_of(ds, var) if var is not None else None
+    return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path, projection=projection)
 
 
 def _files(folder: Path, pattern: str, key: str, source: Path | None, hidden: bool = True) -> list[Path]:
@@ -202,8 +205,9 @@ def _all_nan(arr: np.ndarray) -> bool:
     return not np.isfinite(arr).any()
 
 
-def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
-    """Thickness years, and the grid of the first file: the one every other field must share."""
+def _load_thickness(cfg: Config, target: Grid | None = None) -> tuple[list[ThicknessYear], Grid]:
+    """Thickness years, and the grid of the first file: the one every other field must share
+    (or, with `observations.regrid`, the ensemble's grid `target`, which every file is averaged onto)."""
     spec = cfg.observations.thickness
     out: list[ThicknessYear] = []
     grid: Grid | None = None
@@ -214,6 +218,13 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
             this = _grid_of(ds, path, height.shape)
             has_unc = spec.uncertainty_var in ds.variables
             unc = _read_2d(ds, path, spec.uncertainty_var, cfg.compat) if has_unc else None
+            if target is not None:
+                this = _grid_of(ds, path, height.shape, spec.var)
+        if target is not None:
+            if unc is not None and unc.shape != height.shape:
+                raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
+            both = conform({"h": height, "u": height if unc is None else unc}, {"u": "h"}, this, target, cfg.observations.regrid, path)
+            height, unc, this = both["h"], (None if unc is None else both["u"]), target
         grid = grid or this
         grid.check(this)
         if _all_nan(height) and cfg.compat == "fixed":  # the prototype carries on: the year's rates are NaN
@@ -227,16 +238,27 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
 
 def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
     spec = cfg.observations.velocity
+    regrid = cfg.observations.regrid
     out = []
     for year, path in _unique_years(_files(spec.dir, spec.pattern, "observations.velocity", cfg.source), cfg.compat):
         with _open(path) as ds:
             vx = _read_2d(ds, path, spec.vx_var, cfg.compat)
             vy = _read_2d(ds, path, spec.vy_var, cfg.compat)
-            grid.check(_grid_of(ds, path, vx.shape))
+            if regrid is None:
+                grid.check(_grid_of(ds, path, vx.shape))
+            else:  # averaged onto the ensemble's grid; a missing error's constant is set on that grid
+                if vy.shape != vx.shape:
+                    raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
+                fine = {"vx": vx, "vy": vy}
+                for key, name in (("ex", spec.vx_err_var), ("ey", spec.vy_err_var)):
+                    if name in ds.variables:
+                        fine[key] = _read_2d(ds, path, name, cfg.compat)
+                fine = conform(fine, {"ex": "vx", "ey": "vy"}, _grid_of(ds, path, vx.shape, spec.vx_var), grid, regrid, path)
+                vx, vy = fine["vx"], fine["vy"]
             errs = []
-            for name, like in ((spec.vx_err_var, vx), (spec.vy_err_var, vy)):
+            for key, name, like in (("ex", spec.vx_err_var, vx), ("ey", spec.vy_err_var, vy)):
                 if name in ds.variables:
-                    errs.append(_read_2d(ds, path, name, cfg.compat))
+                    errs.append(fine[key] if regrid is not None else _read_2d(ds, path, name, cfg.compat))
                 else:
                     if cfg.compat == "fixed":
                         warnings.warn(
@@ -293,9 +315,22 @@ def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
     return Member(member_id(path), path, times, rows, variables, cfg.compat)
 
 
+def _ensemble_grid(cfg: Config, path: Path) -> Grid:
+    """The first member's grid (with its projection): what `observations.regrid` averages onto."""
+    name = cfg.ensemble.thickness_var
+    with _open(path) as ds:
+        if name not in ds.variables:
+            raise InputError(path, f"missing variable '{name}'")
+        return _grid_of(ds, path, ds.variables[name].shape, name)
+
+
 def load_data(cfg: Config) -> EnsembleData:
     """Read observations, validate every member (grid, variables, time axis) and return both."""
-    thickness, grid = _load_thickness(cfg)
+    target = None
+    if cfg.observations.regrid is not None:  # observations come to the ensemble's grid: read it first
+        paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
+        target = _ensemble_grid(cfg, paths[0])
+    thickness, grid = _load_thickness(cfg, target)
     velocity = _load_velocity(cfg, grid)
     paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
     members = [_load_member(cfg, p, grid) for p in paths]
