@@ -80,13 +80,13 @@ class Member:
     variables: tuple[str, str, str]  # thickness, vx, vy
     compat: str = "fixed"
 
-    def fields(self) -> Iterator[tuple[str, np.ndarray]]:
+    def fields(self, grid_rows: slice = slice(None)) -> Iterator[tuple[str, np.ndarray]]:
         """Each of `variables` as a (time, y, x) field at the kept rows (in time order), NaN where
-        masked; one open of the file (opening costs about as much as reading a field), one field
-        held at a time."""
+        masked, on the grid rows `grid_rows` only (a chunk of `prepare`); one open of the file
+        (opening costs about as much as reading a field), one field held at a time."""
         with _open(self.path) as ds:
             for name in self.variables:
-                yield name, _read(ds, self.path, name, self.compat)[self.rows]
+                yield name, _read(ds, self.path, name, self.compat, (slice(None), grid_rows))[self.rows]
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _open(path: Path) -> netCDF4.Dataset:
         raise InputError(path, f"not a readable NetCDF file ({reason})") from None
 
 
-def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> np.ndarray:
+def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed", index: tuple = (slice(None),)) -> np.ndarray:
     """A variable as a float array, NaN where masked.
 
     Under `compat: prototype` only `_FillValue`/`missing_value` mask, as xarray's CF decoding that
@@ -132,7 +132,7 @@ def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> 
     if compat == "prototype" and not packed:
         var.set_auto_maskandscale(False)
     try:
-        raw = var[:]
+        raw = var[index]
     except (OSError, RuntimeError, ValueError, IndexError) as exc:
         raise InputError(path, f"variable '{name}' cannot be read ({exc})") from None
     values = np.ma.getdata(raw)

@@ -72,12 +72,16 @@ def _observed_rate(
         return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
 
 
-def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval]) -> tuple[
-    list[_Block], np.ndarray, np.ndarray, np.ndarray
-]:
-    """Observed rates `y`, uncertainties `sigma` and `speed`, each (blocks, pixels)."""
+def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
+                     thick_fill: float | None = None) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray]:
+    """Observed rates `y`, uncertainties `sigma` and `speed` on the grid rows `rows`, each (blocks, pixels).
+
+    Every value is elementwise in its pixel, so a block of rows gives the same bits as the whole
+    grid; the one global figure, the thickness uncertainty's gap fill, comes in as `thick_fill`
+    (`_thick_fill`); None leaves the gaps unfilled.
+    """
     metric, fixed = cfg.metric, cfg.compat == "fixed"
-    shape = data.grid.shape
+    shape = (len(range(*rows.indices(data.grid.shape[0]))), data.grid.shape[1])
     n_pix = shape[0] * shape[1]
     blocks: list[_Block] = []
     ys: list[np.ndarray] = []
@@ -100,7 +104,7 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
             return nan_pair(like, f"both ends snap to the observation year {y1}")
         (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
         step = float(y2 - y1) if fixed else iv.dt
-        return *_observed_rate(v1, v2, e1, e2, step), None
+        return *_observed_rate(v1[rows], v2[rows], e1[rows], e2[rows], step), None
 
     thick = {t.year: t for t in data.thickness}
     thick_years = np.array(sorted(thick), dtype=np.float64)
@@ -115,12 +119,10 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
     thick_sigma = np.stack(sigmas)
-    # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
-    gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
-    if np.all(np.isnan(thick_sigma)):
-        thick_sigma[:] = metric.missing_thick_unc
-    elif np.any(gap):
-        thick_sigma[gap] = np.nanmedian(thick_sigma)
+    if thick_fill is not None:
+        # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
+        gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
+        thick_sigma[gap] = thick_fill
     sigmas = list(thick_sigma)
 
     vel = {v.year: v for v in data.velocity}
@@ -136,8 +138,23 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN and are masked
         # one field per listed year, looked up by year: under `compat: prototype` a repeated year
         # is its last file, counted once per repeat, as the prototype's dict and year list
-        speed = np.nanmean(np.stack([np.sqrt(vel[v.year].vx**2 + vel[v.year].vy**2) for v in data.velocity]), axis=0)
+        speed = np.nanmean(
+            np.stack([np.sqrt(vel[v.year].vx[rows] ** 2 + vel[v.year].vy[rows] ** 2) for v in data.velocity]), axis=0
+        )
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
+
+
+def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice]) -> float | None:
+    """The value every gap in the thickness uncertainty gets (DESIGN step 3), over the whole grid:
+    `missing_thick_unc` when it is all NaN, else the median of its non-NaN values (taken by
+    NumPy over the same values as on the whole array, so chunked and whole give the same bits)."""
+    kept = []
+    for rows in chunks:
+        blocks, _, sigma, _ = _observed_blocks(cfg, data, intervals, rows)
+        thick = sigma[[b.stream == THICK for b in blocks]]
+        kept.append(thick[~np.isnan(thick)])
+    values = np.concatenate(kept)
+    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
 
 
 PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
@@ -176,16 +193,16 @@ def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> li
     return rows
 
 
-def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block], cfg: Config) -> Iterator[
-    tuple[int, np.ndarray]
-]:
-    """(block index, float32 rate field flattened) for every block, one variable in memory at a time."""
+def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block], cfg: Config,
+                  grid_rows: slice = slice(None)) -> Iterator[tuple[int, np.ndarray]]:
+    """(block index, float32 rate field flattened) for every block on the grid rows `grid_rows`,
+    one variable (of those rows) in memory at a time."""
     rows = _interval_rows(member, intervals, cfg)
     t = member.times
     by_variable: dict[int, list[int]] = {}
     for b, block in enumerate(blocks):
         by_variable.setdefault(block.variable, []).append(b)
-    for variable, (_, field) in enumerate(member.fields()):
+    for variable, (_, field) in enumerate(member.fields(grid_rows)):
         field = field.astype(np.float32, copy=False)  # differenced in float32 (step 1)
         for b in by_variable.get(variable, []):
             pair = rows[blocks[b].interval]
@@ -199,34 +216,68 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
         del field
 
 
-def prepare(cfg: Config, data: EnsembleData) -> Prepared:
-    """Build the arrays handed to inference (see module docstring)."""
+def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
+    """Blocks of whole grid rows, in order; None is one block of every row (the in-memory run)."""
+    if chunk_rows is None or chunk_rows >= n_rows:
+        return [slice(None)]
+    return [slice(r, min(r + chunk_rows, n_rows)) for r in range(0, n_rows, chunk_rows)]
+
+
+def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> Prepared:
+    """Build the arrays handed to inference (see module docstring).
+
+    `chunk_rows` streams the grid by blocks of that many rows (member fields are read a block at
+    a time), so the working set is set by the chunk, not by the grid; every value is elementwise
+    in its pixel and the point order is the same, so the result is the same bits as in memory.
+    """
     metric = cfg.metric
     reference = data.members[0]
     intervals = model_intervals(reference.times)
-    blocks, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals)
+    ny, nx = data.grid.shape
+    chunks = row_chunks(ny, chunk_rows)
+    thick_fill = _thick_fill(cfg, data, intervals, chunks)
+    blocks = _observed_blocks(cfg, data, intervals, slice(0, 0))[0]
     is_vel = np.array([b.stream == VEL for b in blocks])
-
+    n_blocks = len(blocks)
     threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
-    # the mask rule by rule, in availability.RULES order; counting the survivors per block after
-    # each rule attributes every dropped point to the first rule that drops it
-    kept_after = []
-    mask = np.isfinite(y_obs)
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    mask &= np.isfinite(sigma_obs)
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    with np.errstate(invalid="ignore"):
-        mask &= sigma_obs < threshold
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    mask[is_vel] &= np.isfinite(speed)[None, :]
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    emptied_by: dict[int, str] = {}
-    for member_id, member in zip(data.member_ids, data.members):  # pass 1: every member finite
-        for b, rate in _member_rates(member, intervals, blocks, cfg):
-            mask[b] &= np.isfinite(rate)
-            if b not in emptied_by and kept_after[-1][b] and not mask[b].any():
-                emptied_by[b] = member_id
-    kept_after.append(np.count_nonzero(mask, axis=1))
+
+    # pass 1, chunk by chunk: the mask rule by rule, in availability.RULES order; counting the
+    # survivors per block after each rule attributes every dropped point to the first rule that
+    # drops it. A block is emptied by the first member after which no chunk keeps a point of it.
+    mask = np.zeros((n_blocks, ny * nx), dtype=bool)
+    kept_after = np.zeros((5, n_blocks), dtype=np.int64)
+    empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
+    never_empty = np.zeros(n_blocks, dtype=bool)
+    for rows in chunks:
+        lo, hi, _ = rows.indices(ny)
+        _, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        part = np.isfinite(y_obs)
+        kept_after[0] += np.count_nonzero(part, axis=1)
+        part &= np.isfinite(sigma_obs)
+        kept_after[1] += np.count_nonzero(part, axis=1)
+        with np.errstate(invalid="ignore"):
+            part &= sigma_obs < threshold
+        kept_after[2] += np.count_nonzero(part, axis=1)
+        part[is_vel] &= np.isfinite(speed)[None, :]
+        kept_after[3] += np.count_nonzero(part, axis=1)
+        del y_obs, sigma_obs, speed
+        first_empty = np.where(part.any(axis=1), len(data.members), -1)
+        for m, member in enumerate(data.members):
+            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
+                part[b] &= np.isfinite(rate)
+                if first_empty[b] == len(data.members) and not part[b].any():
+                    first_empty[b] = m
+        never_empty |= first_empty == len(data.members)
+        empty_after = np.maximum(empty_after, np.where(first_empty < len(data.members), first_empty, -1))
+        kept_after[4] += np.count_nonzero(part, axis=1)
+        mask[:, lo * nx:hi * nx] = part
+        del part
+    emptied_by = {
+        b: data.member_ids[int(empty_after[b])]
+        for b in range(n_blocks)
+        if kept_after[3][b] and not never_empty[b] and empty_after[b] >= 0
+    }
+    kept_after = list(kept_after)
 
     n_pix = mask.shape[1]
     candidates = np.flatnonzero(mask)  # block-major, then pixel: the prototype's layout
@@ -268,22 +319,35 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
     )
 
     F = np.empty((len(data.members), n), dtype=np.float64)
-    where = {b: np.flatnonzero(block_of == b) for b in np.unique(block_of)}
-    for m, member in enumerate(data.members):  # pass 2: gather the chosen points only
-        for b, rate in _member_rates(member, intervals, blocks, cfg):
-            sel = where.get(b)
-            if sel is not None:
-                F[m, sel] = rate[pixel[sel]]
+    y_point = np.empty(n, dtype=np.float32)
+    sigma_point = np.empty(n, dtype=np.float32)
+    speed_point = np.empty(n, dtype=np.float64)
+    for rows in chunks:  # pass 2: gather the chosen points only, chunk by chunk
+        lo, hi, _ = rows.indices(ny)
+        in_chunk = np.flatnonzero((pixel >= lo * nx) & (pixel < hi * nx))
+        if in_chunk.size == 0:
+            continue
+        local = pixel[in_chunk] - lo * nx
+        _, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        y_point[in_chunk] = y_obs[block_of[in_chunk], local].astype(np.float32)
+        sigma_point[in_chunk] = sigma_obs[block_of[in_chunk], local].astype(np.float32)
+        speed_point[in_chunk] = np.where(is_vel[block_of[in_chunk]], speed[local], 0.0).astype(np.float64)
+        del y_obs, sigma_obs, speed
+        where = {b: in_chunk[block_of[in_chunk] == b] for b in np.unique(block_of[in_chunk])}
+        for m, member in enumerate(data.members):
+            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
+                sel = where.get(b)
+                if sel is not None:
+                    F[m, sel] = rate[pixel[sel] - lo * nx]
 
-    point_speed = np.where(is_vel[block_of], speed[pixel], 0.0).astype(np.float64)
     stream = positional_stream(n, n_dhdt) if cfg.compat == "prototype" else labels
     if cfg.compat == "fixed":
         n_dhdt = int(np.count_nonzero(stream == THICK))
     return Prepared(
-        y_obs=y_obs[block_of, pixel].astype(np.float32),
-        sigma_obs=sigma_obs[block_of, pixel].astype(np.float32),
+        y_obs=y_point,
+        sigma_obs=sigma_point,
         F=F,
-        speed=point_speed,
+        speed=speed_point,
         n_dhdt=n_dhdt,
         n_vel=n - n_dhdt,
         member_ids=data.member_ids,
