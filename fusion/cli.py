@@ -56,7 +56,7 @@ def _prepared(config: Path, chunk_rows: int | None = None):
     from fusion.data.prepare import prepare
 
     cfg = load_config(config)
-    return cfg, prepare(cfg, load_data(cfg), chunk_rows=chunk_rows)
+    return cfg, prepare(cfg, load_data(cfg, lazy=chunk_rows is not None), chunk_rows=chunk_rows)
 
 
 def _positive(text: str) -> int:

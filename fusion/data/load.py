@@ -52,20 +52,39 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class RowField:
+    """A 2-D observation field left in its file and read a block of rows at a time (`field[rows]`):
+    what `load_data(lazy=True)` holds, so a chunked `prepare` never has a whole field in memory.
+    The same reader as the eager path, restricted to the rows, so the values are the same bits."""
+
+    path: Path
+    name: str
+    compat: str
+    shape: tuple[int, int]
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        with _open(self.path) as ds:
+            lead = (slice(None),) * (ds.variables[self.name].ndim - 2)
+            arr = _read(ds, self.path, self.name, self.compat, (*lead, rows, slice(None)))
+        return arr.reshape(arr.shape[-2:]).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
 class ThicknessYear:
     year: int
-    height: np.ndarray  # float32 (y, x), NaN where missing
-    uncertainty: np.ndarray | None  # float32 (y, x), None when the variable is absent
+    height: np.ndarray | RowField  # float32 (y, x), NaN where missing
+    uncertainty: np.ndarray | RowField | None  # float32 (y, x), None when the variable is absent
     source: Path
 
 
 @dataclass(frozen=True)
 class VelocityYear:
     year: int
-    vx: np.ndarray
-    vy: np.ndarray
-    err_x: np.ndarray
-    err_y: np.ndarray
+    vx: np.ndarray | RowField
+    vy: np.ndarray | RowField
+    err_x: np.ndarray | RowField
+    err_y: np.ndarray | RowField
     source: Path
 
 
@@ -205,7 +224,7 @@ def _all_nan(arr: np.ndarray) -> bool:
     return not np.isfinite(arr).any()
 
 
-def _load_thickness(cfg: Config, target: Grid | None = None) -> tuple[list[ThicknessYear], Grid]:
+def _load_thickness(cfg: Config, target: Grid | None = None, lazy: bool = False) -> tuple[list[ThicknessYear], Grid]:
     """Thickness years, and the grid of the first file: the one every other field must share
     (or, with `observations.regrid`, the ensemble's grid `target`, which every file is averaged onto)."""
     spec = cfg.observations.thickness
@@ -231,12 +250,15 @@ def _load_thickness(cfg: Config, target: Grid | None = None) -> tuple[list[Thick
             raise InputError(path, f"variable '{spec.var}' is all NaN")
         if unc is not None and unc.shape != height.shape:
             raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
+        if lazy and target is None:  # validated; left in the file, read by rows when used
+            height = RowField(path, spec.var, cfg.compat, height.shape)
+            unc = None if unc is None else RowField(path, spec.uncertainty_var, cfg.compat, unc.shape)
         out.append(ThicknessYear(year, height, unc, path))
     assert grid is not None  # _files never returns an empty list
     return out, grid
 
 
-def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
+def _load_velocity(cfg: Config, grid: Grid, lazy: bool = False) -> list[VelocityYear]:
     spec = cfg.observations.velocity
     regrid = cfg.observations.regrid
     out = []
@@ -255,6 +277,7 @@ def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
                         fine[key] = _read_2d(ds, path, name, cfg.compat)
                 fine = conform(fine, {"ex": "vx", "ey": "vy"}, _grid_of(ds, path, vx.shape, spec.vx_var), grid, regrid, path)
                 vx, vy = fine["vx"], fine["vy"]
+            present = [name in ds.variables for name in (spec.vx_err_var, spec.vy_err_var)]
             errs = []
             for key, name, like in (("ex", spec.vx_err_var, vx), ("ey", spec.vy_err_var, vy)):
                 if name in ds.variables:
@@ -272,6 +295,10 @@ def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
             raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
         if (_all_nan(vx) or _all_nan(vy)) and cfg.compat == "fixed":
             raise InputError(path, f"velocity '{spec.vx_var}'/'{spec.vy_var}' is all NaN")
+        if lazy and regrid is None:  # validated; left in the file, read by rows when used
+            vx, vy = (RowField(path, name, cfg.compat, vx.shape) for name in (spec.vx_var, spec.vy_var))
+            errs = [RowField(path, name, cfg.compat, vx.shape) if has else e
+                    for e, name, has in zip(errs, (spec.vx_err_var, spec.vy_err_var), present)]
         out.append(VelocityYear(year, vx, vy, errs[0], errs[1], path))
     return out
 
@@ -324,14 +351,17 @@ def _ensemble_grid(cfg: Config, path: Path) -> Grid:
         return _grid_of(ds, path, ds.variables[name].shape, name)
 
 
-def load_data(cfg: Config) -> EnsembleData:
-    """Read observations, validate every member (grid, variables, time axis) and return both."""
+def load_data(cfg: Config, lazy: bool = False) -> EnsembleData:
+    """Read observations, validate every member (grid, variables, time axis) and return both.
+
+    `lazy` leaves observation fields in their files once validated (`RowField`), for a
+    chunked `prepare`; regridded fields are held (they are on the ensemble's grid)."""
     target = None
     if cfg.observations.regrid is not None:  # observations come to the ensemble's grid: read it first
         paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
         target = _ensemble_grid(cfg, paths[0])
-    thickness, grid = _load_thickness(cfg, target)
-    velocity = _load_velocity(cfg, grid)
+    thickness, grid = _load_thickness(cfg, target, lazy)
+    velocity = _load_velocity(cfg, grid, lazy)
     paths = _files(cfg.ensemble.dir, cfg.ensemble.pattern, "ensemble", cfg.source, hidden=cfg.compat == "fixed")
     members = [_load_member(cfg, p, grid) for p in paths]
     if len(members) < 2:

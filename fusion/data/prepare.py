@@ -73,7 +73,8 @@ def _observed_rate(
 
 
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
-                     thick_fill: float | None = None) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray]:
+                     thick_fill: float | None = None, thickness_only: bool = False
+                     ) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
     """Observed rates `y`, uncertainties `sigma` and `speed` on the grid rows `rows`, each (blocks, pixels).
 
     Every value is elementwise in its pixel, so a block of rows gives the same bits as the whole
@@ -104,14 +105,15 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
             return nan_pair(like, f"both ends snap to the observation year {y1}")
         (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
         step = float(y2 - y1) if fixed else iv.dt
-        return *_observed_rate(v1[rows], v2[rows], e1[rows], e2[rows], step), None
+        v1, v2 = v1[rows], v2[rows]
+        e1, e2 = (np.full_like(v, np.nan) if e is None else e[rows] for v, e in ((v1, e1), (v2, e2)))
+        return *_observed_rate(v1, v2, e1, e2, step), None
 
     thick = {t.year: t for t in data.thickness}
     thick_years = np.array(sorted(thick), dtype=np.float64)
 
     def thick_fields(t):
-        unc = t.uncertainty if t.uncertainty is not None else np.full_like(t.height, np.nan)
-        return t.height, unc
+        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled below)
 
     for i, iv in enumerate(intervals):
         y, s, why = rate(thick, thick_years, iv, thick_fields)
@@ -124,6 +126,8 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
         gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
         thick_sigma[gap] = thick_fill
     sigmas = list(thick_sigma)
+    if thickness_only:
+        return blocks, np.stack(ys), thick_sigma, None
 
     vel = {v.year: v for v in data.velocity}
     vel_years = np.array(sorted(vel), dtype=np.float64)
@@ -150,8 +154,7 @@ def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chun
     NumPy over the same values as on the whole array, so chunked and whole give the same bits)."""
     kept = []
     for rows in chunks:
-        blocks, _, sigma, _ = _observed_blocks(cfg, data, intervals, rows)
-        thick = sigma[[b.stream == THICK for b in blocks]]
+        thick = _observed_blocks(cfg, data, intervals, rows, thickness_only=True)[2]
         kept.append(thick[~np.isnan(thick)])
     values = np.concatenate(kept)
     return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
@@ -248,6 +251,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     kept_after = np.zeros((5, n_blocks), dtype=np.int64)
     empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
     never_empty = np.zeros(n_blocks, dtype=bool)
+    maps = {name: np.zeros(ny * nx, dtype=np.int32) for name in STREAM_NAMES}
     for rows in chunks:
         lo, hi, _ = rows.indices(ny)
         _, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals, rows, thick_fill)
@@ -271,6 +275,8 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
         empty_after = np.maximum(empty_after, np.where(first_empty < len(data.members), first_empty, -1))
         kept_after[4] += np.count_nonzero(part, axis=1)
         mask[:, lo * nx:hi * nx] = part
+        for s, name in enumerate(STREAM_NAMES):
+            maps[name][lo * nx:hi * nx] = np.count_nonzero(part[is_vel == (s == VEL)], axis=0)
         del part
     emptied_by = {
         b: data.member_ids[int(empty_after[b])]
@@ -279,27 +285,31 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     }
     kept_after = list(kept_after)
 
-    n_pix = mask.shape[1]
-    candidates = np.flatnonzero(mask)  # block-major, then pixel: the prototype's layout
-    n_total = int(candidates.size)
+    n_pix = ny * nx
+    # count first, then choose: the positions are those of the block-major, then pixel, list of
+    # kept points (the prototype's layout), which is never built
+    per_block = kept_after[4]
+    n_total = int(per_block.sum())
     if n_total == 0:
         raise InputError(cfg.source, "no valid points: every observation is NaN, above its threshold or unmatched by a member")
-    block_of = candidates // n_pix
-    label_all = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
-    n_dhdt_full = int(np.count_nonzero(label_all == THICK))
+    n_dhdt_full = int(per_block[~is_vel].sum())  # thickness blocks come first
 
     size = cfg.inference.subsample.size
     subsampled = n_total > size
     if subsampled:
         rng = np.random.default_rng(seed=cfg.inference.subsample.seed)
         chosen_pos = rng.choice(n_total, size, replace=False)
-        n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
-        chosen = candidates[chosen_pos]
-        labels = label_all[chosen_pos]
     else:
-        n_dhdt, chosen, labels = n_dhdt_full, candidates, label_all
-    n = int(chosen.size)
-    block_of, pixel = np.divmod(chosen, n_pix)
+        chosen_pos = np.arange(n_total)
+    starts = np.concatenate([[0], np.cumsum(per_block)])
+    block_of = np.searchsorted(starts, chosen_pos, side="right") - 1
+    pixel = np.empty(chosen_pos.size, dtype=np.int64)
+    for b in np.unique(block_of):
+        sel = np.flatnonzero(block_of == b)
+        pixel[sel] = np.flatnonzero(mask[b])[chosen_pos[sel] - starts[b]]
+    labels = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
+    n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
+    n = int(chosen_pos.size)
     shape = data.grid.shape
     availability = Availability(
         record=availability_record(
@@ -312,10 +322,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
             notes=[b.missing for b in blocks],
             emptied_by=emptied_by,
         ),
-        maps={  # kept points per grid cell, per stream
-            name: np.count_nonzero(mask[is_vel == (s == VEL)], axis=0).astype(np.int32).reshape(shape)
-            for s, name in enumerate(STREAM_NAMES)
-        },
+        maps={name: counts.reshape(shape) for name, counts in maps.items()},  # kept points per cell, per stream
     )
 
     F = np.empty((len(data.members), n), dtype=np.float64)

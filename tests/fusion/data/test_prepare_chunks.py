@@ -60,3 +60,9 @@ def test_chunked_prepare_keeps_awkward_inputs_bits(tmp_path: Path, compat: str) 
     assert whole.meta["subsampled"]
     for chunk_rows in (1, 5, 22):
         _same_bits(whole, prepare(cfg, data, chunk_rows=chunk_rows))
+
+
+def test_lazy_observations_give_the_same_bits(tmp_path: Path) -> None:
+    """`load_data(lazy=True)` leaves observation fields in their files (read by rows); chunked on them is the same."""
+    cfg = load_config(reference_inputs("small").parent / "config.yaml")
+    _same_bits(prepare(cfg, load_data(cfg)), prepare(cfg, load_data(cfg, lazy=True), chunk_rows=6))
