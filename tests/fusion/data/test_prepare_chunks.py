@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,19 @@ def test_lazy_observations_give_the_same_bits(tmp_path: Path) -> None:
     """`load_data(lazy=True)` leaves observation fields in their files (read by rows); chunked on them is the same."""
     cfg = load_config(reference_inputs("small").parent / "config.yaml")
     _same_bits(prepare(cfg, load_data(cfg)), prepare(cfg, load_data(cfg, lazy=True), chunk_rows=6))
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("compat", ["prototype", "fixed"])
+def test_chunked_prepare_is_the_in_memory_bits_at_size(tmp_path: Path, compat: str) -> None:
+    """The same on a 761 × 761 grid (the 8 km size), 5 members, blocks of 100 rows on lazy observations."""
+    spec = SyntheticSpec(ny=761, nx=761, members=5, years=(2015, 2021), seed=11)
+    generate(tmp_path / "ex", spec)
+    config = tmp_path / "ex" / "config.yaml"
+    config.write_text(write_example(tmp_path / "example").read_text())
+    cfg = load_config(config).with_updates(compat=compat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = prepare(cfg, load_data(cfg))
+        chunked = prepare(cfg, load_data(cfg, lazy=True), chunk_rows=100)
+    _same_bits(whole, chunked)
