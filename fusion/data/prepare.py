@@ -73,14 +73,16 @@ def _observed_rate(
 
 
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
-                     thick_fill: float | None = None, thickness_only: bool = False
+                     thick_fill: float | None | str = "whole grid", thickness_only: bool = False
                      ) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
     """Observed rates `y`, uncertainties `sigma` and `speed` on the grid rows `rows`, each (blocks, pixels).
 
     Every value is elementwise in its pixel, so a block of rows gives the same bits as the whole
     grid; the one global figure, the thickness uncertainty's gap fill, comes in as `thick_fill`
-    (`_thick_fill`); None leaves the gaps unfilled.
+    (`_thick_fill`; by default that of the whole grid); None leaves the gaps unfilled.
     """
+    if isinstance(thick_fill, str):
+        thick_fill = _thick_fill(cfg, data, intervals, [slice(None)])
     metric, fixed = cfg.metric, cfg.compat == "fixed"
     shape = (len(range(*rows.indices(data.grid.shape[0]))), data.grid.shape[1])
     n_pix = shape[0] * shape[1]
@@ -154,7 +156,7 @@ def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chun
     NumPy over the same values as on the whole array, so chunked and whole give the same bits)."""
     kept = []
     for rows in chunks:
-        thick = _observed_blocks(cfg, data, intervals, rows, thickness_only=True)[2]
+        thick = _observed_blocks(cfg, data, intervals, rows, None, thickness_only=True)[2]
         kept.append(thick[~np.isnan(thick)])
     values = np.concatenate(kept)
     return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
@@ -239,7 +241,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     ny, nx = data.grid.shape
     chunks = row_chunks(ny, chunk_rows)
     thick_fill = _thick_fill(cfg, data, intervals, chunks)
-    blocks = _observed_blocks(cfg, data, intervals, slice(0, 0))[0]
+    blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
     is_vel = np.array([b.stream == VEL for b in blocks])
     n_blocks = len(blocks)
     threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
