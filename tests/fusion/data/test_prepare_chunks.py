@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fusion.config import load_config
@@ -83,3 +84,16 @@ def test_chunked_prepare_is_the_in_memory_bits_at_size(tmp_path: Path, compat: s
         whole = prepare(cfg, load_data(cfg))
         chunked = prepare(cfg, load_data(cfg, lazy=True), chunk_rows=100)
     _same_bits(whole, chunked)
+
+
+def test_cli_chunk_rows_writes_the_same_arrays(tmp_path: Path) -> None:
+    from fusion.cli import main
+
+    config = reference_inputs("subsample").parent / "config.yaml"
+    whole, chunked = tmp_path / "whole.npz", tmp_path / "chunked.npz"
+    assert main(["prepare", str(config), "--out", str(whole)]) == 0
+    assert main(["prepare", str(config), "--out", str(chunked), "--chunk-rows", "9"]) == 0
+    with np.load(whole) as a, np.load(chunked) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
