@@ -241,6 +241,16 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     ny, nx = data.grid.shape
     chunks = row_chunks(ny, chunk_rows)
     thick_fill = _thick_fill(cfg, data, intervals, chunks)
+    kept_fields: list = []  # in memory (one chunk), pass 2 reuses pass 1's fields, as before chunking
+
+    def observed(rows: slice) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
+        if kept_fields:
+            return kept_fields[0]
+        fields = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        if len(chunks) == 1:
+            kept_fields.append(fields)
+        return fields
+
     blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
     is_vel = np.array([b.stream == VEL for b in blocks])
     n_blocks = len(blocks)
@@ -256,7 +266,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     maps = {name: np.zeros(ny * nx, dtype=np.int32) for name in STREAM_NAMES}
     for rows in chunks:
         lo, hi, _ = rows.indices(ny)
-        _, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        _, y_obs, sigma_obs, speed = observed(rows)
         part = np.isfinite(y_obs)
         kept_after[0] += np.count_nonzero(part, axis=1)
         part &= np.isfinite(sigma_obs)
@@ -337,7 +347,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
         if in_chunk.size == 0:
             continue
         local = pixel[in_chunk] - lo * nx
-        _, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        _, y_obs, sigma_obs, speed = observed(rows)
         y_point[in_chunk] = y_obs[block_of[in_chunk], local].astype(np.float32)
         sigma_point[in_chunk] = sigma_obs[block_of[in_chunk], local].astype(np.float32)
         speed_point[in_chunk] = np.where(is_vel[block_of[in_chunk]], speed[local], 0.0).astype(np.float64)
