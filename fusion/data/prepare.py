@@ -90,6 +90,14 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
     ys: list[np.ndarray] = []
     sigmas: list[np.ndarray] = []
 
+    memo: dict[int, np.ndarray] = {}
+
+    def on_rows(field):
+        """`field[rows]`, read once per call (a field left in its file is opened once per chunk)."""
+        if id(field) not in memo:
+            memo[id(field)] = field[rows]
+        return memo[id(field)]
+
     def nan_pair(like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
         return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype), why
 
@@ -107,8 +115,8 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
             return nan_pair(like, f"both ends snap to the observation year {y1}")
         (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
         step = float(y2 - y1) if fixed else iv.dt
-        v1, v2 = v1[rows], v2[rows]
-        e1, e2 = (np.full_like(v, np.nan) if e is None else e[rows] for v, e in ((v1, e1), (v2, e2)))
+        v1, v2 = on_rows(v1), on_rows(v2)
+        e1, e2 = (np.full_like(v, np.nan) if e is None else on_rows(e) for v, e in ((v1, e1), (v2, e2)))
         return *_observed_rate(v1, v2, e1, e2, step), None
 
     thick = {t.year: t for t in data.thickness}
@@ -145,7 +153,7 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
         # one field per listed year, looked up by year: under `compat: prototype` a repeated year
         # is its last file, counted once per repeat, as the prototype's dict and year list
         speed = np.nanmean(
-            np.stack([np.sqrt(vel[v.year].vx[rows] ** 2 + vel[v.year].vy[rows] ** 2) for v in data.velocity]), axis=0
+            np.stack([np.sqrt(on_rows(vel[v.year].vx) ** 2 + on_rows(vel[v.year].vy) ** 2) for v in data.velocity]), axis=0
         )
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
 
