@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -179,3 +182,33 @@ def test_unusable_observation_grid_is_one_line_exit_2(tmp_path: Path, capsys, kw
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and problem in err[0] and "elev_antarctica_elevation_" in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("regrid", "key"),
+    [({"min_valid_fraction": 0}, "observations.regrid.min_valid_fraction"),
+     ({"method": "bilinear"}, "observations.regrid.method"),
+     ({"uncertainty": "none"}, "observations.regrid.uncertainty"),
+     ({"fraction": 0.5}, "observations.regrid.fraction")],
+)
+def test_bad_regrid_keys_name_the_key(tmp_path: Path, regrid: dict, key: str) -> None:
+    cfg = yaml.safe_load((reference_inputs("small").parent / "config.yaml").read_text())
+    cfg["observations"]["regrid"] = regrid
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(InputError, match=rf"config\.yaml: .*'{re.escape(key)}'"):
+        load_config(path)
+
+
+def test_the_key_leaves_the_config_hash_of_configs_without_it() -> None:
+    from fusion.config import config_hash
+
+    cfg = load_config(reference_inputs("small").parent / "config.yaml")
+    with_key = cfg.with_updates(observations={"regrid": {"method": "mean"}})
+    assert config_hash(cfg) != config_hash(with_key)
+    assert config_hash(cfg) == config_hash(with_key.with_updates(observations={"regrid": None}))
+    # the hash as computed before the key existed: the dump without it
+    data = cfg.model_dump(mode="json")
+    del data["observations"]["regrid"]
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    assert config_hash(cfg) == hashlib.sha256(blob.encode()).hexdigest()
