@@ -4,7 +4,10 @@ Reproduces the prototype's arrays bit for bit under `compat: prototype` (arithme
 dtypes included: see DESIGN.md "prepare, as the prototype does it"), and applies the fixes of
 its known defects 1–3 under `compat: fixed`. Members are streamed twice — once to build the
 mask, once to gather only the chosen points — so memory stays near one member's fields, not
-members × grid × intervals.
+members × grid × intervals. With `chunk_rows` both passes go by blocks of grid rows (members
+and, loaded lazily, observations read a block at a time) and the subsample counts the kept
+points before choosing among them, so memory is set by the block, not by the grid; the
+result is the same bits either way.
 """
 
 from __future__ import annotations
