@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help=config_help)
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write (required; no default)")
     p.add_argument("--chunk-rows", type=_positive, default=None, metavar="N",
-                   help="stream the grid by blocks of N rows (memory set by N, same bits as without)")
+                   help="stream the grid by blocks of N rows: memory set by N, same bits (default: the whole grid at once)")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("weights", help="plug-in weights from a saved posterior")
