@@ -50,17 +50,27 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepared(config: Path):
+def _prepared(config: Path, chunk_rows: int | None = None):
     from fusion.config import load_config
     from fusion.data.load import load_data
     from fusion.data.prepare import prepare
 
     cfg = load_config(config)
-    return cfg, prepare(cfg, load_data(cfg))
+    return cfg, prepare(cfg, load_data(cfg, lazy=chunk_rows is not None), chunk_rows=chunk_rows)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows above 0, got {text!r}")
+    return value
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    _, prepared = _prepared(args.config)
+    _, prepared = _prepared(args.config, args.chunk_rows)
     prepared.to_npz(args.out)
     print(f"{args.out}: {prepared.n_points} points ({prepared.n_dhdt} dh/dt, {prepared.n_vel} dv/dt), "
           f"{prepared.n_members} members")
@@ -136,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="write the prepared arrays (.npz)")
     p.add_argument("config", type=Path, help=config_help)
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write (required; no default)")
+    p.add_argument("--chunk-rows", type=_positive, default=None, metavar="N",
+                   help="stream the grid by blocks of N rows: memory set by N, same bits (default: the whole grid at once)")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("weights", help="plug-in weights from a saved posterior")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fusion.errors import InputError
 from fusion.yamlfile import Scalars, read_yaml_scalars
 
-__all__ = ["Config", "load_config", "config_hash"]
+__all__ = ["Config", "Regrid", "load_config", "config_hash"]
 
 
 class _Strict(BaseModel):
@@ -70,10 +70,19 @@ class VelocityObs(_Located):
     vy_err_var: str = "ERRY"
 
 
+class Regrid(_Strict):
+    """`observations.regrid`: average finer observations onto the ensemble's cells (fusion.data.regrid)."""
+
+    method: Literal["mean", "conservative"] = "mean"  # both area-weighted; `mean` uses coarsen on whole blocks
+    min_valid_fraction: float = Field(0.75, gt=0, le=1)
+    uncertainty: Literal["correlated", "independent"] = "correlated"
+
+
 class Observations(_Strict):
     version: str = "2026-04-30"
     thickness: ThicknessObs
     velocity: VelocityObs
+    regrid: Regrid | None = None  # absent: a grid mismatch is bad input
 
 
 class Ensemble(_Located):
@@ -253,5 +262,7 @@ def config_hash(cfg: Config) -> str:
     for section in (data["observations"]["thickness"], data["observations"]["velocity"], data["ensemble"], data["projection"]):
         if section.get("storage_options") is None:  # configs without remote inputs keep the hash they had
             section.pop("storage_options", None)
+    if data["observations"].get("regrid") is None:  # absent key: the hash of configs written before it
+        data["observations"].pop("regrid", None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -18,6 +18,7 @@ import netCDF4
 import numpy as np
 
 from fusion.config import Config
+from fusion.data.regrid import conform, projection_of
 from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
 from fusion.errors import DataWarning, InputError
 
@@ -36,6 +37,7 @@ class Grid:
     y: np.ndarray | None
     x: np.ndarray | None
     source: Path
+    projection: str | None = None  # CF grid_mapping as text (fusion.data.regrid), None when unstated
 
     def describe(self) -> str:
         return f"{self.shape[0]}x{self.shape[1]} grid of {self.source.name}"
@@ -51,20 +53,39 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class RowField:
+    """A 2-D observation field left in its file and read a block of rows at a time (`field[rows]`):
+    what `load_data(lazy=True)` holds, so a chunked `prepare` never has a whole field in memory.
+    The same reader as the eager path, restricted to the rows, so the values are the same bits."""
+
+    path: Path
+    name: str
+    compat: str
+    shape: tuple[int, int]
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        with _open(self.path) as ds:
+            lead = (slice(None),) * (ds.variables[self.name].ndim - 2)
+            arr = _read(ds, self.path, self.name, self.compat, (*lead, rows, slice(None)))
+        return arr.reshape(arr.shape[-2:]).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
 class ThicknessYear:
     year: int
-    height: np.ndarray  # float32 (y, x), NaN where missing
-    uncertainty: np.ndarray | None  # float32 (y, x), None when the variable is absent
+    height: np.ndarray | RowField  # float32 (y, x), NaN where missing
+    uncertainty: np.ndarray | RowField | None  # float32 (y, x), None when the variable is absent
     source: Path
 
 
 @dataclass(frozen=True)
 class VelocityYear:
     year: int
-    vx: np.ndarray
-    vy: np.ndarray
-    err_x: np.ndarray
-    err_y: np.ndarray
+    vx: np.ndarray | RowField
+    vy: np.ndarray | RowField
+    err_x: np.ndarray | RowField
+    err_y: np.ndarray | RowField
     source: Path
 
 
@@ -79,13 +100,13 @@ class Member:
     variables: tuple[str, str, str]  # thickness, vx, vy
     compat: str = "fixed"
 
-    def fields(self) -> Iterator[tuple[str, np.ndarray]]:
+    def fields(self, grid_rows: slice = slice(None)) -> Iterator[tuple[str, np.ndarray]]:
         """Each of `variables` as a (time, y, x) field at the kept rows (in time order), NaN where
-        masked; one open of the file (opening costs about as much as reading a field), one field
-        held at a time."""
+        masked, on the grid rows `grid_rows` only (a chunk of `prepare`); one open of the file
+        (opening costs about as much as reading a field), one field held at a time."""
         with _open(self.path) as ds:
             for name in self.variables:
-                yield name, _read(ds, self.path, name, self.compat)[self.rows]
+                yield name, _read(ds, self.path, name, self.compat, (slice(None), grid_rows))[self.rows]
 
 
 @dataclass
@@ -124,7 +145,7 @@ def _open(path: Path) -> netCDF4.Dataset:
         raise InputError(path, f"not a readable NetCDF file ({reason})") from None
 
 
-def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> np.ndarray:
+def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed", index: tuple = (slice(None),)) -> np.ndarray:
     """A variable as a float array, NaN where masked.
 
     Under `compat: prototype` only `_FillValue`/`missing_value` mask, as xarray's CF decoding that
@@ -138,7 +159,7 @@ def _read(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") -> 
     if compat == "prototype" and not packed:
         var.set_auto_maskandscale(False)
     try:
-        raw = var[:]
+        raw = var[index]
     except (OSError, RuntimeError, ValueError, IndexError) as exc:
         raise InputError(path, f"variable '{name}' cannot be read ({exc})") from None
     values = np.ma.getdata(raw)
@@ -163,11 +184,12 @@ def _read_2d(ds: netCDF4.Dataset, path: Path, name: str, compat: str = "fixed") 
     return arr
 
 
-def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...]) -> Grid:
+def _grid_of(ds: netCDF4.Dataset, path: Path, shape: tuple[int, ...], var: str | None = None) -> Grid:
     coords = []
     for name in ("y", "x"):
         coords.append(np.asarray(ds.variables[name][:], dtype=np.float64) if name in ds.variables else None)
-    return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path)
+    projection = projection_of(ds, var) if var is not None else None
+    return Grid(shape=(int(shape[-2]), int(shape[-1])), y=coords[0], x=coords[1], source=path, projection=projection)
 
 
 def _files(cfg: Config, spec: Any, key: str, hidden: bool = True) -> list[Path]:
@@ -209,8 +231,9 @@ def _all_nan(arr: np.ndarray) -> bool:
     return not np.isfinite(arr).any()
 
 
-def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
-    """Thickness years, and the grid of the first file: the one every other field must share."""
+def _load_thickness(cfg: Config, target: Grid | None = None, lazy: bool = False) -> tuple[list[ThicknessYear], Grid]:
+    """Thickness years, and the grid of the first file: the one every other field must share
+    (or, with `observations.regrid`, the ensemble's grid `target`, which every file is averaged onto)."""
     spec = cfg.observations.thickness
     out: list[ThicknessYear] = []
     grid: Grid | None = None
@@ -221,29 +244,51 @@ def _load_thickness(cfg: Config) -> tuple[list[ThicknessYear], Grid]:
             this = _grid_of(ds, path, height.shape)
             has_unc = spec.uncertainty_var in ds.variables
             unc = _read_2d(ds, path, spec.uncertainty_var, cfg.compat) if has_unc else None
+            if target is not None:
+                this = _grid_of(ds, path, height.shape, spec.var)
+        if target is not None:
+            if unc is not None and unc.shape != height.shape:
+                raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
+            both = conform({"h": height, "u": height if unc is None else unc}, {"u": "h"}, this, target, cfg.observations.regrid, path)
+            height, unc, this = both["h"], (None if unc is None else both["u"]), target
         grid = grid or this
         grid.check(this)
         if _all_nan(height) and cfg.compat == "fixed":  # the prototype carries on: the year's rates are NaN
             raise InputError(path, f"variable '{spec.var}' is all NaN")
         if unc is not None and unc.shape != height.shape:
             raise InputError(path, f"'{spec.uncertainty_var}' shape {unc.shape} differs from '{spec.var}' {height.shape}")
+        if lazy and target is None:  # validated; left in the file, read by rows when used
+            height = RowField(path, spec.var, cfg.compat, height.shape)
+            unc = None if unc is None else RowField(path, spec.uncertainty_var, cfg.compat, unc.shape)
         out.append(ThicknessYear(year, height, unc, path))
     assert grid is not None  # _files never returns an empty list
     return out, grid
 
 
-def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
+def _load_velocity(cfg: Config, grid: Grid, lazy: bool = False) -> list[VelocityYear]:
     spec = cfg.observations.velocity
+    regrid = cfg.observations.regrid
     out = []
     for year, path in _unique_years(_files(cfg, spec, "observations.velocity"), cfg.compat):
         with _open(path) as ds:
             vx = _read_2d(ds, path, spec.vx_var, cfg.compat)
             vy = _read_2d(ds, path, spec.vy_var, cfg.compat)
-            grid.check(_grid_of(ds, path, vx.shape))
+            if regrid is None:
+                grid.check(_grid_of(ds, path, vx.shape))
+            else:  # averaged onto the ensemble's grid; a missing error's constant is set on that grid
+                if vy.shape != vx.shape:
+                    raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
+                fine = {"vx": vx, "vy": vy}
+                for key, name in (("ex", spec.vx_err_var), ("ey", spec.vy_err_var)):
+                    if name in ds.variables:
+                        fine[key] = _read_2d(ds, path, name, cfg.compat)
+                fine = conform(fine, {"ex": "vx", "ey": "vy"}, _grid_of(ds, path, vx.shape, spec.vx_var), grid, regrid, path)
+                vx, vy = fine["vx"], fine["vy"]
+            present = [name in ds.variables for name in (spec.vx_err_var, spec.vy_err_var)]
             errs = []
-            for name, like in ((spec.vx_err_var, vx), (spec.vy_err_var, vy)):
+            for key, name, like in (("ex", spec.vx_err_var, vx), ("ey", spec.vy_err_var, vy)):
                 if name in ds.variables:
-                    errs.append(_read_2d(ds, path, name, cfg.compat))
+                    errs.append(fine[key] if regrid is not None else _read_2d(ds, path, name, cfg.compat))
                 else:
                     if cfg.compat == "fixed":
                         warnings.warn(
@@ -257,6 +302,10 @@ def _load_velocity(cfg: Config, grid: Grid) -> list[VelocityYear]:
             raise InputError(path, f"'{spec.vy_var}' shape {vy.shape} differs from '{spec.vx_var}' {vx.shape}")
         if (_all_nan(vx) or _all_nan(vy)) and cfg.compat == "fixed":
             raise InputError(path, f"velocity '{spec.vx_var}'/'{spec.vy_var}' is all NaN")
+        if lazy and regrid is None:  # validated; left in the file, read by rows when used
+            vx, vy = (RowField(path, name, cfg.compat, vx.shape) for name in (spec.vx_var, spec.vy_var))
+            errs = [RowField(path, name, cfg.compat, vx.shape) if has else e
+                    for e, name, has in zip(errs, (spec.vx_err_var, spec.vy_err_var), present)]
         out.append(VelocityYear(year, vx, vy, errs[0], errs[1], path))
     return out
 
@@ -300,11 +349,28 @@ def _load_member(cfg: Config, path: Path, grid: Grid) -> Member:
     return Member(member_id(path), path, times, rows, variables, cfg.compat)
 
 
-def load_data(cfg: Config) -> EnsembleData:
-    """Read observations, validate every member (grid, variables, time axis) and return both."""
-    thickness, grid = _load_thickness(cfg)
-    velocity = _load_velocity(cfg, grid)
-    paths = _files(cfg, cfg.ensemble, "ensemble", hidden=cfg.compat == "fixed")
+def _ensemble_grid(cfg: Config, path: Path) -> Grid:
+    """The first member's grid (with its projection): what `observations.regrid` averages onto."""
+    name = cfg.ensemble.thickness_var
+    with _open(path) as ds:
+        if name not in ds.variables:
+            raise InputError(path, f"missing variable '{name}'")
+        return _grid_of(ds, path, ds.variables[name].shape, name)
+
+
+def load_data(cfg: Config, lazy: bool = False) -> EnsembleData:
+    """Read observations, validate every member (grid, variables, time axis) and return both.
+
+    `lazy` leaves observation fields in their files once validated (`RowField`), for a
+    chunked `prepare`; regridded fields are held (they are on the ensemble's grid)."""
+    target, paths = None, None
+    if cfg.observations.regrid is not None:  # observations come to the ensemble's grid: read it first
+        paths = _files(cfg, cfg.ensemble, "ensemble", hidden=cfg.compat == "fixed")
+        target = _ensemble_grid(cfg, paths[0])
+    thickness, grid = _load_thickness(cfg, target, lazy)
+    velocity = _load_velocity(cfg, grid, lazy)
+    if paths is None:  # observations are checked first, as the prototype reads them first
+        paths = _files(cfg, cfg.ensemble, "ensemble", hidden=cfg.compat == "fixed")
     members = [_load_member(cfg, p, grid) for p in paths]
     if len(members) < 2:
         raise InputError(cfg.ensemble.dir, f"only {len(members)} member matches '{cfg.ensemble.pattern}'; weighting needs at least 2")

@@ -4,7 +4,10 @@ Reproduces the prototype's arrays bit for bit under `compat: prototype` (arithme
 dtypes included: see DESIGN.md "prepare, as the prototype does it"), and applies the fixes of
 its known defects 1–3 under `compat: fixed`. Members are streamed twice — once to build the
 mask, once to gather only the chosen points — so memory stays near one member's fields, not
-members × grid × intervals.
+members × grid × intervals. With `chunk_rows` both passes go by blocks of grid rows (members
+and, loaded lazily, observations read a block at a time) and the subsample counts the kept
+points before choosing among them, so memory is set by the block, not by the grid; the
+result is the same bits either way.
 """
 
 from __future__ import annotations
@@ -72,16 +75,31 @@ def _observed_rate(
         return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
 
 
-def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval]) -> tuple[
-    list[_Block], np.ndarray, np.ndarray, np.ndarray
-]:
-    """Observed rates `y`, uncertainties `sigma` and `speed`, each (blocks, pixels)."""
+def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
+                     thick_fill: float | None | str = "whole grid", thickness_only: bool = False
+                     ) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
+    """Observed rates `y`, uncertainties `sigma` and `speed` on the grid rows `rows`, each (blocks, pixels).
+
+    Every value is elementwise in its pixel, so a block of rows gives the same bits as the whole
+    grid; the one global figure, the thickness uncertainty's gap fill, comes in as `thick_fill`
+    (`_thick_fill`; by default that of the whole grid); None leaves the gaps unfilled.
+    """
+    if isinstance(thick_fill, str):
+        thick_fill = _thick_fill(cfg, data, intervals, [slice(None)])
     metric, fixed = cfg.metric, cfg.compat == "fixed"
-    shape = data.grid.shape
+    shape = (len(range(*rows.indices(data.grid.shape[0]))), data.grid.shape[1])
     n_pix = shape[0] * shape[1]
     blocks: list[_Block] = []
     ys: list[np.ndarray] = []
     sigmas: list[np.ndarray] = []
+
+    memo: dict[int, np.ndarray] = {}
+
+    def on_rows(field):
+        """`field[rows]`, read once per call (a field left in its file is opened once per chunk)."""
+        if id(field) not in memo:
+            memo[id(field)] = field[rows]
+        return memo[id(field)]
 
     def nan_pair(like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
         return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype), why
@@ -100,14 +118,15 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
             return nan_pair(like, f"both ends snap to the observation year {y1}")
         (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
         step = float(y2 - y1) if fixed else iv.dt
+        v1, v2 = on_rows(v1), on_rows(v2)
+        e1, e2 = (np.full_like(v, np.nan) if e is None else on_rows(e) for v, e in ((v1, e1), (v2, e2)))
         return *_observed_rate(v1, v2, e1, e2, step), None
 
     thick = {t.year: t for t in data.thickness}
     thick_years = np.array(sorted(thick), dtype=np.float64)
 
     def thick_fields(t):
-        unc = t.uncertainty if t.uncertainty is not None else np.full_like(t.height, np.nan)
-        return t.height, unc
+        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled below)
 
     for i, iv in enumerate(intervals):
         y, s, why = rate(thick, thick_years, iv, thick_fields)
@@ -115,13 +134,13 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
     thick_sigma = np.stack(sigmas)
-    # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
-    gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
-    if np.all(np.isnan(thick_sigma)):
-        thick_sigma[:] = metric.missing_thick_unc
-    elif np.any(gap):
-        thick_sigma[gap] = np.nanmedian(thick_sigma)
+    if thick_fill is not None:
+        # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
+        gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
+        thick_sigma[gap] = thick_fill
     sigmas = list(thick_sigma)
+    if thickness_only:
+        return blocks, np.stack(ys), thick_sigma, None
 
     vel = {v.year: v for v in data.velocity}
     vel_years = np.array(sorted(vel), dtype=np.float64)
@@ -136,8 +155,22 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval])
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN and are masked
         # one field per listed year, looked up by year: under `compat: prototype` a repeated year
         # is its last file, counted once per repeat, as the prototype's dict and year list
-        speed = np.nanmean(np.stack([np.sqrt(vel[v.year].vx**2 + vel[v.year].vy**2) for v in data.velocity]), axis=0)
+        speed = np.nanmean(
+            np.stack([np.sqrt(on_rows(vel[v.year].vx) ** 2 + on_rows(vel[v.year].vy) ** 2) for v in data.velocity]), axis=0
+        )
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
+
+
+def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice]) -> float | None:
+    """The value every gap in the thickness uncertainty gets (DESIGN step 3), over the whole grid:
+    `missing_thick_unc` when it is all NaN, else the median of its non-NaN values (taken by
+    NumPy over the same values as on the whole array, so chunked and whole give the same bits)."""
+    kept = []
+    for rows in chunks:
+        thick = _observed_blocks(cfg, data, intervals, rows, None, thickness_only=True)[2]
+        kept.append(thick[~np.isnan(thick)])
+    values = np.concatenate(kept)
+    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
 
 
 PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
@@ -176,16 +209,16 @@ def _interval_rows(member: Member, intervals: list[Interval], cfg: Config) -> li
     return rows
 
 
-def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block], cfg: Config) -> Iterator[
-    tuple[int, np.ndarray]
-]:
-    """(block index, float32 rate field flattened) for every block, one variable in memory at a time."""
+def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block], cfg: Config,
+                  grid_rows: slice = slice(None)) -> Iterator[tuple[int, np.ndarray]]:
+    """(block index, float32 rate field flattened) for every block on the grid rows `grid_rows`,
+    one variable (of those rows) in memory at a time."""
     rows = _interval_rows(member, intervals, cfg)
     t = member.times
     by_variable: dict[int, list[int]] = {}
     for b, block in enumerate(blocks):
         by_variable.setdefault(block.variable, []).append(b)
-    for variable, (_, field) in enumerate(member.fields()):
+    for variable, (_, field) in enumerate(member.fields(grid_rows)):
         field = field.astype(np.float32, copy=False)  # differenced in float32 (step 1)
         for b in by_variable.get(variable, []):
             pair = rows[blocks[b].interval]
@@ -199,56 +232,107 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
         del field
 
 
-def prepare(cfg: Config, data: EnsembleData) -> Prepared:
-    """Build the arrays handed to inference (see module docstring)."""
+def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
+    """Blocks of whole grid rows, in order; None is one block of every row (the in-memory run)."""
+    if chunk_rows is None or chunk_rows >= n_rows:
+        return [slice(None)]
+    return [slice(r, min(r + chunk_rows, n_rows)) for r in range(0, n_rows, chunk_rows)]
+
+
+def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> Prepared:
+    """Build the arrays handed to inference (see module docstring).
+
+    `chunk_rows` streams the grid by blocks of that many rows (member fields are read a block at
+    a time), so the working set is set by the chunk, not by the grid; every value is elementwise
+    in its pixel and the point order is the same, so the result is the same bits as in memory.
+    """
     metric = cfg.metric
     reference = data.members[0]
     intervals = model_intervals(reference.times)
-    blocks, y_obs, sigma_obs, speed = _observed_blocks(cfg, data, intervals)
+    ny, nx = data.grid.shape
+    chunks = row_chunks(ny, chunk_rows)
+    thick_fill = _thick_fill(cfg, data, intervals, chunks)
+    kept_fields: list = []  # in memory (one chunk), pass 2 reuses pass 1's fields, as before chunking
+
+    def observed(rows: slice) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
+        if kept_fields:
+            return kept_fields[0]
+        fields = _observed_blocks(cfg, data, intervals, rows, thick_fill)
+        if len(chunks) == 1:
+            kept_fields.append(fields)
+        return fields
+
+    blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
     is_vel = np.array([b.stream == VEL for b in blocks])
-
+    n_blocks = len(blocks)
     threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
-    # the mask rule by rule, in availability.RULES order; counting the survivors per block after
-    # each rule attributes every dropped point to the first rule that drops it
-    kept_after = []
-    mask = np.isfinite(y_obs)
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    mask &= np.isfinite(sigma_obs)
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    with np.errstate(invalid="ignore"):
-        mask &= sigma_obs < threshold
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    mask[is_vel] &= np.isfinite(speed)[None, :]
-    kept_after.append(np.count_nonzero(mask, axis=1))
-    emptied_by: dict[int, str] = {}
-    for member_id, member in zip(data.member_ids, data.members):  # pass 1: every member finite
-        for b, rate in _member_rates(member, intervals, blocks, cfg):
-            mask[b] &= np.isfinite(rate)
-            if b not in emptied_by and kept_after[-1][b] and not mask[b].any():
-                emptied_by[b] = member_id
-    kept_after.append(np.count_nonzero(mask, axis=1))
 
-    n_pix = mask.shape[1]
-    candidates = np.flatnonzero(mask)  # block-major, then pixel: the prototype's layout
-    n_total = int(candidates.size)
+    # pass 1, chunk by chunk: the mask rule by rule, in availability.RULES order; counting the
+    # survivors per block after each rule attributes every dropped point to the first rule that
+    # drops it. A block is emptied by the first member after which no chunk keeps a point of it.
+    mask = np.zeros((n_blocks, ny * nx), dtype=bool)
+    kept_after = np.zeros((5, n_blocks), dtype=np.int64)
+    empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
+    never_empty = np.zeros(n_blocks, dtype=bool)
+    maps = {name: np.zeros(ny * nx, dtype=np.int32) for name in STREAM_NAMES}
+    for rows in chunks:
+        lo, hi, _ = rows.indices(ny)
+        _, y_obs, sigma_obs, speed = observed(rows)
+        part = np.isfinite(y_obs)
+        kept_after[0] += np.count_nonzero(part, axis=1)
+        part &= np.isfinite(sigma_obs)
+        kept_after[1] += np.count_nonzero(part, axis=1)
+        with np.errstate(invalid="ignore"):
+            part &= sigma_obs < threshold
+        kept_after[2] += np.count_nonzero(part, axis=1)
+        part[is_vel] &= np.isfinite(speed)[None, :]
+        kept_after[3] += np.count_nonzero(part, axis=1)
+        del y_obs, sigma_obs, speed
+        first_empty = np.where(part.any(axis=1), len(data.members), -1)
+        for m, member in enumerate(data.members):
+            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
+                part[b] &= np.isfinite(rate)
+                if first_empty[b] == len(data.members) and not part[b].any():
+                    first_empty[b] = m
+        never_empty |= first_empty == len(data.members)
+        empty_after = np.maximum(empty_after, np.where(first_empty < len(data.members), first_empty, -1))
+        kept_after[4] += np.count_nonzero(part, axis=1)
+        mask[:, lo * nx:hi * nx] = part
+        for s, name in enumerate(STREAM_NAMES):
+            maps[name][lo * nx:hi * nx] = np.count_nonzero(part[is_vel == (s == VEL)], axis=0)
+        del part
+    emptied_by = {
+        b: data.member_ids[int(empty_after[b])]
+        for b in range(n_blocks)
+        if kept_after[3][b] and not never_empty[b] and empty_after[b] >= 0
+    }
+    kept_after = list(kept_after)
+
+    n_pix = ny * nx
+    # count first, then choose: the positions are those of the block-major, then pixel, list of
+    # kept points (the prototype's layout), which is never built
+    per_block = kept_after[4]
+    n_total = int(per_block.sum())
     if n_total == 0:
         raise InputError(cfg.source, "no valid points: every observation is NaN, above its threshold or unmatched by a member")
-    block_of = candidates // n_pix
-    label_all = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
-    n_dhdt_full = int(np.count_nonzero(label_all == THICK))
+    n_dhdt_full = int(per_block[~is_vel].sum())  # thickness blocks come first
 
     size = cfg.inference.subsample.size
     subsampled = n_total > size
     if subsampled:
         rng = np.random.default_rng(seed=cfg.inference.subsample.seed)
         chosen_pos = rng.choice(n_total, size, replace=False)
-        n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
-        chosen = candidates[chosen_pos]
-        labels = label_all[chosen_pos]
     else:
-        n_dhdt, chosen, labels = n_dhdt_full, candidates, label_all
-    n = int(chosen.size)
-    block_of, pixel = np.divmod(chosen, n_pix)
+        chosen_pos = np.arange(n_total)
+    starts = np.concatenate([[0], np.cumsum(per_block)])
+    block_of = np.searchsorted(starts, chosen_pos, side="right") - 1
+    pixel = np.empty(chosen_pos.size, dtype=np.int64)
+    for b in np.unique(block_of):
+        sel = np.flatnonzero(block_of == b)
+        pixel[sel] = np.flatnonzero(mask[b])[chosen_pos[sel] - starts[b]]
+    labels = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
+    n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
+    n = int(chosen_pos.size)
     shape = data.grid.shape
     availability = Availability(
         record=availability_record(
@@ -261,29 +345,39 @@ def prepare(cfg: Config, data: EnsembleData) -> Prepared:
             notes=[b.missing for b in blocks],
             emptied_by=emptied_by,
         ),
-        maps={  # kept points per grid cell, per stream
-            name: np.count_nonzero(mask[is_vel == (s == VEL)], axis=0).astype(np.int32).reshape(shape)
-            for s, name in enumerate(STREAM_NAMES)
-        },
+        maps={name: counts.reshape(shape) for name, counts in maps.items()},  # kept points per cell, per stream
     )
 
     F = np.empty((len(data.members), n), dtype=np.float64)
-    where = {b: np.flatnonzero(block_of == b) for b in np.unique(block_of)}
-    for m, member in enumerate(data.members):  # pass 2: gather the chosen points only
-        for b, rate in _member_rates(member, intervals, blocks, cfg):
-            sel = where.get(b)
-            if sel is not None:
-                F[m, sel] = rate[pixel[sel]]
+    y_point = np.empty(n, dtype=np.float32)
+    sigma_point = np.empty(n, dtype=np.float32)
+    speed_point = np.empty(n, dtype=np.float64)
+    for rows in chunks:  # pass 2: gather the chosen points only, chunk by chunk
+        lo, hi, _ = rows.indices(ny)
+        in_chunk = np.flatnonzero((pixel >= lo * nx) & (pixel < hi * nx))
+        if in_chunk.size == 0:
+            continue
+        local = pixel[in_chunk] - lo * nx
+        _, y_obs, sigma_obs, speed = observed(rows)
+        y_point[in_chunk] = y_obs[block_of[in_chunk], local].astype(np.float32)
+        sigma_point[in_chunk] = sigma_obs[block_of[in_chunk], local].astype(np.float32)
+        speed_point[in_chunk] = np.where(is_vel[block_of[in_chunk]], speed[local], 0.0).astype(np.float64)
+        del y_obs, sigma_obs, speed
+        where = {b: in_chunk[block_of[in_chunk] == b] for b in np.unique(block_of[in_chunk])}
+        for m, member in enumerate(data.members):
+            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
+                sel = where.get(b)
+                if sel is not None:
+                    F[m, sel] = rate[pixel[sel] - lo * nx]
 
-    point_speed = np.where(is_vel[block_of], speed[pixel], 0.0).astype(np.float64)
     stream = positional_stream(n, n_dhdt) if cfg.compat == "prototype" else labels
     if cfg.compat == "fixed":
         n_dhdt = int(np.count_nonzero(stream == THICK))
     return Prepared(
-        y_obs=y_obs[block_of, pixel].astype(np.float32),
-        sigma_obs=sigma_obs[block_of, pixel].astype(np.float32),
+        y_obs=y_point,
+        sigma_obs=sigma_point,
         F=F,
-        speed=point_speed,
+        speed=speed_point,
         n_dhdt=n_dhdt,
         n_vel=n - n_dhdt,
         member_ids=data.member_ids,
