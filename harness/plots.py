@@ -251,7 +251,7 @@ def plot_sbc(
     write_png(folder / name, fig, dpi=90)
     written.append(name)
 
-    alpha_test = gate.alpha / (2 * q)
+    alpha_test = gate.per_test(q)
     x, lower, upper = band
 
     fig = Figure(figsize=(3.2 * q, 3.0))

@@ -26,7 +26,7 @@ from fusion.data.prepared import Prepared
 from fusion.inference.model import NoiseSettings
 from fusion.io import write_csv, write_json
 from harness.cases import EXAMPLE, CaseCatalog, catalog_of
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.plots import plot_stability
 from harness.sim import PARAMS, fit, run_tasks, spec_hash, worker_info
 from harness.store import load_result, save_result
@@ -194,15 +194,15 @@ def run_stability(
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
-    """Bundled: the generated example (its subsample is smaller than its points). `--case`: each that asks."""
-    names = catalog.names("stability")
-    return names if not catalog.bundled else [n for n in names if n == EXAMPLE]
+    """The cases the runner plans for this check (harness.registry decides)."""
+    from harness.registry import spec
+
+    return spec("stability").cases(suite, catalog)
 
 
 def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> CheckResult:
     """Seed stability on one case (default the bundled example); gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
-    start = time.perf_counter()
-    settings = settings or StabilitySettings()
+    settings = settings or StabilitySettings(max_sd=ctx.gates.stability.max_sd)
     out = Path(ctx.artifact_dir)
     catalog = catalog_of(ctx)
     case = catalog.get(ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0], out)
@@ -233,9 +233,9 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
             "subsample_size": settings.subsample_size,
             "n_seeds": len(settings.seeds),
         },
+        gates=gates_of(gate_record("max_sd", "≤", settings.max_sd, figures["max_sd"], "weight")),
         messages=messages,
         plots=[plot],
-        duration_s=time.perf_counter() - start,
         provenance={
             "seeds": list(settings.seeds),
             "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",
