@@ -24,7 +24,7 @@ import pytest
 from fusion.data.availability import availability_record
 from fusion.io import write_json, write_png
 from harness import browser, cli, runner
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 
 CHECKS = ("parity", "convergence", "stability")
 CASES = {"parity": ("small", "subsample"), "convergence": ("all",), "stability": ("all",)}
@@ -68,6 +68,7 @@ def planted(
             status=status,  # type: ignore[arg-type]
             figures={"x_max": value},
             thresholds={"x_max": "≤ 1"},
+            gates=gates_of(gate_record("x_max", "≤", 1.0, value)),
             messages=[f"x_max {value} > 1 (over by {value - 1:g})"] if status == "fail" else [],
             plots=["plot.png"],
             provenance={"seed": 7, "inputs_sha256": {"obs/a.nc": "ab" * 32}},
