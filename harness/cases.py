@@ -27,7 +27,7 @@ import xarray as xr
 
 from fusion.errors import InputError
 from fusion.io import is_complete, mark_success, sha256_file, sha256_tree, write_text
-from harness.golden import parse_table
+from harness.tables import parse_table
 from harness.registry import EXAMPLE, per_case_names
 
 __all__ = [

@@ -47,7 +47,7 @@ from harness.cases import (
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import ParityGate
 from harness.convergence import SETTINGS, diagnose, gate
-from harness.golden import Tolerance, compare_tables, read_table
+from harness.tables import Tolerance, compare_tables, read_table
 from harness.plots import plot_impact, plot_statistical_parity
 
 __all__ = [

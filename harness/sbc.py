@@ -41,6 +41,7 @@ from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import SBCRanks
 from harness.gates import SBC_FIT
 from harness.plots import plot_sbc
+from harness.sim.ranks import rank_counts
 from harness.sim import (
     CORRECT,
     DROPPED_LOGNORM_TERM,
@@ -250,9 +251,7 @@ def uniformity(pit: np.ndarray, names: Sequence[str], gate: SBCGate) -> dict[str
     x, lower, upper = ecdf_band(n, 1.0 - alpha_test, gate.n_simulations)
     out: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(names):
-        counts = np.bincount(
-            np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins
-        )
+        counts = rank_counts(pit[:, j], gate.bins)
         chi2 = stats.chisquare(counts)
         ecdf = compute_ecdf(pit[:, j], x)
         below, above = lower - ecdf, ecdf - upper
@@ -434,8 +433,10 @@ def summarize(
     _write_tables(folder, outcome, problems)
     if plots and len(ok):
         n, q = outcome.ranks.shape
-        band = ecdf_band(n, 1.0 - gate.per_test(q), gate.n_simulations)
-        outcome.plots = plot_sbc(folder, outcome, gate, QUANTITIES, band)
+        level = 1.0 - gate.per_test(q)
+        band = ecdf_band(n, level, gate.n_simulations)
+        rejected = [bool(figures["tests"][name]["reject"]) for name in QUANTITIES]
+        outcome.plots = plot_sbc(folder, spec.label, outcome.pit, rejected, QUANTITIES, gate.bins, band, level)
     return outcome
 
 
