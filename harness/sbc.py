@@ -162,8 +162,12 @@ def thin_indices(n_chains: int, n_draws: int, ess: float) -> np.ndarray:
     draw per effective sample removes that. Ranks are then uniform on 0..L_i with L_i the
     count kept, which varies per fit; `jittered_pit` puts them on one scale.
     """
+    from arviz_stats import thin
+
     step = max(1, math.ceil(n_chains * n_draws / ess)) if math.isfinite(ess) and ess > 0 else n_draws
-    return np.concatenate([c * n_draws + np.arange(0, n_draws, step) for c in range(n_chains)])
+    # ArviZ's thinning of the (chain, draw) index array at our factor (its "auto" factor would
+    # use bulk and tail ESS and change which draws SBC keeps)
+    return np.asarray(thin(np.arange(n_chains * n_draws).reshape(n_chains, n_draws), factor=step)).ravel()
 
 
 def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
