@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS
 from fusion.io import is_complete, mark_success, sha256_file, sha256_tree, write_text
 from harness.tables import parse_table
 from harness.registry import EXAMPLE, per_case_names
@@ -55,7 +56,7 @@ PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
 )
 WEIGHT_COLUMNS: tuple[str, ...] = ("model_id", "weight", "log_likelihood")
 ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
-NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
+NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -122,7 +122,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     """Sample a case with FUSION at production settings and gate the trace."""
     from fusion.config import config_hash
     from fusion.io import atomic_path
-    start = time.perf_counter()
+
     catalog = catalog_of(ctx)
     name = ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0]
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,6 @@ def run_check(ctx: CheckContext) -> CheckResult:
         gates=convergence_gates(figures, limits),
         messages=messages + ([decision.note()] if decision.note() else []),
         plots=["convergence.png"],
-        duration_s=time.perf_counter() - start,
         config_hash=config_hash(cfg),
         provenance={
             "config": str(case.config),

@@ -30,9 +30,11 @@ from scipy.stats import norm
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds, diagnose_draws, diagnose_inputs
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS
 from fusion.io import sha256_tree, write_csv
 from harness.asserts import bitwise_difference, order_difference, weights_problems
 from harness.cases import (
+    ARRAYS as CASE_ARRAYS,
     POSTERIOR,
     SAMPLED,
     WEIGHTS,
@@ -66,8 +68,8 @@ __all__ = [
     "statistical_parity",
 ]
 
-NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
-ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
+NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
+ARRAYS: tuple[str, ...] = CASE_ARRAYS  # the prepared arrays a reference holds (harness.cases)
 STAT_K: float = ParityGate().stat_k  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²); `parity: stat_k` in the harness config
 
 @dataclass
@@ -675,7 +677,6 @@ def run_check(ctx: CheckContext) -> CheckResult:
     """Parity of one case (or of every case, for `case="all"`), as a `report.json` record."""
     catalog = catalog_of(ctx)
     names = catalog.names("parity") if ctx.case == "all" else [ctx.case]
-    start = time.perf_counter()
     status = "pass"
     figures: dict[str, Any] = {}
     messages: list[str] = []
