@@ -23,19 +23,16 @@ import xarray as xr
 
 from fusion.inference.parameters import PARAMS
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.gates import AgreementGate
 from harness.plots import plot_agreement
 
 __all__ = ["THRESHOLDS", "OPS", "CaseInputs", "cases", "compare", "compare_case", "run_check"]
 
 
-THRESHOLDS: dict[str, float] = {
-    "weight_shift_sd_max": 1.0,
-    "sd_ratio_min": 0.5,
-    "sd_ratio_max": 2.0,
-    "projection_shift_sd_max": 1.0,
-    "pareto_k_good": 0.7,  # reported only
-}
+PARETO_K_GOOD = 0.7  # reported only: PSIS k̂ below it makes the Gaussian a reliable proposal
+#: The gate's defaults (`harness.gates.AgreementGate`, settable: `agreement:` in the harness config).
+THRESHOLDS: dict[str, float] = {**AgreementGate().model_dump(), "pareto_k_good": PARETO_K_GOOD}
 #: NUTS at the convergence gate's settings, so the reference posterior is one the gate accepts.
 SETTINGS: dict[str, Any] = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95, "seed": 42,
                             "sampler": "nutpie"}
@@ -64,8 +61,10 @@ OPS: dict[str, Callable[[Any, Any], xr.DataTree]] = {"nuts": _nuts, "laplace": _
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
-    """Every case of the run that asks for it (each fit takes seconds)."""
-    return catalog.names("agreement")
+    """The cases the runner plans for this check (harness.registry decides)."""
+    from harness.registry import spec
+
+    return spec("agreement").cases(suite, catalog)
 
 
 def _load(name: str, ctx: CheckContext) -> CaseInputs:
@@ -82,13 +81,16 @@ def _moments(da: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare(
-    nuts: xr.DataTree, laplace: xr.DataTree, sle: xr.DataArray | None = None
+    nuts: xr.DataTree,
+    laplace: xr.DataTree,
+    sle: xr.DataArray | None = None,
+    limits: AgreementGate | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Figures of both posteriors and the gate's failure lines (empty: they agree)."""
     from fusion.inference.laplace import laplace_diagnostics
     from fusion.projection import weighted_quantile
 
-    t = THRESHOLDS
+    t = (limits or AgreementGate()).model_dump()
     pn, pl = nuts["posterior"], laplace["posterior"]
     members = [str(m) for m in pn["w"]["member"].values]
     mean_n, sd_n = _moments(pn["w"].sel(member=members))
@@ -143,7 +145,26 @@ def compare(
     return figures, messages
 
 
-def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[str, xr.DataTree]]:
+def agreement_gates(figures: dict[str, Any], limits: AgreementGate) -> list[dict[str, Any]]:
+    """Weight shift, the sd ratio's range and (cases with projection inputs) the projection shift."""
+    proj = figures.get("projection")
+    return gates_of(
+        gate_record("max weight shift (NUTS sd)", "≤", limits.weight_shift_sd_max, figures.get("max_weight_shift_sd"), "NUTS sd"),
+        gate_record("min sd ratio (Laplace/NUTS)", "≥", limits.sd_ratio_min, figures.get("sd_ratio_min")),
+        gate_record("max sd ratio (Laplace/NUTS)", "≤", limits.sd_ratio_max, figures.get("sd_ratio_max")),
+        gate_record(
+            "projection median shift (NUTS sd)",
+            "≤",
+            limits.projection_shift_sd_max,
+            proj.get("weighted_mean_shift_sd") if isinstance(proj, dict) else None,
+            "NUTS sd",
+        ),
+    )
+
+
+def compare_case(
+    inputs: CaseInputs, limits: AgreementGate | None = None
+) -> tuple[dict[str, Any], list[str], dict[str, xr.DataTree]]:
     """Both fits on one case (through `OPS`), compared."""
     timings = {}
     traces = {}
@@ -156,7 +177,7 @@ def compare_case(inputs: CaseInputs) -> tuple[dict[str, Any], list[str], dict[st
         from fusion.projection import member_sle
 
         sle = member_sle(inputs.cfg, inputs.prepared.member_ids)
-    figures, messages = compare(traces["nuts"], traces["laplace"], sle)
+    figures, messages = compare(traces["nuts"], traces["laplace"], sle, limits)
     figures["timings"] = timings
     from fusion.diagnostics import convergence_gate, diagnose
 
@@ -171,12 +192,12 @@ def run_check(ctx: CheckContext) -> CheckResult:
     """Laplace against NUTS on one case (or the first, for `case="all"`)."""
     from fusion.config import config_hash
 
-    start = time.perf_counter()
     name = ctx.case if ctx.case != "all" else cases(ctx.suite, catalog_of(ctx))[0]
+    limits = ctx.gates.agreement
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     inputs = _load(name, ctx)
     ctx.progress(f"agreement[{name}]: NUTS {SETTINGS['chains']}×({SETTINGS['tune']}+{SETTINGS['draws']}) and Laplace")
-    figures, messages, _ = compare_case(inputs)
+    figures, messages, _ = compare_case(inputs, limits)
     plot_agreement(figures, ctx.artifact_dir / "agreement.png")
     figures.pop("_wm", None)
     if not inputs.has_projection:
@@ -187,14 +208,14 @@ def run_check(ctx: CheckContext) -> CheckResult:
         status="fail" if messages else "pass",
         figures=figures,
         thresholds={
-            "weight_shift": f"|E_L[w] − E_N[w]| ≤ {THRESHOLDS['weight_shift_sd_max']:g} NUTS sd, every member",
-            "sd_ratio": f"sd_L/sd_N in [{THRESHOLDS['sd_ratio_min']}, {THRESHOLDS['sd_ratio_max']}], every member",
-            "projection": f"medians within {THRESHOLDS['projection_shift_sd_max']:g} NUTS sd",
-            "pareto_k": f"reported; ≤ {THRESHOLDS['pareto_k_good']} would make the Gaussian a reliable proposal",
+            "weight_shift": f"|E_L[w] − E_N[w]| ≤ {limits.weight_shift_sd_max:g} NUTS sd, every member",
+            "sd_ratio": f"sd_L/sd_N in [{limits.sd_ratio_min}, {limits.sd_ratio_max}], every member",
+            "projection": f"medians within {limits.projection_shift_sd_max:g} NUTS sd",
+            "pareto_k": f"reported; ≤ {PARETO_K_GOOD} would make the Gaussian a reliable proposal",
         },
+        gates=agreement_gates(figures, limits),
         messages=messages,
         plots=["agreement.png"],
-        duration_s=time.perf_counter() - start,
         config_hash=config_hash(inputs.cfg),
         provenance={
             "config": str(inputs.cfg.source),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ import numpy as np
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.inference.model import NoiseSettings
 from fusion.io import write_json
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.gates import CoverageGate
 from harness.plots import plot_coverage
 from harness.sim import (
     PARAMS,
@@ -364,14 +364,6 @@ def summarize_regime(records: list[dict[str, Any]], regime: str, setting: Settin
     return out
 
 
-@dataclass(frozen=True)
-class CoverageGate:
-    """Gates of check 5 (issue 5): the rest is reported."""
-
-    max_calibration_error: float = 0.05  # setting (a), dense_clean
-    min_truth_first: float = 0.95  # setting (b), dense_clean
-
-
 def run_coverage(
     spec: CoverageSpec,
     folder: str | Path,
@@ -413,10 +405,20 @@ def suite_specs(suite: str) -> tuple[CoverageSpec, CoverageSpec]:
     )
 
 
+def coverage_gates(figures: dict[str, Any], gate: CoverageGate) -> list[dict[str, Any]]:
+    """(a) dense_clean calibration error, (b) dense_clean share of replicates ranking the true member first."""
+    a = figures.get("generative", {}).get("dense_clean", {})
+    b = figures.get("physical", {}).get("dense_clean", {})
+    return gates_of(
+        gate_record("generative.dense_clean.calibration_error", "≤", gate.max_calibration_error,
+                    a.get("calibration_error")),
+        gate_record("physical.dense_clean.truth_first", "≥", gate.min_truth_first, b.get("truth_first_fraction")),
+    )
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     """Coverage (a) gated on dense_clean calibration error; (b) gated on the true member ranking first."""
-    start = time.perf_counter()
-    gate = CoverageGate()
+    gate: CoverageGate = ctx.gates.coverage
     out = Path(ctx.artifact_dir)
     spec_a, spec_b = suite_specs(ctx.suite)
     res = {
@@ -496,9 +498,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "nominal_1sigma": NOMINAL_1,
             "nominal_2sigma": NOMINAL_2,
         },
+        gates=coverage_gates(figures, gate),
         messages=messages + [f"(reported, not gated) {f}" for f in findings],
         plots=[plot],
-        duration_s=time.perf_counter() - start,
         provenance={
             "seed_a": spec_a.seed,
             "seed_b": spec_b.seed,

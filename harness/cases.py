@@ -26,8 +26,10 @@ import numpy as np
 import xarray as xr
 
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS
 from fusion.io import is_complete, mark_success, sha256_file, sha256_tree, write_text
-from harness.golden import parse_table
+from harness.tables import parse_table
+from harness.registry import EXAMPLE, per_case_names
 
 if TYPE_CHECKING:
     from fusion.yamlfile import Scalars
@@ -48,7 +50,7 @@ __all__ = [
 
 CASE_FILE = "case.yaml"
 CASE_KEYS: tuple[str, ...] = ("name", "config", "reference", "checks")
-PER_CASE_CHECKS: tuple[str, ...] = ("parity", "convergence", "stability", "agreement")
+PER_CASE_CHECKS: tuple[str, ...] = per_case_names()  # what case.yaml `checks:` may list (harness.registry)
 PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
     "prepared.npz",
     "model_weights_table.csv",
@@ -57,8 +59,7 @@ PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
 )
 WEIGHT_COLUMNS: tuple[str, ...] = ("model_id", "weight", "log_likelihood")
 ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
-NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
-EXAMPLE = "example"
+NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -1,8 +1,9 @@
 """The contract between the harness runner and each check.
 
 A check is a function `(CheckContext) -> CheckResult`; the runner owns artifacts, the
-inventory, run markers and the report, so a check only computes, plots into its folder and
-says pass or fail with figures and thresholds.
+inventory, run markers, timing and the report, so a check only computes, plots into its folder
+and says pass or fail with figures and gate records (`gate_record`): each gated figure with its
+comparison, bound, value, margin and unit, which the report renders as they are.
 """
 
 from __future__ import annotations
@@ -10,17 +11,53 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from harness.cases import CaseCatalog
 
 from harness.gates import Gates
+from harness.registry import names
 
-__all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
+__all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES", "gate_record", "gates_of"]
 
 Status = Literal["pass", "fail", "error"]
-CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability", "agreement")
+Comparison = Literal["≤", "≥"]
+CHECK_NAMES: tuple[str, ...] = names()  # the registry's, at import (harness.registry.names() reads it live)
+
+
+def gate_record(
+    figure: str,
+    comparison: Comparison,
+    bound: float,
+    value: Any,
+    unit: str = "",
+    passed: bool | None = None,
+) -> dict[str, Any] | None:
+    """One gate record; None when the value is not a finite number (the figure was not measured).
+
+    Margin is how far inside the bound the value is (negative: outside), in the figure's unit;
+    `passed` defaults to margin ≥ 0 (a check whose verdict has more to it passes its own).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    margin = bound - value if comparison == "≤" else value - bound
+    return {
+        "figure": figure,
+        "comparison": comparison,
+        "bound": float(bound),
+        "value": value,
+        "margin": margin,
+        "unit": unit,
+        "passed": bool(margin >= 0) if passed is None else bool(passed),
+        "threshold": f"{comparison} {bound:g}" + (f" {unit}" if unit else ""),
+    }
+
+
+def gates_of(*found: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The measured gates among `found` (drops the figures that were not measured)."""
+    return [g for g in found if g is not None]
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,8 @@ class CheckResult:
     case: str
     status: Status
     figures: dict[str, Any] = field(default_factory=dict)
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)  # settings shown beside the figures
+    gates: list[dict[str, Any]] = field(default_factory=list)  # `gate_record`s: what decided the status
     messages: list[str] = field(default_factory=list)  # human lines: what failed, by how much
     plots: list[str] = field(default_factory=list)  # paths relative to the artifact folder
     duration_s: float = 0.0

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from harness.checks import CHECK_NAMES
+from harness import registry
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -40,6 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from fusion.cli import package_version
+    from harness.gates import SECTIONS
 
     p = _Parser(
         prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
@@ -54,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="checks",
         metavar="NAME",
-        help=f"run only this check (repeatable): {', '.join(CHECK_NAMES)} (default: every check of the suite)",
+        help="run only this check (repeatable): "
+        + "; ".join(f"{c.name} ({c.doc})" for c in registry.CHECKS)
+        + " (default: every check of the suite)",
     )
     r.add_argument(
         "--case",
@@ -63,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=[],
         metavar="DIR",
-        help="a case folder (case.yaml + reference/; repeatable): parity, convergence, stability and agreement run "
+        help=f"a case folder (case.yaml + reference/; repeatable): {', '.join(registry.per_case_names())} run "
         "on these instead of the bundled cases (default: the bundled cases)",
     )
     r.add_argument(
@@ -81,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="YAML thresholds: sections 'convergence' and 'sbc' (default: DESIGN.md's; see harness/gates.py)",
+        help=f"YAML thresholds: sections {', '.join(SECTIONS)}, as `harness gates` prints them "
+        "(default: DESIGN.md's; see harness/gates.py)",
     )
+    g = sub.add_parser("gates", help="print the effective thresholds as a YAML file `run --config` accepts back")
+    g.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="YAML thresholds to start from (default: DESIGN.md's)")
     _add_capture(sub)
     _add_signoff(sub)
     return p
@@ -134,9 +141,10 @@ def _validate(args: argparse.Namespace) -> None:
 
     if args.suite not in SUITES:
         raise BadInput(f"--suite: unknown suite {args.suite!r}; valid: {', '.join(SUITES)}")
+    known = registry.names()
     for name in args.checks or []:
-        if name not in CHECK_NAMES:
-            raise BadInput(f"--check: unknown check {name!r}; valid: {', '.join(CHECK_NAMES)}")
+        if name not in known:
+            raise BadInput(f"--check: unknown check {name!r}; valid: {', '.join(known)}")
     if args.scheduler is not None and not _SCHEDULER.match(args.scheduler):
         raise BadInput(f"--scheduler: {args.scheduler!r} is not an address like tcp://host:8786")
     out: Path = args.out
@@ -171,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     existed = out.exists()
     try:
         _validate(args)
-        checks = tuple(dict.fromkeys(args.checks)) if args.checks else CHECK_NAMES
+        checks = tuple(dict.fromkeys(args.checks)) if args.checks else registry.names()
         try:
             gates = load_gates(args.config)
         except ValueError as exc:
@@ -203,6 +211,19 @@ def _run(args: argparse.Namespace) -> int:
         f"harness: {outcome.marker.strip('_').replace('RUN_', '').lower()} ({summary}) → {out / 'report.md'}"
     )
     return outcome.exit_code
+
+
+def _gates(args: argparse.Namespace) -> int:
+    """`harness gates [--config FILE]`: the effective thresholds on stdout, as YAML; exit 2 on a bad file."""
+    from harness.gates import dump_gates, load_gates
+
+    try:
+        gates = load_gates(args.config)
+    except ValueError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(dump_gates(gates))
+    return EXIT_OK
 
 
 def _add_signoff(sub: argparse._SubParsersAction) -> None:
@@ -244,6 +265,7 @@ def _signoff(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
+    "gates": _gates,
     "capture": _capture,
     "signoff": _signoff,
 }

@@ -20,7 +20,7 @@ import xarray as xr
 
 from fusion.diagnostics import GATED_VARIABLES, THRESHOLDS, Thresholds, borderline, diagnose, gate
 from harness.cases import CaseCatalog, CaseData, catalog_of, sample_case
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.plots import plot_convergence
 
 __all__ = [
@@ -88,11 +88,10 @@ def sample_trace(cfg: Any, prepared: Any) -> xr.DataTree:
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
-    """Bundled, quick: the small reference case; full: every bundled case. `--case` folders: each that asks for it."""
-    names = catalog.names("convergence")
-    if not catalog.bundled or suite == "full":
-        return names
-    return [n for n in names if n == "small"][:1] or names[:1]
+    """The cases the runner plans for this check (harness.registry decides)."""
+    from harness.registry import spec
+
+    return spec("convergence").cases(suite, catalog)
 
 
 #: Sampler settings of the gated run. DESIGN.md's defaults (500 draws × 4 chains) leave the small
@@ -108,11 +107,22 @@ def _case_config(case: Any) -> Any:
     return load_config(case.config).with_updates(compat="fixed", inference=SETTINGS)
 
 
+def convergence_gates(figures: dict[str, Any], limits: Thresholds) -> list[dict[str, Any]]:
+    """The gated figures of a trace's diagnostics against `limits` (ESS floors per chain)."""
+    return gates_of(
+        gate_record("r_hat_max", "≤", limits.r_hat_max, figures.get("r_hat_max")),
+        gate_record("ess_bulk_per_chain_min", "≥", limits.ess_bulk_min, figures.get("ess_bulk_per_chain_min"), "per chain"),
+        gate_record("ess_tail_per_chain_min", "≥", limits.ess_tail_min, figures.get("ess_tail_per_chain_min"), "per chain"),
+        gate_record("divergences", "≤", limits.divergences_max, figures.get("divergences")),
+        gate_record("e_bfmi_min", "≥", limits.e_bfmi_min, figures.get("e_bfmi_min"), "every chain"),
+    )
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     """Sample a case with FUSION at production settings and gate the trace."""
     from fusion.config import config_hash
     from fusion.io import atomic_path
-    start = time.perf_counter()
+
     catalog = catalog_of(ctx)
     name = ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0]
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -152,9 +162,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "borderline": f"a miss within R-hat +{limits.borderline_r_hat}, ESS −{limits.borderline_ess:.0%}, "
             f"E-BFMI −{limits.borderline_e_bfmi} doubles the draws (≤ {limits.borderline_retries} times) before failing",
         },
+        gates=convergence_gates(figures, limits),
         messages=messages + ([decision.note()] if decision.note() else []),
         plots=["convergence.png"],
-        duration_s=time.perf_counter() - start,
         config_hash=config_hash(cfg),
         provenance={
             "config": str(case.config),

@@ -1,25 +1,50 @@
-"""The harness's thresholds, from an optional YAML config file (`harness run --config FILE`).
+"""Every threshold of the harness, in one place, settable by a YAML file (`harness run --config FILE`).
 
     convergence:      # the release gate: convergence check, statistical parity, impact table
       r_hat_max: 1.01
       ess_bulk_min: 100    # per chain
-    sbc:              # SBC's and coverage's per-fit gate (short chains, looser)
+    sbc:              # SBC's and coverage's per-fit gate (short chains, looser), and SBC's rank tests
       r_hat_max: 1.05
+      alpha: 0.01
+    parity:
+      stat_k: 4.0
+    coverage:
+      max_calibration_error: 0.05
+    stability:
+      max_sd: 0.02
+    agreement:
+      weight_shift_sd_max: 1.0
 
-Every key is a `fusion.diagnostics.Thresholds` field; anything left out keeps its default.
-Unknown sections or keys and bad values are errors naming the file.
+`convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
+other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
+unknown sections or keys and bad values are errors naming the file. `harness gates` prints the
+effective file, which `--config` accepts back unchanged.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fusion.diagnostics import THRESHOLDS, Thresholds
 from fusion.yamlfile import read_yaml
 
-__all__ = ["Gates", "SBC_FIT", "load_gates"]
+__all__ = [
+    "SBC_FIT",
+    "SECTIONS",
+    "AgreementGate",
+    "CoverageGate",
+    "Gates",
+    "ParityGate",
+    "SBCRanks",
+    "StabilityGate",
+    "dump_gates",
+    "load_gates",
+]
 
 #: Per-fit gate of SBC and coverage: 2 chains of a few hundred draws, where an R-hat of 1.01 is
 #: within noise; ESS floors per chain (25 per chain = 50 over the two chains).
@@ -28,17 +53,97 @@ SBC_FIT = Thresholds(
 )
 
 
+class _Section(BaseModel):
+    """A config section: unknown keys are errors, numbers stay numbers (no "1.0" strings)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SBCRanks(_Section):
+    """SBC's rank tests and its tolerance for failed fits (the per-fit keys are `Thresholds`)."""
+
+    alpha: float = Field(0.01, gt=0, lt=1, description="family-wise false-alarm rate (Bonferroni)")
+    max_failed_fraction: float = Field(0.05, ge=0, le=1, description="share of fits failing their own gate")
+
+
+class ParityGate(_Section):
+    """Statistical parity: |Δmean| ≤ stat_k·√(mcse_fusion² + mcse_prototype²)."""
+
+    stat_k: float = Field(4.0, gt=0)
+
+
+class CoverageGate(_Section):
+    """Check 5: (a) dense_clean calibration error, (b) dense_clean share with the true member first."""
+
+    max_calibration_error: float = Field(0.05, ge=0)
+    min_truth_first: float = Field(0.95, ge=0, le=1)
+
+
+class StabilityGate(_Section):
+    """Check 6: the largest per-member σ of E[w] across subsample seeds."""
+
+    max_sd: float = Field(0.02, ge=0)
+
+
+class AgreementGate(_Section):
+    """Laplace against NUTS, in NUTS posterior sd; the sd ratio's range."""
+
+    weight_shift_sd_max: float = Field(1.0, ge=0)
+    sd_ratio_min: float = Field(0.5, ge=0)
+    sd_ratio_max: float = Field(2.0, ge=0)
+    projection_shift_sd_max: float = Field(1.0, ge=0)
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
 
     convergence: Thresholds = THRESHOLDS
     sbc: Thresholds = SBC_FIT
+    sbc_ranks: SBCRanks = SBCRanks()
+    parity: ParityGate = ParityGate()
+    coverage: CoverageGate = CoverageGate()
+    stability: StabilityGate = StabilityGate()
+    agreement: AgreementGate = AgreementGate()
     source: str = field(default="defaults", compare=False)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The config file these gates come from: one mapping per section."""
+        return {
+            "convergence": asdict(self.convergence),
+            "sbc": {**asdict(self.sbc), **self.sbc_ranks.model_dump()},
+            "parity": self.parity.model_dump(),
+            "coverage": self.coverage.model_dump(),
+            "stability": self.stability.model_dump(),
+            "agreement": self.agreement.model_dump(),
+        }
 
     def digest(self) -> str:
         """Stable text of the values, for the runner's resume fingerprint."""
-        return json.dumps({"convergence": asdict(self.convergence), "sbc": asdict(self.sbc)}, sort_keys=True)
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+#: section name -> (Gates field, model) for the pydantic sections
+_MODELS: dict[str, tuple[str, type[_Section]]] = {
+    "parity": ("parity", ParityGate),
+    "coverage": ("coverage", CoverageGate),
+    "stability": ("stability", StabilityGate),
+    "agreement": ("agreement", AgreementGate),
+}
+SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
+
+
+def _model(model: type[_Section], values: dict[str, Any], where: str) -> _Section:
+    """A validated section; the first problem as one line."""
+    try:
+        return model(**{str(k): v for k, v in values.items()})
+    except ValidationError as exc:
+        unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {sorted(model.model_fields)}") from None
+        err = exc.errors()[0]
+        key = ".".join(map(str, err["loc"]))
+        raise ValueError(f"{where}: {key}: {err['msg'].lower()}, got {err['input']!r}") from None
 
 
 def load_gates(path: Path | None) -> Gates:
@@ -47,14 +152,37 @@ def load_gates(path: Path | None) -> Gates:
         return Gates()
     data = read_yaml(path, "harness config file") or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping with sections 'convergence' and/or 'sbc'")
-    unknown = sorted(set(map(str, data)) - {"convergence", "sbc"})
+        raise ValueError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(map(str, data)) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {unknown}; valid: ['convergence', 'sbc']")
-    sections = {}
-    for name, base in (("convergence", THRESHOLDS), ("sbc", SBC_FIT)):
-        values = data.get(name) or {}
-        if not isinstance(values, dict):
+        raise ValueError(f"{path}: unknown section(s) {unknown}; valid: {list(SECTIONS)}")
+    for name, values in data.items():
+        if not isinstance(values, dict | None):
             raise ValueError(f"{path}: {name} must be a mapping of thresholds")
-        sections[name] = Thresholds.from_mapping({**asdict(base), **values}, f"{path}: {name}")
-    return Gates(**sections, source=str(path))
+    out: dict[str, Any] = {}
+    out["convergence"] = Thresholds.from_mapping(
+        {**asdict(THRESHOLDS), **(data.get("convergence") or {})}, f"{path}: convergence"
+    )
+    sbc = dict(data.get("sbc") or {})
+    fit_keys = {f.name for f in fields(Thresholds)}
+    ranks = {k: sbc.pop(k) for k in list(sbc) if k not in fit_keys}
+    out["sbc"] = Thresholds.from_mapping({**asdict(SBC_FIT), **sbc}, f"{path}: sbc")
+    try:
+        out["sbc_ranks"] = _model(SBCRanks, ranks, f"{path}: sbc")
+    except ValueError as exc:
+        if "unknown key" in str(exc):  # name every valid key of the section, both kinds
+            bad = sorted(set(ranks) - set(SBCRanks.model_fields))
+            valid = sorted(fit_keys | set(SBCRanks.model_fields))
+            raise ValueError(f"{path}: sbc: unknown key(s) {bad}; valid: {valid}") from None
+        raise
+    for name, (attr, model) in _MODELS.items():
+        out[attr] = _model(model, data.get(name) or {}, f"{path}: {name}")
+    return Gates(**out, source=str(path))
+
+
+def dump_gates(gates: Gates) -> str:
+    """The effective thresholds as a YAML config file (`harness gates`), accepted back by `--config`."""
+    import yaml
+
+    head = f"# harness thresholds ({gates.source}); `harness run --config FILE` accepts this file\n"
+    return head + yaml.safe_dump(gates.as_dict(), sort_keys=False, allow_unicode=True)

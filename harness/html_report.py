@@ -6,14 +6,16 @@ any fetch, so a browser opening the file from disk loads nothing from anywhere. 
 banner with the verdict and run marker, the summary table (one row per check and case,
 failing rows first), a section per check (what failed, gates, thresholds, plots, figures,
 data availability, provenance, link to its artifact folder), then the sign-off block.
+The markup is `harness/templates/report.html.j2`, rendered by Jinja2 with autoescaping (as
+pytest-html renders its page): this module only gathers plain values.
 """
 
 from __future__ import annotations
 
 import base64
-from html import escape
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.records import (
     VERDICT,
@@ -26,6 +28,9 @@ from harness.records import (
     status_text,
     summary_rows,
 )
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["render_html", "section_id"]
 
@@ -49,169 +54,106 @@ def section_id(rec: dict[str, Any]) -> str:
     return "check-" + "".join(c if c.isalnum() else "-" for c in f"{rec['name']}-{rec['case']}")
 
 
-def _table(
-    header: list[str], rows: list[list[str]], row_class: list[str] | None = None, table_id: str = ""
-) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{row_class[i]}"' if row_class else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-    ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+@cache
+def _template() -> jinja2.Template:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a missing value is an error, not an empty cell
+        keep_trailing_newline=True,
+    )
+    return env.get_template("report.html.j2")
 
 
-def _img(out: Path, rel: str, alt: str) -> str:
-    """The plot inline as a data URI; a visible note (never a broken image) when the file is gone."""
+def _plot(out: Path, rel: str, alt: str) -> dict[str, Any]:
+    """The plot's data for a data URI; none when the file is gone (the page says so, never a broken image)."""
     path = out / rel
-    if not path.is_file():
-        return f"<p><em>plot missing: {escape(rel)}</em></p>"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}"><figcaption>{escape(rel)}</figcaption></figure>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else ""
+    return {"rel": rel, "alt": alt, "data": data}
 
 
-def _summary(doc: dict[str, Any]) -> str:
-    rows, classes = [], []
-    for rec in summary_rows(doc):
-        h = rec["headline"]
-        rows.append(
-            [
-                f'<a href="#{section_id(rec)}">{escape(rec["name"])}</a>',
-                escape(rec["case"]),
-                f'<span class="status {escape(rec["status"])}">{escape(status_text(rec))}</span>',
-                escape(fmt(h["figure"])),
-                escape(fmt(h["threshold"])),
-                escape(fmt(h["value"])),
-                escape(fmt(h["margin"])),
-                f"{rec['duration_s']:.1f}",
-            ]
-        )
-        classes.append(rec["status"])
-    header = ["check", "case", "status", "headline figure", "threshold", "value", "margin", "duration (s)"]
-    return _table(header, rows, classes, "summary")
+def _summary_row(rec: dict[str, Any]) -> dict[str, Any]:
+    h = rec["headline"]
+    return {
+        "id": section_id(rec),
+        "name": rec["name"],
+        "case": rec["case"],
+        "status": rec["status"],
+        "status_text": status_text(rec),
+        "cells": [fmt(h["figure"]), fmt(h["threshold"]), fmt(h["value"]), fmt(h["margin"]), f"{rec['duration_s']:.1f}"],
+    }
 
 
-def _provenance(rec: dict[str, Any]) -> str:
+def _section(out: Path, rec: dict[str, Any]) -> dict[str, Any]:
     prov = rec["provenance"]
-    parts = []
     keyed = {k: v for k, v in prov.items() if k not in ("versions", "inputs_sha256", "golden_sha256")}
-    rows = [[escape(k), escape(fmt(v))] for k, v in flatten(keyed)]
-    if rec.get("config_hash"):
-        rows.insert(0, ["config hash", f"<code>{escape(rec['config_hash'])}</code>"])
-    parts.append(_table(["provenance", "value"], rows))
-    for key, title in (("inputs_sha256", "input SHA-256s"), ("golden_sha256", "golden SHA-256s")):
-        if prov.get(key):
-            body = _table(
-                ["file", "SHA-256"],
-                [[escape(f), f"<code>{escape(str(h))}</code>"] for f, h in prov[key].items()],
-            )
-            parts.append(f"<details><summary>{title} ({len(prov[key])} files)</summary>{body}</details>")
-    if prov.get("versions"):
-        body = _table(
-            ["package", "version"], [[escape(k), escape(str(v))] for k, v in prov["versions"].items()]
-        )
-        parts.append(f"<details><summary>versions</summary>{body}</details>")
-    return "<h3>Provenance</h3>" + "".join(parts)
-
-
-def _section(out: Path, rec: dict[str, Any]) -> str:
-    link = rec["artifact_dir"].rstrip("/") + "/"
-    html = [
-        (f'<section id="{section_id(rec)}"><h2>{escape(rec["name"])} — {escape(rec["case"])}: '
-        f'<span class="status {escape(rec["status"])}">{escape(rec["status"].upper())}</span></h2>'),
-        f'<p>Artifacts: <a href="{escape(link)}">{escape(link)}</a> · duration {rec["duration_s"]:.1f} s'
-        + (" · resumed from an earlier run" if rec.get("resumed") else "")
-        + "</p>",
-    ]
-    if rec["messages"]:
-        heading = {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
-            rec["status"], "Notes (reported, not gated)"
-        )
-        items = "".join(f"<li>{escape(m)}</li>" for m in rec["messages"])
-        html.append(f"<h3>{heading}</h3><ul>{items}</ul>")
-    if rec.get("gates"):
-        rows = [
-            [escape(fmt(g[k])) for k in ("figure", "threshold", "value", "margin", "passed")]
-            for g in rec["gates"]
-        ]
-        html.append(
-            "<h3>Gates</h3>"
-            + _table(
-                ["figure", "threshold", "value", "margin", "passed"],
-                rows,
-                ["pass" if g["passed"] else "fail" for g in rec["gates"]],
-            )
-        )
-    if rec["thresholds"]:
-        html.append(
-            "<h3>Thresholds</h3>"
-            + _table(
-                ["threshold", "value"], [[escape(k), escape(fmt(v))] for k, v in flatten(rec["thresholds"])]
-            )
-        )
-    for plot in rec["plots"]:
-        html.append(_img(out, plot, f"{rec['name']} {rec['case']}: {Path(plot).stem}"))
-    figures = flatten(rec["figures"])
-    if figures:
-        body = _table(["figure", "value"], [[escape(k), escape(fmt(v))] for k, v in figures])
-        html.append(f"<details><summary>Figures ({len(figures)})</summary>{body}</details>")
+    availability = None
     if rec.get("availability"):
         header, rows = availability_rows(rec["availability"])
-        html.append(
-            "<h3>Data availability</h3><p>Points on the grid, dropped under the first mask rule that drops them "
-            "(in the order of the columns), kept before the subsample, and chosen by it.</p>"
-            + _table(header, [[escape(c) for c in r] for r in rows])
-        )
-    html.append(_provenance(rec))
-    html.append("</section>")
-    return "".join(html)
-
-
-def _signoff(run: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
-    rows = [
-        [
-            escape(s["name"]),
-            f'<span class="status {"pass" if s["decision"] == "approve" else "fail"}">{escape(s["decision"])}</span>',
-            escape(s["at"]),
-            f"<code>{escape(str(s['fingerprint'])[:12])}</code>"
-            + ("" if s["fingerprint"] == run["fingerprint"] else " (another run)"),
-            escape(s.get("note") or ""),
-        ]
-        for s in signoffs
-    ] + [[escape(role), "☐ approve ☐ reject", "", "", ""] for role in open_slots(run, signoffs)]
-    return (
-        '<section id="signoff"><h2>Sign-off</h2>'
-        f"<p>A release needs both signatures on a PASSED report. <strong>{escape(signoff_state(run, signoffs))}</strong></p>"
-        + _table(["signed by", "decision", "date (UTC)", "run fingerprint", "note"], rows)
-        + "<p>Record a decision: <code>harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]</code></p></section>"
-    )
+        availability = {"header": header, "rows": rows}
+    gates = rec.get("gates") or []
+    return {
+        "id": section_id(rec),
+        "name": rec["name"],
+        "case": rec["case"],
+        "status": rec["status"],
+        "link": rec["artifact_dir"].rstrip("/") + "/",
+        "duration": f"{rec['duration_s']:.1f}",
+        "resumed": bool(rec.get("resumed")),
+        "messages": rec["messages"],
+        "messages_heading": {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
+            rec["status"], "Notes (reported, not gated)"
+        ),
+        "gates": [[fmt(g[k]) for k in ("figure", "threshold", "value", "margin", "passed")] for g in gates],
+        "gate_classes": ["pass" if g["passed"] else "fail" for g in gates],
+        "thresholds": [[k, fmt(v)] for k, v in flatten(rec["thresholds"])],
+        "plots": [_plot(out, p, f"{rec['name']} {rec['case']}: {Path(p).stem}") for p in rec["plots"]],
+        "figures": [[k, fmt(v)] for k, v in flatten(rec["figures"])],
+        "availability": availability,
+        "config_hash": rec.get("config_hash") or "",
+        "provenance": [[k, fmt(v)] for k, v in flatten(keyed)],
+        "digests": [
+            {"title": title, "rows": [[f, str(h)] for f, h in prov[key].items()]}
+            for key, title in (("inputs_sha256", "input SHA-256s"), ("golden_sha256", "golden SHA-256s"))
+            if prov.get(key)
+        ],
+        "versions": [[k, str(v)] for k, v in prov.get("versions", {}).items()],
+    }
 
 
 def render_html(out: Path, doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
     """The whole page as one string (the caller writes it atomically)."""
     out = Path(out)
     run = doc["run"]
-    verdict = VERDICT.get(run["marker"], run["marker"])
-    tone = {"_RUN_SUCCESS": "pass", "_RUN_FAILED": "fail"}.get(run["marker"], "partial")
     counts: dict[str, int] = {}
     for rec in doc["checks"]:
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
-    tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    line = run_line(run).replace("`", "").replace("**", "")
-    return "".join(
-        [
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-            f"<title>FUSION harness report — {escape(run['suite'])} suite: {verdict}</title>",
-            f"<style>{_CSS}</style></head><body>",
-            f'<header class="banner {tone}" id="verdict"><h1>{verdict}</h1>',
-            f"<p>FUSION harness report — {escape(run['suite'])} suite · run marker <strong>{escape(run['marker'])}</strong> · {escape(tally)}</p></header>",
-            "<main>",
-            f"<p>{escape(line)}</p>",
-            "<h2>Summary</h2>",
-            _summary(doc),
-            *[_section(out, rec) for rec in doc["checks"]],
-            _signoff(run, signoffs),
-            "</main></body></html>\n",
-        ]
+    return _template().render(
+        csp=_CSP,
+        css=_CSS,
+        run=run,
+        verdict=VERDICT.get(run["marker"], run["marker"]),
+        tone={"_RUN_SUCCESS": "pass", "_RUN_FAILED": "fail"}.get(run["marker"], "partial"),
+        tally=", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        line=run_line(run).replace("`", "").replace("**", ""),
+        summary_header=["check", "case", "status", "headline figure", "threshold", "value", "margin", "duration (s)"],
+        summary=[_summary_row(rec) for rec in summary_rows(doc)],
+        gates_header=["figure", "threshold", "value", "margin", "passed"],
+        sections=[_section(out, rec) for rec in doc["checks"]],
+        signoff_state=signoff_state(run, signoffs),
+        signoffs=[
+            {
+                "name": s["name"],
+                "decision": s["decision"],
+                "tone": "pass" if s["decision"] == "approve" else "fail",
+                "at": s["at"],
+                "fingerprint": str(s["fingerprint"])[:12],
+                "other": s["fingerprint"] != run["fingerprint"],
+                "note": s.get("note") or "",
+            }
+            for s in signoffs
+        ],
+        open_slots=open_slots(run, signoffs),
     )

@@ -30,9 +30,11 @@ from scipy.stats import norm
 from fusion.diagnostics import THRESHOLDS as THRESHOLDS_CONVERGENCE
 from fusion.diagnostics import Thresholds, diagnose_draws, diagnose_inputs
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS
 from fusion.io import sha256_tree, write_csv
 from harness.asserts import bitwise_difference, order_difference, weights_problems
 from harness.cases import (
+    ARRAYS as CASE_ARRAYS,
     POSTERIOR,
     SAMPLED,
     WEIGHTS,
@@ -44,9 +46,10 @@ from harness.cases import (
     read_reference_weights,
     sample_case,
 )
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.gates import ParityGate
 from harness.convergence import SETTINGS, diagnose, gate
-from harness.golden import Tolerance, compare_tables, read_table
+from harness.tables import Tolerance, compare_tables, read_table
 from harness.plots import plot_impact, plot_statistical_parity
 
 __all__ = [
@@ -65,9 +68,9 @@ __all__ = [
     "statistical_parity",
 ]
 
-NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
-ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
-STAT_K: float = 4.0  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²)
+NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
+ARRAYS: tuple[str, ...] = CASE_ARRAYS  # the prepared arrays a reference holds (harness.cases)
+STAT_K: float = ParityGate().stat_k  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²); `parity: stat_k` in the harness config
 
 @dataclass
 class Component:
@@ -466,6 +469,7 @@ def check_case(
     artifact_dir: Path,
     progress: Callable[[str], None] = print,
     thresholds: Thresholds = THRESHOLDS_CONVERGENCE,
+    stat_k: float = STAT_K,
 ) -> CaseReport:
     """Every parity comparison `case` holds the files for; the others are listed as skipped, with why.
 
@@ -545,7 +549,7 @@ def check_case(
         summary_path = case.file("posterior_summary.csv")
         summary = read_table(summary_path) if summary_path is not None else None
         ids = reference.member_ids if reference is not None else obtained.member_ids
-        component, table = statistical_parity(trace, data.sampled_posterior, summary, ids)
+        component, table = statistical_parity(trace, data.sampled_posterior, summary, ids, stat_k)
         ours = diagnose(trace)
         theirs, gate_theirs = prototype_convergence(data.sampled_posterior, thresholds)
         component.figures.update(
@@ -566,7 +570,7 @@ def check_case(
         )
         components.append(component)
         write_csv(artifact_dir / "statistical_parity.csv", table)
-        plot_statistical_parity(table, artifact_dir / "statistical_parity.png", STAT_K)
+        plot_statistical_parity(table, artifact_dir / "statistical_parity.png", stat_k)
         plots.append("statistical_parity.png")
         provenance.update(sampler=cfg.inference.sampler, sampling=settings, convergence=_key_figures(ours))
     if suite == "full" and case.has_projection and posterior is not None:
@@ -630,27 +634,49 @@ def sampled_impact(
 # --- the check ----------------------------------------------------------------------------------
 
 
-THRESHOLDS: dict[str, str] = {
-    "prepared": "bit-exact: dtype, shape and every bit of y_obs, sigma_obs, F, speed; n_dhdt, n_vel, member order",
-    "plugin_weights": "bit-exact weights and log-likelihoods by member id (the reference's prepared arrays in)",
-    "pipeline_weights": "bit-exact weights and log-likelihoods from FUSION's own prepare (as compare_parity.py)",
-    "sampled_weights": "bit-exact plug-in weights at the prototype's sampled posterior",
-    "golden_tables": "<reference>/tables/*.csv: bit-exact, or the per-column tolerance in harness/parity.py TABLES",
-    "statistical": f"|Δmean| ≤ {STAT_K:g}·√(mcse_fusion² + mcse_prototype²) per noise parameter and per member w",
-    "impact_convergence": "full suite: both traces behind the posterior-mean impact table pass the convergence gate",
-}
+def thresholds_text(stat_k: float = STAT_K) -> dict[str, str]:
+    """What each component compares, for the report (the numbers that gate are in `parity_gates`)."""
+    return {
+        "prepared": "bit-exact: dtype, shape and every bit of y_obs, sigma_obs, F, speed; n_dhdt, n_vel, member order",
+        "plugin_weights": "bit-exact weights and log-likelihoods by member id (the reference's prepared arrays in)",
+        "pipeline_weights": "bit-exact weights and log-likelihoods from FUSION's own prepare (as compare_parity.py)",
+        "sampled_weights": "bit-exact plug-in weights at the prototype's sampled posterior",
+        "golden_tables": "<reference>/tables/*.csv: bit-exact, or the per-column tolerance in harness/parity.py TABLES",
+        "statistical": f"|Δmean| ≤ {stat_k:g}·√(mcse_fusion² + mcse_prototype²) per noise parameter and per member w",
+        "impact_convergence": "full suite: both traces behind the posterior-mean impact table pass the convergence gate",
+    }
+
+
+THRESHOLDS: dict[str, str] = thresholds_text()
+
+
+def parity_gates(figures: dict[str, Any], stat_k: float = STAT_K) -> list[dict[str, Any]]:
+    """Bit-exact components as one gate (components that differ, bound 0); each statistical |Δ|/bound ratio (≤ 1)."""
+    exact = {k: c for k, c in figures.items() if isinstance(c, dict) and "passed" in c and "max_ratio" not in c}
+    red = [k for k, c in exact.items() if not c["passed"]]
+    found = [gate_record(f"bit-exact components differing (of {len(exact)})", "≤", 0, len(red), "components")] if exact else []
+    for key, comp in figures.items():
+        if isinstance(comp, dict) and "max_ratio" in comp:
+            found.append(
+                gate_record(
+                    f"{key}: max |Δ| / ({stat_k:g}·√(mcse² + mcse²))", "≤", 1.0, comp["max_ratio"],
+                    passed=comp.get("passed"),
+                )
+            )
+    return gates_of(*found)
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
-    """The runner plans one parity artifact per case."""
-    return catalog.names("parity")
+    """The cases the runner plans for this check (harness.registry decides)."""
+    from harness.registry import spec
+
+    return spec("parity").cases(suite, catalog)
 
 
 def run_check(ctx: CheckContext) -> CheckResult:
     """Parity of one case (or of every case, for `case="all"`), as a `report.json` record."""
     catalog = catalog_of(ctx)
     names = catalog.names("parity") if ctx.case == "all" else [ctx.case]
-    start = time.perf_counter()
     status = "pass"
     figures: dict[str, Any] = {}
     messages: list[str] = []
@@ -661,7 +687,12 @@ def run_check(ctx: CheckContext) -> CheckResult:
         sub = ctx.artifact_dir if len(names) == 1 else ctx.artifact_dir / name
         case = catalog.get(name, sub)
         report = check_case(
-            case, suite=ctx.suite, artifact_dir=sub, progress=ctx.progress, thresholds=ctx.gates.convergence
+            case,
+            suite=ctx.suite,
+            artifact_dir=sub,
+            progress=ctx.progress,
+            thresholds=ctx.gates.convergence,
+            stat_k=ctx.gates.parity.stat_k,
         )
         prefix = "" if len(names) == 1 else f"{name}."
         for comp in report.components:
@@ -696,11 +727,13 @@ def run_check(ctx: CheckContext) -> CheckResult:
         status=status,  # type: ignore[arg-type]
         figures=figures,
         thresholds={
-            k: v for k, v in THRESHOLDS.items() if any(f == k or f.endswith(f".{k}") for f in figures)
+            k: v
+            for k, v in thresholds_text(ctx.gates.parity.stat_k).items()
+            if any(f == k or f.endswith(f".{k}") for f in figures)
         },
+        gates=parity_gates(figures, ctx.gates.parity.stat_k),
         messages=messages,
         plots=plots,
-        duration_s=time.perf_counter() - start,
         config_hash=hashlib.sha256(("".join(hashes) + ctx.suite).encode()).hexdigest(),
         provenance=provenance if len(names) != 1 else provenance[names[0]],
     )

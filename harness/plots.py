@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from fusion.diagnostics import Thresholds
-    from harness.sbc import SBCGate, SBCOutcome
 
 __all__ = [
     "plot_agreement",
@@ -211,47 +210,42 @@ def plot_statistical_parity(table: pd.DataFrame, path: Path, k: float) -> Path:
 
 def plot_sbc(
     folder: Path,
-    outcome: SBCOutcome,
-    gate: SBCGate,
+    label: str,
+    pit: np.ndarray,
+    rejected: Sequence[bool],
     quantities: Sequence[str],
+    bins: int,
     band: tuple[np.ndarray, np.ndarray, np.ndarray],
+    band_level: float,
 ) -> list[str]:
-    """Rank histograms and ECDF differences of one SBC form; `band` is the simultaneous ECDF band
-    (x, lower, upper) at the per-quantity level the uniformity test used."""
+    """Rank histograms and ECDF differences of one SBC form: normalised ranks `pit` (n, Q), which
+    quantities the test rejected, and the simultaneous ECDF band (x, lower, upper) at `band_level`."""
     from arviz_stats.ecdf_utils import compute_ecdf
     from matplotlib.figure import Figure
     from scipy import stats
 
-    spec, ranks, pit = outcome.spec, outcome.ranks, outcome.pit
-    n, q = ranks.shape
-    tag = spec.label.replace("/", "_")
+    from harness.sim.ranks import rank_counts
+
+    n, q = pit.shape
+    tag = label.replace("/", "_")
     written = []
 
     fig = Figure(figsize=(3.2 * q, 3.0))
     axes = fig.subplots(1, q, sharey=True)
-    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / gate.bins)
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / bins)
     for j, ax in enumerate(np.atleast_1d(axes)):
-        counts = np.bincount(
-            np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins
-        )
         ax.axhspan(lo, hi, color="0.85", label="99% band per bin")
-        ax.axhline(n / gate.bins, color="0.4", lw=1)
-        ax.bar(
-            np.arange(gate.bins),
-            counts,
-            width=0.9,
-            color="C0" if not outcome.figures["tests"][quantities[j]]["reject"] else "C3",
-        )
+        ax.axhline(n / bins, color="0.4", lw=1)
+        ax.bar(np.arange(bins), rank_counts(pit[:, j], bins), width=0.9, color="C3" if rejected[j] else "C0")
         ax.set_title(quantities[j], fontsize=9)
         ax.set_xlabel("normalised rank bin", fontsize=8)
     np.atleast_1d(axes)[0].set_ylabel("replicates")
-    fig.suptitle(f"SBC rank histograms: {spec.label} ({n} fits)", fontsize=10)
+    fig.suptitle(f"SBC rank histograms: {label} ({n} fits)", fontsize=10)
     fig.tight_layout()
     name = f"rank_hist_{tag}.png"
     write_png(folder / name, fig, dpi=90)
     written.append(name)
 
-    alpha_test = gate.alpha / (2 * q)
     x, lower, upper = band
 
     fig = Figure(figsize=(3.2 * q, 3.0))
@@ -264,20 +258,20 @@ def plot_sbc(
             upper - x,
             step="post",
             color="0.85",
-            label=f"{1 - alpha_test:.4g} simultaneous band",
+            label=f"{band_level:.4g} simultaneous band",
         )
         ax.step(
             x,
             ecdf - x,
             where="post",
-            color="C0" if not outcome.figures["tests"][quantities[j]]["reject"] else "C3",
+            color="C3" if rejected[j] else "C0",
         )
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_title(quantities[j], fontsize=9)
         ax.set_xlabel("normalised rank", fontsize=8)
     np.atleast_1d(axes)[0].set_ylabel("ECDF − uniform CDF")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"SBC ECDF difference: {spec.label}", fontsize=10)
+    fig.suptitle(f"SBC ECDF difference: {label}", fontsize=10)
     fig.tight_layout()
     name = f"ecdf_diff_{tag}.png"
     write_png(folder / name, fig, dpi=90)

@@ -5,18 +5,17 @@ Below both the runner and the renderers (no import cycle): the runner builds `En
 renderer reads only that document (plus `signoff.json`), so the Markdown and the page cannot
 disagree — and `harness signoff` can re-render both from the files alone.
 
-Each check record carries `gates` — (figure, threshold, value, margin, passed) for every gated
-figure that can be read from its figures and thresholds — and a `headline`: the failing gate,
-else the one with the least room. Margin is how far inside the threshold the value is
-(negative: outside), in the figure's units.
+Each check record carries the `gates` its check returned — (figure, comparison, bound, value,
+margin, unit, passed) per gated figure, nothing parsed back from text — and a `headline`: the
+failing gate, else the one with the least room. Margin is how far inside the bound the value
+is (negative: outside), in the figure's unit.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ __all__ = [
     "availability_rows",
     "flatten",
     "fmt",
-    "gates",
     "headline",
     "open_slots",
     "read_document",
@@ -61,166 +59,7 @@ class Entry:
     ran: bool = True
 
 
-# --- gates: (figure, threshold, value, margin) read from a record's figures and thresholds -------
-
-_BOUND = re.compile(r"^\s*(≤|<=|<|≥|>=|>)\s*([-+0-9.eE]+)")
-
-
-def _bound(text: Any) -> tuple[str, float] | None:
-    """`"≤ 1.01"` → ("≤", 1.01); None when the threshold is not a one-sided numeric bound."""
-    m = _BOUND.match(str(text))
-    if m is None:
-        return None
-    op = {"<=": "≤", "<": "≤", ">=": "≥", ">": "≥"}.get(m.group(1), m.group(1))
-    try:
-        return op, float(m.group(2))
-    except ValueError:
-        return None
-
-
-def _gate(
-    figure: str, op: str, bound: float, value: Any, threshold: str | None = None
-) -> dict[str, Any] | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    margin = bound - value if op == "≤" else value - bound
-    return {
-        "figure": figure,
-        "threshold": threshold or f"{op} {bound:g}",
-        "value": value,
-        "margin": margin,
-        "passed": margin >= 0,
-    }
-
-
-def _get(figures: dict[str, Any], path: str) -> Any:
-    node: Any = figures
-    for key in path.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-# threshold key -> figure path, where the two names differ
-_FIGURE_OF: dict[str, dict[str, str]] = {
-    "convergence": {
-        "ess_bulk": "ess_bulk_per_chain_min",
-        "ess_tail": "ess_tail_per_chain_min",
-        "e_bfmi": "e_bfmi_min",
-    },
-}
-
-
-def _generic(name: str, figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """Thresholds written as one-sided bounds ("≤ 1.01") or bare numbers named like a `max_`/`min_` figure."""
-    out = []
-    for key, text in thresholds.items():
-        path = _FIGURE_OF.get(name, {}).get(key, key)
-        value = _get(figures, path)
-        b = _bound(text)
-        if b is None and isinstance(text, (int, float)) and not isinstance(text, bool):
-            if key.startswith("max_") or key.endswith("_max"):
-                b = ("≤", float(text))
-            elif key.startswith("min_") or key.endswith("_min"):
-                b = ("≥", float(text))
-        if b is not None and (g := _gate(path, *b, value, str(text) if _bound(text) else None)):
-            out.append(g)
-    return out
-
-
-def _parity(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """Bit-exact components as one gate (components that differ, bound 0); the statistical |Δ|/bound ratio (≤ 1)."""
-    out = []
-    exact = {
-        k: c for k, c in figures.items() if isinstance(c, dict) and "passed" in c and "max_ratio" not in c
-    }
-    if exact:
-        red = [k for k, c in exact.items() if not c["passed"]]
-        g = _gate(f"bit-exact components differing (of {len(exact)})", "≤", 0.0, len(red), "0")
-        if g is not None:
-            out.append(g)
-    for key, comp in figures.items():
-        if isinstance(comp, dict) and "max_ratio" in comp:
-            g = _gate(f"{key}: max |Δ| / (4·√(mcse² + mcse²))", "≤", 1.0, comp["max_ratio"])
-            if g is not None:
-                g["passed"] = bool(comp.get("passed", g["passed"]))
-                out.append(g)
-    return out
-
-
-def _coverage(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """Thresholds named `<setting>_<regime>_max_<figure>` / `..._min_<figure>`."""
-    out = []
-    for key, bound in thresholds.items():
-        m = re.match(r"^([a-z]+)_(.+)_(max|min)_(.+)$", key)
-        if m is None or not isinstance(bound, (int, float)):
-            continue
-        setting, regime, side, name = m.groups()
-        node = _get(figures, f"{setting}.{regime}")
-        if not isinstance(node, dict):
-            continue
-        value = node.get(name, node.get(f"{name}_fraction"))
-        g = _gate(f"{setting}.{regime}.{name}", "≤" if side == "max" else "≥", float(bound), value)
-        if g is not None:
-            out.append(g)
-    return out
-
-
-def _sbc(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """The generative form: smallest χ² p against the per-test α, ECDF bands, failed fits."""
-    gen = figures.get("generative", figures)
-    out = []
-    alpha = thresholds.get("alpha_per_test")
-    ps = {q: p for q, p in (gen.get("chi2_p") or {}).items() if isinstance(p, (int, float))}
-    if ps and isinstance(alpha, (int, float)):
-        q = min(ps, key=lambda k: ps[k])
-        out.append(_gate(f"min χ² p ({q})", "≥", float(alpha), ps[q]))
-    bands = gen.get("ecdf_inside_band")
-    if isinstance(bands, dict) and bands:
-        out.append(_gate("ECDF outside the simultaneous band", "≤", 0.0, sum(not v for v in bands.values())))
-    limit = thresholds.get("max_failed_fraction")
-    if isinstance(limit, (int, float)):
-        out.append(_gate("failed fits (fraction)", "≤", float(limit), gen.get("failed_fraction")))
-    return [g for g in out if g is not None]
-
-
-def _agreement(figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """Laplace against NUTS: weight shift and projection shift in NUTS sd, the sd ratio's range."""
-    nums = {k: [float(x) for x in re.findall(r"\d+(?:\.\d+)?", str(v))] for k, v in thresholds.items()}
-    out = []
-    if nums.get("weight_shift"):
-        out.append(
-            _gate(
-                "max weight shift (NUTS sd)",
-                "≤",
-                nums["weight_shift"][-1],
-                figures.get("max_weight_shift_sd"),
-            )
-        )
-    if len(nums.get("sd_ratio", [])) >= 2:
-        low, high = nums["sd_ratio"][-2:]
-        out.append(_gate("min sd ratio (Laplace/NUTS)", "≥", low, figures.get("sd_ratio_min")))
-        out.append(_gate("max sd ratio (Laplace/NUTS)", "≤", high, figures.get("sd_ratio_max")))
-    if nums.get("projection"):
-        shift = _get(figures, "projection.weighted_mean_shift_sd")
-        out.append(_gate("projection median shift (NUTS sd)", "≤", nums["projection"][-1], shift))
-    return [g for g in out if g is not None]
-
-
-_GATES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]] = {
-    "parity": _parity,
-    "coverage": _coverage,
-    "sbc": _sbc,
-    "agreement": _agreement,
-}
-
-
-def gates(name: str, figures: dict[str, Any], thresholds: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every gate readable from a record; checks without a reader use the generic bound parser."""
-    special = _GATES.get(name)
-    found = special(figures, thresholds) if special else []
-    return found or _generic(name, figures, thresholds)
+# --- gates: the records each check returned (harness.checks.gate_record) ------------------------
 
 
 def headline(status: str, found: list[dict[str, Any]], messages: list[str]) -> dict[str, Any]:
@@ -388,7 +227,7 @@ def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
     records = []
     for e in entries:
         r = e.result
-        found = gates(r.name, r.figures, r.thresholds)
+        found = list(r.gates)
         records.append(
             {
                 "name": r.name,

@@ -37,15 +37,15 @@ from typing import Any
 from fusion.errors import InputError
 from fusion.io import clear_success, write_text
 from harness import records
-from harness.cases import PER_CASE_CHECKS, CaseCatalog
-from harness.checks import CHECK_NAMES, CheckContext, CheckResult
+from harness import registry as checks_registry
+from harness.cases import CaseCatalog
+from harness.checks import CheckContext, CheckResult
 from harness.gates import Gates
 from harness.paths import repo_root
 from harness.runlog import LOCK_FILE, clear_run_markers, locked, set_run_marker, upsert_inventory
 from harness.store import load_result, result_key, save_result, source_digest
 
 __all__ = [
-    "CHECK_MODULES",
     "SUITES",
     "BadInput",
     "Entry",
@@ -59,15 +59,7 @@ __all__ = [
     "run",
 ]
 
-CHECK_MODULES: dict[str, str] = {
-    "parity": "harness.parity",
-    "convergence": "harness.convergence",
-    "sbc": "harness.sbc",
-    "coverage": "harness.calibration",
-    "stability": "harness.stability",
-    "agreement": "harness.agreement",
-}
-SUITES: tuple[str, ...] = ("quick", "full")
+SUITES: tuple[str, ...] = checks_registry.SUITES
 #: a check's result may depend on any module of either package
 CODE_PATHS: tuple[str, ...] = ("fusion", "harness")
 _VERSIONED = (
@@ -98,7 +90,7 @@ class RunInterrupted(BaseException):
 class RunOptions:
     out: Path
     suite: str = "quick"
-    checks: tuple[str, ...] = CHECK_NAMES
+    checks: tuple[str, ...] = field(default_factory=checks_registry.names)  # default: every registered check
     scheduler: str | None = None
     gates: Gates = Gates()
     golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
@@ -165,7 +157,7 @@ def versions() -> dict[str, str]:
 def _load(name: str, registry: Mapping[str, CheckFn | ModuleType] | None) -> CheckFn | ModuleType:
     if registry is not None and name in registry:
         return registry[name]
-    return importlib.import_module(CHECK_MODULES[name])
+    return importlib.import_module(checks_registry.spec(name).module)
 
 
 def plan(
@@ -175,16 +167,22 @@ def plan(
 ) -> tuple[list[Planned], list[Entry]]:
     """(check, case) pairs in suite order; checks that cannot even be planned come back as error entries.
 
-    With `--case` folders, a per-case check no folder asks for (case.yaml `checks:`) is not planned.
+    The registry says which cases each check runs on; with `--case` folders, a per-case check no
+    folder asks for (case.yaml `checks:`) is not planned.
     """
     catalog = catalog if catalog is not None else catalog_for(options)
     planned: list[Planned] = []
     errors: list[Entry] = []
     for name in options.checks:
         try:
-            target = _load(name, registry)
-            case_fn = getattr(target, "cases", None)
-            cases = list(case_fn(options.suite, catalog)) if case_fn else ["all"]
+            target = _load(name, registry)  # a check whose module cannot load is an error entry now
+            if name not in checks_registry.names(options.suite):
+                continue
+            if registry is not None and name in registry:  # a test's stand-in: its own `cases`, else "all"
+                case_fn = getattr(target, "cases", None)
+                cases = list(case_fn(options.suite, catalog)) if case_fn else [checks_registry.ALL]
+            else:
+                cases = checks_registry.spec(name).cases(options.suite, catalog)
             if not cases and not catalog.bundled:
                 continue
         except Exception as exc:  # noqa: BLE001 — a broken check must not stop the others
@@ -229,9 +227,10 @@ def run(
 
     if options.suite not in SUITES:
         raise BadInput(f"unknown suite {options.suite!r}; valid: {', '.join(SUITES)}")
-    unknown = [c for c in options.checks if c not in CHECK_MODULES]
+    known = checks_registry.names()
+    unknown = [c for c in options.checks if c not in known]
     if unknown:
-        raise BadInput(f"unknown check {unknown[0]!r}; valid: {', '.join(CHECK_NAMES)}")
+        raise BadInput(f"unknown check {unknown[0]!r}; valid: {', '.join(known)}")
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out}: exists and is not a folder")
@@ -240,7 +239,8 @@ def run(
             if not Path(folder).is_dir():
                 raise BadInput(f"{folder}: {label} folder not found")
     catalog = catalog_for(options)
-    if options.case_dirs and not any(c not in PER_CASE_CHECKS or catalog.names(c) for c in options.checks):
+    per_case = checks_registry.per_case_names()
+    if options.case_dirs and not any(c not in per_case or catalog.names(c) for c in options.checks):
         raise BadInput(
             f"nothing to run: no --case folder lists {', '.join(options.checks)} under `checks:` in its case.yaml"
         )
@@ -308,7 +308,7 @@ def _run_locked(
         except Exception as exc:  # noqa: BLE001 — recorded as an error, the run goes on
             result = _error_result(item.check, item.case, exc, "raised")
             write_text(item.folder / "error.txt", traceback.format_exc())
-        result.duration_s = result.duration_s or time.perf_counter() - start
+        result.duration_s = time.perf_counter() - start  # the runner times every check
         result.name, result.case = item.check, item.case  # folders and inventory are keyed by the plan
         if not result.config_hash:
             result.config_hash = hashlib.sha256(

@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,9 +37,11 @@ from fusion.diagnostics import Thresholds
 from fusion.diagnostics import gate as fusion_gate
 from fusion.inference.model import NoiseSettings
 from fusion.io import write_csv, write_json
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.gates import SBCRanks
 from harness.gates import SBC_FIT
 from harness.plots import plot_sbc
+from harness.sim.ranks import rank_counts
 from harness.sim import (
     CORRECT,
     DROPPED_LOGNORM_TERM,
@@ -123,11 +124,15 @@ class SBCGate:
     file) are looser than the production gate's (DESIGN.md check 3); same names, same `gate`.
     """
 
-    alpha: float = 0.01  # family-wise false-alarm rate, over quantities × tests (Bonferroni)
+    alpha: float = SBCRanks().alpha  # family-wise false-alarm rate, over quantities × tests (Bonferroni)
     bins: int = 20
     n_simulations: int = 10_000  # for the ECDF simultaneous band
     fit: Thresholds = SBC_FIT  # per fit; its bulk ESS floor also bounds the thinned draws
-    max_failed_fraction: float = 0.05
+    max_failed_fraction: float = SBCRanks().max_failed_fraction
+
+    def per_test(self, n_quantities: int) -> float:
+        """Bonferroni: the family-wise α shared over quantities × two tests (χ² and ECDF band)."""
+        return self.alpha / (2 * n_quantities)
 
 
 @dataclass
@@ -157,8 +162,12 @@ def thin_indices(n_chains: int, n_draws: int, ess: float) -> np.ndarray:
     draw per effective sample removes that. Ranks are then uniform on 0..L_i with L_i the
     count kept, which varies per fit; `jittered_pit` puts them on one scale.
     """
+    from arviz_stats import thin
+
     step = max(1, math.ceil(n_chains * n_draws / ess)) if math.isfinite(ess) and ess > 0 else n_draws
-    return np.concatenate([c * n_draws + np.arange(0, n_draws, step) for c in range(n_chains)])
+    # ArviZ's thinning of the (chain, draw) index array at our factor (its "auto" factor would
+    # use bulk and tail ESS and change which draws SBC keeps)
+    return np.asarray(thin(np.arange(n_chains * n_draws).reshape(n_chains, n_draws), factor=step)).ravel()
 
 
 def _replicate(spec: SBCSpec, index: int, cores: int) -> dict[str, Any]:
@@ -240,15 +249,13 @@ def uniformity(pit: np.ndarray, names: Sequence[str], gate: SBCGate) -> dict[str
 
     pit = np.asarray(pit, dtype=float).reshape(-1, len(names))
     n = pit.shape[0]
-    alpha_test = gate.alpha / (2 * len(names))
+    alpha_test = gate.per_test(len(names))
     if n < 2 * gate.bins:
         return {q: {"n": n, "reject": True, "why": f"only {n} usable fits"} for q in names}
     x, lower, upper = ecdf_band(n, 1.0 - alpha_test, gate.n_simulations)
     out: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(names):
-        counts = np.bincount(
-            np.minimum((pit[:, j] * gate.bins).astype(int), gate.bins - 1), minlength=gate.bins
-        )
+        counts = rank_counts(pit[:, j], gate.bins)
         chi2 = stats.chisquare(counts)
         ecdf = compute_ecdf(pit[:, j], x)
         below, above = lower - ecdf, ecdf - upper
@@ -430,8 +437,10 @@ def summarize(
     _write_tables(folder, outcome, problems)
     if plots and len(ok):
         n, q = outcome.ranks.shape
-        band = ecdf_band(n, 1.0 - gate.alpha / (2 * q), gate.n_simulations)
-        outcome.plots = plot_sbc(folder, outcome, gate, QUANTITIES, band)
+        level = 1.0 - gate.per_test(q)
+        band = ecdf_band(n, level, gate.n_simulations)
+        rejected = [bool(figures["tests"][name]["reject"]) for name in QUANTITIES]
+        outcome.plots = plot_sbc(folder, spec.label, outcome.pit, rejected, QUANTITIES, gate.bins, band, level)
     return outcome
 
 
@@ -491,10 +500,24 @@ def _tempered_report(gen: SBCOutcome, tmp: SBCOutcome) -> dict[str, Any]:
     return out
 
 
+def sbc_gates(gen: dict[str, Any], gate: SBCGate) -> list[dict[str, Any]]:
+    """The generative form's gates: smallest χ² p against the per-test α, ECDF bands, failed fits."""
+    ps = {q: p for q, p in (gen.get("chi2_p") or {}).items() if isinstance(p, (int, float))}
+    bands = gen.get("ecdf_inside_band")
+    q = min(ps, key=lambda k: ps[k]) if ps else None
+    return gates_of(
+        gate_record(f"min χ² p ({q})", "≥", gate.per_test(len(QUANTITIES)), ps[q]) if q else None,
+        gate_record("ECDF outside the simultaneous band", "≤", 0, sum(not v for v in bands.values()), "quantities")
+        if isinstance(bands, dict) and bands
+        else None,
+        gate_record("failed fits (fraction)", "≤", gate.max_failed_fraction, gen.get("failed_fraction")),
+    )
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     """SBC of the generative form (gated) and of the tempered form (reported)."""
-    start = time.perf_counter()
-    gate = SBCGate(fit=ctx.gates.sbc)
+    ranks = ctx.gates.sbc_ranks
+    gate = SBCGate(fit=ctx.gates.sbc, alpha=ranks.alpha, max_failed_fraction=ranks.max_failed_fraction)
     out = Path(ctx.artifact_dir)
     n_before = compile_count()
     gen, tmp = (
@@ -533,7 +556,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     }
     thresholds = {
         "alpha_family": gate.alpha,
-        "alpha_per_test": gate.alpha / (2 * len(QUANTITIES)),
+        "alpha_per_test": gate.per_test(len(QUANTITIES)),
         "rank_bins": gate.bins,
         "false_alarm_rate": gate.alpha,  # P(a correct model fails SBC), family-wise over quantities and tests
         "per_fit": gate.fit.as_dict(),  # ESS floors per chain
@@ -555,9 +578,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
         status="pass" if gen.passed else "fail",
         figures=figures,
         thresholds=thresholds,
+        gates=sbc_gates(figures["generative"], gate),
         messages=gen.messages + [f"(reported, not gated) {m}" for m in findings],
         plots=plots,
-        duration_s=time.perf_counter() - start,
         provenance={
             "seed": gen.spec.seed,
             "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",

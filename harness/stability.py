@@ -11,7 +11,6 @@ often the seeds agree on the top member. The gate is the largest per-member σ.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -25,8 +24,8 @@ import pandas as pd
 from fusion.data.prepared import Prepared
 from fusion.inference.model import NoiseSettings
 from fusion.io import write_csv, write_json
-from harness.cases import EXAMPLE, CaseCatalog, catalog_of
-from harness.checks import CheckContext, CheckResult
+from harness.cases import CaseCatalog, catalog_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.plots import plot_stability
 from harness.sim import PARAMS, fit, run_tasks, spec_hash, worker_info
 from harness.store import load_result, save_result
@@ -194,15 +193,20 @@ def run_stability(
 
 
 def cases(suite: str, catalog: CaseCatalog) -> list[str]:
-    """Bundled: the generated example (its subsample is smaller than its points). `--case`: each that asks."""
-    names = catalog.names("stability")
-    return names if not catalog.bundled else [n for n in names if n == EXAMPLE]
+    """The cases the runner plans for this check (harness.registry decides)."""
+    from harness.registry import spec
+
+    return spec("stability").cases(suite, catalog)
+
+
+def stability_gates(figures: dict[str, Any], max_sd: float) -> list[dict[str, Any]]:
+    """The largest per-member σ of E[w] across seeds (in weight units)."""
+    return gates_of(gate_record("max_sd", "≤", max_sd, figures.get("max_sd"), "weight"))
 
 
 def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> CheckResult:
     """Seed stability on one case (default the bundled example); gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
-    start = time.perf_counter()
-    settings = settings or StabilitySettings()
+    settings = settings or StabilitySettings(max_sd=ctx.gates.stability.max_sd)
     out = Path(ctx.artifact_dir)
     catalog = catalog_of(ctx)
     case = catalog.get(ctx.case if ctx.case != "all" else cases(ctx.suite, catalog)[0], out)
@@ -233,9 +237,9 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
             "subsample_size": settings.subsample_size,
             "n_seeds": len(settings.seeds),
         },
+        gates=stability_gates(figures, settings.max_sd),
         messages=messages,
         plots=[plot],
-        duration_s=time.perf_counter() - start,
         provenance={
             "seeds": list(settings.seeds),
             "sampler": "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)",

@@ -2,6 +2,8 @@
 
 A cycle makes import order matter and hides which module owns what. At load time,
 function-local (deferred) imports and `TYPE_CHECKING` blocks do not run and are left out;
+a `TYPE_CHECKING` import is still a dependency a reader must follow, so a second graph counts
+them and must be free of cycles too;
 within `fusion` a deferred import is there for import cost only (`fusion run` loads what it
 uses), never to dodge a cycle, so there the deferred imports must be free of cycles too.
 A conftest is pytest's to load (fixtures and hooks); shared helpers live in `harness.testing`
@@ -22,16 +24,18 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(tree: ast.Module, name: str, is_package: bool, *, deferred: bool = False) -> set[str]:
-    """Names imported by statements that run when the module loads (not in `TYPE_CHECKING`, nor in
-    functions unless `deferred`)."""
+def _imports(
+    tree: ast.Module, name: str, is_package: bool, *, deferred: bool = False, type_checking: bool = False
+) -> set[str]:
+    """Names imported by statements that run when the module loads (not in `TYPE_CHECKING` unless
+    `type_checking`, nor in functions unless `deferred`)."""
     out: set[str] = set()
     stack: list[ast.stmt] = list(tree.body)
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not deferred:
             continue
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) and not type_checking:
             stack.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
@@ -49,7 +53,11 @@ def _imports(tree: ast.Module, name: str, is_package: bool, *, deferred: bool = 
 
 
 def import_graph(
-    root: Path, packages: tuple[str, ...] = ("fusion", "harness"), *, deferred: bool = False
+    root: Path,
+    packages: tuple[str, ...] = ("fusion", "harness"),
+    *,
+    deferred: bool = False,
+    type_checking: bool = False,
 ) -> dict[str, set[str]]:
     """{module: the project modules it imports at load time (and, if `deferred`, inside its functions)}."""
     files = {_module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
@@ -57,7 +65,8 @@ def import_graph(
     for name, path in files.items():
         deps = set()
         tree = ast.parse(path.read_text())
-        for target in _imports(tree, name, path.name == "__init__.py", deferred=deferred):
+        is_package = path.name == "__init__.py"
+        for target in _imports(tree, name, is_package, deferred=deferred, type_checking=type_checking):
             while target and target not in files:  # `from pkg.mod import obj` → pkg.mod
                 target = target.rpartition(".")[0]
             if target and target != name:
@@ -79,6 +88,13 @@ def test_no_import_cycle_in_fusion_or_harness() -> None:
     assert "harness.cases" in graph["harness.testing"]  # and reads `from x import y` edges
     assert "fusion.inference.laplace" not in graph["fusion.inference.sampling"]  # deferred: not at load time
     _assert_acyclic(graph, "import cycle")
+
+
+def test_no_import_cycle_counting_type_checking_imports() -> None:
+    graph = import_graph(repo_root(), type_checking=True)
+    assert "harness.cases" in graph["harness.checks"]  # the scan reads `if TYPE_CHECKING:` blocks
+    assert "harness.cases" not in import_graph(repo_root())["harness.checks"]
+    _assert_acyclic(graph, "import cycle through a TYPE_CHECKING import")
 
 
 def test_no_cycle_in_fusion_through_deferred_imports() -> None:

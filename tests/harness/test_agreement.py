@@ -12,7 +12,7 @@ from fusion.inference.laplace import fit_laplace, sample_laplace
 from fusion.inference.model import FusedDensity, NoiseSettings
 from harness import agreement
 from harness.checks import CHECK_NAMES, CheckContext
-from harness.runner import CHECK_MODULES
+from harness.registry import spec
 from harness.testing import check_context
 
 pytestmark = pytest.mark.filterwarnings("ignore::fusion.errors.DataWarning")
@@ -30,7 +30,7 @@ def _shifted_laplace(cfg, prepared):
 
 
 def test_agreement_is_registered() -> None:
-    assert "agreement" in CHECK_NAMES and CHECK_MODULES["agreement"] == "harness.agreement"
+    assert "agreement" in CHECK_NAMES and spec("agreement").module == "harness.agreement"
 
 
 def test_laplace_agrees_with_nuts_on_the_small_case(tmp_path: Path) -> None:

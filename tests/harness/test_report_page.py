@@ -24,7 +24,7 @@ import pytest
 from fusion.data.availability import availability_record
 from fusion.io import write_json, write_png
 from harness import browser, cli, runner
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 
 CHECKS = ("parity", "convergence", "stability")
 CASES = {"parity": ("small", "subsample"), "convergence": ("all",), "stability": ("all",)}
@@ -68,6 +68,7 @@ def planted(
             status=status,  # type: ignore[arg-type]
             figures={"x_max": value},
             thresholds={"x_max": "≤ 1"},
+            gates=gates_of(gate_record("x_max", "≤", 1.0, value)),
             messages=[f"x_max {value} > 1 (over by {value - 1:g})"] if status == "fail" else [],
             plots=["plot.png"],
             provenance={"seed": 7, "inputs_sha256": {"obs/a.nc": "ab" * 32}},
@@ -344,3 +345,25 @@ def test_markdown_and_page_show_the_same_summary(failed_run: Path) -> None:
     ]
     assert len(md_rows) == len(page_rows) == 4
     assert md_rows == page_rows
+
+
+def test_page_escapes_every_value_through_the_template(tmp_path: Path) -> None:
+    """Jinja2 autoescaping: a check's text cannot inject markup into the sign-off page."""
+    from harness.html_report import render_html
+
+    evil = "<script>alert(1)</script> & \"quotes\""
+    doc = {
+        "run": {"suite": "quick", "marker": "_RUN_FAILED", "started_at": "t0", "finished_at": "t1", "duration_s": 1.0,
+                "fingerprint": "f" * 64, "versions": {}},
+        "checks": [
+            {"name": "demo", "case": evil, "status": "fail", "figures": {"x": evil}, "thresholds": {evil: 1},
+             "gates": [{"figure": evil, "threshold": "≤ 1", "value": 2.0, "margin": -1.0, "passed": False}],
+             "headline": {"figure": evil, "threshold": "≤ 1", "value": 2.0, "margin": -1.0, "passed": False},
+             "duration_s": 0.1, "messages": [evil], "plots": ["missing<b>.png"], "artifact_dir": "demo/x",
+             "resumed": False, "ran": True, "config_hash": "", "provenance": {"seed": evil}, "availability": None}
+        ],
+    }
+    html = render_html(tmp_path, doc, [{"name": evil, "decision": "reject", "at": "t", "fingerprint": "g", "note": evil}])
+    assert "<script>" not in html and "<b>" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;") >= 8
+    assert "plot missing: missing&lt;b&gt;.png" in html

@@ -16,7 +16,7 @@ import pytest
 
 from fusion.io import is_complete, write_text
 from harness import cli, runlog, runner
-from harness.checks import CheckContext, CheckResult
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.paths import repo_root
 
 REPO = repo_root()
@@ -36,6 +36,7 @@ def fake(
             status=status,
             figures={"x": figures.get("x", 2.0)},  # type: ignore[arg-type]
             thresholds={"x": "≤ 1"},
+            gates=gates_of(gate_record("x", "≤", 1.0, figures.get("x", 2.0))),
             messages=messages,
             plots=[],
         )
@@ -95,7 +96,14 @@ def test_error_is_partial_not_stamped_and_retried(tmp_path: Path) -> None:
 
 
 def test_missing_check_module_is_an_error_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(runner.CHECK_MODULES, "sbc", "harness.no_such_module")
+    import dataclasses
+
+    from harness import registry
+
+    broken = tuple(
+        dataclasses.replace(c, module="harness.no_such_module") if c.name == "sbc" else c for c in registry.CHECKS
+    )
+    monkeypatch.setattr(registry, "CHECKS", broken)
     outcome = run(tmp_path / "out", {"parity": fake("pass")}, "parity", "sbc")
     sbc = next(e for e in outcome.entries if e.result.name == "sbc")
     assert (
@@ -126,14 +134,66 @@ def test_resume_skips_stamped_work_of_the_same_suite_and_code(
     assert len(calls) == 4, "a result made by other code is redone"
 
 
-def test_cases_are_planned_per_check(tmp_path: Path) -> None:
+DEMO_CHECK = """
+from harness.checks import CheckResult, gate_record, gates_of
+
+
+def run_check(ctx):
+    x = 0.25 if ctx.case == "a" else 0.5
+    return CheckResult(name="demo", case=ctx.case, status="pass" if x <= 0.4 else "fail", figures={"x": x},
+                       gates=gates_of(gate_record("x", "≤", 0.4, x, "units")))
+"""
+
+
+def _register_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check added the documented way: one module and one registry line (nothing else touched)."""
+    from harness import registry
+
+    write_text(tmp_path / "demo_check.py", DEMO_CHECK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    demo = registry.CheckSpec(
+        "demo", "demo_check", "a stand-in added by a test", per_case=True, select=lambda s, c, n: ["b", "a"]
+    )
+    monkeypatch.setattr(registry, "CHECKS", (*registry.CHECKS, demo))
+
+
+def test_a_stand_in_is_planned_on_its_own_cases(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     calls: list[str] = []
     check = SimpleNamespace(cases=lambda suite, catalog: ["b", "a"], run_check=fake("pass", calls))
     outcome = run(tmp_path / "out", {"parity": check}, "parity")
     assert calls == ["b", "a"] and [e.result.case for e in outcome.entries] == ["b", "a"]
-    assert (tmp_path / "out" / "parity" / "a" / "_SUCCESS").is_file()
+
+
+def test_cases_are_planned_per_check_by_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _register_demo(tmp_path, monkeypatch)
+    outcome = run(tmp_path / "out", None, "demo")
+    assert [e.result.case for e in outcome.entries] == ["b", "a"]
+    assert [e.result.status for e in outcome.entries] == ["fail", "pass"]
+    assert (tmp_path / "out" / "demo" / "a" / "_SUCCESS").is_file()
+    assert all(e.result.duration_s > 0 for e in outcome.entries), "the runner times every check"
+
+
+def test_a_check_added_in_a_test_shows_in_help_runs_and_gets_its_report_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register_demo(tmp_path, monkeypatch)
+    assert cli.main(["run", "--help"]) == 0
+    assert "demo (a stand-in added by a test)" in " ".join(capsys.readouterr().out.split())
+    out = tmp_path / "out"
+    assert cli.main(["run", "--check", "demo", "--out", str(out)]) == 1
+    doc = json.loads((out / "report.json").read_text())
+    rows = {(r["name"], r["case"]): r for r in doc["checks"]}
+    assert set(rows) == {("demo", "b"), ("demo", "a")}
+    assert rows["demo", "b"]["gates"][0] | {"margin": 0} == {
+        "figure": "x", "comparison": "≤", "bound": 0.4, "value": 0.5, "margin": 0, "unit": "units",
+        "passed": False, "threshold": "≤ 0.4 units",
+    }
+    assert rows["demo", "b"]["gates"][0]["margin"] == pytest.approx(-0.1)
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "demo" in md and "≤ 0.4 units" in md
+    assert "demo" in html and "≤ 0.4 units" in html
 
 
 def test_inventory_upsert_is_keyed_and_sorted(tmp_path: Path) -> None:
@@ -301,7 +361,7 @@ def test_cli_exit_codes_follow_the_checks(
     monkeypatch.setattr(runner, "_load", lambda name, reg: registry[name])
     args = ["run", "--check", "parity", "--check", "convergence", "--scheduler", "tcp://127.0.0.1:8786"]
     assert cli.main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert "harness: success (2 pass)" in capsys.readouterr().out
+    assert "harness: success (4 pass)" in capsys.readouterr().out, "parity on the 3 bundled cases, convergence on 1"
     registry["convergence"] = fake("fail")
     assert cli.main([*args, "--out", str(tmp_path / "b")]) == 1
     assert (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -71,3 +73,13 @@ def test_every_failing_figure_is_named() -> None:
     problems = " ".join(fit_problems({"convergence": bad}, SBCGate()))
     for words in ("R-hat nan", "bulk ESS 5.0 per chain < 25", "tail ESS 2.5 per chain < 25", "2 divergent", "E-BFMI 0.100"):
         assert words in problems, words
+
+
+@pytest.mark.parametrize("chains", [1, 2, 4])
+@pytest.mark.parametrize("ess", [0.5, 13.0, 99.9, 250.0, 1e4, float("nan"), 0.0])
+def test_thin_indices_keep_every_step_th_draw_of_each_chain(chains: int, ess: float) -> None:
+    """ArviZ's `thin` at our factor keeps draws 0, step, 2·step, … of each chain (factor ⌈draws/ESS⌉)."""
+    draws = 501
+    step = max(1, math.ceil(chains * draws / ess)) if math.isfinite(ess) and ess > 0 else draws
+    want = [c * draws + i for c in range(chains) for i in range(0, draws, step)]
+    assert thin_indices(chains, draws, ess).tolist() == want
