@@ -18,6 +18,7 @@ import netCDF4
 import numpy as np
 
 from fusion.config import Config
+from fusion.data.grid import Grid
 from fusion.data.regrid import conform, projection_of
 from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
 from fusion.errors import DataWarning, InputError
@@ -27,29 +28,6 @@ __all__ = ["Grid", "ThicknessYear", "VelocityYear", "Member", "EnsembleData", "l
 MISSING_VEL_ERROR: float = 10.0  # m/yr, the prototype's constant for a missing ERRX/ERRY
 _YEAR = re.compile(r"\d{4}")
 _NUMBER = re.compile(r"\d+")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Shape and coordinates that every field must share; `source` names the file it came from."""
-
-    shape: tuple[int, int]
-    y: np.ndarray | None
-    x: np.ndarray | None
-    source: Path
-    projection: str | None = None  # CF grid_mapping as text (fusion.data.regrid), None when unstated
-
-    def describe(self) -> str:
-        return f"{self.shape[0]}x{self.shape[1]} grid of {self.source.name}"
-
-    def check(self, other: "Grid") -> None:
-        same = self.shape == other.shape
-        for mine, theirs in ((self.y, other.y), (self.x, other.x)):
-            if same and mine is not None and theirs is not None:
-                same = mine.shape == theirs.shape and np.array_equal(mine, theirs)
-        if not same:
-            problem = "shape" if self.shape != other.shape else "coordinate values"
-            raise InputError(other.source, f"grid mismatch ({problem}): {other.describe()} vs {self.describe()}")
 
 
 @dataclass(frozen=True)

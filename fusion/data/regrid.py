@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import netCDF4
 
     from fusion.config import Regrid
-    from fusion.data.load import Grid
+    from fusion.data.grid import Grid
 
 __all__ = ["projection_of", "conform", "same_grid"]
 
