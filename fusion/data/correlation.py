@@ -112,6 +112,13 @@ class CorrelationFit:
     n_points: int
     n_eff_scale: float
     n_eff_location: float
+    #: the empirical semivariogram the model was fitted to (bin centres in cells, γ), for figures
+    lags_cells: tuple[float, ...] = ()
+    gamma: tuple[float, ...] = ()
+
+    def variogram(self, distance_cells: np.ndarray) -> np.ndarray:
+        """The fitted semivariogram γ(h) = sill·(1 − ρ(h)) (0 at h = 0)."""
+        return self.sill * (1.0 - self.correlation(distance_cells))
 
     def correlation(self, distance_cells: np.ndarray) -> np.ndarray:
         """ρ at distances in cells (1 at zero distance, the nugget's share removed elsewhere)."""
@@ -173,7 +180,10 @@ def estimate_correlation(
     reach = _negligible_lag(fit, max(field.shape))
     sum_rho = pair_correlation_sum(kept, fit.correlation, reach)
     sum_rho2 = pair_correlation_sum(kept, lambda d: fit.correlation(d) ** 2, reach)
-    return replace(fit, n_eff_scale=n * n / sum_rho2, n_eff_location=n * n / sum_rho)
+    return replace(
+        fit, n_eff_scale=n * n / sum_rho2, n_eff_location=n * n / sum_rho,
+        lags_cells=tuple(map(float, centres)), gamma=tuple(map(float, gamma)),
+    )  # fmt: skip
 
 
 def _negligible_lag(fit: CorrelationFit, longest: int) -> int:

@@ -53,12 +53,18 @@ class StreamCorrelation:
     source: str  # "estimate" (variogram of standardized residuals) or "config"
     n_eff_scale: float
     n_eff_location: float
+    sill: float = 1.0
+    nugget: float = 0.0
+    lags_cells: tuple[float, ...] = ()  # the empirical semivariogram (estimate only)
+    gamma: tuple[float, ...] = ()
 
     def record(self) -> dict[str, Any]:
         return {
             "n_points": self.n_points, "correlation_length_cells": self.length_cells,
             "correlation_length": self.length, "model": self.model, "source": self.source,
             "n_eff_scale": self.n_eff_scale, "n_eff_location": self.n_eff_location,
+            "sill": self.sill, "nugget": self.nugget,
+            "variogram": {"lag_cells": list(self.lags_cells), "gamma": list(self.gamma)},
         }  # fmt: skip
 
 
@@ -151,7 +157,8 @@ def stream_correlations(
         out[s] = StreamCorrelation(
             stream=s, n_points=n, length_cells=fit.length_cells,
             length=None if cell is None else fit.length_cells * cell, model=fit.model, source=source,
-            n_eff_scale=n_scale, n_eff_location=n_loc,
+            n_eff_scale=n_scale, n_eff_location=n_loc, sill=fit.sill, nugget=fit.nugget,
+            lags_cells=fit.lags_cells, gamma=fit.gamma,
         )  # fmt: skip
     return out
 
