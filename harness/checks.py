@@ -20,7 +20,7 @@ from harness.gates import Gates
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES"]
 
 Status = Literal["pass", "fail", "error"]
-CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability", "agreement")
+CHECK_NAMES: tuple[str, ...] = ("parity", "convergence", "sbc", "coverage", "stability", "agreement", "likelihood")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ CHECK_MODULES: dict[str, str] = {
     "coverage": "harness.calibration",
     "stability": "harness.stability",
     "agreement": "harness.agreement",
+    "likelihood": "harness.likelihood_check",
 }
 SUITES: tuple[str, ...] = ("quick", "full")
 #: a check's result may depend on any module of either package

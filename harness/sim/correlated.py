@@ -12,9 +12,11 @@ FUSION's own density (`FusedDensity`, `fusion.inference.likelihood.form_settings
   generative form with correlated errors; PIT of each θ_j among the Laplace draws → χ² and ECDF
   band (`harness.sbc.uniformity`), coverage of the central 1σ / 2σ intervals.
 - **members** (the member log-likelihood factor): one member is the truth, the others offset by a
-  constant per stream; θ known. Randomised PIT of the truth member under w (uniform iff the
-  weights are calibrated), truth member first, coverage of the 68 % / 95 % credible sets, and the
-  width of the weighted 5–95 % interval of a projected quantity.
+  constant per stream; θ known. Reliability: calibrated weights (P(truth = m | data) = w_m)
+  satisfy E[w_truth] = E[Σ_m w_m²], so the mean of w_truth − Σ w² over replicates is 0 (a z test;
+  overconfident weights make it negative, underconfident ones positive); truth member first,
+  coverage of the 68 % / 95 % credible sets, width of the weighted 5–95 % interval of a
+  projected quantity (members' SLE drawn per replicate).
 
 Planted defects: `effective` with n_eff doubled (`neff_factor=2`).
 """
@@ -37,6 +39,11 @@ __all__ = ["STRUCTURES", "FORMS", "CorrelatedSpec", "correlated_design", "eviden
 STRUCTURES: dict[str, float | None] = {"independent": None, "short": 2.0, "long": 6.0}
 FORMS: tuple[str, ...] = ("tempered", "independent", "effective")
 _LEVELS = np.array([0.6827, 0.9545])
+#: the Laplace Gaussian widened by this as the importance proposal (heavier tails than the target's)
+_WIDEN = 1.5
+#: θ quantities gated: β_thick multiplies speed 0 on thickness points, so its posterior is its
+#: prior (not identified; harness/sbc.py reports the same), reported but not gated
+GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,7 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
         except (LaplaceError, ValueError):
             out[form] = np.full(len(PARAMS), np.nan)
             continue
-        x, lp_gauss = draw_gaussian(fit, 1, spec.draws, i)
+        x, lp_gauss = draw_gaussian(replace(fit, cov=fit.cov * _WIDEN**2), 1, spec.draws, i)
         # the Gaussian corrected by self-normalised importance weights p/q (a weakly identified β
         # has a skewed posterior on the log scale that the Laplace Gaussian alone misses)
         lp = np.array([density.logp_grad(row)[0] for row in x[0]])
@@ -197,6 +204,8 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
         lo, hi = weighted_quantile(sle, w, [0.05, 0.95])
         out[form] = {
             "pit": float(w[:truth].sum() + u * w[truth]),
+            # calibrated weights (P(truth = m) = w_m) give E[w_truth] = E[Σ w²]: their difference
+            "reliability": float(w[truth] - np.sum(w * w)),
             "truth_first": float(order[0] == truth),
             "cover_68": float(covered[0]), "cover_95": float(covered[1]),
             "width_90": float(hi - lo), "max_weight": float(w.max()),
@@ -206,6 +215,8 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
 
 def evidence(spec: CorrelatedSpec) -> dict[str, dict[str, dict[str, Any]]]:
     """{structure: {form: figures}} for both experiments (see the module docstring)."""
+    from scipy import stats
+
     from harness.sbc import SBCGate, uniformity
 
     gate = SBCGate(bins=10)
@@ -218,23 +229,26 @@ def evidence(spec: CorrelatedSpec) -> dict[str, dict[str, dict[str, Any]]]:
         for form in spec.forms:
             pit = np.array([r[form] for r in noise])
             ok = np.all(np.isfinite(pit), axis=1)
-            tests = uniformity(pit[ok], PARAMS, gate)
-            centred = np.abs(pit[ok] - 0.5)
+            gated = [PARAMS.index(p) for p in GATED]
+            tests = uniformity(pit[ok][:, gated], GATED, gate)
+            centred = np.abs(pit[ok][:, gated] - 0.5)
             mem = {k: np.array([r[form][k] for r in members]) for k in members[0][form]}
-            mem_test = uniformity(mem["pit"][:, None], ("member",), replace(gate, alpha=0.01 * 2 / (2 * len(PARAMS))))
+            d = mem["reliability"]
+            z = float(d.mean() / max(d.std(ddof=1) / np.sqrt(d.size), 1e-12))
+            rel_p = float(2 * stats.norm.sf(abs(z)))
             table[structure][form] = {
                 "noise": {
                     "n": int(ok.sum()), "failed_fits": int((~ok).sum()),
                     "chi2_p_min": float(min(t.get("chi2_p", 0.0) for t in tests.values())),
+                    "chi2_p": {q: t.get("chi2_p") for q, t in tests.items()},
                     "ecdf_inside_band": bool(all(not t.get("ecdf_outside_band", True) for t in tests.values())),
                     "reject": bool(any(t["reject"] for t in tests.values())),
                     "coverage_1sigma": float(np.mean(centred < _LEVELS[0] / 2)),
                     "coverage_2sigma": float(np.mean(centred < _LEVELS[1] / 2)),
                 },
                 "members": {
-                    "chi2_p": float(mem_test["member"].get("chi2_p", 0.0)),
-                    "ecdf_inside_band": not mem_test["member"].get("ecdf_outside_band", True),
-                    "reject": bool(mem_test["member"]["reject"]),
+                    "reliability_mean": float(d.mean()), "reliability_z": z, "reliability_p": rel_p,
+                    "reject": rel_p < gate.alpha,
                     "truth_first": float(mem["truth_first"].mean()),
                     "cover_68": float(mem["cover_68"].mean()), "cover_95": float(mem["cover_95"].mean()),
                     "width_90": float(mem["width_90"].mean()), "max_weight": float(mem["max_weight"].mean()),
@@ -249,7 +263,7 @@ def evidence(spec: CorrelatedSpec) -> dict[str, dict[str, dict[str, Any]]]:
 def evidence_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The evidence as one Markdown table (report and README)."""
     lines = [
-        "| errors | form | θ SBC χ² p (min) | θ ECDF in band | θ cover 1σ / 2σ | member PIT χ² p | truth first "
+        "| errors | form | θ SBC χ² p (min) | θ ECDF in band | θ cover 1σ / 2σ | member reliability z (p) | truth first "
         "| member sets 68 / 95 % | 5–95 % width | calibrated |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -258,7 +272,7 @@ def evidence_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
             nz, mb = f["noise"], f["members"]
             lines.append(
                 f"| {structure} | {form} | {nz['chi2_p_min']:.2g} | {'yes' if nz['ecdf_inside_band'] else 'no'} "
-                f"| {nz['coverage_1sigma']:.2f} / {nz['coverage_2sigma']:.2f} | {mb['chi2_p']:.2g} "
+                f"| {nz['coverage_1sigma']:.2f} / {nz['coverage_2sigma']:.2f} | {mb['reliability_z']:+.1f} ({mb['reliability_p']:.2g}) "
                 f"| {mb['truth_first']:.2f} | {mb['cover_68']:.2f} / {mb['cover_95']:.2f} | {mb['width_90']:.0f} "
                 f"| {'**yes**' if f['calibrated'] else 'no'} |"
             )
