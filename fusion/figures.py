@@ -1,4 +1,5 @@
-"""The run folder's figures: the projection, the availability of observations, the residual variogram and the likelihood-form sensitivity.
+"""The run folder's figures: the projection, the availability of observations, the residual
+variogram and the sensitivity to `likelihood.form`.
 
 Drawn in this process by `draw_figures`, or by `fusion.worker.RunWorker` in a second process
 (`fusion run`), which calls the same functions below.

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, PointLayout, Prepared
-from fusion.inference.model import PARAMS, NoiseSettings
+from fusion.inference.model import PARAMS, PRIOR_SIGMA, NoiseSettings
 from harness.sim.designs import Design, draw_prior, replicate_rng, sigma_tot2
 
 __all__ = ["STRUCTURES", "FORMS", "CorrelatedSpec", "correlated_design", "evidence", "evidence_table"]
@@ -41,6 +41,7 @@ FORMS: tuple[str, ...] = ("tempered", "independent", "effective")
 _LEVELS = np.array([0.6827, 0.9545])
 #: the Laplace Gaussian widened by this as the importance proposal (heavier tails than the target's)
 _WIDEN = 1.5
+_PRIOR_SHARE = 0.25  # of the importance draws taken from the prior (defensive mixture)
 #: θ quantities gated: β_thick multiplies speed 0 on thickness points, so its posterior is its
 #: prior (not identified; harness/sbc.py reports the same), reported but not gated
 GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
@@ -142,9 +143,49 @@ def _settings(form: str, prepared: Prepared, neff_factor: float, seed: int) -> N
     return settings
 
 
+@dataclass(frozen=True)
+class _Broad:
+    mode: np.ndarray
+    cov: np.ndarray
+
+
+def _prior_logpdf_log(x: np.ndarray) -> np.ndarray:
+    """Log-density of x = log θ under the HalfNormal priors (θ's density times the Jacobian θ)."""
+    from fusion.inference.model import PRIOR_SIGMA
+
+    sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
+    theta = np.exp(x)
+    return np.sum(np.log(2.0 / (sig * np.sqrt(2.0 * np.pi))) - 0.5 * (theta / sig) ** 2 + x, axis=-1)
+
+
+def _defensive_draws(fit: Any, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 4) draws of log θ from the defensive mixture (1 − ε)·N(mode, (w·Σ)) + ε·prior, and log q.
+
+    The prior share bounds the importance weights p/q by the likelihood's range, so the truth
+    is never beyond every draw merely because the Gaussian's tails are too light.
+    """
+    from scipy.special import logsumexp
+
+    from fusion.inference.model import PRIOR_SIGMA
+
+    n_prior = int(round(_PRIOR_SHARE * n))
+    cov = fit.cov * _WIDEN**2
+    chol = np.linalg.cholesky(cov)
+    gauss = fit.mode + rng.standard_normal((n - n_prior, fit.mode.size)) @ chol.T
+    sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
+    prior = np.log(np.abs(rng.standard_normal((n_prior, sig.size))) * sig)
+    x = np.concatenate([gauss, prior])
+    z = np.linalg.solve(chol, (x - fit.mode).T).T
+    log_gauss = -0.5 * np.sum(z * z, axis=1) - np.sum(np.log(np.diag(chol))) - 0.5 * fit.mode.size * np.log(2 * np.pi)
+    logq = logsumexp(
+        np.stack([np.log1p(-_PRIOR_SHARE) + log_gauss, np.log(_PRIOR_SHARE) + _prior_logpdf_log(x)]), axis=0
+    )
+    return x, logq
+
+
 def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str, i: int) -> dict[str, np.ndarray]:
     """PIT of θ under each form for replicate `i` of the noise experiment."""
-    from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
+    from fusion.inference.laplace import LaplaceError, _CallbackDensity, fit_laplace
     from fusion.inference.model import FusedDensity
 
     rng = replicate_rng(spec.seed, i, list(STRUCTURES).index(structure))
@@ -156,18 +197,21 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
     for form in spec.forms:
         try:
             density = _CallbackDensity(FusedDensity(prepared, _settings(form, prepared, spec.neff_factor, i)))
-            fit = fit_laplace(density)
-        except (LaplaceError, ValueError):
+        except ValueError:  # no correlation estimate
             out[form] = np.full(len(PARAMS), np.nan)
             continue
-        x, lp_gauss = draw_gaussian(replace(fit, cov=fit.cov * _WIDEN**2), 1, spec.draws, i)
-        # the Gaussian corrected by self-normalised importance weights p/q (a weakly identified β
-        # has a skewed posterior on the log scale that the Laplace Gaussian alone misses)
-        lp = np.array([density.logp_grad(row)[0] for row in x[0]])
-        logw = lp - lp_gauss[0]
+        try:
+            fit = fit_laplace(density)
+        except LaplaceError:  # no mode (e.g. σ_base → 0): a broad Gaussian, the weights do the work
+            fit = _Broad(mode=np.log([PRIOR_SIGMA[p] for p in PARAMS]), cov=np.eye(len(PARAMS)))
+        x, logq = _defensive_draws(fit, spec.draws, rng)
+        # self-normalised importance weights p/q: a σ_base near 0 or a weakly identified β has a
+        # skewed posterior on the log scale that the Laplace Gaussian alone misses
+        lp = np.array([density.logp_grad(row)[0] for row in x])
+        logw = lp - logq
         w = np.exp(logw - logw.max())
         w /= w.sum()
-        below = (x[0] < np.log(theta)[None, :]).astype(float)
+        below = (x < np.log(theta)[None, :]).astype(float)
         out[form] = np.clip(w @ below, 0.0, 1.0)
     return out
 
