@@ -164,23 +164,25 @@ def _defensive_draws(fit: Any, n: int, rng: np.random.Generator) -> tuple[np.nda
     The prior share bounds the importance weights p/q by the likelihood's range, so the truth
     is never beyond every draw merely because the Gaussian's tails are too light.
     """
-    from scipy.special import logsumexp
-
-    from fusion.inference.model import PRIOR_SIGMA
-
     n_prior = int(round(_PRIOR_SHARE * n))
-    cov = fit.cov * _WIDEN**2
-    chol = np.linalg.cholesky(cov)
+    chol = np.linalg.cholesky(fit.cov * _WIDEN**2)
     gauss = fit.mode + rng.standard_normal((n - n_prior, fit.mode.size)) @ chol.T
     sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
     prior = np.log(np.abs(rng.standard_normal((n_prior, sig.size))) * sig)
     x = np.concatenate([gauss, prior])
+    return x, _defensive_logq(fit, x)
+
+
+def _defensive_logq(fit: Any, x: np.ndarray) -> np.ndarray:
+    """log q of the defensive mixture at rows of `x`."""
+    from scipy.special import logsumexp
+
+    chol = np.linalg.cholesky(fit.cov * _WIDEN**2)
     z = np.linalg.solve(chol, (x - fit.mode).T).T
     log_gauss = -0.5 * np.sum(z * z, axis=1) - np.sum(np.log(np.diag(chol))) - 0.5 * fit.mode.size * np.log(2 * np.pi)
-    logq = logsumexp(
+    return logsumexp(
         np.stack([np.log1p(-_PRIOR_SHARE) + log_gauss, np.log(_PRIOR_SHARE) + _prior_logpdf_log(x)]), axis=0
     )
-    return x, logq
 
 
 def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str, i: int) -> dict[str, np.ndarray]:
@@ -207,12 +209,16 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
         x, logq = _defensive_draws(fit, spec.draws, rng)
         # self-normalised importance weights p/q: a σ_base near 0 or a weakly identified β has a
         # skewed posterior on the log scale that the Laplace Gaussian alone misses
+        # the truth joins the draws with its own weight and a uniform share of it (the weighted
+        # analogue of SBC's (rank + U)/(L + 1)): a truth beyond every draw is not a PIT of 0 or 1
+        x = np.vstack([x, np.log(theta)])
+        logq = np.append(logq, _defensive_logq(fit, x[-1:])[0])
         lp = np.array([density.logp_grad(row)[0] for row in x])
         logw = lp - logq
         w = np.exp(logw - logw.max())
         w /= w.sum()
-        below = (x < np.log(theta)[None, :]).astype(float)
-        out[form] = np.clip(w @ below, 0.0, 1.0)
+        below = (x[:-1] < x[-1][None, :]).astype(float)
+        out[form] = np.clip(w[:-1] @ below + rng.uniform(size=len(PARAMS)) * w[-1], 0.0, 1.0)
     return out
 
 
