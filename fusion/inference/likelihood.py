@@ -75,12 +75,15 @@ def _pair_windows(masks: np.ndarray, reach: int) -> np.ndarray:
     """
     import scipy.fft
 
+    rows_any, cols_any = np.flatnonzero(masks.any(axis=(0, 2))), np.flatnonzero(masks.any(axis=(0, 1)))
+    masks = masks[:, rows_any[0] : rows_any[-1] + 1, cols_any[0] : cols_any[-1] + 1]  # the kept cells' box
     _, ny, nx = masks.shape
-    shape = (2 * ny - 1, 2 * nx - 1)
+    ky, kx = min(reach, ny - 1), min(reach, nx - 1)
+    # padding by the reach (not the whole side) keeps every lag ≤ reach free of wrap-around
+    shape = (scipy.fft.next_fast_len(ny + ky, real=True), scipy.fft.next_fast_len(nx + kx, real=True))
     spec = scipy.fft.rfft2(masks, s=shape, axes=(1, 2), workers=1)
     power = (spec * spec.conj()).real.sum(axis=0)
     pairs = np.rint(scipy.fft.irfft2(power, s=shape, workers=1))  # lag (0, 0) at [0, 0], negative lags wrap
-    ky, kx = min(reach, ny - 1), min(reach, nx - 1)
     rows = np.r_[np.arange(-ky, 0) % shape[0], np.arange(0, ky + 1)]
     cols = np.r_[np.arange(-kx, 0) % shape[1], np.arange(0, kx + 1)]
     return pairs[np.ix_(rows, cols)]
@@ -144,7 +147,7 @@ def stream_correlations(
         masks, blocks = _block_masks(prepared, s)
         if correlation_length == "estimate":
             biggest = int(blocks[int(np.argmax(masks.sum(axis=(1, 2))))])
-            fit = estimate_correlation(_residual_field(prepared, s, biggest), cell, seed=seed)
+            fit = estimate_correlation(_residual_field(prepared, s, biggest), cell, seed=seed, with_n_eff=False)
             source = "estimate"
         else:
             length = float(correlation_length)
