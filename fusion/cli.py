@@ -25,9 +25,12 @@ RUN_OUTPUTS = """\
 writes into the output folder (a failed run leaves no _SUCCESS):
   weights.csv        per member: posterior mean and sd of w, plug-in weight and log-likelihood
   projection.csv     per member: sea-level contribution sle_mm in the target year, weight
-  summary.json       weighted SLE distribution (median, mean, sd, interval), weighted mean
+  summary.json       weighted SLE distribution (median, mean, sd, interval), weighted mean;
+                     likelihood (form, correlation length, n_eff) and sensitivity per form
   projection.png     weighted against unweighted SLE; posterior of the weighted mean
   availability.png   kept observation pixels per stream on the grid
+  variogram.png      residual semivariogram and fitted covariance per stream
+  sensitivity.png    member weights and 5/50/95 % projection under every likelihood form
   run_metadata.json  config and hash, versions, input SHA-256s, seeds, diagnostics
   trace.nc           posterior draws and sampler statistics (NetCDF groups)
   _SUCCESS           written last: the folder is complete

@@ -131,6 +131,24 @@ class Inference(_Strict):
     velocity_inflation: float = Field(5.0, ge=0)
 
 
+class Likelihood(_Strict):
+    """`likelihood.form` (DESIGN.md "Likelihood forms and correlated errors"); `compat: prototype`
+    always samples `tempered`. `correlation_length` is "estimate" (variogram of standardized
+    residuals, GSTools) or a length in grid cells used for every stream."""
+
+    form: Literal["tempered", "independent", "effective"] = "tempered"  # `blocks`: not yet (issue 19)
+    correlation_length: Literal["estimate"] | float = "estimate"
+    block_min_valid: float = Field(0.75, gt=0, le=1)
+    sensitivity: bool = True  # summary.json `sensitivity`: weights and projection under every form (Laplace)
+
+    @field_validator("correlation_length")
+    @classmethod
+    def _positive(cls, v: object) -> object:
+        if isinstance(v, float) and not v > 0:
+            raise ValueError(f"must be 'estimate' or a positive number of grid cells, got {v}")
+        return v
+
+
 class Projection(_Strict):
     historical_dir: Path | str = Path("projection/historical")
     forward_dir: Path | str = Path("projection/forward")
@@ -170,6 +188,7 @@ class Config(_Strict):
     ensemble: Ensemble
     metric: Metric = Metric()
     inference: Inference = Inference()
+    likelihood: Likelihood = Likelihood()
     projection: Projection = Projection()
     output: Output = Output()
     cache: Cache = Cache()
@@ -264,5 +283,7 @@ def config_hash(cfg: Config) -> str:
             section.pop("storage_options", None)
     if data["observations"].get("regrid") is None:  # absent key: the hash of configs written before it
         data["observations"].pop("regrid", None)
+    if cfg.likelihood == Likelihood():  # the default section leaves the hashes of older configs unchanged
+        data.pop("likelihood")
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""The run folder's two figures: the projection and the availability of observations.
+"""The run folder's figures: the projection, the availability of observations, the residual
+variogram and the sensitivity to `likelihood.form`.
 
 Drawn in this process by `draw_figures`, or by `fusion.worker.RunWorker` in a second process
 (`fusion run`), which calls the same functions below.
@@ -16,14 +17,17 @@ if TYPE_CHECKING:
 
 __all__ = ["FIGURE_FILES", "availability_png", "draw_figures", "draw_projection", "import_plotting"]
 
-FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png")
+FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png", "variogram.png", "sensitivity.png")
 
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:
-    """`projection.png` in `folder`, written atomically."""
+    """`projection.png`, `variogram.png` and `sensitivity.png` in `folder`, each written atomically
+    (the last two from summary.json's `likelihood` and `sensitivity`, fusion.likelihood_figures)."""
+    from fusion.likelihood_figures import draw_likelihood_figures
     from fusion.projection import plot_projection
 
     plot_projection(projection, summary, Path(folder) / "projection.png")
+    draw_likelihood_figures(summary, folder)
 
 
 def availability_png(availability: Availability | None) -> bytes:
@@ -51,4 +55,5 @@ def import_plotting() -> None:
     import matplotlib.figure  # noqa: F401
 
     import fusion.data.availability  # noqa: F401
+    import fusion.likelihood_figures  # noqa: F401
     import fusion.projection  # noqa: F401

@@ -163,11 +163,18 @@ def run(
             ).values())
         sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
 
-    # 3. sample, then per-member w and logL_* from the draws
+    # 3. the likelihood form (its n_eff needs the correlation first; otherwise the correlation
+    #    is estimated while the chains sample), then sample and per-member w and logL_* from the draws
+    clock = time.perf_counter()
+    form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection)
+    timings["likelihood_s"] = time.perf_counter() - clock
+    work = [functools.partial(_import_for_writing, plotting=worker is None)] if with_projection else []
+    if correlated.get("pending"):
+        work.append(correlated.pop("pending"))
     clock = time.perf_counter()
     trace = sample(
-        cfg, prepared, progressbar=progressbar,
-        while_sampling=functools.partial(_import_for_writing, plotting=worker is None) if with_projection else None,
+        cfg, prepared, progressbar=progressbar, settings=settings,
+        while_sampling=(lambda: [job() for job in work]) if work else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
@@ -192,6 +199,9 @@ def run(
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         timings["project_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        summary.update(_likelihood_outputs(cfg, prepared, form, settings, correlated, sle))
+        timings["sensitivity_s"] = time.perf_counter() - clock
     # 7. the trace as ArviZ's schema has it, with its provenance
     from fusion.tracefile import complete_trace
 
@@ -201,6 +211,55 @@ def run(
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings,
     )
+
+
+def _likelihood_settings(cfg: Config, prepared: Prepared, with_projection: bool) -> tuple[str, Any, dict[str, Any]]:
+    """(form, NoiseSettings, correlation box) of `likelihood.form`; the box holds `streams` once
+    the correlation is known, or `pending` (a job for while the chains sample) or `error`."""
+    from fusion.inference.likelihood import effective_form, form_settings, stream_correlations
+    from fusion.inference.model import NoiseSettings
+
+    form = effective_form(cfg)
+    base = NoiseSettings.from_config(cfg)
+    box: dict[str, Any] = {}
+
+    def correlate() -> None:
+        try:
+            box["streams"] = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
+        except ValueError as exc:
+            box["error"] = str(exc).splitlines()[0]
+
+    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (0, 1)}
+    if form == "effective":
+        correlate()
+        if "error" in box:
+            raise InputError(cfg.source, f"likelihood.form effective: no correlation estimate ({box['error']})")
+    elif with_projection and cfg.likelihood.sensitivity and cfg.compat == "fixed":
+        box["pending"] = correlate
+    return form, form_settings(base, form, n_points, box.get("streams")), box
+
+
+def _likelihood_outputs(
+    cfg: Config, prepared: Prepared, form: str, settings: Any, box: dict[str, Any], sle: Any
+) -> dict[str, Any]:
+    """summary.json's `likelihood` and (under `compat: fixed`, `likelihood.sensitivity`) `sensitivity`."""
+    from fusion.inference.likelihood import likelihood_record, sensitivity
+    from fusion.inference.model import NoiseSettings
+
+    if box.get("pending"):  # the sampler ran no side work (e.g. pymc): estimate now
+        box.pop("pending")()
+    record = likelihood_record(form, settings, prepared, box.get("streams"))
+    if "error" in box:
+        record["correlation_error"] = box["error"]
+    out: dict[str, Any] = {"likelihood": record}
+    if cfg.likelihood.sensitivity and cfg.compat == "fixed":
+        spec = cfg.projection
+        values = np.asarray(sle.sel(member=list(prepared.member_ids)).values, dtype=np.float64)
+        out["sensitivity"] = sensitivity(
+            prepared, NoiseSettings.from_config(cfg), box.get("streams"), values,
+            (spec.lower_q, 0.5, spec.upper_q), seed=cfg.inference.seed,
+        )  # fmt: skip
+    return out
 
 
 def save_weights(result: Result, path: str | Path) -> Path:

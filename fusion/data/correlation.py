@@ -112,6 +112,13 @@ class CorrelationFit:
     n_points: int
     n_eff_scale: float
     n_eff_location: float
+    #: the empirical semivariogram the model was fitted to (bin centres in cells, γ), for figures
+    lags_cells: tuple[float, ...] = ()
+    gamma: tuple[float, ...] = ()
+
+    def variogram(self, distance_cells: np.ndarray) -> np.ndarray:
+        """The fitted semivariogram γ(h) = sill·(1 − ρ(h)) (0 at h = 0)."""
+        return self.sill * (1.0 - self.correlation(distance_cells))
 
     def correlation(self, distance_cells: np.ndarray) -> np.ndarray:
         """ρ at distances in cells (1 at zero distance, the nugget's share removed elsewhere)."""
@@ -137,13 +144,14 @@ def estimate_correlation(
     max_lag_cells: float | None = None,
     bins: int = 25,
     seed: int = 0,
+    with_n_eff: bool = True,
 ) -> CorrelationFit:
     """Fit a covariance model to a 2-D field of standardized residuals (NaN where not kept).
 
     An empirical (Matheron) semivariogram of at most `max_points` kept cells, drawn with
     `seed` (the pair count grows as its square), on bins up to `max_lag_cells` (default a third
     of the smaller grid side, at most 100), fitted with a nugget; then n_eff over all kept cells
-    (see `CorrelationFit`).
+    (see `CorrelationFit`; `with_n_eff=False` leaves n_eff at N and skips that sum).
     """
     import gstools as gs
 
@@ -170,10 +178,15 @@ def estimate_correlation(
         model=model, length_cells=float(fitted.len_scale), length=None if cell_size is None else float(fitted.len_scale) * cell_size,
         cell_size=cell_size, sill=sill, nugget=float(fitted.nugget), nu=nu, n_points=n, n_eff_scale=float(n), n_eff_location=float(n),
     )  # fmt: skip
+    if not with_n_eff:  # the caller sums ρ over its own points (fusion.inference.likelihood)
+        return replace(fit, lags_cells=tuple(map(float, centres)), gamma=tuple(map(float, gamma)))
     reach = _negligible_lag(fit, max(field.shape))
     sum_rho = pair_correlation_sum(kept, fit.correlation, reach)
     sum_rho2 = pair_correlation_sum(kept, lambda d: fit.correlation(d) ** 2, reach)
-    return replace(fit, n_eff_scale=n * n / sum_rho2, n_eff_location=n * n / sum_rho)
+    return replace(
+        fit, n_eff_scale=n * n / sum_rho2, n_eff_location=n * n / sum_rho,
+        lags_cells=tuple(map(float, centres)), gamma=tuple(map(float, gamma)),
+    )  # fmt: skip
 
 
 def _negligible_lag(fit: CorrelationFit, longest: int) -> int:

@@ -22,7 +22,7 @@ import pandas as pd
 from fusion.config import Config
 from fusion.data.availability import STREAM_NAMES, Availability, availability_record
 from fusion.data.load import EnsembleData, Member
-from fusion.data.prepared import THICK, VEL, Prepared, positional_stream
+from fusion.data.prepared import THICK, VEL, PointLayout, Prepared, positional_stream
 from fusion.errors import InputError
 
 __all__ = ["prepare", "Interval", "model_intervals", "snap_year"]
@@ -232,6 +232,14 @@ def _member_rates(member: Member, intervals: list[Interval], blocks: list[_Block
         del field
 
 
+def _cell_size(grid) -> float | None:
+    """The x spacing of the grid in its files' units, when the files carry an x coordinate."""
+    x = getattr(grid, "x", None)
+    if x is None or np.size(x) < 2:
+        return None
+    return float(abs(np.asarray(x, dtype=np.float64)[1] - np.asarray(x, dtype=np.float64)[0]))
+
+
 def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
     """Blocks of whole grid rows, in order; None is one block of every row (the in-memory run)."""
     if chunk_rows is None or chunk_rows >= n_rows:
@@ -384,6 +392,10 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
         stream=stream,
         compat=cfg.compat,
         availability=availability,
+        layout=PointLayout(
+            pixel=pixel.astype(np.int64), block=block_of.astype(np.int64), grid_shape=tuple(shape),
+            cell_size=_cell_size(data.grid),
+        ),
         meta={
             "n_total_before_subsample": n_total,
             "n_dhdt_full": n_dhdt_full,

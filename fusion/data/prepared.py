@@ -12,10 +12,24 @@ import numpy as np
 from fusion.data.availability import Availability
 from fusion.io import write_npz
 
-__all__ = ["Prepared", "THICK", "VEL"]
+__all__ = ["Prepared", "PointLayout", "THICK", "VEL"]
 
 THICK: int = 0
 VEL: int = 1
+
+
+@dataclass(frozen=True)
+class PointLayout:
+    """Where each prepared point sits: its grid cell and its (stream, interval) block.
+
+    What the correlation estimate and the `effective`/`blocks` likelihood forms need (errors
+    are correlated between cells of one block, independent between blocks); not in the `.npz`.
+    """
+
+    pixel: np.ndarray  # int64 (N,): flat index into the (rows, cols) grid
+    block: np.ndarray  # int64 (N,): index of the (stream, interval) block
+    grid_shape: tuple[int, int]
+    cell_size: float | None = None  # grid spacing in the files' x/y units, when they carry x/y
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class Prepared:
     compat: str = "fixed"
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
     availability: Availability | None = field(default=None, compare=False)
+    layout: PointLayout | None = field(default=None, compare=False)
 
     @property
     def n_points(self) -> int:

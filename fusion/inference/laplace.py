@@ -178,11 +178,14 @@ class _CallbackDensity:
         return float(value[0]), grad
 
 
-def sample_laplace(cfg: Config, prepared: Prepared, *, fit: LaplaceFit | None = None) -> xr.DataTree:
+def sample_laplace(
+    cfg: Config, prepared: Prepared, *, fit: LaplaceFit | None = None, settings: NoiseSettings | None = None
+) -> xr.DataTree:
     """The Laplace counterpart of `sample`: same groups, `w`/`logL_*` per member, attrs say how.
 
-    `fit` skips the optimiser (the harness plants a shifted mode this way)."""
-    settings = NoiseSettings.from_config(cfg)
+    `fit` skips the optimiser (the harness plants a shifted mode this way); `settings` (a
+    likelihood form's weights, `fusion.inference.likelihood`) default to the config's."""
+    settings = settings or NoiseSettings.from_config(cfg)
     inf = cfg.inference
     start = time.perf_counter()
     density = _CallbackDensity(FusedDensity(prepared, settings))

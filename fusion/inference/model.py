@@ -95,6 +95,12 @@ class NoiseSettings:
     alpha_vel: float = 0.5
     velocity_inflation: float = 5.0
     tempered: bool = True
+    #: (thick, vel) weights of each stream's log-likelihood in the sampled density; None keeps
+    #: the `tempered` rule. Set by `fusion.inference.likelihood` for the forms of `likelihood.form`.
+    density_scale: tuple[float, float] | None = None
+    #: (thick, vel) weights of each stream in the post-hoc member log-likelihoods `logL_scaled`
+    #: (hence `w`); None keeps α_s / N_s.
+    member_scale: tuple[float, float] | None = None
 
     @classmethod
     def from_config(cls, cfg: Config) -> NoiseSettings:
@@ -127,11 +133,14 @@ class StreamBlock:
     alpha: float
     inflation2: float
     tempered: bool = True
+    density_scale: float | None = None
 
     @property
     def scale(self) -> float:
         """α_s / N_s with N floored at 1 (DESIGN.md), the weight of this stream's mean log-likelihood;
-        1 in the generative (untempered) form."""
+        1 in the generative (untempered) form; `density_scale` when a likelihood form sets it."""
+        if self.density_scale is not None:
+            return self.density_scale
         return self.alpha / max(self.n_points, 1) if self.tempered else 1.0
 
 
@@ -170,6 +179,7 @@ def stream_blocks(
                 stream=s, sigma_obs2=so2_s, speed=speed_s, s2=s2_s, count=count,
                 n_points=int(sel.sum()), n_members=prepared.n_members,
                 alpha=settings.alpha(s), inflation2=settings.inflation2(s), tempered=settings.tempered,
+                density_scale=None if settings.density_scale is None else float(settings.density_scale[s]),
             )
         )
     return tuple(blocks)

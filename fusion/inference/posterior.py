@@ -99,7 +99,10 @@ def member_logliks(
         quad = inv @ rhs  # (d, 2M): the one matrix product
         logl_t[sl] = -0.5 * quad[:, :m] - 0.5 * (logdet[:, 0:1] + n_t * _LOG_2PI)
         logl_v[sl] = -0.5 * quad[:, m:] - 0.5 * (logdet[:, 1:2] + n_v * _LOG_2PI)
-    scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
+    if settings.member_scale is None:
+        scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
+    else:  # a likelihood form's own weights (fusion.inference.likelihood)
+        scaled = settings.member_scale[THICK] * logl_t + settings.member_scale[VEL] * logl_v
     return {"w": softmax_weights(scaled), "logL_thick": logl_t, "logL_vel": logl_v, "logL_scaled": scaled}
 
 

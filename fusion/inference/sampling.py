@@ -50,6 +50,7 @@ def sample(
     *,
     progressbar: bool = True,
     while_sampling: Callable[[], object] | None = None,
+    settings: NoiseSettings | None = None,
 ) -> xr.DataTree:
     """Sample the vectorised model for `prepared` (or, with `method: laplace`, draw from the Gaussian
     at its mode); the same config gives the same bits.
@@ -64,8 +65,8 @@ def sample(
 
         if while_sampling is not None:
             while_sampling()
-        return sample_laplace(cfg, prepared)
-    settings = NoiseSettings.from_config(cfg)
+        return sample_laplace(cfg, prepared, settings=settings)
+    settings = settings or NoiseSettings.from_config(cfg)
     if cfg.inference.sampler == "nutpie":
         trace = _sample_fused_nutpie(
             FusedDensity(prepared, settings), cfg.inference, progressbar=progressbar, while_sampling=while_sampling

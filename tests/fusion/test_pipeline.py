@@ -211,3 +211,27 @@ def test_metadata_and_png_carry_the_availability_record(finished) -> None:
 
     img = imread(out / "availability.png")
     assert img.shape[0] > 300 and img.shape[1] > 600 and img[..., :3].std() > 0.05  # drawn, not blank
+
+
+def test_run_records_the_likelihood_form_and_its_sensitivity(finished) -> None:
+    """summary.json (and run_metadata.json) carry `likelihood` and `sensitivity`; both figures exist."""
+    _, out = finished
+    summary = json.loads((out / "summary.json").read_text())
+    meta = json.loads((out / "run_metadata.json").read_text())
+    lik = summary["likelihood"]
+    assert lik["form"] == "tempered" and lik["density_scale"] is None  # the default stays the prototype's form
+    for name in ("thick", "vel"):
+        s = lik["streams"][name]
+        assert s["n_points"] > 0 and s["correlation_length_cells"] > 0
+        assert s["correlation_length"] == pytest.approx(s["correlation_length_cells"] * 8000.0, rel=1e-9)  # 8 km cells
+        assert 1.0 <= s["n_eff_location"] <= s["n_eff_scale"] <= s["n_points"] * 1.0001
+    forms = summary["sensitivity"]["forms"]
+    assert set(forms) == {"tempered", "independent", "effective"}
+    for f in forms.values():
+        assert sum(f["weights"].values()) == pytest.approx(1.0)
+        assert f["lower"] <= f["median"] <= f["upper"]
+    # the effective form trusts the data more than the tempered one: its weights are less flat
+    assert forms["effective"]["max_weight"] > forms["tempered"]["max_weight"]
+    assert meta["projection"]["summary"]["likelihood"] == lik
+    for png in ("variogram.png", "sensitivity.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

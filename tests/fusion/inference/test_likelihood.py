@@ -1,0 +1,164 @@
+"""`likelihood.form`: each form's weights reach the PyMC model, the fused density nutpie and Laplace
+use, and the member log-likelihoods alike; the default stays the prototype's tempered form; n_eff
+is the brute-force N²/ΣΣρ (location) and N²/ΣΣρ² (scale) over blocks of kept cells."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.config import Config, Likelihood, config_hash, load_config
+from fusion.data.correlation import CorrelationFit
+from fusion.data.prepared import THICK, VEL, PointLayout
+from fusion.errors import InputError
+from fusion.inference.likelihood import _neff, form_settings, stream_correlations
+from fusion.inference.model import FusedDensity, NoiseSettings, build_model
+from fusion.inference.posterior import member_logliks
+from tests.fusion.inference._factories import make_prepared
+
+RTOL = 1e-9
+BASE = NoiseSettings(alpha_thick=0.3, alpha_vel=0.7)
+PREPARED = make_prepared(300, 4, seed=2)
+N_POINTS = {s: int(np.count_nonzero(PREPARED.stream == s)) for s in (THICK, VEL)}
+
+
+def _correlations(length: float = 4.0):
+    """A (10 × 30)-cell layout for PREPARED: two blocks per stream, cells distinct within a block."""
+    rng = np.random.default_rng(0)
+    pixel = np.empty(PREPARED.n_points, dtype=np.int64)
+    block = np.empty(PREPARED.n_points, dtype=np.int64)
+    for s in (THICK, VEL):
+        idx = np.flatnonzero(PREPARED.stream == s)
+        half = idx.size // 2
+        for b, part in enumerate((idx[:half], idx[half:])):
+            pixel[part] = rng.choice(300, part.size, replace=False)
+            block[part] = 2 * s + b
+    prepared = replace(PREPARED, layout=PointLayout(pixel=pixel, block=block, grid_shape=(10, 30), cell_size=8000.0))
+    return prepared, stream_correlations(prepared, length)
+
+
+FORMS = {
+    "independent": form_settings(BASE, "independent", N_POINTS, None),
+    "effective": form_settings(BASE, "effective", N_POINTS, _correlations()[1]),
+}
+
+
+def test_tempered_is_the_base_settings_unchanged() -> None:
+    assert form_settings(BASE, "tempered", N_POINTS, None) is BASE
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_fused_density_matches_the_pymc_model_under_every_form(form: str) -> None:
+    settings = FORMS[form]
+    model = build_model(PREPARED, settings)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    dlogp = model.compile_dlogp(mode="FAST_COMPILE")
+    fused = FusedDensity(PREPARED, settings)
+    for x in np.random.default_rng(3).normal(-1.0, 1.0, (4, 4)):
+        point = {v.name: x[i] for i, v in enumerate(model.value_vars)}
+        value, grad = fused.logp_grad(x)
+        np.testing.assert_allclose(value, logp(point), rtol=RTOL, atol=0)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=RTOL, atol=0)
+    # and it is another density than the tempered one
+    assert not np.isclose(FusedDensity(PREPARED, BASE).logp_grad(x)[0], value)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_laplace_samples_the_same_density_as_nuts(form: str) -> None:
+    """The Laplace route's `lp` of every draw is the PyMC model's log-density there (one form, both methods)."""
+    from fusion.inference.laplace import sample_laplace
+
+    cfg = Config.model_validate(
+        {"observations": {"thickness": {"dir": "."}, "velocity": {"dir": "."}}, "ensemble": {"dir": "."},
+         "inference": {"method": "laplace", "chains": 1, "draws": 5}}
+    )  # fmt: skip
+    settings = FORMS[form]
+    trace = sample_laplace(cfg, PREPARED, settings=settings)
+    model = build_model(PREPARED, settings)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    post = trace["posterior"]
+    for d in range(5):
+        point = {v.name: np.log(float(post[v.name.removesuffix("_log__")].values[0, d])) for v in model.value_vars}
+        np.testing.assert_allclose(float(trace["sample_stats"]["lp"].values[0, d]), logp(point), rtol=1e-8)
+    # the member weights use the form's member factors
+    scale = settings.member_scale
+    np.testing.assert_allclose(
+        post["logL_scaled"].values, scale[0] * post["logL_thick"].values + scale[1] * post["logL_vel"].values, rtol=1e-12
+    )
+
+
+def test_effective_form_uses_the_two_n_eff() -> None:
+    prepared, corr = _correlations()
+    settings = FORMS["effective"]
+    for s in (THICK, VEL):
+        assert settings.density_scale[s] == pytest.approx(corr[s].n_eff_scale / N_POINTS[s])
+        assert settings.member_scale[s] == pytest.approx(corr[s].n_eff_location / N_POINTS[s])
+        assert corr[s].n_eff_location < corr[s].n_eff_scale < N_POINTS[s]  # correlation removes evidence
+    # a longer correlation length leaves fewer effective points
+    longer = _correlations(8.0)[1]
+    assert all(longer[s].n_eff_location < corr[s].n_eff_location for s in (THICK, VEL))
+    theta = {p: np.array([1.0, 2.0]) for p in ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")}
+    out = member_logliks(PREPARED, theta, settings)
+    np.testing.assert_allclose(
+        out["logL_scaled"], settings.member_scale[0] * out["logL_thick"] + settings.member_scale[1] * out["logL_vel"]
+    )
+
+
+def test_n_eff_is_the_brute_force_pair_sum() -> None:
+    rng = np.random.default_rng(1)
+    masks = rng.random((3, 12, 17)) < 0.4
+    fit = CorrelationFit(
+        model="exponential", length_cells=3.0, length=None, cell_size=None, sill=1.0, nugget=0.0, nu=1.5,
+        n_points=0, n_eff_scale=0.0, n_eff_location=0.0,
+    )  # fmt: skip
+    s1 = s2 = 0.0
+    for mask in masks:
+        r, c = np.nonzero(mask)
+        d = np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :])
+        rho = fit.correlation(d)
+        s1, s2 = s1 + rho.sum(), s2 + (rho**2).sum()
+    n = masks.sum()
+    scale, loc = _neff(fit, masks)
+    assert scale == pytest.approx(n * n / s2, rel=1e-9)
+    assert loc == pytest.approx(n * n / s1, rel=1e-9)
+
+
+def test_config_default_keeps_old_hashes_and_rejects_bad_forms(tmp_path: Path) -> None:
+    body = "observations: {thickness: {dir: a}, velocity: {dir: b}}\nensemble: {dir: c}\n"
+    (tmp_path / "plain.yaml").write_text(body)
+    (tmp_path / "explicit.yaml").write_text(body + "likelihood: {form: tempered}\n")
+    (tmp_path / "other.yaml").write_text(body + "likelihood: {form: effective, correlation_length: 4}\n")
+    plain = load_config(tmp_path / "plain.yaml")
+    assert plain.likelihood == Likelihood()
+    assert config_hash(plain) == config_hash(load_config(tmp_path / "explicit.yaml"))
+    assert config_hash(plain) != config_hash(load_config(tmp_path / "other.yaml"))
+    (tmp_path / "bad.yaml").write_text(body + "likelihood: {form: wishful}\n")
+    with pytest.raises(InputError, match="likelihood.form"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "neg.yaml").write_text(body + "likelihood: {correlation_length: -2}\n")
+    with pytest.raises(InputError, match="likelihood.correlation_length"):
+        load_config(tmp_path / "neg.yaml")
+
+
+def test_prototype_compat_always_samples_tempered(tmp_path: Path) -> None:
+    from fusion.inference.likelihood import effective_form
+
+    body = "observations: {thickness: {dir: a}, velocity: {dir: b}}\nensemble: {dir: c}\nlikelihood: {form: independent}\n"
+    (tmp_path / "p.yaml").write_text("compat: prototype\n" + body)
+    (tmp_path / "f.yaml").write_text(body)
+    assert effective_form(load_config(tmp_path / "p.yaml")) == "tempered"
+    assert effective_form(load_config(tmp_path / "f.yaml")) == "independent"
+
+
+def test_effective_without_a_layout_is_one_clear_error() -> None:
+    from fusion.pipeline import _likelihood_settings
+
+    cfg = Config.model_validate(
+        {"observations": {"thickness": {"dir": "."}, "velocity": {"dir": "."}}, "ensemble": {"dir": "."},
+         "likelihood": {"form": "effective"}}
+    )  # fmt: skip
+    with pytest.raises(InputError, match="likelihood.form effective"):
+        _likelihood_settings(cfg, PREPARED, with_projection=False)
