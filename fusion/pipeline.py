@@ -166,7 +166,7 @@ def run(
     # 3. the likelihood form (its n_eff needs the correlation first; otherwise the correlation
     #    is estimated while the chains sample), then sample and per-member w and logL_* from the draws
     clock = time.perf_counter()
-    form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection)
+    form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker)
     timings["likelihood_s"] = time.perf_counter() - clock
     work = [functools.partial(_import_for_writing, plotting=worker is None)] if with_projection else []
     if correlated.get("pending"):
@@ -213,9 +213,12 @@ def run(
     )
 
 
-def _likelihood_settings(cfg: Config, prepared: Prepared, with_projection: bool) -> tuple[str, Any, dict[str, Any]]:
+def _likelihood_settings(
+    cfg: Config, prepared: Prepared, with_projection: bool, worker: RunWorker | None = None
+) -> tuple[str, Any, dict[str, Any]]:
     """(form, NoiseSettings, correlation box) of `likelihood.form`; the box holds `streams` once
-    the correlation is known, or `pending` (a job for while the chains sample) or `error`."""
+    the correlation is known, or `pending` (a job for while the chains sample; with a worker,
+    started there at once, so GSTools and SciPy's `stats` stay out of this process) or `error`."""
     from fusion.inference.likelihood import effective_form, form_settings, stream_correlations
     from fusion.inference.model import NoiseSettings
 
@@ -235,7 +238,18 @@ def _likelihood_settings(cfg: Config, prepared: Prepared, with_projection: bool)
         if "error" in box:
             raise InputError(cfg.source, f"likelihood.form effective: no correlation estimate ({box['error']})")
     elif with_projection and cfg.likelihood.sensitivity and cfg.compat == "fixed":
-        box["pending"] = correlate
+        if worker is None:
+            box["pending"] = correlate
+        else:
+            waiting = worker.correlate(prepared, cfg.likelihood.correlation_length, cfg.inference.seed)
+
+            def collect() -> None:
+                try:
+                    box["streams"] = waiting()
+                except ValueError as exc:
+                    box["error"] = str(exc).splitlines()[0]
+
+            box["collect"] = collect
     return form, form_settings(base, form, n_points, box.get("streams")), box
 
 
@@ -248,6 +262,8 @@ def _likelihood_outputs(
 
     if box.get("pending"):  # the sampler ran no side work (e.g. pymc): estimate now
         box.pop("pending")()
+    if box.get("collect"):  # estimated in the worker while the chains sampled
+        box.pop("collect")()
     record = likelihood_record(form, settings, prepared, box.get("streams"))
     if "error" in box:
         record["correlation_error"] = box["error"]

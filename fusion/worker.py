@@ -6,7 +6,8 @@ libraries and nothing of the run but its small results: the figures (Matplotlib,
 to import, then 0.4 s of drawing) and the convergence diagnostics (`arviz_stats` with SciPy's
 `stats`, about 0.5 s to import, 10 ms of work). `RunWorker` spawns one process as the run
 starts; it imports both while the main process loads data and samples, draws
-`availability.png` as soon as the data are prepared, computes the diagnostics from the draws,
+`availability.png` as soon as the data are prepared, estimates the residuals' spatial
+correlation (GSTools) while the chains sample, computes the diagnostics from the draws,
 and draws `projection.png` while the main process writes its other files: the same functions
 (`fusion.figures`, `fusion.diagnostics.diagnose_draws`) on the same data, so the results are
 those the main process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
@@ -132,6 +133,17 @@ class RunWorker:
 
         inputs = diagnose_inputs(trace, var_names)
         return self._result(self._submit(diagnose_draws, *inputs), diagnose_draws, *inputs)
+
+    def correlate(self, prepared: Any, correlation_length: str | float, seed: int) -> Callable[[], Any]:
+        """Start `fusion.inference.likelihood.stream_correlations` in the worker (GSTools and
+        SciPy's `stats` are imported there); returns the function that waits for its result."""
+        import functools
+
+        from fusion.inference.likelihood import stream_correlations
+
+        job = functools.partial(stream_correlations, seed=seed)
+        future = self._submit(job, prepared, correlation_length)
+        return lambda: self._result(future, job, prepared, correlation_length)
 
     def close(self) -> None:
         """Let what was asked finish, then end the worker at once (see `_exit_now`)."""

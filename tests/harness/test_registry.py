@@ -16,7 +16,7 @@ from harness.paths import repo_root
 
 
 def test_every_registered_check_has_a_module_with_run_check() -> None:
-    assert registry.names() == CHECK_NAMES == ("parity", "convergence", "sbc", "coverage", "stability", "agreement")
+    assert registry.names() == CHECK_NAMES == ("parity", "convergence", "sbc", "coverage", "stability", "agreement", "likelihood")
     for spec in registry.CHECKS:
         assert callable(importlib.import_module(spec.module).run_check), spec.name
         assert spec.doc and set(spec.suites) <= set(registry.SUITES)
