@@ -434,7 +434,7 @@ def test_a_connection_cut_midway_is_one_line_and_leaves_no_entry(blob, tmp_path:
     assert not (cache / "partial").exists() or not any((cache / "partial").iterdir())  # its temporary file is gone too
 
 
-def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s3, tmp_path: Path) -> None:
+def test_harness_capture_and_run_read_s3_inputs_as_they_read_local_ones(example: Path, s3, tmp_path: Path) -> None:
     """The prototype reads folders, so a URL reaches it as a local folder of links into the cache."""
     from harness.cli import main as harness_main
     from tests.harness.test_capture import STAND_IN
@@ -461,6 +461,17 @@ def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s
     digests = load_case(cases["s3"]).inputs_sha256()  # what `harness run --case` fingerprints its results by
     assert all(k.startswith("s3://bkt/case/") for k in digests) and remote.items() <= digests.items()
     assert any("/projection/" in k for k in digests)
+    # `harness run --case` on the remote case reads its inputs as it reads the local twin's: the same figures.
+    # (The stand-in's arithmetic is its own, so parity itself fails on both; what matters is that they agree.)
+    figures = {}
+    for where in ("local", "s3"):
+        out = tmp_path / f"report-{where}"
+        harness_main(["run", "--case", str(cases[where]), "--check", "parity", "--out", str(out)])
+        (record,) = json.loads((out / "report.json").read_text())["checks"]
+        assert record["name"] == "parity" and record["complete"]
+        figures[where] = (record["status"], record["figures"], record["availability"])
+    assert figures["s3"] == figures["local"]
+    assert figures["s3"][1]["prepared"]["n_dhdt"] > 0
 
 
 def test_config_keeps_urls_whole_and_the_cache_out_of_the_hash(tmp_path: Path) -> None:
