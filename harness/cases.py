@@ -59,7 +59,6 @@ PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
 )
 WEIGHT_COLUMNS: tuple[str, ...] = ("model_id", "weight", "log_likelihood")
 ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
-NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -335,7 +334,7 @@ def read_posterior(path: Path) -> xr.DataTree:
     if "posterior" not in tree.children:
         raise InputError(path, "no 'posterior' group")
     post = tree["posterior"].to_dataset()
-    for name in NOISE_PARAMETERS:
+    for name in PARAMS:
         if name not in post:
             raise InputError(path, f"posterior lacks '{name}'")
         if post[name].dims != ("chain", "draw"):

@@ -54,7 +54,6 @@ from harness.plots import plot_impact, plot_statistical_parity
 
 __all__ = [
     "ARRAYS",
-    "NOISE_PARAMETERS",
     "STAT_K",
     "TABLES",
     "Component",
@@ -68,7 +67,6 @@ __all__ = [
     "statistical_parity",
 ]
 
-NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 ARRAYS: tuple[str, ...] = CASE_ARRAYS  # the prepared arrays a reference holds (harness.cases)
 STAT_K: float = ParityGate().stat_k  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²); `parity: stat_k` in the harness config
 
@@ -327,11 +325,11 @@ def _posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[
     import arviz_stats as azs
 
     post = trace["posterior"].to_dataset()
-    names = [v for v in (*NOISE_PARAMETERS, "w") if v in post.data_vars]
+    names = [v for v in (*PARAMS, "w") if v in post.data_vars]
     mcse = azs.mcse(trace, var_names=names, method="mean")
     mcse_ds = mcse.to_dataset() if isinstance(mcse, xr.DataTree) else mcse
     out: dict[str, tuple[float, float]] = {}
-    for name in NOISE_PARAMETERS:
+    for name in PARAMS:
         if name in post:
             out[name] = (float(post[name].mean()), float(mcse_ds[name]))
     if "w" in post:
