@@ -14,6 +14,8 @@
       max_sd: 0.02
     agreement:
       weight_shift_sd_max: 1.0
+    drift:
+      stat_k: 4.0
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -38,6 +40,7 @@ __all__ = [
     "SECTIONS",
     "AgreementGate",
     "CoverageGate",
+    "DriftGate",
     "Gates",
     "ParityGate",
     "SBCRanks",
@@ -94,6 +97,12 @@ class AgreementGate(_Section):
     projection_shift_sd_max: float = Field(1.0, ge=0)
 
 
+class DriftGate(_Section):
+    """drift: each sampled output against the case's baseline, |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²)."""
+
+    stat_k: float = Field(4.0, gt=0)
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
@@ -105,6 +114,7 @@ class Gates:
     coverage: CoverageGate = CoverageGate()
     stability: StabilityGate = StabilityGate()
     agreement: AgreementGate = AgreementGate()
+    drift: DriftGate = DriftGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -116,6 +126,7 @@ class Gates:
             "coverage": self.coverage.model_dump(),
             "stability": self.stability.model_dump(),
             "agreement": self.agreement.model_dump(),
+            "drift": self.drift.model_dump(),
         }
 
     def digest(self) -> str:
@@ -129,6 +140,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "coverage": ("coverage", CoverageGate),
     "stability": ("stability", StabilityGate),
     "agreement": ("agreement", AgreementGate),
+    "drift": ("drift", DriftGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 

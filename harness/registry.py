@@ -92,6 +92,8 @@ CHECKS: tuple[CheckSpec, ...] = (
               per_case=True, gates="agreement"),
     CheckSpec("likelihood", "harness.likelihood_check",
               "which likelihood.form is calibrated under spatially correlated errors (evidence table)"),
+    CheckSpec("drift", "harness.drift", "FUSION's outputs on a case against its baseline (harness baseline)", per_case=True,
+              select=lambda suite, catalog, name: [] if catalog.bundled else catalog.names(name), gates="drift"),
 )
 
 

@@ -67,7 +67,7 @@ def test_gates_prints_a_file_run_config_accepts_back_unchanged(
     assert load_gates(path) == Gates()
     assert cli.main(["gates", "--config", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == text.splitlines()[1:]  # the first line names the source
-    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement"):
+    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "drift"):
         assert f"\n{section}:\n" in "\n" + text
 
 
@@ -80,6 +80,7 @@ def _tightened_cases() -> list[tuple[str, str, float]]:
         ("coverage", "max_calibration_error", 0.001),
         ("stability", "max_sd", 0.001),
         ("agreement", "weight_shift_sd_max", 0.5),
+        ("drift", "stat_k", 1.0),
     ]
 
 
@@ -91,6 +92,7 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
 
     from harness.agreement import agreement_gates
     from harness.calibration import coverage_gates
+    from harness.drift import drift_gates
     from harness.convergence import convergence_gates
     from harness.parity import parity_gates
     from harness.sbc import SBCGate, sbc_gates
@@ -122,6 +124,8 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
         "stability": lambda g: stability_gates({"max_sd": 0.0031}, g.stability.max_sd),
         "agreement": lambda g: agreement_gates(
             {"max_weight_shift_sd": 0.95, "sd_ratio_min": 0.91, "sd_ratio_max": 1.13}, g.agreement),
+        # a fresh run against its baseline: the largest sampled |Δ| / √(mcse² + mcse²)
+        "drift": lambda g: drift_gates({"setup_differences": 0, "deterministic_differing": 0, "max_z": 1.6}, g.drift),
     }[section]
     assert all(g["passed"] for g in gate_of(loose))
     red = [g for g in gate_of(tight) if not g["passed"]]
