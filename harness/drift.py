@@ -178,19 +178,20 @@ def moved_rows(drift: Drift) -> list[dict[str, Any]]:
 
 
 def history_table(baselines: list[Baseline], compared: str) -> dict[str, Any]:
-    """The case's baselines, oldest first, with who accepted each and why."""
+    """The case's baselines, oldest first, with who accepted each and why; a record replaced in its
+    folder (re-accepted at the same FUSION version and config) keeps its row."""
     rows = []
     for b in baselines:
+        version, digest = b.record["fusion_version"], str(b.record["config_hash"])[:12]
+        for old in b.record.get("replaced") or []:
+            acc = old.get("accepted") or {}
+            rows.append([f"{b.id} (replaced)", old.get("created_at"), version, digest, acc.get("name") or "first baseline",
+                         acc.get("note") or "", acc.get("at") or "", acc.get("previous") or "", ""])  # fmt: skip
         acc = b.accepted or {}
-        replaced = b.record.get("replaced") or []
-        rows.append([
-            b.id, b.created_at, b.record["fusion_version"], str(b.record["config_hash"])[:12],
-            acc.get("name") or "first baseline", acc.get("note") or "", acc.get("at") or "",
-            acc.get("previous") or "", f"{len(replaced)} earlier record(s) of this id" if replaced else "",
-            "yes" if b.id == compared else "",
-        ])  # fmt: skip
+        rows.append([b.id, b.created_at, version, digest, acc.get("name") or "first baseline", acc.get("note") or "",
+                     acc.get("at") or "", acc.get("previous") or "", "yes" if b.id == compared else ""])  # fmt: skip
     header = ["baseline", "created (UTC)", "fusion", "config hash", "accepted by", "note", "accepted at (UTC)",
-              "replaces", "same id before", "compared with"]  # fmt: skip
+              "replaces", "compared with"]  # fmt: skip
     return {"title": "Baselines of this case (history)", "header": header, "rows": rows}
 
 

@@ -156,6 +156,36 @@ def test_a_changed_default_is_red_until_accepted_and_the_history_keeps_both(base
     assert history[1][-1] == "yes" and record["figures"]["baseline"] == second.id
 
 
+def test_reaccepting_at_the_same_version_and_config_keeps_the_replaced_record(baselined: Path, tmp_path: Path) -> None:
+    case = _copy(baselined, tmp_path)  # another folder: the config's paths, and so its hash, differ from the fixture's
+    assert cli.main(["baseline", "--case", str(case), "--accept", "--name", "A", "--note", "moved the case"]) == 0
+    origin, first = read_baselines(case, "tiny")
+    assert cli.main(["baseline", "--case", str(case), "--accept", "--name", "B", "--note", "rerun after review"]) == 0
+    assert [b.id for b in read_baselines(case, "tiny")] == [origin.id, first.id], "replaced in its folder"
+    again = read_baselines(case, "tiny")[-1]
+    assert again.record["replaced"] == [{"created_at": first.created_at, "accepted": first.accepted}]
+    assert again.record["accepted"]["previous"] == first.id
+    code, record = _drift(case, tmp_path / "out")
+    assert code == 0, record["messages"]
+    history = _table(record, "Baselines")
+    assert [r[0] for r in history] == [origin.id, f"{first.id} (replaced)", first.id]
+    assert history[1][1] == first.created_at and history[1][4:6] == ["A", "moved the case"]
+    assert history[2][4:6] == ["B", "rerun after review"] and history[2][-1] == "yes"
+
+
+def test_a_case_without_projection_inputs_baselines_weights_and_noise(tmp_path: Path) -> None:
+    case = _tiny_case(tmp_path / "tiny")
+    shutil.rmtree(case / "inputs/projection")
+    assert cli.main(["baseline", "--case", str(case)]) == 0
+    (base,) = read_baselines(case, "tiny")
+    assert set(base.record["deterministic"]) == {"prepared", "availability"} and base.record["reported"] == {}
+    assert sorted(base.record["sampled"]) == sorted(
+        [f"w[run{k + 1}]" for k in range(MEMBERS)] + ["beta_thick", "beta_vel", "sigma_base_thick", "sigma_base_vel"]
+    )
+    code, record = _drift(case, tmp_path / "out")
+    assert code == 0 and record["figures"]["sampled_compared"] == MEMBERS + 4, record["messages"]
+
+
 def _write_record(case: Path, name: str, **changes: Any) -> Path:
     """A baseline folder written by hand (no FUSION run): the shape harness.baseline writes."""
     record = {"schema": 1, "id": "0.0-000000000000", "case": name, "created_at": "2026-01-01T00:00:00", "fusion_version": "0.0",
