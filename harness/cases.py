@@ -3,8 +3,9 @@
 A case (DESIGN.md, "Cases: the harness on a team's own data") is a folder with `case.yaml`
 (name, config, reference, checks, baseline) and a `reference/` folder holding what the prototype
 produced; `baselines/` holds what FUSION itself said on it (harness.baseline_store), for `drift`,
-which is among the default checks only when a baseline exists. Every per-case check (parity, convergence, stability) gets its case here, so a
-team's own folder and the bundled `fixtures/cases/<name>/` take the same code path.
+which is among the default checks only when a baseline exists. Every per-case check (parity,
+convergence, stability, agreement, drift) gets its case here, so a team's own folder and the
+bundled `fixtures/cases/<name>/` take the same code path.
 
 Reading a case runs nothing from it: YAML is safe-loaded and arrays are loaded without
 pickle; a file that needs either, unknown keys, a missing config or a reference file of

@@ -154,6 +154,14 @@ def test_a_changed_default_is_red_until_accepted_and_the_history_keeps_both(base
         "A. Reviewer", "inflation 5 → 4 per the release notes", second.record["accepted"]["at"], first.id
     ]  # fmt: skip
     assert history[1][-1] == "yes" and record["figures"]["baseline"] == second.id
+    page = (tmp_path / "red/report.html").read_text()
+    assert "Baselines of this case (history)" in page and first.id in page and "A. Reviewer" in page
+    # back on the old release: red against the latest baseline, green against the one case.yaml names
+    code, record = _drift(case, tmp_path / "old")
+    assert code == 1 and "config inference.velocity_inflation: 4.0 → 5.0" in record["messages"][0]
+    (case / "case.yaml").write_text((case / "case.yaml").read_text() + f"baseline: {first.id}\n")
+    code, record = _drift(case, tmp_path / "old")
+    assert code == 0 and record["figures"]["baseline"] == first.id, record["messages"]
 
 
 def test_reaccepting_at_the_same_version_and_config_keeps_the_replaced_record(baselined: Path, tmp_path: Path) -> None:
