@@ -277,7 +277,12 @@ def run_check(ctx: CheckContext) -> CheckResult:
         "false_alarm_rate_per_quantity": per_quantity,
         "false_alarm_rate": any_quantity,
     }
+    converged = {"baseline": baseline.record["provenance"].get("convergence", {}).get("passed"),
+                 "fresh": record["provenance"]["convergence"]["passed"]}  # fmt: skip
+    figures["convergence_passed"] = converged
     gates = drift_gates(figures, ctx.gates.drift)
+    notes = [f"the {side} run failed FUSION's convergence gate: its MCSEs may understate the Monte-Carlo error "
+             "(reported, not gated)" for side, ok in converged.items() if ok is False]  # fmt: skip
     return CheckResult(
         name="drift",
         case=case.name,
@@ -289,7 +294,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "sampled": f"|Δmean| ≤ {k:g}·√(mcse_fresh² + mcse_baseline²) per weight, noise parameter, projection figure",
         },
         gates=gates,
-        messages=_messages(drift, baseline, accept),
+        messages=_messages(drift, baseline, accept) + notes,
         tables=_tables(drift, rows, history_table(read_baselines(case.root, case.name), baseline.id)),
         config_hash=record["config_hash"],
         provenance={
