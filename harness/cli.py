@@ -267,10 +267,10 @@ def _signoff(args: argparse.Namespace) -> int:
 
 def _add_baseline(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("baseline", help="record FUSION's outputs on a case as the baseline the drift check compares with")
-    b.add_argument("--case", type=Path, required=True, metavar="DIR", help="the case folder (case.yaml); the baseline goes to DIR/baselines/<fusion version>-<config hash>/ (required)")
+    b.add_argument("--case", type=Path, required=True, metavar="DIR", help="the case folder (case.yaml); the baseline goes to DIR/baselines/<fusion version>-<config hash>/ (required; no default)")
     b.add_argument("--accept", action="store_true", help="re-baseline after reviewing a drift report; needs --name and --note (default: only a first baseline is recorded)")
-    b.add_argument("--name", default=None, help="with --accept: who reviewed the change (required with --accept)")
-    b.add_argument("--note", default=None, help="with --accept: why the change is expected (required with --accept)")
+    b.add_argument("--name", default=None, help="with --accept: who reviewed the change (required with --accept; no default)")
+    b.add_argument("--note", default=None, help="with --accept: why the change is expected (required with --accept; no default)")
 
 
 def _baseline(args: argparse.Namespace) -> int:
