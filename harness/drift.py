@@ -281,8 +281,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
                  "fresh": record["provenance"]["convergence"]["passed"]}  # fmt: skip
     figures["convergence_passed"] = converged
     gates = drift_gates(figures, ctx.gates.drift)
-    notes = [f"the {side} run failed FUSION's convergence gate: its MCSEs may understate the Monte-Carlo error "
-             "(reported, not gated)" for side, ok in converged.items() if ok is False]  # fmt: skip
+    failed = [side for side, ok in converged.items() if ok is False]
+    notes = [f"the {' and the '.join(failed)} run{'s' if len(failed) > 1 else ''} failed FUSION's convergence gate: "
+             "MCSEs may understate the Monte-Carlo error (reported, not gated)"] if failed else []  # fmt: skip
     return CheckResult(
         name="drift",
         case=case.name,
