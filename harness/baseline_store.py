@@ -116,6 +116,15 @@ def _read(path: Path, case_name: str) -> Baseline:
     for key in ("setup", "deterministic", "sampled", "reported", "provenance"):
         if not isinstance(record[key], dict):
             raise InputError(record_path, f"corrupt baseline: '{key}' is not an object")
+    for name, m in record["sampled"].items():
+        numbers = isinstance(m, dict) and all(
+            m.get(k) is None or (isinstance(m[k], (int, float)) and not isinstance(m[k], bool)) for k in ("mean", "mcse")
+        )
+        if not numbers or "mean" not in m:
+            raise InputError(record_path, f"corrupt baseline: sampled '{name}' is not {{mean, mcse}} numbers")
+    bad = [part for part, items in record["deterministic"].items() if not isinstance(items, dict)]
+    if bad:
+        raise InputError(record_path, f"corrupt baseline: deterministic '{bad[0]}' is not an object")
     if record["case"] != case_name:
         raise InputError(
             record_path, f"baseline of case {record['case']!r}, not of {case_name!r} (copied from another case?)"

@@ -218,6 +218,7 @@ NO_BASELINE = "baselines: no baseline; record one with `harness baseline --case"
         ({}, "not-json", ["run"], "baseline.json: corrupt baseline: not JSON"),
         ({}, "no-success", ["run"], "corrupt baseline: no _SUCCESS"),
         ({}, "bad-part", ["run"], "corrupt baseline: 'sampled' is not an object"),
+        ({}, "bad-number", ["run"], "corrupt baseline: sampled 'w[run1]' is not {mean, mcse} numbers"),
         ({}, "other-case", ["run"], "baseline of case 'other', not of 'tiny' (copied from another case?)"),
         ({}, "other-case", ["baseline"], "baseline of case 'other', not of 'tiny'"),
         ({}, "not-json", ["baseline"], "corrupt baseline: not JSON"),
@@ -234,7 +235,7 @@ def test_bad_input_is_one_line_and_exit_2(
     case = _tiny_case(tmp_path / "tiny", **case_keys)
     if make is not None:
         folder = _write_record(case, "other" if make == "other-case" else "tiny",
-                               **({"sampled": [1]} if make == "bad-part" else {}))
+                               **{"bad-part": {"sampled": [1]}, "bad-number": {"sampled": {"w[run1]": {"mean": "0.5"}}}}.get(make, {}))
         if make == "not-json":
             (folder / RECORD).write_text('{"schema": 1, "id": ')
         if make == "no-success":
