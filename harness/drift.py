@@ -99,7 +99,8 @@ def _setup(baseline: dict[str, Any], fresh: dict[str, Any]) -> list[SetupDiffere
     for key in dict.fromkeys([*config_a, *config_b]):
         if not _same(config_a.get(key), config_b.get(key)):
             out.append(SetupDifference(f"config {key}", config_a.get(key, "absent"), config_b.get(key, "absent")))
-    if a.get("likelihood_form") != b.get("likelihood_form"):
+    form = (a.get("likelihood_form"), b.get("likelihood_form"))
+    if form[0] != form[1] and (config_a.get("likelihood.form"), config_b.get("likelihood.form")) != form:
         out.append(SetupDifference("likelihood form sampled", a.get("likelihood_form"), b.get("likelihood_form")))
     inputs_a, inputs_b = a.get("inputs_sha256", {}), b.get("inputs_sha256", {})
     for path in sorted(set(inputs_a) | set(inputs_b)):

@@ -123,6 +123,17 @@ def test_an_unchanged_rerun_is_green_bit_for_bit(baselined: Path, tmp_path: Path
     assert _table(record, "Setup") == [["(no difference)", "", "", ""]]
 
 
+def test_an_upgrade_that_changes_nothing_is_green_and_shows_the_versions(baselined: Path, tmp_path: Path) -> None:
+    case = _copy(baselined, tmp_path)
+    (base,) = read_baselines(case, "tiny")
+    old = {**base.record, "fusion_version": "0.0.9", "id": base.id.replace(base.record["fusion_version"], "0.0.9", 1)}
+    shutil.move(base.path, case / "baselines" / old["id"])
+    (case / "baselines" / old["id"] / RECORD).write_text(json.dumps(old))  # as the previous release wrote it
+    code, record = _drift(case, tmp_path / "out")
+    assert code == 0 and record["figures"]["baseline"] == old["id"], record["messages"]
+    assert _table(record, "Setup") == [["fusion version", "0.0.9", base.record["fusion_version"], "no (provenance)"]]
+
+
 def test_a_changed_default_is_red_until_accepted_and_the_history_keeps_both(baselined: Path, tmp_path: Path) -> None:
     case = _copy(baselined, tmp_path)
     (first,) = read_baselines(case, "tiny")
