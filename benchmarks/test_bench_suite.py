@@ -93,7 +93,11 @@ def test_prepare_full_size(benchmark, full_size_config: Path, tmp_path: Path) ->
 
 # `fusion prepare` at two sizes, three ways; in memory first, so the others compare bits and take ratios
 PREPARE_SIZES = {"8km": ("full_size_config", 128, 2), "2km": ("config_2km", 256, 1)}  # fixture, rows per block, rounds
-PREPARE_MODES = ("in-memory", "chunked", "cluster")
+PREPARE_MODES = ("in-memory", "chunked", "cluster", "cluster-dask-defaults")
+# dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
+# mmap threshold: every array above 128 kB is a fresh mmap, and a block's many temporaries then
+# cost 2-3x the CPU. "cluster" unsets it (README's advice); "cluster-dask-defaults" keeps it.
+UNTRIMMED = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 _in_memory: dict[str, dict] = {}  # per size: the in-memory run's output, peak and wall, for the others
 
 
@@ -117,27 +121,30 @@ def test_prepare_scale(benchmark, request: pytest.FixtureRequest, tmp_path_facto
     peaks: list[float] = []
     workers: list[dict[str, float]] = []
     started: list[float] = []
+    trim: dict[str, str | None] = {}  # the workers' MALLOC_TRIM_THRESHOLD_, as they were started
     cluster: dict = {}
 
     def setup() -> None:
-        if mode == "cluster":  # a fresh cluster per round: its workers' peaks are this round's
+        if mode.startswith("cluster"):  # a fresh cluster per round: its workers' peaks are this round's
             import dask
             from distributed import Client, LocalCluster
 
-            cluster["scratch"] = dask.config.set({"temporary-directory": str(out.parent / "dask")})
+            cluster["scratch"] = dask.config.set({"temporary-directory": str(out.parent / "dask"),
+                                                  **(UNTRIMMED if mode == "cluster" else {})})
             cluster["cluster"] = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                               dashboard_address=None,
                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             cluster["client"] = Client(cluster["cluster"], set_as_default=False)
             started.append(max(worker_peak_rss_mb(cluster["client"]).values()))
+            trim.update(cluster["client"].run(os.environ.get, "MALLOC_TRIM_THRESHOLD_"))
 
     def once() -> None:
-        extra = ["--scheduler", cluster["cluster"].scheduler_address] if mode == "cluster" else []
+        extra = ["--scheduler", cluster["cluster"].scheduler_address] if cluster else []
         _, gb = _measure(CLI, *argv, *extra)
         peaks.append(gb * 1024)
 
     def teardown() -> None:
-        if mode == "cluster":
+        if cluster:
             workers.append(worker_peak_rss_mb(cluster["client"]))
             cluster["client"].close()
             cluster["cluster"].close()
@@ -155,7 +162,8 @@ def test_prepare_scale(benchmark, request: pytest.FixtureRequest, tmp_path_facto
                     ratio_peak_over_in_memory=max(peaks) / ref["peak"], ratio_wall_over_in_memory=wall / ref["wall"])
     if workers:
         info.update(worker_peak_rss_mb=max(max(w.values()) for w in workers), worker_start_rss_mb=max(started),
-                    workers_peak_rss_mb=[sorted(w.values()) for w in workers])
+                    workers_peak_rss_mb=[sorted(w.values()) for w in workers],
+                    worker_malloc_trim_threshold=sorted({str(v) for v in trim.values()}))
         if size in _in_memory:
             info["ratio_worker_peak_over_in_memory"] = info["worker_peak_rss_mb"] / _in_memory[size]["peak"]
     benchmark.extra_info.update(info)

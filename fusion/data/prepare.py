@@ -7,7 +7,10 @@ mask, once to gather only the chosen points — so memory stays near one member'
 members × grid × intervals. With `chunk_rows` both passes go by blocks of grid rows (members
 and, loaded lazily, observations read a block at a time) and the subsample counts the kept
 points before choosing among them, so memory is set by the block, not by the grid; the
-result is the same bits either way.
+result is the same bits either way. Each pass is one function of a block of rows (`_mask_rows`,
+`_gather_rows`) whose results are combined by block position, so with `scheduler` the blocks
+run on a dask cluster (`fusion.data.cluster`), workers reading their rows from the files, and
+the bits are the same again.
 """
 
 from __future__ import annotations
@@ -173,14 +176,15 @@ def _thick_values(work: _Work, rows: slice) -> np.ndarray:
 
 
 def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice],
-                client: Client | None = None) -> float | None:
+                client: Client | None = None, bar: _Bar | None = None) -> float | None:
     """The value every gap in the thickness uncertainty gets (DESIGN step 3), over the whole grid:
     `missing_thick_unc` when it is all NaN, else the median of its non-NaN values (taken by
     NumPy over the same values, in row order, as on the whole array, so chunked and whole give
     the same bits)."""
     work = _Work(cfg, data, intervals, [], None)
     kept: list[np.ndarray | None] = [None] * len(chunks)
-    for i, values in map_blocks(client, _thick_values, work, [(rows,) for rows in chunks]):
+    done = map_blocks(client, _thick_values, work, [(rows,) for rows in chunks])
+    for i, values in done if bar is None else bar.step(done):
         kept[i] = values
     values = np.concatenate(kept)
     return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
@@ -337,7 +341,8 @@ def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
 CLUSTER_CHUNK_ROWS: int = 256  # rows per block on a cluster when none are given (a task each)
 
 
-def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, scheduler: str | None = None) -> Prepared:
+def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, scheduler: str | None = None,
+            progress: bool = False) -> Prepared:
     """Build the arrays handed to inference (see module docstring).
 
     `chunk_rows` streams the grid by blocks of that many rows (member fields are read a block at
@@ -345,21 +350,62 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, sche
     in its pixel and the point order is the same, so the result is the same bits as in memory.
     `scheduler` (a dask.distributed address) runs the blocks' work on that cluster
     (`fusion.data.cluster`; blocks of `CLUSTER_CHUNK_ROWS` unless `chunk_rows` says), the same bits again.
+    `progress`: a bar of blocks done on stderr when it is a terminal and there is more than one block.
     """
     if scheduler is None:
-        return _prepare(cfg, data, chunk_rows, None)
+        return _prepare(cfg, data, chunk_rows, None, progress)
     from fusion.data.cluster import connect
 
     with connect(scheduler) as client:
-        return _prepare(cfg, data, chunk_rows or CLUSTER_CHUNK_ROWS, client)
+        return _prepare(cfg, data, chunk_rows or CLUSTER_CHUNK_ROWS, client, progress)
 
 
-def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Client | None) -> Prepared:
+class _Bar:
+    """Blocks done over the three passes (fill, mask, gather): tqdm's bar, on a terminal only."""
+
+    def __init__(self, blocks: int, on: bool) -> None:
+        import sys
+
+        self.bar = None
+        if on and blocks > 1 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=3 * blocks, desc="prepare: blocks of rows", unit="block", file=sys.stderr, leave=False)
+
+    def step(self, items: Iterator) -> Iterator:
+        for item in items:
+            if self.bar is not None:
+                self.bar.update(1)
+            yield item
+
+    def done_early(self, skipped: int) -> None:
+        """Blocks of the last pass with no chosen point: not run."""
+        if self.bar is not None:
+            self.bar.total -= skipped
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Client | None,
+             progress: bool = False) -> Prepared:
     reference = data.members[0]
     intervals = model_intervals(reference.times)
     ny, nx = data.grid.shape
     chunks = row_chunks(ny, chunk_rows)
-    thick_fill = _thick_fill(cfg, data, intervals, chunks, client)
+    bar = _Bar(len(chunks), progress)
+    try:
+        return _prepare_blocks(cfg, data, intervals, chunks, client, bar)
+    finally:
+        bar.close()
+
+
+def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice],
+                    client: Client | None, bar: _Bar) -> Prepared:
+    ny, nx = data.grid.shape
+    thick_fill = _thick_fill(cfg, data, intervals, chunks, client, bar)
     blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
     work = _Work(cfg, data, intervals, blocks, thick_fill)
     # in memory (one block, in this process), pass 2 reuses pass 1's observed fields, as before chunking
@@ -375,7 +421,7 @@ def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Cl
     empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
     never_empty = np.zeros(n_blocks, dtype=bool)
     maps = {name: np.zeros(ny * nx, dtype=np.int32) for name in STREAM_NAMES}
-    for i, done in map_blocks(client, _mask_rows, work, [(rows, fields) for rows in chunks]):
+    for i, done in bar.step(map_blocks(client, _mask_rows, work, [(rows, fields) for rows in chunks])):
         lo, hi, _ = chunks[i].indices(ny)
         kept_after += done.kept_after
         never_empty |= done.first_empty == n_members
@@ -443,7 +489,8 @@ def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Cl
         if in_chunk.size:
             points.append(in_chunk)
             tasks.append((rows, pixel[in_chunk] - lo * nx, block_of[in_chunk], fields))
-    for i, (y_rows, sigma_rows, speed_rows, F_rows) in map_blocks(client, _gather_rows, work, tasks):
+    bar.done_early(len(chunks) - len(tasks))
+    for i, (y_rows, sigma_rows, speed_rows, F_rows) in bar.step(map_blocks(client, _gather_rows, work, tasks)):
         in_chunk = points[i]
         y_point[in_chunk], sigma_point[in_chunk], speed_point[in_chunk] = y_rows, sigma_rows, speed_rows
         F[:, in_chunk] = F_rows
