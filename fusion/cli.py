@@ -60,7 +60,7 @@ def _prepared(config: Path, chunk_rows: int | None = None, scheduler: str | None
 
     cfg = load_config(config)
     data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
-    return cfg, prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler)
+    return cfg, prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=True)  # a terminal only
 
 
 def _positive(text: str) -> int:

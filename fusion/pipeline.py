@@ -148,7 +148,7 @@ def run(
 
         data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
         input_files += list(data.input_files)
-        prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler)
+        prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=progressbar)
     timings["prepare_s"] = time.perf_counter() - clock
     if worker is not None and with_projection:
         worker.begin_figures(prepared.availability)
