@@ -15,6 +15,7 @@ workers is bad input: one line, exit 2.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,9 @@ def map_blocks(
             yield i, fn(shared, *args)
         return
     from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
 
     if not per_block:
         return
@@ -104,29 +108,24 @@ def map_blocks(
         live[future.key] = (future, i)
         return future
 
-    first = [submit(i, a) for i, a in _take(pending, IN_FLIGHT_PER_THREAD * threads)]
+    first = [submit(i, a) for i, a in itertools.islice(pending, IN_FLIGHT_PER_THREAD * threads)]
     queue = as_completed(first, loop=client.loop)
     try:
         for future in queue:
-            result = future.result()  # a worker's InputError is raised here, whole
+            try:
+                result = future.result()  # a worker's InputError is raised here, whole
+            except (KilledWorker, CommClosedError, FutureCancelledError) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(None, f"--scheduler {client.scheduler.address}: the cluster lost a worker or "
+                                       f"the scheduler during prepare ({reason})") from None
             _, i = live.pop(future.key)
             future.release()
-            for nxt in _take(pending, 1):
+            for nxt in itertools.islice(pending, 1):
                 queue.add(submit(*nxt))
             yield i, result
     finally:
         client.cancel([f for f, _ in live.values()])
         common.release()
-
-
-def _take(items: Iterator[tuple[int, Any]], n: int) -> list[tuple[int, Any]]:
-    out = []
-    for _ in range(n):
-        nxt = next(items, None)
-        if nxt is None:
-            break
-        out.append(nxt)
-    return out
 
 
 def worker_peak_rss_mb(client: Client) -> dict[str, float]:
