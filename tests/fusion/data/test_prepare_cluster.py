@@ -77,9 +77,9 @@ def test_cluster_gives_the_local_bits_with_a_subsample(scheduler: str, awkward: 
 
 @pytest.mark.parametrize("compat", ["prototype", "fixed"])
 def test_cluster_gives_the_prototype_reference_bits(scheduler: str, compat: str) -> None:
-    """The reference case with the prototype's subsample, one row per block."""
+    """The reference case with the prototype's subsample, by blocks of 9 rows."""
     cfg = load_config(reference_inputs("subsample").parent / "config.yaml").with_updates(compat=compat)
-    _same_bits(prepare(cfg, load_data(cfg)), prepare(cfg, load_data(cfg, lazy=True), chunk_rows=1, scheduler=scheduler))
+    _same_bits(prepare(cfg, load_data(cfg)), prepare(cfg, load_data(cfg, lazy=True), chunk_rows=9, scheduler=scheduler))
 
 
 def test_workers_get_paths_not_fields(awkward: Path) -> None:
