@@ -186,8 +186,16 @@ def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chun
     done = map_blocks(client, _thick_values, work, [(rows,) for rows in chunks])
     for i, values in done if bar is None else bar.step(done):
         kept[i] = values
-    values = np.concatenate(kept)
-    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
+    # joined in row order one block at a time, each freed once copied, and the median taken in
+    # place: never two copies of every value (the same values, so the same median)
+    values = np.empty(sum(v.size for v in kept), dtype=np.result_type(*{v.dtype for v in kept}))
+    at = 0
+    for i, part in enumerate(kept):
+        values[at:at + part.size] = part
+        at += part.size
+        kept[i] = None
+    part = None
+    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values, overwrite_input=True)
 
 
 PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
@@ -416,7 +424,8 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
 
     # pass 1, block by block (`_mask_rows`), combined in row order whatever order blocks finish in.
     # A block is emptied by the first member after which no chunk keeps a point of it.
-    mask = np.zeros((n_blocks, ny * nx), dtype=bool)
+    packed: list[np.ndarray] = [np.empty(0, np.uint8)] * len(chunks)  # per block of rows: its mask, 8 pixels a byte
+    kept_in = np.zeros((len(chunks), n_blocks), dtype=np.int64)  # per block of rows: points kept, per block
     kept_after = np.zeros((5, n_blocks), dtype=np.int64)
     empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
     never_empty = np.zeros(n_blocks, dtype=bool)
@@ -426,7 +435,8 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         kept_after += done.kept_after
         never_empty |= done.first_empty == n_members
         empty_after = np.maximum(empty_after, np.where(done.first_empty < n_members, done.first_empty, -1))
-        mask[:, lo * nx:hi * nx] = done.part
+        packed[i] = np.packbits(done.part, axis=1)
+        kept_in[i] = done.kept_after[4]
         for s, name in enumerate(STREAM_NAMES):
             maps[name][lo * nx:hi * nx] = np.count_nonzero(done.part[is_vel == (s == VEL)], axis=0)
         del done
@@ -455,9 +465,19 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
     starts = np.concatenate([[0], np.cumsum(per_block)])
     block_of = np.searchsorted(starts, chosen_pos, side="right") - 1
     pixel = np.empty(chosen_pos.size, dtype=np.int64)
+    # a point's rank in its block's list falls in one block of rows (rows in order, then pixels),
+    # whose mask is unpacked for that block only
+    kept_before = np.cumsum(kept_in, axis=0) - kept_in  # (blocks of rows, blocks)
     for b in np.unique(block_of):
         sel = np.flatnonzero(block_of == b)
-        pixel[sel] = np.flatnonzero(mask[b])[chosen_pos[sel] - starts[b]]
+        rank = chosen_pos[sel] - starts[b]
+        rows_of = np.searchsorted(np.cumsum(kept_in[:, b]), rank, side="right")
+        for c in np.unique(rows_of):
+            lo, hi, _ = chunks[c].indices(ny)
+            here = rows_of == c
+            kept_here = np.flatnonzero(np.unpackbits(packed[c][b], count=(hi - lo) * nx))
+            pixel[sel[here]] = lo * nx + kept_here[rank[here] - kept_before[c, b]]
+    del packed
     labels = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
     n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
     n = int(chosen_pos.size)
