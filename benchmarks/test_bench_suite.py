@@ -129,6 +129,9 @@ def test_prepare_scale(benchmark, request: pytest.FixtureRequest, tmp_path_facto
             import dask
             from distributed import Client, LocalCluster
 
+            # a nanny sets its pre-spawn environment in this process too (distributed.nanny's
+            # docs): kept and restored, so later benchmarks and their children do not inherit it
+            cluster["environ"] = dict(os.environ)
             cluster["scratch"] = dask.config.set({"temporary-directory": str(out.parent / "dask"),
                                                   **(UNTRIMMED if mode == "cluster" else {})})
             cluster["cluster"] = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -149,10 +152,13 @@ def test_prepare_scale(benchmark, request: pytest.FixtureRequest, tmp_path_facto
             cluster["client"].close()
             cluster["cluster"].close()
             cluster["scratch"].__exit__(None, None, None)
+            os.environ.clear()
+            os.environ.update(cluster["environ"])
 
     benchmark.pedantic(once, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0)
     wall = benchmark.stats.stats.min
     info = {"peak_rss_mb": max(peaks), "chunk_rows": None if mode == "in-memory" else rows,
+            "malloc_trim_threshold": str(os.environ.get("MALLOC_TRIM_THRESHOLD_")),
             "n_points": int(np.load(out)["y_obs"].size), "load_1min_end": round(os.getloadavg()[0], 2)}
     if mode == "in-memory":
         _in_memory[size] = {"out": out, "peak": max(peaks), "wall": wall}
