@@ -5,6 +5,7 @@ line, exit 2."""
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import socket
 import warnings
@@ -31,10 +32,15 @@ def local_cluster(scratch: Path, **kw):
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"temporary-directory": str(scratch)}), LocalCluster(
-        host="127.0.0.1", dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, **kw
-    ) as cluster:
-        yield cluster
+    environ = dict(os.environ)  # a nanny sets MALLOC_TRIM_THRESHOLD_ & co. in this process too
+    try:
+        with dask.config.set({"temporary-directory": str(scratch)}), LocalCluster(
+            host="127.0.0.1", dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, **kw
+        ) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
