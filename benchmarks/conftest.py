@@ -28,20 +28,31 @@ def cache_dir() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def full_size_config(cache_dir: Path) -> Path:
-    """761 × 761, 2014–2020, 27 members, as `bench_prepare.py` builds it; generated once."""
+def prepare_case(cache_dir: Path, n: int, members: int, compat: str) -> Path:
+    """An n × n grid, 2014–2020, `members` members (no projection files) and its config; generated once."""
     from fusion.data.synthetic import SyntheticSpec, generate
 
-    root = cache_dir / "prepare-761x761x27"
+    root = cache_dir / (f"prepare-{n}x{n}x{members}" + ("" if compat == "prototype" else f"-{compat}"))
     config = root / "config.yaml"
     if not config.exists():
-        generate(root, SyntheticSpec(ny=761, nx=761, members=27, years=(2014, 2020), with_projection=False))
+        generate(root, SyntheticSpec(ny=n, nx=n, members=members, years=(2014, 2020), with_projection=False))
         config.write_text(
-            "compat: prototype\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
+            f"compat: {compat}\nobservations: {{thickness: {{dir: obs/elev}}, velocity: {{dir: obs/vel}}}}\n"
             "ensemble: {dir: ensemble}\n"
         )
     return config
+
+
+@pytest.fixture(scope="session")
+def full_size_config(cache_dir: Path) -> Path:
+    """761 × 761 (the prototype's 8 km grid), 2014–2020, 27 members, as `bench_prepare.py` builds it."""
+    return prepare_case(cache_dir, 761, 27, "prototype")
+
+
+@pytest.fixture(scope="session")
+def config_2km(cache_dir: Path) -> Path:
+    """3,044 × 3,044 (2 km), 2014–2020, 5 members, `compat: fixed` (about 4 GB of files)."""
+    return prepare_case(cache_dir, 3044, 5, "fixed")
 
 
 @pytest.fixture(scope="session")

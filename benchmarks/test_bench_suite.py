@@ -20,6 +20,7 @@ import pytest
 import plants
 from bench_prepare import _measure
 from bench_run import _fusion_command, run_once
+from fusion.data.cluster import worker_peak_rss_mb
 
 # the child process of `prepare`: the plant (if asked for) is installed before the CLI runs
 CLI = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import plants; "
@@ -88,6 +89,90 @@ def test_prepare_full_size(benchmark, full_size_config: Path, tmp_path: Path) ->
     raw_mb = 27 * 761 * 761 * 7 * 4 / 1024**2  # all members' float32 rates: the prototype's shape
     benchmark.extra_info.update(peak_rss_mb=max(peaks), n_points=int(prepared["y_obs"].size),
                                 ratio_peak_over_all_rates=max(peaks) / raw_mb)
+
+
+# `fusion prepare` at two sizes, three ways; in memory first, so the others compare bits and take ratios
+PREPARE_SIZES = {"8km": ("full_size_config", 128, 2), "2km": ("config_2km", 256, 1)}  # fixture, rows per block, rounds
+PREPARE_MODES = ("in-memory", "chunked", "cluster", "cluster-dask-defaults")
+# dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
+# mmap threshold: every array above 128 kB is a fresh mmap, and a block's many temporaries then
+# cost 2-3x the CPU. "cluster" unsets it (README's advice); "cluster-dask-defaults" keeps it.
+UNTRIMMED = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+_in_memory: dict[str, dict] = {}  # per size: the in-memory run's output, peak and wall, for the others
+
+
+def _same_arrays(a: Path, b: Path) -> bool:
+    with np.load(a) as x, np.load(b) as y:
+        return sorted(x.files) == sorted(y.files) and all(
+            x[k].dtype == y[k].dtype and x[k].tobytes() == y[k].tobytes() for k in x.files)
+
+
+@pytest.mark.parametrize(("size", "mode"), [(s, m) for s in PREPARE_SIZES for m in PREPARE_MODES],
+                         ids=[f"{s}-{m}" for s in PREPARE_SIZES for m in PREPARE_MODES])
+def test_prepare_scale(benchmark, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                       size: str, mode: str) -> None:
+    """`fusion prepare` in memory, by blocks of rows, and by blocks on a two-worker LocalCluster
+    (`--scheduler`), each in a child process: wall, peak RSS of that process and of every worker,
+    and whether the arrays are the in-memory bits."""
+    fixture, rows, rounds = PREPARE_SIZES[size]
+    config = request.getfixturevalue(fixture)
+    out = tmp_path_factory.mktemp(f"prepare-{size}-{mode}") / "prepared.npz"
+    argv = ["prepare", str(config), "--out", str(out)] + ([] if mode == "in-memory" else ["--chunk-rows", str(rows)])
+    peaks: list[float] = []
+    workers: list[dict[str, float]] = []
+    started: list[float] = []
+    trim: dict[str, str | None] = {}  # the workers' MALLOC_TRIM_THRESHOLD_, as they were started
+    cluster: dict = {}
+
+    def setup() -> None:
+        if mode.startswith("cluster"):  # a fresh cluster per round: its workers' peaks are this round's
+            import dask
+            from distributed import Client, LocalCluster
+
+            # a nanny sets its pre-spawn environment in this process too (distributed.nanny's
+            # docs): kept and restored, so later benchmarks and their children do not inherit it
+            cluster["environ"] = dict(os.environ)
+            cluster["scratch"] = dask.config.set({"temporary-directory": str(out.parent / "dask"),
+                                                  **(UNTRIMMED if mode == "cluster" else {})})
+            cluster["cluster"] = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                              dashboard_address=None,
+                                              scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+            cluster["client"] = Client(cluster["cluster"], set_as_default=False)
+            started.append(max(worker_peak_rss_mb(cluster["client"]).values()))
+            trim.update(cluster["client"].run(os.environ.get, "MALLOC_TRIM_THRESHOLD_"))
+
+    def once() -> None:
+        extra = ["--scheduler", cluster["cluster"].scheduler_address] if cluster else []
+        _, gb = _measure(CLI, *argv, *extra)
+        peaks.append(gb * 1024)
+
+    def teardown() -> None:
+        if cluster:
+            workers.append(worker_peak_rss_mb(cluster["client"]))
+            cluster["client"].close()
+            cluster["cluster"].close()
+            cluster["scratch"].__exit__(None, None, None)
+            os.environ.clear()
+            os.environ.update(cluster["environ"])
+
+    benchmark.pedantic(once, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0)
+    wall = benchmark.stats.stats.min
+    info = {"peak_rss_mb": max(peaks), "chunk_rows": None if mode == "in-memory" else rows,
+            "malloc_trim_threshold": str(os.environ.get("MALLOC_TRIM_THRESHOLD_")),
+            "n_points": int(np.load(out)["y_obs"].size), "load_1min_end": round(os.getloadavg()[0], 2)}
+    if mode == "in-memory":
+        _in_memory[size] = {"out": out, "peak": max(peaks), "wall": wall}
+    elif size in _in_memory:
+        ref = _in_memory[size]
+        info.update(identical_to_in_memory=_same_arrays(ref["out"], out),
+                    ratio_peak_over_in_memory=max(peaks) / ref["peak"], ratio_wall_over_in_memory=wall / ref["wall"])
+    if workers:
+        info.update(worker_peak_rss_mb=max(max(w.values()) for w in workers), worker_start_rss_mb=max(started),
+                    workers_peak_rss_mb=[sorted(w.values()) for w in workers],
+                    worker_malloc_trim_threshold=sorted({str(v) for v in trim.values()}))
+        if size in _in_memory:
+            info["ratio_worker_peak_over_in_memory"] = info["worker_peak_rss_mb"] / _in_memory[size]["peak"]
+    benchmark.extra_info.update(info)
 
 
 @pytest.mark.parametrize("cache", ["warm", "cold"])

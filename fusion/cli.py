@@ -53,13 +53,14 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepared(config: Path, chunk_rows: int | None = None):
+def _prepared(config: Path, chunk_rows: int | None = None, scheduler: str | None = None):
     from fusion.config import load_config
     from fusion.data.load import load_data
     from fusion.data.prepare import prepare
 
     cfg = load_config(config)
-    return cfg, prepare(cfg, load_data(cfg, lazy=chunk_rows is not None), chunk_rows=chunk_rows)
+    data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
+    return cfg, prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=True)  # a terminal only
 
 
 def _positive(text: str) -> int:
@@ -72,8 +73,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _check_scheduler(args: argparse.Namespace) -> None:
+    """A bad or unreachable `--scheduler` fails before any input is read."""
+    if args.scheduler is not None:
+        from fusion.data.cluster import check_scheduler
+
+        check_scheduler(args.scheduler)
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    _, prepared = _prepared(args.config, args.chunk_rows)
+    _check_scheduler(args)
+    _, prepared = _prepared(args.config, args.chunk_rows, args.scheduler)
     prepared.to_npz(args.out)
     print(f"{args.out}: {prepared.n_points} points ({prepared.n_dhdt} dh/dt, {prepared.n_vel} dv/dt), "
           f"{prepared.n_members} members")
@@ -99,6 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fusion.config import load_config
 
     cfg = load_config(args.config)  # a bad config is reported before anything heavy starts
+    _check_scheduler(args)
     from fusion.worker import RunWorker
 
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -107,7 +118,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with RunWorker() as worker:
         from fusion.pipeline import run_to_dir
 
-        out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker)
+        out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker,
+                         chunk_rows=args.chunk_rows, scheduler=args.scheduler)
     print(f"results written to {out}")
     return 0
 
@@ -135,6 +147,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chunk_options(p: argparse.ArgumentParser) -> None:
+    """How `prepare` runs (never what it gives: the bits are the same), for `prepare` and `run`."""
+    p.add_argument("--chunk-rows", type=_positive, default=None, metavar="N",
+                   help="stream the grid by blocks of N rows: memory set by N, same bits (default: the whole grid at once)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run prepare's blocks of rows on this dask.distributed scheduler, e.g. tcp://host:8786; "
+                        "workers read the inputs from the same paths (default: in this process; "
+                        "blocks of 256 rows unless --chunk-rows)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
@@ -149,8 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="write the prepared arrays (.npz)")
     p.add_argument("config", type=Path, help=config_help)
     p.add_argument("--out", type=Path, required=True, help="the .npz file to write (required; no default)")
-    p.add_argument("--chunk-rows", type=_positive, default=None, metavar="N",
-                   help="stream the grid by blocks of N rows: memory set by N, same bits (default: the whole grid at once)")
+    _chunk_options(p)
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("weights", help="plug-in weights from a saved posterior")
@@ -170,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the sampler's progress bar (default: shown only when stderr is a terminal, "
                         "so CI logs stay quiet)")
+    _chunk_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("export", help="a finished run for downstream users: posterior container or FACTS file")

@@ -17,8 +17,13 @@ class InputError(ValueError):
         self.path = None if path is None or (url is not None and isinstance(path, str)) else Path(path)
         self.url: str | None = url
         self.problem = problem
+        self._given = path
         where = url or self.path
         super().__init__(f"{where}: {problem}" if where is not None else problem)
+
+    def __reduce__(self):  # noqa: ANN204
+        """Rebuilt from what it was made of, so one raised on a dask worker reaches the client whole."""
+        return type(self), (self._given, self.problem)
 
 
 class ConvergenceWarning(UserWarning):

@@ -122,6 +122,8 @@ def run(
     with_projection: bool = True,
     progressbar: bool = True,
     worker: RunWorker | None = None,
+    chunk_rows: int | None = None,
+    scheduler: str | None = None,
 ) -> Result:
     """Run the pipeline for `cfg`; pass `prepared` to skip reading the observations and ensemble.
 
@@ -129,7 +131,8 @@ def run(
     not after the sampler. Failing convergence figures warn (`ConvergenceWarning`) and are
     kept in `Result.convergence_failures`; they do not stop the run. With a projection, the
     modules writing will need are imported while the chains sample. `worker` (`fusion run`'s)
-    draws the figures in a second process.
+    draws the figures in a second process. `chunk_rows`, `scheduler`: how `prepare` runs (by blocks
+    of rows, on a dask cluster); the same bits.
     """
     from fusion.inference.sampling import sample
     from fusion.projection import member_sle, project, projection_files, projection_summary
@@ -143,9 +146,9 @@ def run(
         from fusion.data.load import load_data
         from fusion.data.prepare import prepare
 
-        data = load_data(cfg)
+        data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
         input_files += list(data.input_files)
-        prepared = prepare(cfg, data)
+        prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=progressbar)
     timings["prepare_s"] = time.perf_counter() - clock
     if worker is not None and with_projection:
         worker.begin_figures(prepared.availability)
@@ -438,9 +441,11 @@ def run_to_dir(
     *,
     progressbar: bool = True,
     worker: RunWorker | None = None,
+    chunk_rows: int | None = None,
+    scheduler: str | None = None,
 ) -> Path:
     """`fusion run`: load the config (a path, or one loaded already), run, and write the run
-    folder (default `output.dir`); `worker`: see `run`."""
+    folder (default `output.dir`); `worker`, `chunk_rows`, `scheduler`: see `run`."""
     cfg = config if isinstance(config, Config) else load_config(config)
     out = Path(out_dir) if out_dir is not None else cfg.output.dir
     if out.exists() and not out.is_dir():
@@ -448,4 +453,5 @@ def run_to_dir(
     stale = out / SUCCESS
     if stale.exists():
         stale.unlink()  # a failed rerun must not leave the previous run's stamp behind
-    return write_outputs(run(cfg, progressbar=progressbar, worker=worker), out, worker=worker)
+    result = run(cfg, progressbar=progressbar, worker=worker, chunk_rows=chunk_rows, scheduler=scheduler)
+    return write_outputs(result, out, worker=worker)

@@ -41,3 +41,21 @@ def test_render_has_one_row_per_benchmark_with_its_ratio() -> None:
         "a/0001_baseline.json", "a/0002_baseline.json"]
     assert ("| `test_kernel` | 0002, 2026-12-03 07:00, abcdef1 | 4.0 | 15 | 4.00 ms | 5.00 ms | "
             "20.0 µs CPU per call | numpy_over_fused_cpu 13 |") in text
+
+
+def test_runs_from_two_machines_are_each_labelled_and_parametrized_rows_get_their_figures() -> None:
+    def run(cpu: str, when: str, name: str, info: dict) -> dict:
+        return {"machine_info": {"cpu": {"brand_raw": cpu, "count": 2}, "python_version": "3.12.1"},
+                "commit_info": {"id": "abcdef123"}, "datetime": when,
+                "benchmarks": [{"name": name, "stats": {"rounds": 1, "min": 20.0, "median": 20.0}, "extra_info": info}]}
+
+    tables = _tables()
+    sources = ["a/0001_baseline.json", "a/0002_baseline.json"]
+    text = tables.render(tables.merged([
+        (sources[0], run("CPU X", "2026-12-02T07:00:00", "test_kernel", {"cpu_us_per_call": 20.0})),
+        (sources[1], run("CPU Y", "2026-12-03T07:00:00", "test_prepare_scale[2km-cluster]",
+                         {"peak_rss_mb": 300.0, "worker_peak_rss_mb": 410.0, "ratio_peak_over_in_memory": 0.07})),
+    ]), sources)
+    assert "`a/0001_baseline.json` (CPU X, 2 CPUs, Python 3.12.1), `a/0002_baseline.json` (CPU Y," in text
+    assert tables.block_sources(tables.BEGIN + "\n" + text) == sources
+    assert "| 300 peak RSS MB, 410 MB per worker (max) | peak_over_in_memory 0.07 |" in text

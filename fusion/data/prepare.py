@@ -7,7 +7,10 @@ mask, once to gather only the chosen points — so memory stays near one member'
 members × grid × intervals. With `chunk_rows` both passes go by blocks of grid rows (members
 and, loaded lazily, observations read a block at a time) and the subsample counts the kept
 points before choosing among them, so memory is set by the block, not by the grid; the
-result is the same bits either way.
+result is the same bits either way. Each pass is one function of a block of rows (`_mask_rows`,
+`_gather_rows`) whose results are combined by block position, so with `scheduler` the blocks
+run on a dask cluster (`fusion.data.cluster`), workers reading their rows from the files, and
+the bits are the same again.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fusion.config import Config
 from fusion.data.availability import STREAM_NAMES, Availability, availability_record
+from fusion.data.cluster import map_blocks
 from fusion.data.load import EnsembleData, Member
 from fusion.data.prepared import THICK, VEL, PointLayout, Prepared, positional_stream
 from fusion.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["prepare", "Interval", "model_intervals", "snap_year"]
 
@@ -161,16 +169,33 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
     return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
 
 
-def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice]) -> float | None:
+def _thick_values(work: _Work, rows: slice) -> np.ndarray:
+    """The non-NaN values of the thickness uncertainty on the grid rows `rows` (for `_thick_fill`)."""
+    thick = _observed_blocks(work.cfg, work.data, work.intervals, rows, None, thickness_only=True)[2]
+    return thick[~np.isnan(thick)]
+
+
+def _thick_fill(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice],
+                client: Client | None = None, bar: _Bar | None = None) -> float | None:
     """The value every gap in the thickness uncertainty gets (DESIGN step 3), over the whole grid:
     `missing_thick_unc` when it is all NaN, else the median of its non-NaN values (taken by
-    NumPy over the same values as on the whole array, so chunked and whole give the same bits)."""
-    kept = []
-    for rows in chunks:
-        thick = _observed_blocks(cfg, data, intervals, rows, None, thickness_only=True)[2]
-        kept.append(thick[~np.isnan(thick)])
-    values = np.concatenate(kept)
-    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values)
+    NumPy over the same values, in row order, as on the whole array, so chunked and whole give
+    the same bits)."""
+    work = _Work(cfg, data, intervals, [], None)
+    kept: list[np.ndarray | None] = [None] * len(chunks)
+    done = map_blocks(client, _thick_values, work, [(rows,) for rows in chunks])
+    for i, values in done if bar is None else bar.step(done):
+        kept[i] = values
+    # joined in row order one block at a time, each freed once copied, and the median taken in
+    # place: never two copies of every value (the same values, so the same median)
+    values = np.empty(sum(v.size for v in kept), dtype=np.result_type(*{v.dtype for v in kept}))
+    at = 0
+    for i, part in enumerate(kept):
+        values[at:at + part.size] = part
+        at += part.size
+        kept[i] = None
+    part = None
+    return cfg.metric.missing_thick_unc if values.size == 0 else np.nanmedian(values, overwrite_input=True)
 
 
 PROTOTYPE_MIDPOINT_TOLERANCE: float = 1e-3  # years: the prototype's reindex tolerance (defect 3)
@@ -240,6 +265,80 @@ def _cell_size(grid) -> float | None:
     return float(abs(np.asarray(x, dtype=np.float64)[1] - np.asarray(x, dtype=np.float64)[0]))
 
 
+@dataclass(frozen=True)
+class _Work:
+    """What the work on any block of rows reads: the settings, the inputs (paths and times; fields
+    stay in their files when loaded lazily), the intervals and the layout. Small, so a dask
+    cluster gets it once and each worker reads its own rows (`fusion.data.cluster`)."""
+
+    cfg: Config
+    data: EnsembleData
+    intervals: list[Interval]
+    blocks: list[_Block]
+    thick_fill: float | None
+
+
+@dataclass(frozen=True)
+class _RowsMask:
+    """Pass 1 on a block of rows: which of its points every rule and every member keep."""
+
+    part: np.ndarray  # bool (blocks, pixels of the rows)
+    kept_after: np.ndarray  # int64 (5, blocks): survivors after each rule, in availability.RULES order
+    first_empty: np.ndarray  # per block: the member after which these rows keep none; n_members if some stay
+
+
+def _mask_rows(work: _Work, rows: slice, fields: tuple | None = None) -> _RowsMask:
+    """The mask rule by rule on `rows`; counting the survivors per block after each rule
+    attributes every dropped point to the first rule that drops it. `fields`: the observed
+    fields of these rows when the caller holds them already (the in-memory run)."""
+    cfg, data, blocks = work.cfg, work.data, work.blocks
+    metric = cfg.metric
+    is_vel = np.array([b.stream == VEL for b in blocks])
+    threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
+    kept_after = np.zeros((5, len(blocks)), dtype=np.int64)
+    _, y_obs, sigma_obs, speed = fields or _observed_blocks(cfg, data, work.intervals, rows, work.thick_fill)
+    part = np.isfinite(y_obs)
+    kept_after[0] = np.count_nonzero(part, axis=1)
+    part &= np.isfinite(sigma_obs)
+    kept_after[1] = np.count_nonzero(part, axis=1)
+    with np.errstate(invalid="ignore"):
+        part &= sigma_obs < threshold
+    kept_after[2] = np.count_nonzero(part, axis=1)
+    part[is_vel] &= np.isfinite(speed)[None, :]
+    kept_after[3] = np.count_nonzero(part, axis=1)
+    del y_obs, sigma_obs, speed
+    n_members = len(data.members)
+    first_empty = np.where(part.any(axis=1), n_members, -1)
+    for m, member in enumerate(data.members):
+        for b, rate in _member_rates(member, work.intervals, blocks, cfg, rows):
+            part[b] &= np.isfinite(rate)
+            if first_empty[b] == n_members and not part[b].any():
+                first_empty[b] = m
+    kept_after[4] = np.count_nonzero(part, axis=1)
+    return _RowsMask(part, kept_after, first_empty)
+
+
+def _gather_rows(work: _Work, rows: slice, local: np.ndarray, block: np.ndarray,
+                 fields: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 2 on a block of rows: `y_obs`, `sigma_obs`, `speed` and `F` (members × points) at the
+    chosen points lying there, each given by its pixel within the rows and its block."""
+    cfg, data, blocks = work.cfg, work.data, work.blocks
+    is_vel = np.array([b.stream == VEL for b in blocks])
+    _, y_obs, sigma_obs, speed = fields or _observed_blocks(cfg, data, work.intervals, rows, work.thick_fill)
+    y_point = y_obs[block, local].astype(np.float32)
+    sigma_point = sigma_obs[block, local].astype(np.float32)
+    speed_point = np.where(is_vel[block], speed[local], 0.0).astype(np.float64)
+    del y_obs, sigma_obs, speed
+    F = np.empty((len(data.members), local.size), dtype=np.float64)
+    where = {b: np.flatnonzero(block == b) for b in np.unique(block)}
+    for m, member in enumerate(data.members):
+        for b, rate in _member_rates(member, work.intervals, blocks, cfg, rows):
+            sel = where.get(b)
+            if sel is not None:
+                F[m, sel] = rate[local[sel]]
+    return y_point, sigma_point, speed_point, F
+
+
 def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
     """Blocks of whole grid rows, in order; None is one block of every row (the in-memory run)."""
     if chunk_rows is None or chunk_rows >= n_rows:
@@ -247,74 +346,105 @@ def row_chunks(n_rows: int, chunk_rows: int | None) -> list[slice]:
     return [slice(r, min(r + chunk_rows, n_rows)) for r in range(0, n_rows, chunk_rows)]
 
 
-def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> Prepared:
+CLUSTER_CHUNK_ROWS: int = 256  # rows per block on a cluster when none are given (a task each)
+
+
+def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, scheduler: str | None = None,
+            progress: bool = False) -> Prepared:
     """Build the arrays handed to inference (see module docstring).
 
     `chunk_rows` streams the grid by blocks of that many rows (member fields are read a block at
     a time), so the working set is set by the chunk, not by the grid; every value is elementwise
     in its pixel and the point order is the same, so the result is the same bits as in memory.
+    `scheduler` (a dask.distributed address) runs the blocks' work on that cluster
+    (`fusion.data.cluster`; blocks of `CLUSTER_CHUNK_ROWS` unless `chunk_rows` says), the same bits again.
+    `progress`: a bar of blocks done on stderr when it is a terminal and there is more than one block.
     """
-    metric = cfg.metric
+    if scheduler is None:
+        return _prepare(cfg, data, chunk_rows, None, progress)
+    from fusion.data.cluster import connect
+
+    with connect(scheduler) as client:
+        return _prepare(cfg, data, chunk_rows or CLUSTER_CHUNK_ROWS, client, progress)
+
+
+class _Bar:
+    """Blocks done over the three passes (fill, mask, gather): tqdm's bar, on a terminal only."""
+
+    def __init__(self, blocks: int, on: bool) -> None:
+        import sys
+
+        self.bar = None
+        if on and blocks > 1 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=3 * blocks, desc="prepare: blocks of rows", unit="block", file=sys.stderr, leave=False)
+
+    def step(self, items: Iterator) -> Iterator:
+        for item in items:
+            if self.bar is not None:
+                self.bar.update(1)
+            yield item
+
+    def done_early(self, skipped: int) -> None:
+        """Blocks of the last pass with no chosen point: not run."""
+        if self.bar is not None:
+            self.bar.total -= skipped
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Client | None,
+             progress: bool = False) -> Prepared:
     reference = data.members[0]
     intervals = model_intervals(reference.times)
     ny, nx = data.grid.shape
     chunks = row_chunks(ny, chunk_rows)
-    thick_fill = _thick_fill(cfg, data, intervals, chunks)
-    kept_fields: list = []  # in memory (one chunk), pass 2 reuses pass 1's fields, as before chunking
+    bar = _Bar(len(chunks), progress)
+    try:
+        return _prepare_blocks(cfg, data, intervals, chunks, client, bar)
+    finally:
+        bar.close()
 
-    def observed(rows: slice) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
-        if kept_fields:
-            return kept_fields[0]
-        fields = _observed_blocks(cfg, data, intervals, rows, thick_fill)
-        if len(chunks) == 1:
-            kept_fields.append(fields)
-        return fields
 
+def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice],
+                    client: Client | None, bar: _Bar) -> Prepared:
+    ny, nx = data.grid.shape
+    thick_fill = _thick_fill(cfg, data, intervals, chunks, client, bar)
     blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
+    work = _Work(cfg, data, intervals, blocks, thick_fill)
+    # in memory (one block, in this process), pass 2 reuses pass 1's observed fields, as before chunking
+    whole = len(chunks) == 1 and client is None
+    fields = _observed_blocks(cfg, data, intervals, chunks[0], thick_fill) if whole else None
     is_vel = np.array([b.stream == VEL for b in blocks])
-    n_blocks = len(blocks)
-    threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
+    n_blocks, n_members = len(blocks), len(data.members)
 
-    # pass 1, chunk by chunk: the mask rule by rule, in availability.RULES order; counting the
-    # survivors per block after each rule attributes every dropped point to the first rule that
-    # drops it. A block is emptied by the first member after which no chunk keeps a point of it.
-    mask = np.zeros((n_blocks, ny * nx), dtype=bool)
+    # pass 1, block by block (`_mask_rows`), combined in row order whatever order blocks finish in.
+    # A block is emptied by the first member after which no chunk keeps a point of it.
+    packed: list[np.ndarray] = [np.empty(0, np.uint8)] * len(chunks)  # per block of rows: its mask, 8 pixels a byte
+    kept_in = np.zeros((len(chunks), n_blocks), dtype=np.int64)  # per block of rows: points kept, per block
     kept_after = np.zeros((5, n_blocks), dtype=np.int64)
     empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
     never_empty = np.zeros(n_blocks, dtype=bool)
     maps = {name: np.zeros(ny * nx, dtype=np.int32) for name in STREAM_NAMES}
-    for rows in chunks:
-        lo, hi, _ = rows.indices(ny)
-        _, y_obs, sigma_obs, speed = observed(rows)
-        part = np.isfinite(y_obs)
-        kept_after[0] += np.count_nonzero(part, axis=1)
-        part &= np.isfinite(sigma_obs)
-        kept_after[1] += np.count_nonzero(part, axis=1)
-        with np.errstate(invalid="ignore"):
-            part &= sigma_obs < threshold
-        kept_after[2] += np.count_nonzero(part, axis=1)
-        part[is_vel] &= np.isfinite(speed)[None, :]
-        kept_after[3] += np.count_nonzero(part, axis=1)
-        del y_obs, sigma_obs, speed
-        first_empty = np.where(part.any(axis=1), len(data.members), -1)
-        for m, member in enumerate(data.members):
-            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
-                part[b] &= np.isfinite(rate)
-                if first_empty[b] == len(data.members) and not part[b].any():
-                    first_empty[b] = m
-        never_empty |= first_empty == len(data.members)
-        empty_after = np.maximum(empty_after, np.where(first_empty < len(data.members), first_empty, -1))
-        kept_after[4] += np.count_nonzero(part, axis=1)
-        mask[:, lo * nx:hi * nx] = part
+    for i, done in bar.step(map_blocks(client, _mask_rows, work, [(rows, fields) for rows in chunks])):
+        lo, hi, _ = chunks[i].indices(ny)
+        kept_after += done.kept_after
+        never_empty |= done.first_empty == n_members
+        empty_after = np.maximum(empty_after, np.where(done.first_empty < n_members, done.first_empty, -1))
+        packed[i] = np.packbits(done.part, axis=1)
+        kept_in[i] = done.kept_after[4]
         for s, name in enumerate(STREAM_NAMES):
-            maps[name][lo * nx:hi * nx] = np.count_nonzero(part[is_vel == (s == VEL)], axis=0)
-        del part
+            maps[name][lo * nx:hi * nx] = np.count_nonzero(done.part[is_vel == (s == VEL)], axis=0)
+        del done
     emptied_by = {
         b: data.member_ids[int(empty_after[b])]
         for b in range(n_blocks)
         if kept_after[3][b] and not never_empty[b] and empty_after[b] >= 0
     }
-    kept_after = list(kept_after)
 
     n_pix = ny * nx
     # count first, then choose: the positions are those of the block-major, then pixel, list of
@@ -335,9 +465,19 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
     starts = np.concatenate([[0], np.cumsum(per_block)])
     block_of = np.searchsorted(starts, chosen_pos, side="right") - 1
     pixel = np.empty(chosen_pos.size, dtype=np.int64)
+    # a point's rank in its block's list falls in one block of rows (rows in order, then pixels),
+    # whose mask is unpacked for that block only
+    kept_before = np.cumsum(kept_in, axis=0) - kept_in  # (blocks of rows, blocks)
     for b in np.unique(block_of):
         sel = np.flatnonzero(block_of == b)
-        pixel[sel] = np.flatnonzero(mask[b])[chosen_pos[sel] - starts[b]]
+        rank = chosen_pos[sel] - starts[b]
+        rows_of = np.searchsorted(np.cumsum(kept_in[:, b]), rank, side="right")
+        for c in np.unique(rows_of):
+            lo, hi, _ = chunks[c].indices(ny)
+            here = rows_of == c
+            kept_here = np.flatnonzero(np.unpackbits(packed[c][b], count=(hi - lo) * nx))
+            pixel[sel[here]] = lo * nx + kept_here[rank[here] - kept_before[c, b]]
+    del packed
     labels = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
     n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
     n = int(chosen_pos.size)
@@ -348,7 +488,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
             block_interval=[b.interval for b in blocks],
             intervals=[(iv.start, iv.end) for iv in intervals],
             pixels_per_block=n_pix,
-            kept_after=np.stack(kept_after),
+            kept_after=kept_after,
             subsampled=np.bincount(block_of, minlength=len(blocks)),
             notes=[b.missing for b in blocks],
             emptied_by=emptied_by,
@@ -356,27 +496,24 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
         maps={name: counts.reshape(shape) for name, counts in maps.items()},  # kept points per cell, per stream
     )
 
-    F = np.empty((len(data.members), n), dtype=np.float64)
+    F = np.empty((n_members, n), dtype=np.float64)
     y_point = np.empty(n, dtype=np.float32)
     sigma_point = np.empty(n, dtype=np.float32)
     speed_point = np.empty(n, dtype=np.float64)
-    for rows in chunks:  # pass 2: gather the chosen points only, chunk by chunk
+    # pass 2, block by block (`_gather_rows`): the chosen points only, each given by its pixel
+    # within the block's rows
+    points, tasks = [], []
+    for rows in chunks:
         lo, hi, _ = rows.indices(ny)
         in_chunk = np.flatnonzero((pixel >= lo * nx) & (pixel < hi * nx))
-        if in_chunk.size == 0:
-            continue
-        local = pixel[in_chunk] - lo * nx
-        _, y_obs, sigma_obs, speed = observed(rows)
-        y_point[in_chunk] = y_obs[block_of[in_chunk], local].astype(np.float32)
-        sigma_point[in_chunk] = sigma_obs[block_of[in_chunk], local].astype(np.float32)
-        speed_point[in_chunk] = np.where(is_vel[block_of[in_chunk]], speed[local], 0.0).astype(np.float64)
-        del y_obs, sigma_obs, speed
-        where = {b: in_chunk[block_of[in_chunk] == b] for b in np.unique(block_of[in_chunk])}
-        for m, member in enumerate(data.members):
-            for b, rate in _member_rates(member, intervals, blocks, cfg, rows):
-                sel = where.get(b)
-                if sel is not None:
-                    F[m, sel] = rate[pixel[sel] - lo * nx]
+        if in_chunk.size:
+            points.append(in_chunk)
+            tasks.append((rows, pixel[in_chunk] - lo * nx, block_of[in_chunk], fields))
+    bar.done_early(len(chunks) - len(tasks))
+    for i, (y_rows, sigma_rows, speed_rows, F_rows) in bar.step(map_blocks(client, _gather_rows, work, tasks)):
+        in_chunk = points[i]
+        y_point[in_chunk], sigma_point[in_chunk], speed_point[in_chunk] = y_rows, sigma_rows, speed_rows
+        F[:, in_chunk] = F_rows
 
     stream = positional_stream(n, n_dhdt) if cfg.compat == "prototype" else labels
     if cfg.compat == "fixed":

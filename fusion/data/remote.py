@@ -37,6 +37,10 @@ class CachedPath(type(Path())):  # type: ignore[misc]
 
     url: str | None = None
 
+    def __reduce__(self):  # noqa: ANN204
+        """Pickled with its URL (a dask worker's error names the input, not the cached copy)."""
+        return _cached, (str(self), self.url)
+
 
 def _cached(local: Path, url: str) -> CachedPath:
     path = CachedPath(local)

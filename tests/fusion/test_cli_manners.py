@@ -96,7 +96,7 @@ def test_progress_follows_the_terminal_unless_told(
 ) -> None:
     seen: dict[str, bool] = {}
 
-    def fake_run_to_dir(config, out, *, progressbar, worker=None):  # noqa: ANN001
+    def fake_run_to_dir(config, out, *, progressbar, worker=None, **how):  # noqa: ANN001, ANN003
         seen["progressbar"] = progressbar
         return tmp_path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import warnings
 from pathlib import Path
 
@@ -97,3 +99,18 @@ def test_cli_chunk_rows_writes_the_same_arrays(tmp_path: Path) -> None:
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:
             assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_blocks_show_a_bar_on_a_terminal_only_when_asked(monkeypatch: pytest.MonkeyPatch, progress: bool) -> None:
+    cfg = load_config(reference_inputs("small").parent / "config.yaml")
+    data = load_data(cfg, lazy=True)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    prepare(cfg, data, chunk_rows=6, progress=progress)
+    assert ("prepare: blocks of rows" in terminal.getvalue()) is progress
