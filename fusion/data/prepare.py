@@ -395,6 +395,7 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None) -> P
         layout=PointLayout(
             pixel=pixel.astype(np.int64), block=block_of.astype(np.int64), grid_shape=tuple(shape),
             cell_size=_cell_size(data.grid),
+            keep_rate=np.bincount(block_of, minlength=len(blocks)) / np.maximum(per_block, 1),
         ),
         meta={
             "n_total_before_subsample": n_total,
