@@ -286,7 +286,9 @@ def config_hash(cfg: Config) -> str:
             section.pop("storage_options", None)
     if data["observations"].get("regrid") is None:  # absent key: the hash of configs written before it
         data["observations"].pop("regrid", None)
-    if cfg.likelihood == Likelihood():  # the default section leaves the hashes of older configs unchanged
+    # under `compat: prototype` (always `tempered`) the default section leaves older configs'
+    # hashes unchanged; under `compat: fixed` it is hashed: its default form became `effective`
+    if cfg.likelihood == Likelihood() and cfg.compat == "prototype":
         data.pop("likelihood")
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

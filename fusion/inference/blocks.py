@@ -111,8 +111,6 @@ def block_prepared(
     it enters the r-weighted a_B, and is taken back out of the returned σ_obs². Raises ValueError
     without a point layout, a correlation for a stream with points, or a kept square.
     """
-    from fusion.data.correlation import CorrelationFit
-
     layout = prepared.layout
     if layout is None:
         raise ValueError("likelihood.form blocks: the prepared points carry no grid layout")
@@ -149,11 +147,7 @@ def block_prepared(
         if naive_sigma:
             r = np.ones(pts.size)
         else:
-            fit = CorrelationFit(
-                model=c.model, length_cells=c.length_cells, length=None, cell_size=None, sill=c.sill,
-                nugget=c.nugget, nu=1.5, n_points=0, n_eff_scale=0.0, n_eff_location=0.0,
-            )  # fmt: skip
-            r = _row_sums(rows[inside].astype(float), cols[inside].astype(float), grp, g, fit.correlation)
+            r = _row_sums(rows[inside].astype(float), cols[inside].astype(float), grp, g, c.correlation)
         sum_r = np.bincount(grp, weights=r, minlength=g)
         scale = sum_r / (n_kept * n_kept)  # C_B: Var(block mean) per unit σ²
         a = np.square(prepared.sigma_obs[pts]).astype(np.float64) + inflation2[s]

@@ -66,6 +66,16 @@ class StreamCorrelation:
     lags_cells: tuple[float, ...] = ()  # the empirical semivariogram (estimate only)
     gamma: tuple[float, ...] = ()
 
+    def correlation(self, distance_cells: np.ndarray) -> np.ndarray:
+        """ρ at distances in cells: 1 at 0, (partial sill / sill)·exp(−h/ℓ) beyond (GSTools'
+        `Exponential`, the model `stream_correlations` fits), evaluated with NumPy: `fusion run`'s
+        main process, which forms the `blocks` squares, never imports GSTools."""
+        if self.model != "exponential":
+            raise ValueError(f"correlation model {self.model!r}: only the exponential model is evaluated here")
+        d = np.asarray(distance_cells, dtype=np.float64)
+        share = (self.sill - self.nugget) / self.sill if self.sill > 0 else 0.0
+        return np.where(d == 0, 1.0, share * np.exp(-d / self.length_cells))
+
     def record(self) -> dict[str, Any]:
         return {
             "n_points": self.n_points, "correlation_length_cells": self.length_cells,

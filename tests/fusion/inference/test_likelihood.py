@@ -4,6 +4,8 @@ is the brute-force N²/ΣΣρ (location) and N²/ΣΣρ² (scale) over blocks of
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -129,12 +131,27 @@ def test_n_eff_is_the_brute_force_pair_sum() -> None:
 def test_config_default_keeps_old_hashes_and_rejects_bad_forms(tmp_path: Path) -> None:
     body = "observations: {thickness: {dir: a}, velocity: {dir: b}}\nensemble: {dir: c}\n"
     (tmp_path / "plain.yaml").write_text(body)
-    (tmp_path / "explicit.yaml").write_text(body + "likelihood: {form: tempered}\n")
+    (tmp_path / "explicit.yaml").write_text(body + "likelihood: {form: effective}\n")
     (tmp_path / "other.yaml").write_text(body + "likelihood: {form: effective, correlation_length: 4}\n")
+    (tmp_path / "tempered.yaml").write_text(body + "likelihood: {form: tempered}\n")
     plain = load_config(tmp_path / "plain.yaml")
-    assert plain.likelihood == Likelihood()
+    assert plain.likelihood == Likelihood() and plain.likelihood.form == "effective"
     assert config_hash(plain) == config_hash(load_config(tmp_path / "explicit.yaml"))
     assert config_hash(plain) != config_hash(load_config(tmp_path / "other.yaml"))
+    assert config_hash(plain) != config_hash(load_config(tmp_path / "tempered.yaml"))
+    # the default section is hashed under compat: fixed (its form changed) and dropped under
+    # compat: prototype (always tempered), whose configs keep the hash they had before it
+    fixed = json.loads(json.dumps(plain.model_dump(mode="json", exclude={"cache"})))
+    assert fixed["likelihood"]["form"] == "effective"
+    (tmp_path / "proto.yaml").write_text("compat: prototype\n" + body)
+    proto = load_config(tmp_path / "proto.yaml")
+    data = proto.model_dump(mode="json", exclude={"cache"})
+    for section in (data["observations"]["thickness"], data["observations"]["velocity"], data["ensemble"], data["projection"]):
+        section.pop("storage_options", None)
+    data["observations"].pop("regrid", None)
+    data.pop("likelihood")
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    assert config_hash(proto) == hashlib.sha256(blob.encode()).hexdigest()
     (tmp_path / "bad.yaml").write_text(body + "likelihood: {form: wishful}\n")
     with pytest.raises(InputError, match="likelihood.form"):
         load_config(tmp_path / "bad.yaml")
@@ -151,6 +168,8 @@ def test_prototype_compat_always_samples_tempered(tmp_path: Path) -> None:
     (tmp_path / "f.yaml").write_text(body)
     assert effective_form(load_config(tmp_path / "p.yaml")) == "tempered"
     assert effective_form(load_config(tmp_path / "f.yaml")) == "independent"
+    (tmp_path / "d.yaml").write_text(body.replace("likelihood: {form: independent}\n", ""))
+    assert effective_form(load_config(tmp_path / "d.yaml")) == "effective"  # the default under compat: fixed
 
 
 def test_effective_without_a_layout_is_one_clear_error() -> None:
@@ -162,3 +181,15 @@ def test_effective_without_a_layout_is_one_clear_error() -> None:
     )  # fmt: skip
     with pytest.raises(InputError, match="likelihood.form effective"):
         _likelihood_settings(cfg, PREPARED, with_projection=False)
+
+
+def test_stream_correlation_is_the_fitted_gstools_model() -> None:
+    """`StreamCorrelation.correlation` (NumPy, for fusion run's main process) is `CorrelationFit.correlation` (GSTools)."""
+    fit = CorrelationFit(
+        model="exponential", length_cells=3.7, length=None, cell_size=None, sill=1.2, nugget=0.3, nu=1.5,
+        n_points=0, n_eff_scale=0.0, n_eff_location=0.0,
+    )  # fmt: skip
+    corr = _correlations()[1][THICK]
+    corr = replace(corr, length_cells=3.7, sill=1.2, nugget=0.3)
+    d = np.r_[0.0, np.hypot(*np.divmod(np.arange(1, 200), 13)) / 2.0]
+    np.testing.assert_allclose(corr.correlation(d), fit.correlation(d), rtol=1e-13, atol=0)
