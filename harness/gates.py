@@ -14,6 +14,8 @@
       max_sd: 0.02
     agreement:
       weight_shift_sd_max: 1.0
+    likelihood:       # the likelihood-form evidence under correlated errors
+      alpha: 0.01
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -39,6 +41,7 @@ __all__ = [
     "AgreementGate",
     "CoverageGate",
     "Gates",
+    "LikelihoodGate",
     "ParityGate",
     "SBCRanks",
     "StabilityGate",
@@ -94,6 +97,12 @@ class AgreementGate(_Section):
     projection_shift_sd_max: float = Field(1.0, ge=0)
 
 
+class LikelihoodGate(_Section):
+    """Check `likelihood`: the level of its θ rank tests (family-wise, Bonferroni) and of its member-weight reliability z test."""
+
+    alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of each calibration verdict")
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
@@ -105,6 +114,7 @@ class Gates:
     coverage: CoverageGate = CoverageGate()
     stability: StabilityGate = StabilityGate()
     agreement: AgreementGate = AgreementGate()
+    likelihood: LikelihoodGate = LikelihoodGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -116,6 +126,7 @@ class Gates:
             "coverage": self.coverage.model_dump(),
             "stability": self.stability.model_dump(),
             "agreement": self.agreement.model_dump(),
+            "likelihood": self.likelihood.model_dump(),
         }
 
     def digest(self) -> str:
@@ -129,6 +140,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "coverage": ("coverage", CoverageGate),
     "stability": ("stability", StabilityGate),
     "agreement": ("agreement", AgreementGate),
+    "likelihood": ("likelihood", LikelihoodGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 
