@@ -61,21 +61,22 @@ def likelihood_gates(
     sanity = table["independent"]["independent"]
     found = [
         gate_record("independent form, independent errors: member reliability p", "≥", gate.alpha,
-                    sanity["members"]["reliability_p"], passed=sanity["calibrated"]),
+                    sanity["members"]["reliability_p"],
+                    passed=sanity["calibrated"] and sanity["members"]["reliability_p"] >= gate.alpha),
     ]  # fmt: skip
     if full:
         for structure, forms in table.items():
             f = forms[DEFAULT_FORM]
             found.append(gate_record(
                 f"default form {DEFAULT_FORM}, {structure} errors: member reliability p", "≥", gate.alpha,
-                f["members"]["reliability_p"], passed=f["calibrated"],
+                f["members"]["reliability_p"], passed=f["calibrated"] and f["members"]["reliability_p"] >= gate.alpha,
             ))  # fmt: skip
         for name, (_, form, structure) in PLANTS.items():
             f = defects[name][structure][form]
             worst = min(f["members"]["reliability_p"], f["noise"]["chi2_p_min"])
             found.append(gate_record(
                 f"planted defect {name} ({structure} ℓ): smallest p (reliability, θ χ²)", "≤", gate.alpha, worst,
-                passed=not f["calibrated"],
+                passed=not f["calibrated"] or worst <= gate.alpha,
             ))  # fmt: skip
     return gates_of(*found)
 

@@ -32,15 +32,21 @@ member as a dense grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
 
-if TYPE_CHECKING:
-    from fusion.inference.likelihood import StreamCorrelation
+
+class StreamCorrelationLike(Protocol):
+    """What the squares need of a stream's fitted correlation (`fusion.inference.likelihood.StreamCorrelation`)."""
+
+    length_cells: float
+
+    def correlation(self, distance_cells: np.ndarray) -> np.ndarray: ...
 
 __all__ = ["BlockSummary", "block_prepared", "block_side"]
 
@@ -99,7 +105,7 @@ def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: i
 
 def block_prepared(
     prepared: Prepared,
-    correlations: dict[int, StreamCorrelation],
+    correlations: Mapping[int, StreamCorrelationLike],
     min_valid: float = 0.75,
     *,
     inflation2: tuple[float, float] = (0.0, 25.0),
