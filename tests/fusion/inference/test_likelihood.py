@@ -1,5 +1,5 @@
 """`likelihood.form`: each form's weights reach the PyMC model, the fused density nutpie and Laplace
-use, and the member log-likelihoods alike; the default stays the prototype's tempered form; n_eff
+use, and the member log-likelihoods alike; the default is `effective` under compat: fixed and `tempered` under compat: prototype; n_eff
 is the brute-force N²/ΣΣρ (location) and N²/ΣΣρ² (scale) over blocks of kept cells."""
 
 from __future__ import annotations
