@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS  # light: names only, no PyMC
 from fusion.io import SUCCESS, atomic_path, json_text, sha256_file
 
 __all__ = [
@@ -41,9 +42,6 @@ __all__ = [
 FORMATS: tuple[str, ...] = ("posterior", "facts")
 DEFAULT_YEARS = "2020:2100:10"
 DEFAULT_FACTS_SAMPLES = 20000
-#: The noise parameters in `fusion.inference.model.PARAMS` order (a test holds them equal); not
-#: imported from there because that module loads PyMC, which an export never needs.
-PARAMS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 _RUN_FILES = ("run_metadata.json", "trace.nc", "projection.csv", "summary.json", "weights.csv")
 
 

@@ -1,9 +1,11 @@
 """Case folders: the one place that reads a case, finds the bundled ones and samples one.
 
 A case (DESIGN.md, "Cases: the harness on a team's own data") is a folder with `case.yaml`
-(name, config, reference, checks) and a `reference/` folder holding what the prototype
-produced. Every per-case check (parity, convergence, stability) gets its case here, so a
-team's own folder and the bundled `fixtures/cases/<name>/` take the same code path.
+(name, config, reference, checks, baseline) and a `reference/` folder holding what the prototype
+produced; `baselines/` holds what FUSION itself said on it (harness.baseline_store), for `drift`,
+which is among the default checks only when a baseline exists. Every per-case check (parity,
+convergence, stability, agreement, drift) gets its case here, so a team's own folder and the
+bundled `fixtures/cases/<name>/` take the same code path.
 
 Reading a case runs nothing from it: YAML is safe-loaded and arrays are loaded without
 pickle; a file that needs either, unknown keys, a missing config or a reference file of
@@ -28,6 +30,7 @@ import xarray as xr
 from fusion.errors import InputError
 from fusion.inference.parameters import PARAMS
 from fusion.io import is_complete, mark_success, sha256_file, sha256_tree, write_text
+from harness.baseline_store import RECORD, baselines_dir, has_baselines, select_baseline
 from harness.tables import parse_table
 from harness.registry import EXAMPLE, per_case_names
 
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 CASE_FILE = "case.yaml"
-CASE_KEYS: tuple[str, ...] = ("name", "config", "reference", "checks")
+CASE_KEYS: tuple[str, ...] = ("name", "config", "reference", "checks", "baseline")
 PER_CASE_CHECKS: tuple[str, ...] = per_case_names()  # what case.yaml `checks:` may list (harness.registry)
 PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
     "prepared.npz",
@@ -59,7 +62,6 @@ PREPARED, WEIGHTS, POSTERIOR, SAMPLED = (
 )
 WEIGHT_COLUMNS: tuple[str, ...] = ("model_id", "weight", "log_likelihood")
 ARRAYS: tuple[str, ...] = ("y_obs", "sigma_obs", "F", "speed")
-NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -73,6 +75,8 @@ class Case:
     reference: Path
     checks: tuple[str, ...] = PER_CASE_CHECKS
     projection: bool | None = None  # None: whether the config's projection inputs exist
+    baseline: str | None = None  # case.yaml `baseline:`: the one `drift` compares with (default: the latest)
+    unavailable: tuple[tuple[str, str], ...] = ()  # (check, why) left out of the default `checks`
 
     def file(self, *parts: str) -> Path | None:
         """A reference file, or None when the case does not hold it."""
@@ -143,6 +147,8 @@ class Case:
                 h.update(f"{p.name}:{_file_digest(p)}\n".encode())
         for path, digest in self.inputs_sha256().items():
             h.update(f"{Path(path).name}:{digest}\n".encode())
+        for p in sorted(baselines_dir(self.root).glob(f"*/{RECORD}")):  # a re-baseline is other work for drift
+            h.update(f"{p.parent.name}:{_file_digest(p)}\n".encode())
         return h.hexdigest()
 
 
@@ -199,14 +205,22 @@ def load_case(folder: str | Path, *, require_comparison: bool = True) -> Case:
     if not config.is_file():
         raise InputError(path, f"key 'config': {config} not found")
     reference = (folder / _string(path, raw, "reference", "reference", scalars)).resolve()
-    checks_raw = raw.get("checks", list(PER_CASE_CHECKS))
+    named = _string(path, raw, "baseline", None, scalars) if "baseline" in raw else None
+    with_baseline = named is not None or has_baselines(folder)
+    unavailable = () if with_baseline else (
+        ("drift", f"{baselines_dir(folder)}: no baseline; record one with `harness baseline --case {folder}`"),
+    )
+    checks_raw = raw.get("checks", [c for c in PER_CASE_CHECKS if c not in dict(unavailable)])
     if not isinstance(checks_raw, list) or not checks_raw or not all(isinstance(c, str) for c in checks_raw):
         raise InputError(path, f"key 'checks': expected a list of {', '.join(PER_CASE_CHECKS)}")
     bad = [c for c in checks_raw if c not in PER_CASE_CHECKS]
     if bad:
         raise InputError(path, f"key 'checks': unknown check '{bad[0]}'; valid: {', '.join(PER_CASE_CHECKS)}")
-    case = Case(name, folder.resolve(), config, reference, tuple(dict.fromkeys(checks_raw)))
+    case = Case(name, folder, config, reference, tuple(dict.fromkeys(checks_raw)), baseline=named,
+                unavailable=unavailable)
     case.settings  # noqa: B018 — a config error is bad input of this case, now, not mid-run
+    if with_baseline or (require_comparison and "drift" in case.checks):  # missing, corrupt or foreign: bad input, now
+        select_baseline(folder, name, named, path)
     if reference.exists() and not reference.is_dir():
         raise InputError(reference, "reference is not a folder")
     validate_reference(case)
@@ -335,7 +349,7 @@ def read_posterior(path: Path) -> xr.DataTree:
     if "posterior" not in tree.children:
         raise InputError(path, "no 'posterior' group")
     post = tree["posterior"].to_dataset()
-    for name in NOISE_PARAMETERS:
+    for name in PARAMS:
         if name not in post:
             raise InputError(path, f"posterior lacks '{name}'")
         if post[name].dims != ("chain", "draw"):

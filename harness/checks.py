@@ -91,6 +91,7 @@ class CheckResult:
     gates: list[dict[str, Any]] = field(default_factory=list)  # `gate_record`s: what decided the status
     messages: list[str] = field(default_factory=list)  # human lines: what failed, by how much
     plots: list[str] = field(default_factory=list)  # paths relative to the artifact folder
+    tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "header", "rows"[, "classes"]}, as is
     duration_s: float = 0.0
     config_hash: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)

@@ -7,7 +7,8 @@ input — with one line on stderr naming what is wrong and no output folder left
 SIGTERM is turned into an orderly stop: the check being run is not stamped, the report
 and a `_RUN_PARTIAL` marker are written, and a rerun with the same `--out` resumes.
 `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]` records a
-sign-off of a finished run (harness.signoff).
+sign-off of a finished run (harness.signoff); `harness baseline --case DIR [--accept --name NAME --note
+TEXT]` records FUSION's outputs on a case for the `drift` check (harness.baseline).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="YAML thresholds to start from (default: DESIGN.md's)")
     _add_capture(sub)
     _add_signoff(sub)
+    _add_baseline(sub)
     return p
 
 
@@ -263,11 +265,39 @@ def _signoff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_baseline(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("baseline", help="record FUSION's outputs on a case as the baseline the drift check compares with")
+    b.add_argument("--case", type=Path, required=True, metavar="DIR", help="the case folder (case.yaml); the baseline goes to DIR/baselines/<fusion version>-<config hash>/ (required; no default)")
+    b.add_argument("--accept", action="store_true", help="re-baseline after reviewing a drift report; needs --name and --note (default: only a first baseline is recorded)")
+    b.add_argument("--name", default=None, help="with --accept: who reviewed the change (required with --accept; no default)")
+    b.add_argument("--note", default=None, help="with --accept: why the change is expected (required with --accept; no default)")
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    """`harness baseline`: one line on success; bad input is one line on stderr, exit 2, nothing written."""
+    from fusion.errors import InputError
+    from harness.baseline import Acceptance, make_baseline
+
+    try:
+        if not args.accept and (args.name is not None or args.note is not None):
+            raise InputError(None, "--name and --note sign an --accept; a first baseline takes neither")
+        accept = Acceptance(args.name or "", args.note or "") if args.accept else None
+        done = make_baseline(args.case, accept, progress=lambda line: print(f"harness: {line}", file=sys.stderr),
+                             progressbar=sys.stderr.isatty())
+    except InputError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    how = f"accepted by {accept.name}" if accept is not None else "first baseline"
+    print(f"harness: baseline {done.id} recorded ({how}) → {done.path}")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "gates": _gates,
     "capture": _capture,
     "signoff": _signoff,
+    "baseline": _baseline,
 }
 
 

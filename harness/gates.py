@@ -16,6 +16,8 @@
       weight_shift_sd_max: 1.0
     likelihood:       # the likelihood-form evidence under correlated errors
       alpha: 0.01
+    drift:
+      stat_k: 4.0
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -40,6 +42,7 @@ __all__ = [
     "SECTIONS",
     "AgreementGate",
     "CoverageGate",
+    "DriftGate",
     "Gates",
     "LikelihoodGate",
     "ParityGate",
@@ -103,6 +106,12 @@ class LikelihoodGate(_Section):
     alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of each calibration verdict")
 
 
+class DriftGate(_Section):
+    """drift: each sampled output against the case's baseline, |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²)."""
+
+    stat_k: float = Field(4.0, gt=0)
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
@@ -115,6 +124,7 @@ class Gates:
     stability: StabilityGate = StabilityGate()
     agreement: AgreementGate = AgreementGate()
     likelihood: LikelihoodGate = LikelihoodGate()
+    drift: DriftGate = DriftGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -127,6 +137,7 @@ class Gates:
             "stability": self.stability.model_dump(),
             "agreement": self.agreement.model_dump(),
             "likelihood": self.likelihood.model_dump(),
+            "drift": self.drift.model_dump(),
         }
 
     def digest(self) -> str:
@@ -141,6 +152,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "stability": ("stability", StabilityGate),
     "agreement": ("agreement", AgreementGate),
     "likelihood": ("likelihood", LikelihoodGate),
+    "drift": ("drift", DriftGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 

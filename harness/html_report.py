@@ -109,6 +109,8 @@ def _section(out: Path, rec: dict[str, Any]) -> dict[str, Any]:
         "gates": [[fmt(g[k]) for k in ("figure", "threshold", "value", "margin", "passed")] for g in gates],
         "gate_classes": ["pass" if g["passed"] else "fail" for g in gates],
         "thresholds": [[k, fmt(v)] for k, v in flatten(rec["thresholds"])],
+        "tables": [{**t, "rows": [[fmt(c) for c in row] for row in t["rows"]],
+                    "classes": t.get("classes")} for t in rec.get("tables") or []],
         "plots": [_plot(out, p, f"{rec['name']} {rec['case']}: {Path(p).stem}") for p in rec["plots"]],
         "figures": [[k, fmt(v)] for k, v in flatten(rec["figures"])],
         "availability": availability,

@@ -54,7 +54,6 @@ from harness.plots import plot_impact, plot_statistical_parity
 
 __all__ = [
     "ARRAYS",
-    "NOISE_PARAMETERS",
     "STAT_K",
     "TABLES",
     "Component",
@@ -66,9 +65,11 @@ __all__ = [
     "compare_weights",
     "run_check",
     "statistical_parity",
+    "ZTest",
+    "mcse_z_test",
+    "posterior_moments",
 ]
 
-NOISE_PARAMETERS: tuple[str, ...] = PARAMS  # the model's own list (fusion.inference.parameters)
 ARRAYS: tuple[str, ...] = CASE_ARRAYS  # the prepared arrays a reference holds (harness.cases)
 STAT_K: float = ParityGate().stat_k  # |Δmean| ≤ STAT_K · √(mcse_a² + mcse_b²); `parity: stat_k` in the harness config
 
@@ -322,16 +323,16 @@ def prototype_settings(case: Case, sampled: xr.DataTree) -> dict[str, Any]:
     }
 
 
-def _posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[str, tuple[float, float]]:
-    """Mean and MCSE of the mean of each noise parameter and each member's `w`, by label."""
+def posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """Mean and MCSE of the mean of each noise parameter and each member's `w` (as `w[<member>]`), by label."""
     import arviz_stats as azs
 
     post = trace["posterior"].to_dataset()
-    names = [v for v in (*NOISE_PARAMETERS, "w") if v in post.data_vars]
+    names = [v for v in (*PARAMS, "w") if v in post.data_vars]
     mcse = azs.mcse(trace, var_names=names, method="mean")
     mcse_ds = mcse.to_dataset() if isinstance(mcse, xr.DataTree) else mcse
     out: dict[str, tuple[float, float]] = {}
-    for name in NOISE_PARAMETERS:
+    for name in PARAMS:
         if name in post:
             out[name] = (float(post[name].mean()), float(mcse_ds[name]))
     if "w" in post:
@@ -341,6 +342,50 @@ def _posterior_moments(trace: xr.DataTree, member_ids: tuple[str, ...]) -> dict[
         for i, label in enumerate(labels):
             out[f"w[{label}]"] = (float(w.isel({member_dim: i}).mean()), float(w_mcse.isel({member_dim: i})))
     return out
+
+
+@dataclass(frozen=True)
+class ZTest:
+    """One quantity of the MCSE z-test: |Δmean| ≤ k·√(mcse_a² + mcse_b²), where a is the run judged, b its reference."""
+
+    quantity: str
+    mean_a: float
+    mcse_a: float
+    mean_b: float
+    mcse_b: float
+    k: float
+
+    @property
+    def delta(self) -> float:
+        return self.mean_a - self.mean_b
+
+    @property
+    def z(self) -> float:
+        """|Δ| in units of √(mcse_a² + mcse_b²): about N(0, 1) in size when both sample one posterior."""
+        scale = float(np.hypot(self.mcse_a, self.mcse_b))
+        return abs(self.delta) / scale if scale > 0 else (0.0 if self.delta == 0 else float("inf"))
+
+    @property
+    def tolerance(self) -> float:
+        return self.k * float(np.hypot(self.mcse_a, self.mcse_b))
+
+    @property
+    def passed(self) -> bool:
+        return bool(abs(self.delta) <= self.tolerance)
+
+
+def mcse_z_test(
+    ours: dict[str, tuple[float, float]], theirs: dict[str, tuple[float, float]], k: float = STAT_K
+) -> tuple[list[ZTest], list[str]]:
+    """The test statistical parity (and `drift`) use, per quantity of `theirs`: (tests, quantities `ours` lacks)."""
+    tests = [ZTest(name, *ours[name], *ref, k) for name, ref in theirs.items() if name in ours]
+    return tests, [name for name in theirs if name not in ours]
+
+
+def false_alarm_rate(k: float, quantities: int) -> tuple[float, float]:
+    """(per quantity, any of `quantities`) chance that a correct run fails the z-test at `k`."""
+    per_quantity = float(2.0 * norm.sf(k))  # |Δ|/√(mcse²+mcse²) ~ N(0, 1) when both sample one posterior
+    return per_quantity, float(1.0 - (1.0 - per_quantity) ** quantities)
 
 
 def statistical_parity(
@@ -356,45 +401,40 @@ def statistical_parity(
     side (arviz_stats); a `posterior_summary.csv` of the prototype, when the case has one, gives
     the noise parameters' figures instead. `member_ids` label the prototype's positional `w`.
     """
-    ours = _posterior_moments(trace, member_ids)
-    theirs = _posterior_moments(prototype, member_ids)
+    ours = posterior_moments(trace, member_ids)
+    theirs = posterior_moments(prototype, member_ids)
     for _, row in (summary if summary is not None else pd.DataFrame()).iterrows():
         theirs[str(row["var"])] = (float(row["mean"]), float(row["mcse_mean"]))
-    rows, messages = [], []
-    for name, (ref_mean, ref_mcse) in theirs.items():
-        if name not in ours:
-            messages.append(f"{name}: missing from FUSION's posterior")
-            continue
-        mean, mcse = ours[name]
-        delta = mean - ref_mean
-        tol = k * float(np.hypot(mcse, ref_mcse))
-        ok = bool(abs(delta) <= tol)
+    tests, missing = mcse_z_test(ours, theirs, k)
+    messages = [f"{name}: missing from FUSION's posterior" for name in missing]
+    rows = []
+    for t in tests:
         rows.append(
             {
-                "quantity": name,
-                "fusion_mean": mean,
-                "fusion_mcse": mcse,
-                "prototype_mean": ref_mean,
-                "prototype_mcse": ref_mcse,
-                "delta": delta,
-                "tolerance": tol,
-                "ratio": abs(delta) / tol if tol > 0 else float("inf"),
-                "passed": ok,
+                "quantity": t.quantity,
+                "fusion_mean": t.mean_a,
+                "fusion_mcse": t.mcse_a,
+                "prototype_mean": t.mean_b,
+                "prototype_mcse": t.mcse_b,
+                "delta": t.delta,
+                "tolerance": t.tolerance,
+                "ratio": abs(t.delta) / t.tolerance if t.tolerance > 0 else float("inf"),
+                "passed": t.passed,
             }
         )
-        if not ok:
+        if not t.passed:
             messages.append(
-                f"{name}: |Δmean| {abs(delta):.4g} > {k:g}·√(mcse²+mcse²) = {tol:.4g} "
-                f"(FUSION {mean:.6g} ± {mcse:.2g}, prototype {ref_mean:.6g} ± {ref_mcse:.2g}; "
-                f"{abs(delta) / tol:.2f}× the bound)"
+                f"{t.quantity}: |Δmean| {abs(t.delta):.4g} > {k:g}·√(mcse²+mcse²) = {t.tolerance:.4g} "
+                f"(FUSION {t.mean_a:.6g} ± {t.mcse_a:.2g}, prototype {t.mean_b:.6g} ± {t.mcse_b:.2g}; "
+                f"{abs(t.delta) / t.tolerance:.2f}× the bound)"
             )
     table = pd.DataFrame(rows)
-    per_quantity = float(2.0 * norm.sf(k))  # |Δ|/√(mcse²+mcse²) ~ N(0, 1) when both sample one posterior
+    per_quantity, any_quantity = false_alarm_rate(k, len(rows))
     figures = {
         "quantities": len(rows),
         "max_ratio": float(table["ratio"].max()) if len(table) else None,
         "false_alarm_rate_per_quantity": per_quantity,
-        "false_alarm_rate": float(1.0 - (1.0 - per_quantity) ** len(rows)),  # any quantity, same posterior
+        "false_alarm_rate": any_quantity,  # any quantity, same posterior
     }
     return Component("statistical", not messages, messages, figures), table
 

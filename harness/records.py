@@ -240,6 +240,7 @@ def report_records(out: Path, entries: Iterable[Entry]) -> list[dict[str, Any]]:
                 "duration_s": r.duration_s,
                 "messages": r.messages,
                 "plots": [str(Path(_rel(e.folder, out)) / p) for p in r.plots],
+                "tables": r.tables,
                 "artifact_dir": _rel(e.folder, out),
                 "complete": is_complete(e.folder),
                 "resumed": e.resumed,

@@ -93,6 +93,8 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("likelihood", "harness.likelihood_check",
               "which likelihood.form is calibrated under spatially correlated errors (evidence table)",
               gates="likelihood"),
+    CheckSpec("drift", "harness.drift", "FUSION's outputs on a case against its baseline (harness baseline)", per_case=True,
+              select=lambda suite, catalog, name: [] if catalog.bundled else catalog.names(name), gates="drift"),
 )
 
 

@@ -106,6 +106,10 @@ def render_markdown(doc: dict[str, Any], signoffs: list[dict[str, Any]]) -> str:
                 ],
             )
             lines.append("")
+        for table in rec.get("tables") or []:
+            lines += [f"**{table['title']}:**", ""]
+            lines += _md_table(table["header"], [[fmt(c) for c in row] for row in table["rows"]])
+            lines.append("")
         if rec["thresholds"]:
             lines += ["**Thresholds:**", ""]
             lines += [f"- {k}: {_cell(fmt(v))}" for k, v in rec["thresholds"].items()]

@@ -241,8 +241,10 @@ def run(
     catalog = catalog_for(options)
     per_case = checks_registry.per_case_names()
     if options.case_dirs and not any(c not in per_case or catalog.names(c) for c in options.checks):
+        why = [why for case in catalog.user.values() for c, why in case.unavailable if c in options.checks]
         raise BadInput(
             f"nothing to run: no --case folder lists {', '.join(options.checks)} under `checks:` in its case.yaml"
+            + (f" ({'; '.join(why)})" if why else "")
         )
     out.mkdir(parents=True, exist_ok=True)
     try:

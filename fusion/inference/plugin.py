@@ -17,10 +17,9 @@ import xarray as xr
 
 from fusion.data.prepared import THICK, Prepared
 from fusion.errors import InputError
+from fusion.inference.parameters import PARAMS
 
-__all__ = ["NOISE_PARAMETERS", "posterior_means", "plug_in_weights", "load_posterior", "softmax_weights"]
-
-NOISE_PARAMETERS: tuple[str, ...] = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
+__all__ = ["posterior_means", "plug_in_weights", "load_posterior", "softmax_weights"]
 
 
 def load_posterior(path: str | Path) -> xr.Dataset:
@@ -34,7 +33,7 @@ def load_posterior(path: str | Path) -> xr.Dataset:
     except (OSError, ValueError, KeyError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(path, f"no readable 'posterior' group ({reason})") from None
-    missing = [k for k in NOISE_PARAMETERS if k not in post]
+    missing = [k for k in PARAMS if k not in post]
     if missing:
         raise InputError(path, f"posterior lacks {', '.join(missing)}")
     return post
@@ -47,7 +46,7 @@ def posterior_means(posterior: Any) -> dict[str, float]:
     if hasattr(posterior, "to_dataset"):
         posterior = posterior.to_dataset()
     out = {}
-    for name in NOISE_PARAMETERS:
+    for name in PARAMS:
         value = posterior[name]
         arr = np.asarray(value.values if hasattr(value, "values") else value, dtype=np.float64)
         out[name] = float(arr.mean())

@@ -214,7 +214,7 @@ def _posterior_on_wrong_dims(case: Path) -> None:
 BAD_CASES = {
     "unknown key": (
         lambda c: (c / "case.yaml").write_text("name: mine\nconfig: fusion.yaml\nreferenc: reference\n"),
-        "{case}/case.yaml: unknown key 'referenc'; valid: name, config, reference, checks",
+        "{case}/case.yaml: unknown key 'referenc'; valid: name, config, reference, checks, baseline",
     ),
     "missing config key": (
         lambda c: (c / "case.yaml").write_text("name: mine\n"),

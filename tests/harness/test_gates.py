@@ -67,7 +67,7 @@ def test_gates_prints_a_file_run_config_accepts_back_unchanged(
     assert load_gates(path) == Gates()
     assert cli.main(["gates", "--config", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == text.splitlines()[1:]  # the first line names the source
-    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "likelihood"):
+    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "likelihood", "drift"):
         assert f"\n{section}:\n" in "\n" + text
 
 
@@ -81,6 +81,7 @@ def _tightened_cases() -> list[tuple[str, str, float]]:
         ("stability", "max_sd", 0.001),
         ("agreement", "weight_shift_sd_max", 0.5),
         ("likelihood", "alpha", 0.5),
+        ("drift", "stat_k", 1.0),
     ]
 
 
@@ -92,6 +93,7 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
 
     from harness.agreement import agreement_gates
     from harness.calibration import coverage_gates
+    from harness.drift import drift_gates
     from harness.convergence import convergence_gates
     from harness.likelihood_check import likelihood_gates
     from harness.parity import parity_gates
@@ -128,6 +130,8 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
         "likelihood": lambda g: likelihood_gates(
             {"independent": {"independent": {"calibrated": True, "members": {"reliability_p": 0.24}}}}, {},
             g.likelihood, full=False),
+        # a fresh run against its baseline: the largest sampled |Δ| / √(mcse² + mcse²)
+        "drift": lambda g: drift_gates({"setup_differences": 0, "deterministic_differing": 0, "max_z": 1.6}, g.drift),
     }[section]
     assert all(g["passed"] for g in gate_of(loose))
     red = [g for g in gate_of(tight) if not g["passed"]]

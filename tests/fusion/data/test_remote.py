@@ -257,6 +257,49 @@ def test_bad_remote_input_is_one_line_naming_the_url(example: Path, s3, tmp_path
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
+def _moto_auth(endpoint: str, after: float) -> None:
+    """Turn moto's IAM enforcement on after `after` more requests (inf: off), through its own control endpoint."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=str(after).encode(), method="POST",
+                                     headers={"Content-Type": "text/plain"})  # a form body would be parsed away
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+
+
+def test_access_denied_is_one_line_naming_the_url(example: Path, s3, tmp_path: Path, capsys) -> None:
+    """The ensemble's keys are real but hold no policy: the server answers AccessDenied, as AWS does, while
+    the other inputs are read with a user allowed everything."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=s3["endpoint"], region_name="us-east-1")
+    everything = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+    keys = {}
+    for user in ("reader", "no-rights"):
+        iam.create_user(UserName=user)
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=everything)
+    cfg = yaml.safe_load(_config(example, tmp_path, s3).read_text())
+    for section, user in ((cfg["observations"]["thickness"], "reader"), (cfg["observations"]["velocity"], "reader"),
+                          (cfg["projection"], "reader"), (cfg["ensemble"], "no-rights")):
+        section["storage_options"] = {
+            "endpoint_url": s3["endpoint"], "key": keys[user]["AccessKeyId"], "secret": keys[user]["SecretAccessKey"],
+        }
+    config = tmp_path / "denied.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out" / "prepared.npz"
+    capsys.readouterr()
+    _moto_auth(s3["endpoint"], 0)
+    try:
+        status = main(["prepare", str(config), "--out", str(out)])
+    finally:
+        _moto_auth(s3["endpoint"], float("inf"))
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("warning: ")]
+    assert status == 2
+    assert len(err) == 1 and err[0] == "error: s3://bkt/case/ensemble: access denied (PermissionError: Access Denied)", err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
 # --- downloads cut short, over HTTP --------------------------------------------------------
 
 
@@ -391,7 +434,7 @@ def test_a_connection_cut_midway_is_one_line_and_leaves_no_entry(blob, tmp_path:
     assert not (cache / "partial").exists() or not any((cache / "partial").iterdir())  # its temporary file is gone too
 
 
-def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s3, tmp_path: Path) -> None:
+def test_harness_capture_and_run_read_s3_inputs_as_they_read_local_ones(example: Path, s3, tmp_path: Path) -> None:
     """The prototype reads folders, so a URL reaches it as a local folder of links into the cache."""
     from harness.cli import main as harness_main
     from tests.harness.test_capture import STAND_IN
@@ -418,6 +461,17 @@ def test_harness_capture_reads_s3_inputs_as_it_reads_local_ones(example: Path, s
     digests = load_case(cases["s3"]).inputs_sha256()  # what `harness run --case` fingerprints its results by
     assert all(k.startswith("s3://bkt/case/") for k in digests) and remote.items() <= digests.items()
     assert any("/projection/" in k for k in digests)
+    # `harness run --case` on the remote case reads its inputs as it reads the local twin's: the same figures.
+    # (The stand-in's arithmetic is its own, so parity itself fails on both; what matters is that they agree.)
+    figures = {}
+    for where in ("local", "s3"):
+        out = tmp_path / f"report-{where}"
+        harness_main(["run", "--case", str(cases[where]), "--check", "parity", "--out", str(out)])
+        (record,) = json.loads((out / "report.json").read_text())["checks"]
+        assert record["name"] == "parity" and record["complete"]
+        figures[where] = (record["status"], record["figures"], record["availability"])
+    assert figures["s3"] == figures["local"]
+    assert figures["s3"][1]["prepared"]["n_dhdt"] > 0
 
 
 def test_config_keeps_urls_whole_and_the_cache_out_of_the_hash(tmp_path: Path) -> None:
