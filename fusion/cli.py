@@ -115,7 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     # the second process starts first: it imports Matplotlib and ArviZ's statistics on the
     # other core while this one imports the pipeline, reads the data and samples
-    with RunWorker() as worker:
+    # (under `compat: fixed` the correlation estimate is its first task: likelihood.form effective)
+    with RunWorker(correlation=cfg.compat == "fixed") as worker:
         from fusion.pipeline import run_to_dir
 
         out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker,

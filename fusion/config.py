@@ -133,10 +133,13 @@ class Inference(_Strict):
 
 class Likelihood(_Strict):
     """`likelihood.form` (DESIGN.md "Likelihood forms and correlated errors"); `compat: prototype`
-    always samples `tempered`. `correlation_length` is "estimate" (variogram of standardized
-    residuals, GSTools) or a length in grid cells used for every stream."""
+    always samples `tempered`. The default, `effective`, is the form the harness's `likelihood`
+    check finds calibrated under independent, short- and long-range correlated errors (README,
+    "Evidence"). `correlation_length` is "estimate" (variogram of standardized residuals,
+    GSTools) or a length in grid cells used for every stream; `block_min_valid` is the share of
+    a square's cells that must be kept for `blocks` to score it."""
 
-    form: Literal["tempered", "independent", "effective"] = "tempered"  # `blocks`: not yet (issue 19)
+    form: Literal["tempered", "independent", "effective", "blocks"] = "effective"
     correlation_length: Literal["estimate"] | float = "estimate"
     block_min_valid: float = Field(0.75, gt=0, le=1)
     sensitivity: bool = True  # summary.json `sensitivity`: weights and projection under every form (Laplace)
@@ -283,7 +286,9 @@ def config_hash(cfg: Config) -> str:
             section.pop("storage_options", None)
     if data["observations"].get("regrid") is None:  # absent key: the hash of configs written before it
         data["observations"].pop("regrid", None)
-    if cfg.likelihood == Likelihood():  # the default section leaves the hashes of older configs unchanged
+    # under `compat: prototype` (always `tempered`) the default section leaves older configs'
+    # hashes unchanged; under `compat: fixed` it is hashed: its default form became `effective`
+    if cfg.likelihood == Likelihood() and cfg.compat == "prototype":
         data.pop("likelihood")
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

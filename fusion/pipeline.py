@@ -150,6 +150,8 @@ def run(
         input_files += list(data.input_files)
         prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=progressbar)
     timings["prepare_s"] = time.perf_counter() - clock
+    # the correlation estimate starts first (in the worker: the form's density may wait for it)
+    correlated = _start_correlation(cfg, prepared, with_projection, worker)
     if worker is not None and with_projection:
         worker.begin_figures(prepared.availability)
 
@@ -166,17 +168,18 @@ def run(
             ).values())
         sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
 
-    # 3. the likelihood form (its n_eff needs the correlation first; otherwise the correlation
-    #    is estimated while the chains sample), then sample and per-member w and logL_* from the draws
+    # 3. the likelihood form (effective's n_eff and blocks' squares need the correlation first;
+    #    otherwise it is estimated while the chains sample), then sample and per-member w and
+    #    logL_* from the draws (on the form's points: the blocks' means under `blocks`)
     clock = time.perf_counter()
-    form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker)
+    form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker, correlated)
     timings["likelihood_s"] = time.perf_counter() - clock
     work = [functools.partial(_import_for_writing, plotting=worker is None)] if with_projection else []
     if correlated.get("pending"):
         work.append(correlated.pop("pending"))
     clock = time.perf_counter()
     trace = sample(
-        cfg, prepared, progressbar=progressbar, settings=settings,
+        cfg, correlated.get("sampled", prepared), progressbar=progressbar, settings=settings,
         while_sampling=(lambda: [job() for job in work]) if work else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
@@ -216,44 +219,64 @@ def run(
     )
 
 
-def _likelihood_settings(
+def _start_correlation(
     cfg: Config, prepared: Prepared, with_projection: bool, worker: RunWorker | None = None
+) -> dict[str, Any]:
+    """The correlation box: `collect` (waits for the worker's estimate), `pending` (a job for
+    this process, while the chains sample) or nothing when no output needs the correlation."""
+    from fusion.inference.likelihood import NEEDS_CORRELATION, effective_form, stream_correlations
+
+    box: dict[str, Any] = {}
+    needed = effective_form(cfg) in NEEDS_CORRELATION
+    if not (needed or (with_projection and cfg.likelihood.sensitivity and cfg.compat == "fixed")):
+        return box
+
+    def keep(job: Callable[[], Any]) -> Callable[[], None]:
+        def run_job() -> None:
+            try:
+                box["streams"] = job()
+            except ValueError as exc:
+                box["error"] = str(exc).splitlines()[0]
+
+        return run_job
+
+    length, seed = cfg.likelihood.correlation_length, cfg.inference.seed
+    if worker is None:  # GSTools in this process (a library call, not `fusion run`)
+        box["pending"] = keep(functools.partial(stream_correlations, prepared, length, seed=seed))
+    else:  # started at once in the worker, so GSTools and SciPy's `stats` stay out of this process
+        box["collect"] = keep(worker.correlate(prepared, length, seed))
+    return box
+
+
+def _likelihood_settings(
+    cfg: Config,
+    prepared: Prepared,
+    with_projection: bool,
+    worker: RunWorker | None = None,
+    box: dict[str, Any] | None = None,
 ) -> tuple[str, Any, dict[str, Any]]:
-    """(form, NoiseSettings, correlation box) of `likelihood.form`; the box holds `streams` once
-    the correlation is known, or `pending` (a job for while the chains sample; with a worker,
-    started there at once, so GSTools and SciPy's `stats` stay out of this process) or `error`."""
-    from fusion.inference.likelihood import effective_form, form_settings, stream_correlations
+    """(form, NoiseSettings, correlation box) of `likelihood.form`; the box (from
+    `_start_correlation`) holds `streams` once the correlation is known, `sampled` (the points
+    the form samples) and `blocks` under `blocks`, or a job still `pending`/to `collect`."""
+    from fusion.inference.likelihood import NEEDS_CORRELATION, effective_form, form_inputs
     from fusion.inference.model import NoiseSettings
 
     form = effective_form(cfg)
     base = NoiseSettings.from_config(cfg)
-    box: dict[str, Any] = {}
-
-    def correlate() -> None:
-        try:
-            box["streams"] = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
-        except ValueError as exc:
-            box["error"] = str(exc).splitlines()[0]
-
-    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (0, 1)}
-    if form == "effective":
-        correlate()
+    box = _start_correlation(cfg, prepared, with_projection, worker) if box is None else box
+    if form in NEEDS_CORRELATION:
+        for key in ("pending", "collect"):  # the density needs it now
+            if key in box:
+                box.pop(key)()
         if "error" in box:
-            raise InputError(cfg.source, f"likelihood.form effective: no correlation estimate ({box['error']})")
-    elif with_projection and cfg.likelihood.sensitivity and cfg.compat == "fixed":
-        if worker is None:
-            box["pending"] = correlate
-        else:
-            waiting = worker.correlate(prepared, cfg.likelihood.correlation_length, cfg.inference.seed)
-
-            def collect() -> None:
-                try:
-                    box["streams"] = waiting()
-                except ValueError as exc:
-                    box["error"] = str(exc).splitlines()[0]
-
-            box["collect"] = collect
-    return form, form_settings(base, form, n_points, box.get("streams")), box
+            raise InputError(cfg.source, f"likelihood.form {form}: no correlation estimate ({box['error']})")
+    try:
+        settings, sampled, blocks = form_inputs(base, form, prepared, box.get("streams"), cfg.likelihood.block_min_valid)
+    except ValueError as exc:
+        raise InputError(cfg.source, str(exc).splitlines()[0]) from None
+    if form == "blocks":
+        box.update(sampled=sampled, blocks=blocks)
+    return form, settings, box
 
 
 def _likelihood_outputs(
@@ -267,7 +290,7 @@ def _likelihood_outputs(
         box.pop("pending")()
     if box.get("collect"):  # estimated in the worker while the chains sampled
         box.pop("collect")()
-    record = likelihood_record(form, settings, prepared, box.get("streams"))
+    record = likelihood_record(form, settings, prepared, box.get("streams"), box.get("blocks"))
     if "error" in box:
         record["correlation_error"] = box["error"]
     out: dict[str, Any] = {"likelihood": record}
@@ -276,7 +299,7 @@ def _likelihood_outputs(
         values = np.asarray(sle.sel(member=list(prepared.member_ids)).values, dtype=np.float64)
         out["sensitivity"] = sensitivity(
             prepared, NoiseSettings.from_config(cfg), box.get("streams"), values,
-            (spec.lower_q, 0.5, spec.upper_q), seed=cfg.inference.seed,
+            (spec.lower_q, 0.5, spec.upper_q), min_valid=cfg.likelihood.block_min_valid, seed=cfg.inference.seed,
         )  # fmt: skip
     return out
 

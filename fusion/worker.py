@@ -5,9 +5,10 @@ works on one core (the GIL) while the other idles outside sampling. Two stages n
 libraries and nothing of the run but its small results: the figures (Matplotlib, about 0.45 s
 to import, then 0.4 s of drawing) and the convergence diagnostics (`arviz_stats` with SciPy's
 `stats`, about 0.5 s to import, 10 ms of work). `RunWorker` spawns one process as the run
-starts; it imports both while the main process loads data and samples, draws
-`availability.png` as soon as the data are prepared, estimates the residuals' spatial
-correlation (GSTools) while the chains sample, computes the diagnostics from the draws,
+starts; it imports both while the main process loads data and samples (GSTools first when
+the run estimates the residuals' spatial correlation: `likelihood.form: effective`, the default
+under `compat: fixed`, needs it before sampling), estimates that correlation, draws
+`availability.png` as soon as the data are prepared, computes the diagnostics from the draws,
 and draws `projection.png` while the main process writes its other files: the same functions
 (`fusion.figures`, `fusion.diagnostics.diagnose_draws`) on the same data, so the results are
 those the main process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
@@ -39,12 +40,19 @@ def _ready() -> bool:
 T = TypeVar("T")
 
 
-def _start() -> None:
-    """The worker's initializer: Ctrl-C is the main process's to handle (it ends the worker),
-    then the imports drawing and diagnosing need, before the first task asks for them."""
+def _start(correlation: bool) -> None:
+    """The worker's initializer: Ctrl-C is the main process's to handle (it ends the worker);
+    with `correlation`, GSTools first (0.7 s, emcee included), as the correlation estimate is the
+    first task and `likelihood.form: effective` waits for it before sampling."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if correlation:
+        import gstools  # noqa: F401
+
+
+def _warm() -> None:
+    """The imports drawing and diagnosing need, before the first task asks for them."""
     from fusion.diagnostics import import_statistics
     from fusion.figures import import_plotting
 
@@ -63,15 +71,27 @@ def _exit_now() -> None:
 class RunWorker:
     """One spawned process (standard library pool; `spawn`: never fork a process that runs threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, correlation: bool = False) -> None:
+        """`correlation`: the run will ask `correlate` first (its imports come first, the
+        plotting and statistics imports queue behind that task instead of before it)."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start
-        )
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+            initargs=(correlation,),
+        )  # fmt: skip
         self._submit(_ready)  # the pool starts its process at the first task: start it now
+        self._warmed = False
+        if not correlation:
+            self._warm()
         self._availability: tuple[object, Future[bytes] | None] | None = None
+
+    def _warm(self) -> None:
+        """Queue the plotting and statistics imports (once), ahead of the tasks that need them."""
+        if not self._warmed:
+            self._warmed = True
+            self._submit(_warm)
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
         try:
@@ -94,6 +114,7 @@ class RunWorker:
         """Start drawing `availability.png` now (it needs the prepared data only)."""
         from fusion.figures import availability_png
 
+        self._warm()
         self._availability = (availability, self._submit(availability_png, availability))
 
     def draw_figures(
@@ -109,6 +130,7 @@ class RunWorker:
         from fusion.io import write_bytes
 
         folder = Path(folder)
+        self._warm()
         projection_done = self._submit(draw_projection, projection, summary, folder)
         begun, pending = self._availability if self._availability is not None else (None, None)
         if begun is not availability or pending is None:
@@ -132,6 +154,7 @@ class RunWorker:
         from fusion.diagnostics import diagnose_draws, diagnose_inputs
 
         inputs = diagnose_inputs(trace, var_names)
+        self._warm()
         return self._result(self._submit(diagnose_draws, *inputs), diagnose_draws, *inputs)
 
     def correlate(self, prepared: Any, correlation_length: str | float, seed: int) -> Callable[[], Any]:
@@ -143,6 +166,7 @@ class RunWorker:
 
         job = functools.partial(stream_correlations, seed=seed)
         future = self._submit(job, prepared, correlation_length)
+        self._warm()  # behind the estimate
         return lambda: self._result(future, job, prepared, correlation_length)
 
     def close(self) -> None:

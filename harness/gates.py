@@ -14,6 +14,8 @@
       max_sd: 0.02
     agreement:
       weight_shift_sd_max: 1.0
+    likelihood:       # the likelihood-form evidence under correlated errors
+      alpha: 0.01
     drift:
       stat_k: 4.0
 
@@ -42,6 +44,7 @@ __all__ = [
     "CoverageGate",
     "DriftGate",
     "Gates",
+    "LikelihoodGate",
     "ParityGate",
     "SBCRanks",
     "StabilityGate",
@@ -97,6 +100,12 @@ class AgreementGate(_Section):
     projection_shift_sd_max: float = Field(1.0, ge=0)
 
 
+class LikelihoodGate(_Section):
+    """Check `likelihood`: the level of its θ rank tests (family-wise, Bonferroni) and of its member-weight reliability z test."""
+
+    alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of each calibration verdict")
+
+
 class DriftGate(_Section):
     """drift: each sampled output against the case's baseline, |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²)."""
 
@@ -114,6 +123,7 @@ class Gates:
     coverage: CoverageGate = CoverageGate()
     stability: StabilityGate = StabilityGate()
     agreement: AgreementGate = AgreementGate()
+    likelihood: LikelihoodGate = LikelihoodGate()
     drift: DriftGate = DriftGate()
     source: str = field(default="defaults", compare=False)
 
@@ -126,6 +136,7 @@ class Gates:
             "coverage": self.coverage.model_dump(),
             "stability": self.stability.model_dump(),
             "agreement": self.agreement.model_dump(),
+            "likelihood": self.likelihood.model_dump(),
             "drift": self.drift.model_dump(),
         }
 
@@ -140,6 +151,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "coverage": ("coverage", CoverageGate),
     "stability": ("stability", StabilityGate),
     "agreement": ("agreement", AgreementGate),
+    "likelihood": ("likelihood", LikelihoodGate),
     "drift": ("drift", DriftGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)

@@ -91,7 +91,8 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("agreement", "harness.agreement", "the Laplace fast path against NUTS, per case",
               per_case=True, gates="agreement"),
     CheckSpec("likelihood", "harness.likelihood_check",
-              "which likelihood.form is calibrated under spatially correlated errors (evidence table)"),
+              "which likelihood.form is calibrated under spatially correlated errors (evidence table)",
+              gates="likelihood"),
     CheckSpec("drift", "harness.drift", "FUSION's outputs on a case against its baseline (harness baseline)", per_case=True,
               select=lambda suite, catalog, name: [] if catalog.bundled else catalog.names(name), gates="drift"),
 )

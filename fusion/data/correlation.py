@@ -148,8 +148,9 @@ def estimate_correlation(
 ) -> CorrelationFit:
     """Fit a covariance model to a 2-D field of standardized residuals (NaN where not kept).
 
-    An empirical (Matheron) semivariogram of at most `max_points` kept cells, drawn with
-    `seed` (the pair count grows as its square), on bins up to `max_lag_cells` (default a third
+    An empirical (Matheron) semivariogram of at most `max_points` kept cells (GSTools'
+    `sampling_size`, drawn with `sampling_seed=seed`: the same field and seed give the same fit;
+    the pair count grows as the square of the points), on bins up to `max_lag_cells` (default a third
     of the smaller grid side, at most 100), fitted with a nugget; then n_eff over all kept cells
     (see `CorrelationFit`; `with_n_eff=False` leaves n_eff at N and skips that sum).
     """
@@ -163,12 +164,11 @@ def estimate_correlation(
     if n < 10:
         raise ValueError(f"only {n} kept residuals: too few for a variogram")
     rows, cols = np.nonzero(kept)
-    values = field[kept]
-    if n > max_points:
-        pick = np.random.default_rng(seed).choice(n, max_points, replace=False)
-        rows, cols, values = rows[pick], cols[pick], values[pick]
     max_lag = max_lag_cells if max_lag_cells is not None else min(100.0, min(field.shape) / 3.0)
-    centres, gamma = gs.vario_estimate((rows.astype(float), cols.astype(float)), values, _lag_bins(max_lag, bins))
+    centres, gamma = gs.vario_estimate(
+        (rows.astype(float), cols.astype(float)), field[kept], _lag_bins(max_lag, bins),
+        sampling_size=max_points if n > max_points else None, sampling_seed=seed,
+    )  # fmt: skip
     fitted = _gstools_model(model, 1.0, nu)
     fitted.len_scale_bounds = [1e-3, 10.0 * max_lag]
     fixed = {"nu": False} if model == "matern" else {}  # ν is chosen, not fitted

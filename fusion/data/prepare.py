@@ -532,6 +532,7 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         layout=PointLayout(
             pixel=pixel.astype(np.int64), block=block_of.astype(np.int64), grid_shape=tuple(shape),
             cell_size=_cell_size(data.grid),
+            keep_rate=np.bincount(block_of, minlength=len(blocks)) / np.maximum(per_block, 1),
         ),
         meta={
             "n_total_before_subsample": n_total,

@@ -30,6 +30,8 @@ class PointLayout:
     block: np.ndarray  # int64 (N,): index of the (stream, interval) block
     grid_shape: tuple[int, int]
     cell_size: float | None = None  # grid spacing in the files' x/y units, when they carry x/y
+    #: per block: chosen / kept points (the subsample's rate; None: every kept point chosen)
+    keep_rate: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ per-stream weights on the Gaussian log-likelihood of that stream, one in the sam
     tempered     density α_s/N_s              members α_s/N_s          (the prototype's, defect 6)
     independent  density 1                    members 1                (every point counts once)
     effective    density n_eff,scale,s/N_s    members n_eff,loc,s/N_s
+    blocks       density 1                    members 1                 on block means (fusion.inference.blocks)
 
 with, over the N_s kept points of stream s and ρ the fitted correlation between two of them
 (points of different (stream, interval) blocks independent),
@@ -17,8 +18,10 @@ with, over the N_s kept points of stream s and ρ the fitted correlation between
     n_eff,loc   = N² / ΣᵢΣⱼ ρᵢⱼ    (calibrates a location, such as a member contrast)
 
 as measured in ../shared/reference/correlated-errors.md: one factor cannot serve both kinds of
-quantity. The stream weights α only enter `tempered`. Both `method: nuts` and `method: laplace`
-take the weights through `NoiseSettings`, so they sample the same density.
+quantity. `blocks` scores squares of at least one correlation length instead of points, each
+block's variance from the fitted covariance (`fusion.inference.blocks`). The stream weights α
+only enter `tempered`. Both `method: nuts` and `method: laplace` take the weights through
+`NoiseSettings` and the points through `form_inputs`, so they sample the same density.
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ if TYPE_CHECKING:
     from fusion.config import Config
     from fusion.data.correlation import CorrelationFit
 
-__all__ = ["FORMS", "StreamCorrelation", "stream_correlations", "form_settings", "likelihood_record"]
+__all__ = [
+    "FORMS", "NEEDS_CORRELATION", "StreamCorrelation", "stream_correlations", "form_settings", "form_inputs",
+    "likelihood_record",
+]  # fmt: skip
 
-FORMS: tuple[str, ...] = ("tempered", "independent", "effective")
+FORMS: tuple[str, ...] = ("tempered", "independent", "effective", "blocks")
+#: forms whose sampled density needs the correlation estimate before sampling
+NEEDS_CORRELATION: frozenset[str] = frozenset({"effective", "blocks"})
 STREAM_NAMES: dict[int, str] = {THICK: "thick", VEL: "vel"}
 
 
@@ -57,6 +65,16 @@ class StreamCorrelation:
     nugget: float = 0.0
     lags_cells: tuple[float, ...] = ()  # the empirical semivariogram (estimate only)
     gamma: tuple[float, ...] = ()
+
+    def correlation(self, distance_cells: np.ndarray) -> np.ndarray:
+        """ρ at distances in cells: 1 at 0, (partial sill / sill)·exp(−h/ℓ) beyond (GSTools'
+        `Exponential`, the model `stream_correlations` fits), evaluated with NumPy: `fusion run`'s
+        main process, which forms the `blocks` squares, never imports GSTools."""
+        if self.model != "exponential":
+            raise ValueError(f"correlation model {self.model!r}: only the exponential model is evaluated here")
+        d = np.asarray(distance_cells, dtype=np.float64)
+        share = (self.sill - self.nugget) / self.sill if self.sill > 0 else 0.0
+        return np.where(d == 0, 1.0, share * np.exp(-d / self.length_cells))
 
     def record(self) -> dict[str, Any]:
         return {
@@ -172,7 +190,7 @@ def form_settings(
     """`base` (α, inflation) with the per-stream weights of `form` (see the module docstring)."""
     if form == "tempered":
         return base
-    if form == "independent":
+    if form in ("independent", "blocks"):  # blocks: every block counts once (on `form_inputs`' points)
         return replace(base, tempered=False, density_scale=(1.0, 1.0), member_scale=(1.0, 1.0))
     if form == "effective":
         if correlations is None:
@@ -191,21 +209,57 @@ def form_settings(
     raise ValueError(f"likelihood.form {form!r}: choose one of {', '.join(FORMS)}")
 
 
+def form_inputs(
+    base: NoiseSettings,
+    form: str,
+    prepared: Prepared,
+    correlations: dict[int, StreamCorrelation] | None,
+    min_valid: float = 0.75,
+    *,
+    naive_block_sigma: bool = False,
+) -> tuple[NoiseSettings, Prepared, dict[int, Any] | None]:
+    """(settings, the points to sample and weigh members on, block summaries or None) of `form`.
+
+    Every form but `blocks` samples the prepared points themselves; `blocks` their square means
+    (`fusion.inference.blocks.block_prepared`; `naive_block_sigma` is its planted defect σ/√n).
+    """
+    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
+    settings = form_settings(base, form, n_points, correlations)
+    if form != "blocks":
+        return settings, prepared, None
+    from fusion.inference.blocks import block_prepared
+
+    if correlations is None:
+        raise ValueError("likelihood.form blocks needs the streams' correlation (block side, covariance)")
+    blocks, summaries = block_prepared(
+        prepared, correlations, min_valid, inflation2=(base.inflation2(THICK), base.inflation2(VEL)),
+        naive_sigma=naive_block_sigma,
+    )  # fmt: skip
+    return settings, blocks, summaries
+
+
 def effective_form(cfg: Config) -> str:
     """The form a run samples: `compat: prototype` always samples `tempered`."""
     return "tempered" if cfg.compat == "prototype" else cfg.likelihood.form
 
 
 def likelihood_record(
-    form: str, settings: NoiseSettings, prepared: Prepared, correlations: dict[int, StreamCorrelation] | None
+    form: str,
+    settings: NoiseSettings,
+    prepared: Prepared,
+    correlations: dict[int, StreamCorrelation] | None,
+    blocks: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
-    """summary.json's `likelihood`: the form, its weights, and per stream ℓ, N and n_eff."""
+    """summary.json's `likelihood`: the form, its weights, and per stream ℓ, N and n_eff
+    (and, under `blocks`, the squares' side and counts)."""
     streams: dict[str, Any] = {}
     for s in (THICK, VEL):
         n = int(np.count_nonzero(prepared.stream == s))
         entry: dict[str, Any] = {"n_points": n}
         if correlations is not None and s in correlations:
             entry.update(correlations[s].record())
+        if blocks is not None and s in blocks:
+            entry.update(blocks[s].record())
         streams[STREAM_NAMES[s]] = entry
     return {
         "form": form,
@@ -222,6 +276,7 @@ def sensitivity(
     sle: np.ndarray,
     quantiles: tuple[float, float, float],
     *,
+    min_valid: float = 0.75,
     draws: int = 200,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -229,25 +284,24 @@ def sensitivity(
 
     Each form is fitted by Laplace (a four-parameter mode: milliseconds), whatever the run's
     own method, so the table costs little beside the run; a form that cannot be fitted (no
-    correlation for `effective`, no Gaussian at the mode) says why instead.
+    correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead.
     """
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
     from fusion.inference.model import PARAMS, FusedDensity
     from fusion.inference.posterior import member_logliks
     from fusion.projection import weighted_quantile
 
-    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
     out: dict[str, Any] = {"method": "laplace", "draws": draws, "forms": {}}
     for form in FORMS:
         try:
-            settings = form_settings(base, form, n_points, correlations)
-            fit = fit_laplace(_CallbackDensity(FusedDensity(prepared, settings)))
+            settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
+            fit = fit_laplace(_CallbackDensity(FusedDensity(points, settings)))
         except (ValueError, LaplaceError) as exc:
             out["forms"][form] = {"error": str(exc).splitlines()[0]}
             continue
         x, _ = draw_gaussian(fit, 1, draws, seed)
         theta = {p: np.exp(x[0, :, j]) for j, p in enumerate(PARAMS)}
-        w = member_logliks(prepared, theta, settings)["w"].mean(axis=0)
+        w = member_logliks(points, theta, settings)["w"].mean(axis=0)
         lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
         out["forms"][form] = {
             "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),

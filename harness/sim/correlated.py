@@ -18,7 +18,11 @@ FUSION's own density (`FusedDensity`, `fusion.inference.likelihood.form_settings
   coverage of the 68 % / 95 % credible sets, width of the weighted 5–95 % interval of a
   projected quantity (members' SLE drawn per replicate).
 
-Planted defects: `effective` with n_eff doubled (`neff_factor=2`).
+`blocks` sees the design's kept cells as a subsample of a fully valid grid (`PointLayout.keep_rate`
+= kept / grid cells), so a square's valid fraction measures its coverage, not the 25 % density.
+
+Planted defects: `effective` with n_eff doubled (`neff_factor=2`); `blocks` with each block's σ
+taken as σ/√n (`naive_block_sigma=True`: the correlation inside a square ignored).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ __all__ = ["STRUCTURES", "FORMS", "CorrelatedSpec", "correlated_design", "eviden
 
 #: error structure name → correlation length in cells (None: independent)
 STRUCTURES: dict[str, float | None] = {"independent": None, "short": 2.0, "long": 6.0}
-FORMS: tuple[str, ...] = ("tempered", "independent", "effective")
+FORMS: tuple[str, ...] = ("tempered", "independent", "effective", "blocks")
 _LEVELS = np.array([0.6827, 0.9545])
 #: the Laplace Gaussian widened by this as the importance proposal (heavier tails than the target's)
 _WIDEN = 1.5
@@ -58,6 +62,8 @@ class CorrelatedSpec:
     draws: int = 400
     seed: int = 20261203
     neff_factor: float = 1.0  # planted defect: n_eff × this in the `effective` form
+    naive_block_sigma: bool = False  # planted defect: `blocks` with σ/√n per block
+    block_min_valid: float = 0.75
     structures: tuple[str, ...] = tuple(STRUCTURES)
     forms: tuple[str, ...] = FORMS
     offsets: float = 3.0  # member offsets: this many standard errors of a stream mean (n_eff-aware)
@@ -98,6 +104,7 @@ def correlated_design(spec: CorrelatedSpec, structure: str) -> CorrelatedDesign:
         pixel=np.r_[cells[THICK], cells[VEL]].astype(np.int64),
         block=np.r_[np.zeros(n), np.ones(n)].astype(np.int64),
         grid_shape=spec.grid,
+        keep_rate=np.full(2, n / (spec.grid[0] * spec.grid[1])),
     )
     length = STRUCTURES[structure]
     chol, n_loc = {}, {}
@@ -127,20 +134,23 @@ def _prepared(cd: CorrelatedDesign, resid: np.ndarray) -> Prepared:
     return replace(cd.design.prepared(resid), layout=cd.layout)
 
 
-def _settings(form: str, prepared: Prepared, neff_factor: float, seed: int) -> NoiseSettings:
-    from fusion.inference.likelihood import form_settings, stream_correlations
+def _settings(form: str, prepared: Prepared, spec: CorrelatedSpec, seed: int) -> tuple[NoiseSettings, Prepared]:
+    """The form's settings and the points it scores (`fusion.inference.likelihood.form_inputs`),
+    the correlation estimated from the replicate's residuals as `fusion run` does; planted
+    defects applied."""
+    from fusion.inference.likelihood import NEEDS_CORRELATION, form_inputs, stream_correlations
 
-    base = NoiseSettings()
-    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
-    corr = stream_correlations(prepared, "estimate", seed=seed) if form == "effective" else None
-    settings = form_settings(base, form, n_points, corr)
-    if form == "effective" and neff_factor != 1.0:
+    corr = stream_correlations(prepared, "estimate", seed=seed) if form in NEEDS_CORRELATION else None
+    settings, points, _ = form_inputs(
+        NoiseSettings(), form, prepared, corr, spec.block_min_valid, naive_block_sigma=spec.naive_block_sigma
+    )
+    if form == "effective" and spec.neff_factor != 1.0:
         settings = replace(
             settings,
-            density_scale=tuple(v * neff_factor for v in settings.density_scale),
-            member_scale=tuple(v * neff_factor for v in settings.member_scale),
+            density_scale=tuple(v * spec.neff_factor for v in settings.density_scale),
+            member_scale=tuple(v * spec.neff_factor for v in settings.member_scale),
         )
-    return settings
+    return settings, points
 
 
 @dataclass(frozen=True)
@@ -198,8 +208,9 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
     out = {}
     for form in spec.forms:
         try:
-            density = _CallbackDensity(FusedDensity(prepared, _settings(form, prepared, spec.neff_factor, i)))
-        except ValueError:  # no correlation estimate
+            settings, points = _settings(form, prepared, spec, i)
+            density = _CallbackDensity(FusedDensity(points, settings))
+        except ValueError:  # no correlation estimate, no kept block
             out[form] = np.full(len(PARAMS), np.nan)
             continue
         try:
@@ -245,8 +256,8 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
     u = rng.uniform()
     out = {}
     for form in spec.forms:
-        settings = _settings(form, prepared, spec.neff_factor, i)
-        w = member_logliks(prepared, {p: np.array([theta[j]]) for j, p in enumerate(PARAMS)}, settings)["w"][0]
+        settings, points = _settings(form, prepared, spec, i)
+        w = member_logliks(points, {p: np.array([theta[j]]) for j, p in enumerate(PARAMS)}, settings)["w"][0]
         order = np.argsort(-w, kind="stable")
         cum = np.cumsum(w[order])
         rank_in = int(np.flatnonzero(order == truth)[0])
@@ -263,13 +274,14 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
     return out
 
 
-def evidence(spec: CorrelatedSpec) -> dict[str, dict[str, dict[str, Any]]]:
-    """{structure: {form: figures}} for both experiments (see the module docstring)."""
+def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, dict[str, Any]]]:
+    """{structure: {form: figures}} for both experiments (see the module docstring); `alpha` is
+    the level of the θ rank tests (family-wise over quantities × tests) and of the reliability z test."""
     from scipy import stats
 
     from harness.sbc import SBCGate, uniformity
 
-    gate = SBCGate(bins=10)
+    gate = SBCGate(bins=10, alpha=alpha)
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for structure in spec.structures:
         cd = correlated_design(spec, structure)

@@ -36,6 +36,9 @@ def _config(root: Path, method: str) -> Path:
         write_example(root / "example")
     text = config.read_text().replace("draws: 1000", "draws: 150").replace("tune: 1000", "tune: 150")
     text = text.replace("chains: 4", "chains: 2").replace("sampler: nutpie", f"sampler: nutpie\n  method: {method}")
+    # tempered: the example's weights stay spread over members (under the default `effective`
+    # its truth member takes them all), so exports drawn with different seeds differ
+    text = text.replace("output:", "likelihood: {form: tempered}\noutput:")
     out = config.parent / f"config-{method}.yaml"
     out.write_text(text)
     return out

@@ -67,7 +67,7 @@ def test_gates_prints_a_file_run_config_accepts_back_unchanged(
     assert load_gates(path) == Gates()
     assert cli.main(["gates", "--config", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == text.splitlines()[1:]  # the first line names the source
-    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "drift"):
+    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "likelihood", "drift"):
         assert f"\n{section}:\n" in "\n" + text
 
 
@@ -80,6 +80,7 @@ def _tightened_cases() -> list[tuple[str, str, float]]:
         ("coverage", "max_calibration_error", 0.001),
         ("stability", "max_sd", 0.001),
         ("agreement", "weight_shift_sd_max", 0.5),
+        ("likelihood", "alpha", 0.5),
         ("drift", "stat_k", 1.0),
     ]
 
@@ -94,6 +95,7 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
     from harness.calibration import coverage_gates
     from harness.drift import drift_gates
     from harness.convergence import convergence_gates
+    from harness.likelihood_check import likelihood_gates
     from harness.parity import parity_gates
     from harness.sbc import SBCGate, sbc_gates
     from harness.stability import stability_gates
@@ -124,6 +126,10 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
         "stability": lambda g: stability_gates({"max_sd": 0.0031}, g.stability.max_sd),
         "agreement": lambda g: agreement_gates(
             {"max_weight_shift_sd": 0.95, "sd_ratio_min": 0.91, "sd_ratio_max": 1.13}, g.agreement),
+        # the quick suite gates the machinery only (reliability p measured 0.24)
+        "likelihood": lambda g: likelihood_gates(
+            {"independent": {"independent": {"calibrated": True, "members": {"reliability_p": 0.24}}}}, {},
+            g.likelihood, full=False),
         # a fresh run against its baseline: the largest sampled |Δ| / √(mcse² + mcse²)
         "drift": lambda g: drift_gates({"setup_differences": 0, "deterministic_differing": 0, "max_z": 1.6}, g.drift),
     }[section]

@@ -1,9 +1,11 @@
 """`likelihood.form`: each form's weights reach the PyMC model, the fused density nutpie and Laplace
-use, and the member log-likelihoods alike; the default stays the prototype's tempered form; n_eff
+use, and the member log-likelihoods alike; the default is `effective` under compat: fixed and `tempered` under compat: prototype; n_eff
 is the brute-force N²/ΣΣρ (location) and N²/ΣΣρ² (scale) over blocks of kept cells."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -107,9 +109,12 @@ def test_effective_form_uses_the_two_n_eff() -> None:
     )
 
 
-def test_n_eff_is_the_brute_force_pair_sum() -> None:
+@pytest.mark.parametrize(("shape", "density", "rel"), [((3, 12, 17), 0.4, 1e-9), ((3, 150, 220), 0.004, 1e-5)])
+def test_n_eff_is_the_brute_force_pair_sum(shape, density, rel) -> None:
+    """Dense masks and sparse ones (a subsample of a large grid) give the brute-force N²/ΣΣρ,
+    N²/ΣΣρ² (ρ < 1e-6 beyond the reach is left out: the sparse case's looser tolerance)."""
     rng = np.random.default_rng(1)
-    masks = rng.random((3, 12, 17)) < 0.4
+    masks = rng.random(shape) < density
     fit = CorrelationFit(
         model="exponential", length_cells=3.0, length=None, cell_size=None, sill=1.0, nugget=0.0, nu=1.5,
         n_points=0, n_eff_scale=0.0, n_eff_location=0.0,
@@ -122,19 +127,35 @@ def test_n_eff_is_the_brute_force_pair_sum() -> None:
         s1, s2 = s1 + rho.sum(), s2 + (rho**2).sum()
     n = masks.sum()
     scale, loc = _neff(fit, masks)
-    assert scale == pytest.approx(n * n / s2, rel=1e-9)
-    assert loc == pytest.approx(n * n / s1, rel=1e-9)
+    assert scale == pytest.approx(n * n / s2, rel=rel)
+    assert loc == pytest.approx(n * n / s1, rel=rel)
+    assert loc < scale < n  # and the correlation is felt
 
 
 def test_config_default_keeps_old_hashes_and_rejects_bad_forms(tmp_path: Path) -> None:
     body = "observations: {thickness: {dir: a}, velocity: {dir: b}}\nensemble: {dir: c}\n"
     (tmp_path / "plain.yaml").write_text(body)
-    (tmp_path / "explicit.yaml").write_text(body + "likelihood: {form: tempered}\n")
+    (tmp_path / "explicit.yaml").write_text(body + "likelihood: {form: effective}\n")
     (tmp_path / "other.yaml").write_text(body + "likelihood: {form: effective, correlation_length: 4}\n")
+    (tmp_path / "tempered.yaml").write_text(body + "likelihood: {form: tempered}\n")
     plain = load_config(tmp_path / "plain.yaml")
-    assert plain.likelihood == Likelihood()
+    assert plain.likelihood == Likelihood() and plain.likelihood.form == "effective"
     assert config_hash(plain) == config_hash(load_config(tmp_path / "explicit.yaml"))
     assert config_hash(plain) != config_hash(load_config(tmp_path / "other.yaml"))
+    assert config_hash(plain) != config_hash(load_config(tmp_path / "tempered.yaml"))
+    # the default section is hashed under compat: fixed (its form changed) and dropped under
+    # compat: prototype (always tempered), whose configs keep the hash they had before it
+    fixed = json.loads(json.dumps(plain.model_dump(mode="json", exclude={"cache"})))
+    assert fixed["likelihood"]["form"] == "effective"
+    (tmp_path / "proto.yaml").write_text("compat: prototype\n" + body)
+    proto = load_config(tmp_path / "proto.yaml")
+    data = proto.model_dump(mode="json", exclude={"cache"})
+    for section in (data["observations"]["thickness"], data["observations"]["velocity"], data["ensemble"], data["projection"]):
+        section.pop("storage_options", None)
+    data["observations"].pop("regrid", None)
+    data.pop("likelihood")
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    assert config_hash(proto) == hashlib.sha256(blob.encode()).hexdigest()
     (tmp_path / "bad.yaml").write_text(body + "likelihood: {form: wishful}\n")
     with pytest.raises(InputError, match="likelihood.form"):
         load_config(tmp_path / "bad.yaml")
@@ -151,6 +172,8 @@ def test_prototype_compat_always_samples_tempered(tmp_path: Path) -> None:
     (tmp_path / "f.yaml").write_text(body)
     assert effective_form(load_config(tmp_path / "p.yaml")) == "tempered"
     assert effective_form(load_config(tmp_path / "f.yaml")) == "independent"
+    (tmp_path / "d.yaml").write_text(body.replace("likelihood: {form: independent}\n", ""))
+    assert effective_form(load_config(tmp_path / "d.yaml")) == "effective"  # the default under compat: fixed
 
 
 def test_effective_without_a_layout_is_one_clear_error() -> None:
@@ -162,3 +185,15 @@ def test_effective_without_a_layout_is_one_clear_error() -> None:
     )  # fmt: skip
     with pytest.raises(InputError, match="likelihood.form effective"):
         _likelihood_settings(cfg, PREPARED, with_projection=False)
+
+
+def test_stream_correlation_is_the_fitted_gstools_model() -> None:
+    """`StreamCorrelation.correlation` (NumPy, for fusion run's main process) is `CorrelationFit.correlation` (GSTools)."""
+    fit = CorrelationFit(
+        model="exponential", length_cells=3.7, length=None, cell_size=None, sill=1.2, nugget=0.3, nu=1.5,
+        n_points=0, n_eff_scale=0.0, n_eff_location=0.0,
+    )  # fmt: skip
+    corr = _correlations()[1][THICK]
+    corr = replace(corr, length_cells=3.7, sill=1.2, nugget=0.3)
+    d = np.r_[0.0, np.hypot(*np.divmod(np.arange(1, 200), 13)) / 2.0]
+    np.testing.assert_allclose(corr.correlation(d), fit.correlation(d), rtol=1e-13, atol=0)

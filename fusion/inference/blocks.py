@@ -1,0 +1,185 @@
+"""`likelihood.form: blocks`: observations and members averaged over squares at least one correlation length wide.
+
+The field's practice for correlated residuals (Felikson et al. 2023): average onto blocks wide
+enough that their means are nearly independent, keep the blocks that are mostly valid, and
+score the block means. Per stream s with fitted e-folding length ℓ_s (cells), the squares are
+b_s = ⌈ℓ_s⌉ cells on a side, aligned with the grid's first cell, one set per (stream,
+interval) block of points (errors of different blocks are independent). A square is kept when
+its kept points cover at least `min_valid` of its cells (cells inside the grid; the count is
+divided by the subsample's keep rate of that (stream, interval) block, so a subsampled run
+measures validity, not the subsample).
+
+The block mean's error variance comes from the fitted covariance, not σ²/n: with ρᵢⱼ the
+fitted correlation between two points of the square and σᵢ² = σ_obs,i² + inflation² +
+σ_base²(1 + β·speed_i) the model's total variance,
+
+    Var(ē_B) = (1/n²) ΣᵢΣⱼ σᵢσⱼρᵢⱼ  ≈  (1/n²) Σᵢ rᵢ σᵢ²,   rᵢ = Σⱼ ρᵢⱼ,
+
+σᵢσⱼ taken as (σᵢ² + σⱼ²)/2: exact when σ is constant over the square, an upper bound
+otherwise (ρ ≥ 0), and linear in σ², so the block form keeps the model's shape
+var_B = C_B·(a_B + σ_base²(1 + β·v_B)) with C_B = Σrᵢ/n², a_B and v_B the r-weighted means of
+σ_obs² + inflation² and speed. `block_prepared` returns the blocks as a `Prepared` whose
+residuals are scaled by 1/√C_B: the PyMC model, the fused density (nutpie), Laplace and the
+member log-likelihoods then run on it unchanged under the `independent` weights, their
+log-density differing from the blocks' by the constant −½·M·Σ log C_B (no draw or weight
+moves). `naive_sigma=True` is the planted defect σ_B² = mean σᵢ²/n (ρ ignored).
+
+Points are scattered kept cells, not a full field, so the squares are formed by grouping the
+points (a bincount over N·M values) rather than with `xarray.coarsen`, which would need each
+member as a dense grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from fusion.data.prepared import THICK, VEL, Prepared
+
+
+class StreamCorrelationLike(Protocol):
+    """What the squares need of a stream's fitted correlation (`fusion.inference.likelihood.StreamCorrelation`)."""
+
+    length_cells: float
+
+    def correlation(self, distance_cells: np.ndarray) -> np.ndarray: ...
+
+__all__ = ["BlockSummary", "block_prepared", "block_side"]
+
+_PAIR_ELEMENTS = 1 << 22  # squares × n_max² distances held at once (32 MiB of float64)
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """One stream's squares: their side, how many were formed and kept, and the points they hold."""
+
+    stream: int
+    side_cells: int
+    n_squares: int
+    n_kept: int
+    n_points_kept: int
+    mean_points: float
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "block_side_cells": self.side_cells, "n_blocks": self.n_kept, "n_blocks_dropped": self.n_squares - self.n_kept,
+            "n_points_in_blocks": self.n_points_kept, "mean_points_per_block": self.mean_points,
+        }  # fmt: skip
+
+
+def block_side(length_cells: float) -> int:
+    """Side of the squares, in cells: at least one correlation length (and one cell)."""
+    return max(1, math.ceil(length_cells - 1e-9))
+
+
+def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: int, corr: Any) -> np.ndarray:
+    """rᵢ = Σⱼ ρ(dᵢⱼ) over the points j of i's group (i = j included: ρ(0) = 1).
+
+    Groups padded to the largest one; pairwise distances for as many groups at once as
+    `_PAIR_ELEMENTS` allows.
+    """
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(group.size) - np.repeat(starts, counts)
+    n_max = int(counts.max())
+    pr = np.full((n_groups, n_max), np.nan)
+    pc = np.full((n_groups, n_max), np.nan)
+    pr[group[order], slot] = rows[order]
+    pc[group[order], slot] = cols[order]
+    sums = np.zeros((n_groups, n_max))
+    step = max(1, _PAIR_ELEMENTS // max(n_max * n_max, 1))
+    for lo in range(0, n_groups, step):
+        r, c = pr[lo : lo + step], pc[lo : lo + step]
+        d = np.hypot(r[:, :, None] - r[:, None, :], c[:, :, None] - c[:, None, :])
+        rho = np.where(np.isnan(d), 0.0, corr(np.nan_to_num(d)))
+        sums[lo : lo + step] = rho.sum(axis=2)
+    out = np.empty(group.size)
+    out[order] = sums[group[order], slot]
+    return out
+
+
+def block_prepared(
+    prepared: Prepared,
+    correlations: Mapping[int, StreamCorrelationLike],
+    min_valid: float = 0.75,
+    *,
+    inflation2: tuple[float, float] = (0.0, 25.0),
+    naive_sigma: bool = False,
+) -> tuple[Prepared, dict[int, BlockSummary]]:
+    """The kept squares of every stream as a `Prepared` (thickness first), and a summary per stream.
+
+    `inflation2` is the (thick, vel) variance the model adds to σ_obs² (`NoiseSettings.inflation2`):
+    it enters the r-weighted a_B, and is taken back out of the returned σ_obs². Raises ValueError
+    without a point layout, a correlation for a stream with points, or a kept square.
+    """
+    layout = prepared.layout
+    if layout is None:
+        raise ValueError("likelihood.form blocks: the prepared points carry no grid layout")
+    ny, nx = layout.grid_shape
+    rate_of = np.ones(int(layout.block.max()) + 1) if layout.keep_rate is None else np.asarray(layout.keep_rate)
+    y_parts, f_parts, so_parts, v_parts, s_parts = [], [], [], [], []
+    summaries: dict[int, BlockSummary] = {}
+    for s in (THICK, VEL):
+        sel = np.flatnonzero(prepared.stream == s)
+        if sel.size == 0:
+            continue
+        if s not in correlations:
+            raise ValueError(f"likelihood.form blocks: no correlation estimate for stream {s}")
+        c = correlations[s]
+        side = block_side(c.length_cells)
+        rows, cols = np.divmod(layout.pixel[sel], nx)
+        keys = np.stack([layout.block[sel], rows // side, cols // side], axis=1)
+        uniq, group = np.unique(keys, axis=0, return_inverse=True)
+        group = group.ravel()
+        n = np.bincount(group, minlength=uniq.shape[0]).astype(np.float64)
+        cells = np.minimum(side, ny - uniq[:, 1] * side) * np.minimum(side, nx - uniq[:, 2] * side)
+        valid = n / (cells * rate_of[uniq[:, 0]])
+        keep = valid >= min_valid - 1e-12
+        summaries[s] = BlockSummary(
+            stream=s, side_cells=side, n_squares=int(uniq.shape[0]), n_kept=int(keep.sum()),
+            n_points_kept=int(n[keep].sum()), mean_points=float(n[keep].mean()) if keep.any() else 0.0,
+        )  # fmt: skip
+        if not keep.any():
+            continue
+        inside = keep[group]
+        pts, grp = sel[inside], np.cumsum(keep)[group[inside]] - 1  # renumber the kept squares 0..
+        n_kept = n[keep]
+        g = int(keep.sum())
+        if naive_sigma:
+            r = np.ones(pts.size)
+        else:
+            r = _row_sums(rows[inside].astype(float), cols[inside].astype(float), grp, g, c.correlation)
+        sum_r = np.bincount(grp, weights=r, minlength=g)
+        scale = sum_r / (n_kept * n_kept)  # C_B: Var(block mean) per unit σ²
+        a = np.square(prepared.sigma_obs[pts]).astype(np.float64) + inflation2[s]
+        a_b = np.bincount(grp, weights=r * a, minlength=g) / sum_r
+        v_b = np.bincount(grp, weights=r * prepared.speed[pts], minlength=g) / sum_r
+        y_b = np.bincount(grp, weights=prepared.y_obs[pts].astype(np.float64), minlength=g) / n_kept
+        f_b = np.stack([np.bincount(grp, weights=row, minlength=g) for row in prepared.F[:, pts]]) / n_kept
+        root = np.sqrt(scale)
+        y_parts.append(y_b / root)
+        f_parts.append(f_b / root)
+        so_parts.append(np.sqrt(np.maximum(a_b - inflation2[s], 0.0)))
+        v_parts.append(v_b)
+        s_parts.append(np.full(g, s, dtype=np.int8))
+    if not y_parts:
+        raise ValueError(f"likelihood.form blocks: no block is at least {min_valid:g} valid")
+    stream = np.concatenate(s_parts)
+    n_thick = int(np.count_nonzero(stream == THICK))
+    out = replace(
+        prepared,
+        y_obs=np.concatenate(y_parts).astype(np.float32),
+        sigma_obs=np.concatenate(so_parts).astype(np.float32),
+        F=np.concatenate(f_parts, axis=1),
+        speed=np.concatenate(v_parts),
+        n_dhdt=n_thick,
+        n_vel=int(stream.size - n_thick),
+        stream=stream,
+        layout=None,
+    )
+    return out, summaries
