@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Result",
+    "likelihood_inputs",
     "run",
     "run_to_dir",
     "save_weights",
@@ -277,6 +278,14 @@ def _likelihood_settings(
     if form == "blocks":
         box.update(sampled=sampled, blocks=blocks)
     return form, settings, box
+
+
+def likelihood_inputs(cfg: Config, prepared: Prepared) -> tuple[Any, Prepared]:
+    """The noise settings and the points `likelihood.form` samples, as `run` derives them (the
+    correlation estimated in this process when the form needs it): what the harness fits, so its
+    checks judge the form users run, not the one `sampling.sample` assumes without settings."""
+    _, settings, box = _likelihood_settings(cfg, prepared, with_projection=False)
+    return settings, box.get("sampled", prepared)
 
 
 def _likelihood_outputs(

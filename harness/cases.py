@@ -550,11 +550,14 @@ def _prepared_key(prepared: Any) -> str:
 
 
 def sample_case(cfg: Any, prepared: Any) -> xr.DataTree:
-    """FUSION's sampler on `prepared`, memoised on config and data content (a rerun gives the same bits anyway)."""
+    """FUSION's sampler on `prepared` under the config's likelihood form, as `fusion run` samples it;
+    memoised on config and data content (a rerun gives the same bits anyway)."""
     from fusion.config import config_hash
     from fusion.inference import sampling
+    from fusion.pipeline import likelihood_inputs
 
     key = config_hash(cfg) + _prepared_key(prepared)
     if key not in _TRACE_CACHE:
-        _TRACE_CACHE[key] = sampling.sample(cfg, prepared, progressbar=False)
+        settings, points = likelihood_inputs(cfg, prepared)
+        _TRACE_CACHE[key] = sampling.sample(cfg, points, progressbar=False, settings=settings)
     return _TRACE_CACHE[key]

@@ -98,6 +98,11 @@ class AgreementGate(_Section):
     sd_ratio_min: float = Field(0.5, ge=0)
     sd_ratio_max: float = Field(2.0, ge=0)
     projection_shift_sd_max: float = Field(1.0, ge=0)
+    weight_sd_floor: float = Field(
+        1e-6, ge=0, description="a weight pinned at 0 or 1 has no spread: shifts are measured in max(NUTS sd, this) "
+        "and the sd ratio is gated only where the NUTS sd reaches it",
+    )
+    projection_sd_floor_mm: float = Field(0.01, ge=0, description="the same floor for the projection's sd, in mm")
 
 
 class LikelihoodGate(_Section):

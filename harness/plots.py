@@ -46,8 +46,9 @@ def plot_agreement(figures: dict[str, Any], path: Path) -> Path:
         ax_w.errorbar(mean, y + off, xerr=sd, fmt="o", color=colour, label=method)
     ax_w.set_yticks(y, members)
     ax_w.set_xlabel("member weight (mean ± 1 sd)")
-    ax_w.set_title(f"weights: max shift {figures['max_weight_shift_sd']:.2f} sd, "
-                   f"sd ratio [{figures['sd_ratio_min']:.2f}, {figures['sd_ratio_max']:.2f}]", fontsize=9)
+    ratio = ("every weight pinned" if figures["sd_ratio_min"] is None
+             else f"sd ratio [{figures['sd_ratio_min']:.2f}, {figures['sd_ratio_max']:.2f}]")
+    ax_w.set_title(f"weights: max shift {figures['max_weight_shift_sd']:.2f} sd, {ratio}", fontsize=9)
     ax_w.legend(fontsize=8)
     params = list(figures["noise_parameters"])
     yp = np.arange(len(params))

@@ -4,7 +4,7 @@ Prepare subsamples the points with `inference.subsample.seed`; a user who reruns
 seed must get the same answer to within a stated tolerance, or the weights say more about the
 seed than about the ensemble. For K seeds (default 5) we prepare the case (by default the bundled example) with a
 subsample smaller than its point count, compute each member's posterior-mean weight E[w_m]
-(the production tempered model, fitted through `fusion run`'s density and nutpie path), align
+(the config's likelihood form, as `fusion run` samples it, fitted through `fusion run`'s density and nutpie path), align
 the weights by member label (never by position), and report per-member σ across seeds and how
 often the seeds agree on the top member. The gate is the largest per-member σ.
 """
@@ -87,7 +87,7 @@ def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]
 def posterior_weights(
     prepared: Any, draws: np.ndarray, settings: NoiseSettings | None = None
 ) -> dict[str, float]:
-    """E_post[w_m] from draws (D, 4) of the tempered model: one matrix product over draws
+    """E_post[w_m] from draws (D, 4) of the model `settings` describe: one matrix product over draws
     (`fusion.inference.posterior.member_logliks`), labelled by member id."""
     from fusion.inference.posterior import member_logliks
 
@@ -97,22 +97,22 @@ def posterior_weights(
 
 @dataclass(frozen=True)
 class _Job:
-    """The fits a worker runs: one dataset per subsample seed, already prepared here, and the
-    config's noise settings (the production tempered model, as `fusion run` samples it)."""
+    """The fits a worker runs: per subsample seed, the noise settings and the points of the config's
+    likelihood form, derived here as `fusion run` derives them (`fusion.pipeline.likelihood_inputs`)."""
 
     settings: StabilitySettings
-    noise: NoiseSettings
-    prepared: tuple[Prepared, ...]
+    fits: tuple[tuple[NoiseSettings, Prepared], ...]
 
 
 def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]:
-    """Worker entry point: fit the tempered model on each seed's prepared points."""
+    """Worker entry point: fit the config's likelihood form on each seed's points."""
     st = job.settings
     results = []
     for k in indices:
+        noise, points = job.fits[k]
         res = fit(
-            job.prepared[k],
-            job.noise,
+            points,
+            noise,
             draws=st.draws,
             tune=st.tune,
             chains=st.chains,
@@ -137,8 +137,12 @@ def run_stability(
 
     settings = settings or StabilitySettings()
     folder = Path(folder)
-    key = spec_hash(replace(settings, max_sd=0.0))  # the gate never changes the weights
+    from fusion.config import config_hash
+    from fusion.pipeline import likelihood_inputs
+
     cfg = load_config(config_path)
+    # the gate never changes the weights; the config (its likelihood form among it) does
+    key = spec_hash(replace(settings, max_sd=0.0)) + config_hash(cfg)[:16]
     weights: dict[int, dict[str, float]] = {}
     todo: list[int] = []
     for seed in settings.seeds:
@@ -160,14 +164,15 @@ def run_stability(
             )
             for seed in todo
         }
-        noise = NoiseSettings.from_config(cfg)
-        job = _Job(settings, noise, tuple(prepared[s] for s in todo))
+        fits = {seed: likelihood_inputs(cfg, prepared[seed]) for seed in todo}
+        job = _Job(settings, tuple(fits[s] for s in todo))
 
         def on_chunk(results: list[dict[str, Any]]) -> None:
             for r in results:
                 seed = todo[r["index"]]
                 p = prepared[seed]
-                weights[seed] = posterior_weights(p, r["draws"], noise)
+                noise, points = fits[seed]
+                weights[seed] = posterior_weights(points, r["draws"], noise)
                 save_result(
                     folder / "seeds" / f"seed{seed}",
                     {
