@@ -34,6 +34,7 @@ from fusion.diagnostics import (
     convergence_gate,
     diagnose,
 )
+from fusion.adequacy import FIT_FILES, AdequacySettings, thin_draws
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
@@ -59,6 +60,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "projection.csv",
     "summary.json",
     *FIGURE_FILES,
+    *FIT_FILES,
     "run_metadata.json",
     "trace.nc",
 )
@@ -399,6 +401,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
             )
         else:
             draw_figures(result.projection, result.summary, result.prepared.availability, tmp)
+        fit_written = _fit_outputs(result, tmp, worker)
         save_weights(result, tmp / "weights.csv")
         proj = result.projection
         write_csv(
@@ -416,6 +419,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
         result.trace.to_netcdf(tmp / "trace.nc")
         if figures_written is not None:
             figures_written()
+        fit_written()
         if not out.exists():
             mark_success(tmp)
             os.rename(tmp, out)
@@ -430,6 +434,22 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
                 figures_written()  # worker writing into a folder that is being removed
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fit_outputs(result: Result, folder: Path, worker: RunWorker | None) -> Callable[[], None]:
+    """Start fit.json and residuals.png (fusion.adequacy) from thinned draws, in `worker` if given;
+    returns the function that waits for them."""
+    from fusion.inference.model import NoiseSettings
+
+    theta, w = thin_draws(result.trace["posterior"], AdequacySettings().pit_draws, result.prepared.member_ids)
+    args = (result.prepared, theta, w, NoiseSettings.from_config(result.config),
+            (result.summary or {}).get("likelihood"), folder, result.config.inference.seed)  # fmt: skip
+    if worker is not None:
+        return worker.fit_outputs(*args)
+    from fusion.adequacy_figures import write_fit_outputs
+
+    write_fit_outputs(*args)
+    return lambda: None
 
 
 def run_to_dir(

@@ -49,6 +49,7 @@ def _start() -> None:
     from fusion.figures import import_plotting
 
     import_plotting()
+    import fusion.adequacy_figures  # noqa: F401
     import_statistics()
 
 
@@ -144,6 +145,14 @@ class RunWorker:
         job = functools.partial(stream_correlations, seed=seed)
         future = self._submit(job, prepared, correlation_length)
         return lambda: self._result(future, job, prepared, correlation_length)
+
+    def fit_outputs(self, *args: Any) -> Callable[[], None]:
+        """Start `fusion.adequacy_figures.write_fit_outputs(*args)` (fit.json, residuals.png) in the
+        worker; returns the function that waits for both files."""
+        from fusion.adequacy_figures import write_fit_outputs
+
+        future = self._submit(write_fit_outputs, *args)
+        return lambda: None if self._result(future, write_fit_outputs, *args) is None else None
 
     def close(self) -> None:
         """Let what was asked finish, then end the worker at once (see `_exit_now`)."""
