@@ -57,6 +57,8 @@ __all__ = [
     "correlations_from_record",
     "coverage",
     "mixture_pit",
+    "subset",
+    "tile_keys",
     "thin_draws",
 ]
 
@@ -218,6 +220,29 @@ def _pair_sum(rows: np.ndarray, cols: np.ndarray, rho: Any) -> float:
     return total
 
 
+def tile_keys(pixel: np.ndarray, block: np.ndarray, grid_shape: tuple[int, int], width: int) -> np.ndarray:
+    """The tile of each point: width × width cells of the grid within each (stream, interval) block."""
+    ncols = grid_shape[1]
+    row, col = pixel // ncols, pixel % ncols
+    return (block * (-(-grid_shape[0] // width)) + row // width) * (-(-ncols // width)) + col // width
+
+
+def subset(prepared: Prepared, points: np.ndarray) -> Prepared:
+    """The prepared arrays (and point layout) at `points` only, e.g. the training points of a held-out split."""
+    from dataclasses import replace
+
+    idx = np.asarray(points)
+    stream = prepared.stream[idx]
+    layout = prepared.layout
+    if layout is not None:
+        layout = replace(layout, pixel=layout.pixel[idx], block=layout.block[idx])
+    return replace(
+        prepared, y_obs=prepared.y_obs[idx], sigma_obs=prepared.sigma_obs[idx], F=prepared.F[:, idx],
+        speed=prepared.speed[idx], stream=stream, n_dhdt=int(np.count_nonzero(stream == THICK)),
+        n_vel=int(np.count_nonzero(stream == VEL)), layout=layout, availability=None,
+    )  # fmt: skip
+
+
 def tile_scores(
     z: np.ndarray, pixel: np.ndarray, block: np.ndarray, grid_shape: tuple[int, int], width: int, rho: Any
 ) -> Tiles:
@@ -226,8 +251,7 @@ def tile_scores(
 
     ncols = grid_shape[1]
     row, col = pixel // ncols, pixel % ncols
-    tiles_per_row = -(-ncols // width)
-    key = (block * (-(-grid_shape[0] // width)) + row // width) * tiles_per_row + col // width
+    key = tile_keys(pixel, block, grid_shape, width)
     order = np.argsort(key, kind="stable")
     keys, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
     score = np.empty(keys.size)

@@ -14,6 +14,8 @@
       max_sd: 0.02
     agreement:
       weight_shift_sd_max: 1.0
+    adequacy:         # posterior predictive check per case (harness.adequacy)
+      alpha: 0.01
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -36,6 +38,7 @@ from fusion.yamlfile import read_yaml
 __all__ = [
     "SBC_FIT",
     "SECTIONS",
+    "AdequacyGate",
     "AgreementGate",
     "CoverageGate",
     "Gates",
@@ -94,6 +97,20 @@ class AgreementGate(_Section):
     projection_shift_sd_max: float = Field(1.0, ge=0)
 
 
+class AdequacyGate(_Section):
+    """Posterior predictive check: block-PIT uniformity and regional tests at family-wise `alpha`
+    per stream, tiles `block_lengths` correlation lengths wide, held-out coverage at most
+    `coverage_tol_*` below nominal (harness.adequacy)."""
+
+    alpha: float = Field(0.01, gt=0, lt=1)
+    block_lengths: float = Field(2.0, gt=0)
+    region_boxes: int = Field(4, ge=1)
+    uncertainty_bins: int = Field(10, ge=1)
+    coverage_tol_1sigma: float = Field(0.1, ge=0, le=1)
+    coverage_tol_2sigma: float = Field(0.05, ge=0, le=1)
+    holdout_every: int = Field(5, ge=2, description="every k-th tile held out for coverage")
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
@@ -105,6 +122,7 @@ class Gates:
     coverage: CoverageGate = CoverageGate()
     stability: StabilityGate = StabilityGate()
     agreement: AgreementGate = AgreementGate()
+    adequacy: AdequacyGate = AdequacyGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -116,6 +134,7 @@ class Gates:
             "coverage": self.coverage.model_dump(),
             "stability": self.stability.model_dump(),
             "agreement": self.agreement.model_dump(),
+            "adequacy": self.adequacy.model_dump(),
         }
 
     def digest(self) -> str:
@@ -129,6 +148,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "coverage": ("coverage", CoverageGate),
     "stability": ("stability", StabilityGate),
     "agreement": ("agreement", AgreementGate),
+    "adequacy": ("adequacy", AdequacyGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 
