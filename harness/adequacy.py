@@ -19,7 +19,7 @@ posterior is not a calibrated one (DESIGN.md, defect 6): everything is reported,
 The false-alarm rate is estimated on data drawn from the model itself: the case's points and
 design, every member's residual redrawn from N(0, σ_tot(θ̂)) at the fitted posterior mean θ̂
 (the generative form), each replicate fitted by the Laplace fast path (`agreement` checks it
-against NUTS); quick: 10 replicates, full: 100. The likelihood-form sensitivity
+against NUTS; short NUTS chains where it finds no mode); quick: 10 replicates, full: 100. The likelihood-form sensitivity
 (summary.json's `sensitivity`) is drawn beside the residual maps.
 """
 
@@ -53,7 +53,7 @@ from harness.cases import CaseData, catalog_of
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import AdequacyGate
 
-__all__ = ["OPS", "REPLICATES", "Evaluation", "adequacy_gates", "evaluate", "false_alarms", "model_data", "run_check"]
+__all__ = ["OPS", "REPLICATES", "Evaluation", "fast_fit", "adequacy_gates", "evaluate", "false_alarms", "model_data", "run_check"]
 
 REPLICATES: dict[str, int] = {"quick": 10, "full": 100}  # data drawn from the model, for the false-alarm rate
 
@@ -62,6 +62,19 @@ def _fit(cfg: Any, prepared: Prepared, settings: Any) -> Any:
     from fusion.inference.sampling import sample
 
     return sample(cfg, prepared, progressbar=False, settings=settings)
+
+
+def fast_fit(cfg: Any, prepared: Prepared, settings: Any) -> Any:
+    """The Laplace fast path; NUTS (2 × 300 draws) where L-BFGS-B stops short of the mode (about
+    one model-drawn replicate in three on the example)."""
+    from fusion.inference.laplace import LaplaceError
+    from fusion.inference.sampling import sample
+
+    try:
+        return sample(cfg.with_updates(inference={"method": "laplace"}), prepared, progressbar=False, settings=settings)
+    except LaplaceError:
+        nuts = cfg.with_updates(inference={"method": "nuts", "draws": 300, "tune": 300, "chains": 2})
+        return sample(nuts, prepared, progressbar=False, settings=settings)
 
 
 #: How the check fits; a test replaces it (e.g. with the Laplace fast path) to keep seconds.
@@ -205,23 +218,17 @@ def model_data(prepared: Prepared, theta: np.ndarray, base: Any, rng: np.random.
 def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGate, replicates: int, seed: int = 0,
                  progress: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """The share of `replicates` data sets drawn from the model itself that the gates turn red
-    (Laplace fits), with a 95 % Clopper–Pearson upper bound."""
+    (`fast_fit`), with a 95 % Clopper–Pearson upper bound."""
     from scipy.stats import beta
 
-    from fusion.inference.laplace import LaplaceError
     from harness.progress import ReplicateBar
 
-    laplace = cfg.with_updates(inference={"method": "laplace"})
     _, _, base, _ = noise_settings(cfg, prepared)
     alarms, fitted, reasons = 0, 0, []
     bar = ReplicateBar("adequacy: false alarms", replicates)
     for k in range(replicates):
         data = model_data(prepared, ev.theta_mean, base, np.random.default_rng([seed, k]))
-        try:
-            rep = evaluate(laplace, data, gate, fit=_fit)
-        except LaplaceError:
-            bar.update(k + 1)
-            continue
+        rep = evaluate(cfg, data, gate, fit=fast_fit)
         fitted += 1
         red = [g["figure"] for g in adequacy_gates({"gated": True, "streams": stream_figures(rep)}, gate) if not g["passed"]]
         if red:
@@ -231,7 +238,7 @@ def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGat
     bar.close()
     upper = float(beta.ppf(0.95, alarms + 1, fitted - alarms)) if fitted > alarms else 1.0
     return {"replicates": fitted, "alarms": alarms, "rate": alarms / fitted if fitted else math.nan,
-            "upper_95": upper, "first_reasons": reasons[:3], "method": "laplace"}  # fmt: skip
+            "upper_95": upper, "first_reasons": reasons[:3], "method": "laplace (NUTS where it finds no mode)"}  # fmt: skip
 
 
 def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, folder: Path) -> str | None:

@@ -67,7 +67,7 @@ def test_gates_prints_a_file_run_config_accepts_back_unchanged(
     assert load_gates(path) == Gates()
     assert cli.main(["gates", "--config", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == text.splitlines()[1:]  # the first line names the source
-    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement"):
+    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "adequacy"):
         assert f"\n{section}:\n" in "\n" + text
 
 
@@ -80,6 +80,7 @@ def _tightened_cases() -> list[tuple[str, str, float]]:
         ("coverage", "max_calibration_error", 0.001),
         ("stability", "max_sd", 0.001),
         ("agreement", "weight_shift_sd_max", 0.5),
+        ("adequacy", "alpha", 0.5),
     ]
 
 
@@ -89,6 +90,7 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
 ) -> None:
     import yaml
 
+    from harness.adequacy import adequacy_gates
     from harness.agreement import agreement_gates
     from harness.calibration import coverage_gates
     from harness.convergence import convergence_gates
@@ -122,6 +124,10 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
         "stability": lambda g: stability_gates({"max_sd": 0.0031}, g.stability.max_sd),
         "agreement": lambda g: agreement_gates(
             {"max_weight_shift_sd": 0.95, "sd_ratio_min": 0.91, "sd_ratio_max": 1.13}, g.agreement),
+        # the worst Bonferroni-adjusted p of a region or σ_obs bin: 0.31 measured on model-drawn data
+        "adequacy": lambda g: adequacy_gates(
+            {"streams": {"thick": {"ecdf_tails_excursion": 0.0, "worst_p": 0.31, "heldout_1sigma": 0.69,
+                                   "heldout_2sigma": 0.96}}}, g.adequacy),
     }[section]
     assert all(g["passed"] for g in gate_of(loose))
     red = [g for g in gate_of(tight) if not g["passed"]]
