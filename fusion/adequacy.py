@@ -54,7 +54,6 @@ __all__ = [
     "AdequacySettings",
     "Assessment",
     "assess",
-    "correlations_from_record",
     "coverage",
     "mixture_pit",
     "subset",
@@ -77,7 +76,7 @@ class AdequacySettings:
     region_boxes: int = 4  # the grid is cut into boxes × boxes regions
     uncertainty_bins: int = 10  # quantile bins of the stated σ_obs
     pit_draws: int = 60  # thinned posterior draws in the predictive mixture
-    n_simulations: int = 1000  # ArviZ's simultaneous-band simulations
+    n_simulations: int = 500  # ArviZ's simultaneous-band simulations
     worst: int = 5  # regions listed per stream
 
 
@@ -170,29 +169,6 @@ def _short_range(length: float) -> Any:
     tail of small amplitude is left out on purpose: it is what a regional misfit looks like, and
     counting it as error correlation would let every trend pass."""
     return lambda d: np.exp(-np.asarray(d, dtype=float) / length)
-
-
-def correlations_from_record(likelihood: Mapping[str, Any] | None) -> dict[int, CorrelationFit]:
-    """The fitted correlation per stream from summary.json's `likelihood` record (empty without one)."""
-    from fusion.data.correlation import CorrelationFit
-
-    out: dict[int, CorrelationFit] = {}
-    for s, name in STREAM_NAMES.items():
-        entry = ((likelihood or {}).get("streams") or {}).get(name) or {}
-        if "correlation_length_cells" not in entry:
-            continue
-        n = int(entry.get("n_points", 0))
-        out[s] = CorrelationFit(
-            model=entry["model"], length_cells=float(entry["correlation_length_cells"]), length=entry.get("correlation_length"),
-            cell_size=None, sill=float(entry.get("sill", 1.0)), nugget=float(entry.get("nugget", 0.0)), nu=1.5,
-            n_points=n, n_eff_scale=float(n), n_eff_location=float(n),
-        )  # fmt: skip
-    return out
-
-
-def correlations_of(streams: Mapping[int, Any]) -> dict[int, CorrelationFit]:
-    """`fusion.inference.likelihood.StreamCorrelation`s as the `CorrelationFit`s whose ρ(d) the tiles use."""
-    return correlations_from_record({"streams": {STREAM_NAMES[s]: c.record() for s, c in streams.items()}})
 
 
 # --- tiles and their scores ---------------------------------------------------------------------
@@ -402,17 +378,14 @@ def assess(
     theta: np.ndarray,
     w: np.ndarray,
     settings: NoiseSettings,
-    reported: Mapping[int, CorrelationFit] | None = None,
     config: AdequacySettings | None = None,
     seed: int = 0,
 ) -> Assessment:
     """Residuals, PIT and the block-level and regional tests of one fit (thinned draws θ, w).
 
-    Tiles follow the correlation of the quantile residuals (`residual_correlation`);
-    `reported` (the run's own estimate, summary.json `likelihood`) is recorded beside it.
+    Tiles follow the correlation of the quantile residuals (`residual_correlation`).
     """
     cfg = config or AdequacySettings()
-    reported = reported or {}
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     pit = mixture_pit(prepared, theta, w, settings)
     z_mix = quantile_residual(pit)
@@ -461,7 +434,6 @@ def assess(
             "correlation_length_cells": length, "correlation_source": "quantile residuals" if fit is not None else "none (too few points)",
             "fitted_len_scale_cells": fit.length_cells if fit is not None else None,
             "nugget_share": fit.nugget / fit.sill if fit is not None and fit.sill > 0 else None,
-            "run_correlation_length_cells": reported[s].length_cells if s in reported else None,
             "width_cells": width, **test, "n_group_tests": n_tests,
         }  # fmt: skip
         entry["regions"] = found[: cfg.worst]

@@ -57,8 +57,9 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
                     ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
                                            ec="red" if r["failed"] else "0.4", lw=1.5 if r["failed"] else 0.6))  # fmt: skip
         ax = row[2]
-        ax.hist(np.clip(found.z_top[sel], -4, 4), bins=60, density=True, alpha=0.5, label="top member")
-        ax.hist(np.clip(found.z_mixture[sel], -4, 4), bins=60, density=True, alpha=0.5, label="mixture")
+        edges = np.linspace(-4, 4, 61)
+        for z, label in ((found.z_top, "top member"), (found.z_mixture, "mixture")):
+            ax.stairs(np.histogram(np.clip(z[sel], -4, 4), edges, density=True)[0], edges, fill=True, alpha=0.5, label=label)
         ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k", lw=1, label="N(0, 1)")
         ax.set_title(f"{name}: standardized residuals (1σ coverage {entry['coverage']['1sigma']:.2f})", fontsize=9)
         ax.legend(fontsize=7)
@@ -80,7 +81,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
             ax.set_axis_off()
     fig.suptitle("Posterior predictive check: " + ("passed" if found.record["passed"] else "MISFIT: " + "; ".join(
         f for e in found.record["streams"].values() for f in e.get("failures", [])[:2])), fontsize=10)  # fmt: skip
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.08, top=0.88, wspace=0.3, hspace=0.35)
     return fig
 
 
@@ -90,28 +91,29 @@ def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
     return png_bytes(plot_residuals(prepared, found))
 
 
-def write_fit_outputs(
-    prepared: Prepared,
-    theta: np.ndarray,
-    w: np.ndarray,
-    settings: Any,
-    likelihood: dict[str, Any] | None,
-    folder: Any,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """`fit.json` and `residuals.png` of one run in `folder` (each atomically); returns the record.
+def fit_outputs(
+    prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: Any, seed: int = 0
+) -> tuple[dict[str, Any], bytes]:
+    """fit.json's record and residuals.png's bytes of one run (`fusion.adequacy.assess` on the thinned
+    draws `theta`, `w`): what `fusion run`'s worker computes while the main process projects."""
+    from fusion.adequacy import assess
 
-    `likelihood` is summary.json's record (the run's own correlation estimate, shown beside the
-    residuals' own); `theta`, `w` the thinned draws (`fusion.adequacy.thin_draws`).
-    """
+    found = assess(prepared, theta, w, settings, seed=seed)
+    return found.record, residuals_png(prepared, found)
+
+
+def write_fit_outputs(record: dict[str, Any], png: bytes, likelihood: dict[str, Any] | None, folder: Any) -> None:
+    """`fit.json` (with the run's own correlation estimate from summary.json's `likelihood` beside
+    the residuals' own) and `residuals.png` in `folder`, each atomically."""
     from pathlib import Path
 
-    from fusion.adequacy import assess, correlations_from_record
     from fusion.io import write_bytes, write_json
 
-    found = assess(prepared, theta, w, settings, correlations_from_record(likelihood), seed=seed)
-    record = {**found.record, "likelihood_form": (likelihood or {}).get("form")}
+    streams = (likelihood or {}).get("streams") or {}
+    out = {**record, "likelihood_form": (likelihood or {}).get("form"), "streams": {
+        name: {**entry, "blocks": {**entry.get("blocks", {}),
+                                   "run_correlation_length_cells": streams.get(name, {}).get("correlation_length_cells")}}
+        for name, entry in record["streams"].items()}}  # fmt: skip
     folder = Path(folder)
-    write_bytes(folder / "residuals.png", residuals_png(prepared, found))
-    write_json(folder / "fit.json", record)
-    return record
+    write_bytes(folder / "residuals.png", png)
+    write_json(folder / "fit.json", out)

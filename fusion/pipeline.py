@@ -85,6 +85,8 @@ class Result:
     input_files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: fit.json's record and residuals.png's bytes (fusion.adequacy), computed while the run projects
+    fit: Callable[[], tuple[dict[str, Any], bytes]] | None = field(default=None, repr=False)
 
     @property
     def converged(self) -> bool:
@@ -191,8 +193,10 @@ def run(
         diagnostics = (worker.diagnose if worker is not None else diagnose)(trace, PARAMS)
         failures = convergence_gate(diagnostics, warn=True)
 
-    # 5. weights: posterior w and the prototype's plug-in estimate
+    # 5. weights: posterior w and the prototype's plug-in estimate; the posterior predictive
+    #    check (fit.json, residuals.png) starts in the worker while this process projects
     weights = _weights_table(prepared, trace)
+    fit = _start_fit(cfg, prepared, trace, worker) if with_projection else None
 
     # 6. project
     projection = summary = None
@@ -211,7 +215,7 @@ def run(
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
-        input_files=input_files, timings=timings,
+        input_files=input_files, timings=timings, fit=fit,
     )
 
 
@@ -401,7 +405,6 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
             )
         else:
             draw_figures(result.projection, result.summary, result.prepared.availability, tmp)
-        fit_written = _fit_outputs(result, tmp, worker)
         save_weights(result, tmp / "weights.csv")
         proj = result.projection
         write_csv(
@@ -419,7 +422,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
         result.trace.to_netcdf(tmp / "trace.nc")
         if figures_written is not None:
             figures_written()
-        fit_written()
+        _write_fit(result, tmp)
         if not out.exists():
             mark_success(tmp)
             os.rename(tmp, out)
@@ -436,20 +439,29 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _fit_outputs(result: Result, folder: Path, worker: RunWorker | None) -> Callable[[], None]:
-    """Start fit.json and residuals.png (fusion.adequacy) from thinned draws, in `worker` if given;
-    returns the function that waits for them."""
-    from fusion.inference.model import NoiseSettings
-
-    theta, w = thin_draws(result.trace["posterior"], AdequacySettings().pit_draws, result.prepared.member_ids)
-    args = (result.prepared, theta, w, NoiseSettings.from_config(result.config),
-            (result.summary or {}).get("likelihood"), folder, result.config.inference.seed)  # fmt: skip
-    if worker is not None:
-        return worker.fit_outputs(*args)
+def _write_fit(result: Result, folder: Path) -> None:
+    """fit.json and residuals.png (computed now for a result made without them)."""
     from fusion.adequacy_figures import write_fit_outputs
 
-    write_fit_outputs(*args)
-    return lambda: None
+    fit = result.fit or _start_fit(result.config, result.prepared, result.trace, None)
+    record, png = fit()
+    write_fit_outputs(record, png, (result.summary or {}).get("likelihood"), folder)
+
+
+def _start_fit(
+    cfg: Config, prepared: Prepared, trace: xr.DataTree, worker: RunWorker | None
+) -> Callable[[], tuple[dict[str, Any], bytes]]:
+    """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
+    if given (else when first asked); returns the function that gives them."""
+    from fusion.inference.model import NoiseSettings
+
+    theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
+    args = (prepared, theta, w, NoiseSettings.from_config(cfg), cfg.inference.seed)
+    if worker is not None:
+        return worker.fit_outputs(*args)
+    from fusion.adequacy_figures import fit_outputs
+
+    return functools.partial(fit_outputs, *args)
 
 
 def run_to_dir(

@@ -146,13 +146,13 @@ class RunWorker:
         future = self._submit(job, prepared, correlation_length)
         return lambda: self._result(future, job, prepared, correlation_length)
 
-    def fit_outputs(self, *args: Any) -> Callable[[], None]:
-        """Start `fusion.adequacy_figures.write_fit_outputs(*args)` (fit.json, residuals.png) in the
-        worker; returns the function that waits for both files."""
-        from fusion.adequacy_figures import write_fit_outputs
+    def fit_outputs(self, *args: Any) -> Callable[[], tuple[dict[str, Any], bytes]]:
+        """Start `fusion.adequacy_figures.fit_outputs(*args)` (fit.json's record, residuals.png's
+        bytes) in the worker; returns the function that waits for them."""
+        from fusion.adequacy_figures import fit_outputs
 
-        future = self._submit(write_fit_outputs, *args)
-        return lambda: None if self._result(future, write_fit_outputs, *args) is None else None
+        future = self._submit(fit_outputs, *args)
+        return lambda: self._result(future, fit_outputs, *args)
 
     def close(self) -> None:
         """Let what was asked finish, then end the worker at once (see `_exit_now`)."""

@@ -40,7 +40,6 @@ from fusion.adequacy import (
     AdequacySettings,
     Assessment,
     assess,
-    correlations_of,
     coverage,
     mixture_pit,
     sigma_tot2,
@@ -149,7 +148,7 @@ def evaluate(cfg: Any, prepared: Prepared, gate: AdequacyGate, *, fit: Callable[
     form, settings, base, correlations = noise_settings(cfg, prepared)
     trace = fit(cfg, prepared, settings)
     theta, w = thin_draws(trace["posterior"], config.pit_draws, prepared.member_ids)
-    found = assess(prepared, theta, w, base, correlations_of(correlations), config, seed=cfg.inference.seed)
+    found = assess(prepared, theta, w, base, config, seed=cfg.inference.seed)
     heldout = _heldout(cfg, prepared, settings, base, found, gate.holdout_every, config.pit_draws, fit)
     post = trace["posterior"]
     from fusion.inference.parameters import PARAMS

@@ -115,3 +115,45 @@ def test_false_alarm_rate_on_data_drawn_from_the_model(example) -> None:
     found = false_alarms(cfg, prepared, ev, AdequacyGate(), 40, seed=11)
     print("false alarms", found)
     assert found["replicates"] == 40 and found["rate"] <= 0.1, found
+
+
+def test_the_report_page_shows_the_maps_ecdf_and_sensitivity_in_chromium(example, tmp_path: Path) -> None:
+    """The check's figures (residuals.png: maps, histograms, block PIT ECDF; sensitivity.png)
+    decoded by headless Chromium in report.html, and the failing region named on the page."""
+    from types import SimpleNamespace
+
+    from fusion.adequacy_figures import residuals_png
+    from fusion.io import write_bytes, write_png
+    from fusion.likelihood_figures import plot_sensitivity
+    from harness import browser, runner
+    from harness.checks import CheckResult
+    from tests.harness.test_report_page import decoded_widths, visible_text
+
+    if browser.find_chromium() is None:
+        pytest.fail(f"headless Chromium is required for the report-page test: {browser.INSTALL_HINT}")
+    cfg, _, box, _ = example
+    data = drawn(example, 0)
+    stated = np.where(box & (data.stream == THICK), 0.5 * data.sigma_obs, data.sigma_obs).astype(np.float32)
+    planted = dataclasses.replace(data, sigma_obs=stated)
+    gate = AdequacyGate()
+    ev = evaluate(cfg, planted, gate, fit=fast_fit)
+    table = {"forms": {f: {"weights": dict(zip(planted.member_ids, [0.2] * 5)), "lower": 1.0, "median": 2.0, "upper": 3.0}
+                       for f in ("tempered", "independent", "effective")}}  # fmt: skip
+
+    def check(ctx):
+        write_bytes(ctx.artifact_dir / "residuals.png", residuals_png(planted, ev.assessment))
+        write_png(ctx.artifact_dir / "sensitivity.png", plot_sensitivity({"sensitivity": table, "likelihood": {"form": "effective"}}))
+        figures = {"gated": True, "streams": stream_figures(ev)}
+        gates = adequacy_gates(figures, gate)
+        messages = [f for s in figures["streams"].values() for f in s["failures"]]
+        return CheckResult(name="adequacy", case=ctx.case, status="fail" if messages else "pass", figures=figures,
+                           gates=gates, messages=messages, plots=["residuals.png", "sensitivity.png"])  # fmt: skip
+
+    registry = {"adequacy": SimpleNamespace(cases=lambda suite, catalog: ["example"], run_check=check)}
+    out = tmp_path / "run"
+    outcome = runner.run(runner.RunOptions(out=out, checks=("adequacy",)), registry=registry, progress=lambda line: None)
+    assert outcome.marker == "_RUN_FAILED"
+    widths = decoded_widths(out / "report.html", tmp_path)
+    assert len(widths) == 2 and all(w > 600 for w in widths), widths
+    text = " ".join(visible_text(browser.dump_dom(out / "report.html")))
+    assert "thick, box (1, 1) (rows 7–14, cols 10–19): over-dispersed" in text
