@@ -49,7 +49,7 @@ def main() -> None:
         case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
         out = root / "harness-out"
         shutil.rmtree(out, ignore_errors=True)
-        wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", "adequacy", "--out", str(out))
+        wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", "adequacy", "--out", str(out), ok=(0, 1))  # 1: the check is red
         record = next(r for r in json.loads((out / "report.json").read_text())["checks"] if r["name"] == "adequacy")
         print(f"harness run --case --check adequacy: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
         for name, s in record["figures"]["streams"].items():

@@ -13,15 +13,17 @@ per stream, from the posterior draws alone (Gelman et al. 2020, Gabry et al. 201
 - **block-level uniformity**: real residuals are correlated over tens of km, so 20,000 PIT
   values carry far fewer than 20,000 pieces of evidence and a pointwise test turns every real
   field red. Points are grouped into square tiles at least `block_lengths` correlation lengths
-  wide (the stream's fitted length, `fusion.inference.likelihood.stream_correlations`) within
-  each (stream, interval) block; a tile's score is the mean quantile residual over its
-  standard deviation under the fitted correlation, s_t = z̄_t / √(n_t⁻² Σᵢⱼ ρᵢⱼ), and its
+  wide within each (stream, interval) block (the length where the correlation of the quantile
+  residuals, fitted as issue 19 fits it, falls to e⁻¹); a tile's score is its mean quantile
+  residual over that mean's sd under the correlation, s_t = z̄_t / √(n_t⁻² Σᵢⱼ ρᵢⱼ), and its
   block PIT u_t = Φ(s_t) is uniform under the model. Their ECDF is tested against ArviZ's
-  simultaneous band (Säilynoja et al. 2022);
-- **regions**: the grid cut into `region_boxes` × `region_boxes` boxes; in each box and stream
-  the tiles' mean score (a trend the members lack) and their sum of squares (uncertainties
-  off by a factor) against N(0, 1) and χ²_K, Bonferroni over boxes, streams and both tests;
-  the worst boxes name where the model fails.
+  simultaneous band (Säilynoja et al. 2022), gated on the side of PITs in the tails or shifted;
+- **regions and uncertainty bins**: the grid cut into `region_boxes` × `region_boxes` boxes,
+  and the stated σ_obs into `uncertainty_bins` quantile bins; in each, the mean quantile
+  residual (a trend the members lack) and the mean square (uncertainties too small) against
+  their exact variances under the correlation, Bonferroni over groups, streams and both tests;
+  the worst boxes name where the model fails. An under-dispersed group (a predictive wider than
+  the data) is reported, not failed.
 
 Array-level functions only (NumPy; SciPy's special functions and ArviZ's ECDF band imported
 late): `fusion run` computes them in its worker process (`fusion.worker`), the harness check
@@ -368,7 +370,7 @@ def _moments(z: np.ndarray) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _box_text(region: dict[str, Any], cell_size: float | None) -> str:
+def _box_text(region: dict[str, Any]) -> str:
     r, c = region["rows"], region["cols"]
     return f"box {tuple(region['box'])} (rows {r[0]}–{r[1]}, cols {c[0]}–{c[1]})"
 
@@ -425,7 +427,7 @@ def assess(
         _verdicts(found, n_tests, cfg.alpha)
         _verdicts(by_sigma, n_tests, cfg.alpha)
         for r in found:
-            r["where"] = f"{name}, {_box_text(r, layout.cell_size)}"
+            r["where"] = f"{name}, {_box_text(r)}"
         for b in by_sigma:
             b["where"] = f"{name}, σ_obs {b['sigma_obs'][0]:.3g}–{b['sigma_obs'][1]:.3g}"
         failing = [g for g in (*found, *by_sigma) if g["failed"]]

@@ -235,6 +235,7 @@ def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGat
             reasons.append(red[0])
         bar.update(k + 1)
     bar.close()
+    progress(f"adequacy: {alarms} of {fitted} data sets drawn from the model turned red")
     upper = float(beta.ppf(0.95, alarms + 1, fitted - alarms)) if fitted > alarms else 1.0
     return {"replicates": fitted, "alarms": alarms, "rate": alarms / fitted if fitted else math.nan,
             "upper_95": upper, "first_reasons": reasons[:3], "method": "laplace (NUTS where it finds no mode)"}  # fmt: skip
