@@ -104,10 +104,12 @@ def noise_settings(cfg: Any, prepared: Prepared) -> tuple[str, Any, Any, dict[in
 
     form = effective_form(cfg)
     base = NoiseSettings.from_config(cfg)
-    try:
-        correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
-    except ValueError:
-        correlations = {}
+    correlations: dict[int, Any] = {}
+    if form == "effective":  # its n_eff needs them (the FFT pair sums: the largest memory use on a full-size case)
+        try:
+            correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
+        except ValueError:
+            pass
     n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in STREAM_NAMES}
     return form, form_settings(base, form, n_points, correlations or None), base, correlations
 
@@ -251,7 +253,14 @@ def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, f
     from fusion.likelihood_figures import plot_sensitivity
     from fusion.projection import member_sle
 
+    from fusion.inference.likelihood import stream_correlations
+
     sle = np.asarray(member_sle(cfg, prepared.member_ids).sel(member=list(prepared.member_ids)).values, dtype=np.float64)
+    if not ev.correlations:
+        try:
+            ev.correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
+        except ValueError:
+            pass
     spec = cfg.projection
     table = sensitivity(prepared, NoiseSettings.from_config(cfg), ev.correlations or None, sle,
                         (spec.lower_q, 0.5, spec.upper_q), seed=cfg.inference.seed)  # fmt: skip
