@@ -49,6 +49,8 @@ def _start() -> None:
     from fusion.figures import import_plotting
 
     import_plotting()
+    import scipy.spatial  # noqa: F401 - the posterior predictive check's pair sums (fusion.adequacy)
+
     import fusion.adequacy_figures  # noqa: F401
     import_statistics()
 

@@ -82,7 +82,7 @@ OPS: dict[str, Callable[..., Any]] = {"fit": _fit}
 
 def settings_of(gate: AdequacyGate) -> AdequacySettings:
     return AdequacySettings(alpha=gate.alpha, block_lengths=gate.block_lengths, region_boxes=gate.region_boxes,
-                            uncertainty_bins=gate.uncertainty_bins)  # fmt: skip
+                            uncertainty_bins=gate.uncertainty_bins, n_simulations=1000)  # fmt: skip
 
 
 @dataclass
