@@ -186,7 +186,8 @@ def stream_figures(ev: Evaluation) -> dict[str, dict[str, Any]]:
             "residual_sd_mixture": entry["residuals"]["mixture"]["sd"],
             "residual_sd_top_member": entry["residuals"]["top_member"]["sd"],
             "failures": entry.get("failures", []),
-            "worst_regions": [f"{r['where']}: {r['kind']} (p {r['p']:.2g})" for r in entry.get("regions", [])[:3]],
+            "worst_regions": [f"{r['where']}: {r['kind']} (adjusted p {min(r['p'], r['p_under_adjusted']):.2g})"
+                              for r in entry.get("regions", [])[:3]],
         }
     return out
 
@@ -305,6 +306,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
         if (s["insample_1sigma"] or 0) > NOMINAL_1 + gate.coverage_tol_1sigma:
             messages.append(f"(reported, not gated) {s_name}: predictive wider than the data (1σ coverage "
                             f"{s['insample_1sigma']:.2f}, residual sd {s['residual_sd_mixture']:.2f})")  # fmt: skip
+    for s_name, s in figures["streams"].items():  # where to look first, failing or not
+        if s["worst_regions"]:
+            messages.append(f"(reported) {s_name} worst regions: " + "; ".join(s["worst_regions"]))
     nominal = min(1.0, 2 * gate.alpha)
     messages.append(f"(reported) false-alarm rate on data drawn from the model: {alarms['alarms']}/{alarms['replicates']} "
                     f"(95 % upper bound {alarms['upper_95']:.2f}; Bonferroni design ≤ {nominal:g} before the coverage gates)")  # fmt: skip
