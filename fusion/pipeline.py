@@ -34,6 +34,7 @@ from fusion.diagnostics import (
     convergence_gate,
     diagnose,
 )
+from fusion.adequacy import FIT_FILES, AdequacySettings, thin_draws
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
@@ -60,6 +61,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "projection.csv",
     "summary.json",
     *FIGURE_FILES,
+    *FIT_FILES,
     "run_metadata.json",
     "trace.nc",
 )
@@ -84,6 +86,8 @@ class Result:
     input_files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: fit.json's record and residuals.png's bytes (fusion.adequacy), computed while the run projects
+    fit: Callable[[], tuple[dict[str, Any], bytes]] | None = field(default=None, repr=False)
 
     @property
     def converged(self) -> bool:
@@ -196,8 +200,10 @@ def run(
         diagnostics = (worker.diagnose if worker is not None else diagnose)(trace, PARAMS)
         failures = convergence_gate(diagnostics, warn=True)
 
-    # 5. weights: posterior w and the prototype's plug-in estimate
+    # 5. weights: posterior w and the prototype's plug-in estimate; the posterior predictive
+    #    check (fit.json, residuals.png) starts in the worker while this process projects
     weights = _weights_table(prepared, trace)
+    fit = _start_fit(cfg, prepared, trace, worker) if with_projection else None
 
     # 6. project
     projection = summary = None
@@ -216,7 +222,7 @@ def run(
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
-        input_files=input_files, timings=timings,
+        input_files=input_files, timings=timings, fit=fit,
     )
 
 
@@ -451,6 +457,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
         result.trace.to_netcdf(tmp / "trace.nc")
         if figures_written is not None:
             figures_written()
+        _write_fit(result, tmp)
         if not out.exists():
             mark_success(tmp)
             os.rename(tmp, out)
@@ -465,6 +472,31 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
                 figures_written()  # worker writing into a folder that is being removed
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_fit(result: Result, folder: Path) -> None:
+    """fit.json and residuals.png (computed now for a result made without them)."""
+    from fusion.adequacy_figures import write_fit_outputs
+
+    fit = result.fit or _start_fit(result.config, result.prepared, result.trace, None)
+    record, png = fit()
+    write_fit_outputs(record, png, (result.summary or {}).get("likelihood"), folder)
+
+
+def _start_fit(
+    cfg: Config, prepared: Prepared, trace: xr.DataTree, worker: RunWorker | None
+) -> Callable[[], tuple[dict[str, Any], bytes]]:
+    """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
+    if given (else when first asked); returns the function that gives them."""
+    from fusion.inference.model import NoiseSettings
+
+    theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
+    args = (prepared, theta, w, NoiseSettings.from_config(cfg), cfg.inference.seed)
+    if worker is not None:
+        return worker.fit_outputs(*args)
+    from fusion.adequacy_figures import fit_outputs
+
+    return functools.partial(fit_outputs, *args)
 
 
 def run_to_dir(

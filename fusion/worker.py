@@ -57,6 +57,9 @@ def _warm() -> None:
     from fusion.figures import import_plotting
 
     import_plotting()
+    import scipy.spatial  # noqa: F401 - the posterior predictive check's pair sums (fusion.adequacy)
+
+    import fusion.adequacy_figures  # noqa: F401
     import_statistics()
 
 
@@ -168,6 +171,14 @@ class RunWorker:
         future = self._submit(job, prepared, correlation_length)
         self._warm()  # behind the estimate
         return lambda: self._result(future, job, prepared, correlation_length)
+
+    def fit_outputs(self, *args: Any) -> Callable[[], tuple[dict[str, Any], bytes]]:
+        """Start `fusion.adequacy_figures.fit_outputs(*args)` (fit.json's record, residuals.png's
+        bytes) in the worker; returns the function that waits for them."""
+        from fusion.adequacy_figures import fit_outputs
+
+        future = self._submit(fit_outputs, *args)
+        return lambda: self._result(future, fit_outputs, *args)
 
     def close(self) -> None:
         """Let what was asked finish, then end the worker at once (see `_exit_now`)."""

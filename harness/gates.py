@@ -18,6 +18,8 @@
       alpha: 0.01
     drift:
       stat_k: 4.0
+    adequacy:         # posterior predictive check per case (harness.adequacy)
+      alpha: 0.01
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -40,6 +42,7 @@ from fusion.yamlfile import read_yaml
 __all__ = [
     "SBC_FIT",
     "SECTIONS",
+    "AdequacyGate",
     "AgreementGate",
     "CoverageGate",
     "DriftGate",
@@ -117,6 +120,20 @@ class DriftGate(_Section):
     stat_k: float = Field(4.0, gt=0)
 
 
+class AdequacyGate(_Section):
+    """Posterior predictive check: block-PIT uniformity and regional tests at family-wise `alpha`
+    per stream, tiles `block_lengths` correlation lengths wide, held-out coverage at most
+    `coverage_tol_*` below nominal (harness.adequacy)."""
+
+    alpha: float = Field(0.01, gt=0, lt=1)
+    block_lengths: float = Field(2.0, gt=0)
+    region_boxes: int = Field(4, ge=1)
+    uncertainty_bins: int = Field(10, ge=1)
+    coverage_tol_1sigma: float = Field(0.1, ge=0, le=1)
+    coverage_tol_2sigma: float = Field(0.05, ge=0, le=1)
+    holdout_every: int = Field(5, ge=2, description="every k-th tile held out for coverage")
+
+
 @dataclass(frozen=True)
 class Gates:
     """Thresholds per use; the defaults are DESIGN.md's."""
@@ -130,6 +147,7 @@ class Gates:
     agreement: AgreementGate = AgreementGate()
     likelihood: LikelihoodGate = LikelihoodGate()
     drift: DriftGate = DriftGate()
+    adequacy: AdequacyGate = AdequacyGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -143,6 +161,7 @@ class Gates:
             "agreement": self.agreement.model_dump(),
             "likelihood": self.likelihood.model_dump(),
             "drift": self.drift.model_dump(),
+            "adequacy": self.adequacy.model_dump(),
         }
 
     def digest(self) -> str:
@@ -158,6 +177,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "agreement": ("agreement", AgreementGate),
     "likelihood": ("likelihood", LikelihoodGate),
     "drift": ("drift", DriftGate),
+    "adequacy": ("adequacy", AdequacyGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 

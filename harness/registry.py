@@ -90,6 +90,8 @@ CHECKS: tuple[CheckSpec, ...] = (
               per_case=True, select=example_case, gates="stability"),
     CheckSpec("agreement", "harness.agreement", "the Laplace fast path against NUTS, per case",
               per_case=True, gates="agreement"),
+    CheckSpec("adequacy", "harness.adequacy", "does the noise model fit the case's data: block PIT, regions, held-out coverage",
+              per_case=True, select=example_case, gates="adequacy"),
     CheckSpec("likelihood", "harness.likelihood_check",
               "which likelihood.form is calibrated under spatially correlated errors (evidence table)",
               gates="likelihood"),

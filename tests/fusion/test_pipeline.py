@@ -239,3 +239,22 @@ def test_run_records_the_likelihood_form_and_its_sensitivity(finished) -> None:
     assert meta["projection"]["summary"]["likelihood"] == lik
     for png in ("variogram.png", "sensitivity.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_json_and_residuals_png_describe_the_posterior_predictive(finished) -> None:
+    """fit.json (fusion.adequacy): per stream residual moments, coverage, the block test and the
+    worst regions; residuals.png beside it."""
+    _, out = finished
+    fit = json.loads((out / "fit.json").read_text())
+    weights = pd.read_csv(out / "weights.csv")
+    assert fit["top_member"] == weights.loc[weights["posterior_mean"].idxmax(), "member_id"]
+    assert fit["likelihood_form"] == "tempered" and 1 <= fit["pit_draws"] <= 60
+    for name in ("thick", "vel"):
+        s = fit["streams"][name]
+        assert s["n_points"] > 0 and 0.0 < s["coverage"]["1sigma"] < s["coverage"]["2sigma"] <= 1.0
+        assert s["blocks"]["tested"] and s["blocks"]["width_cells"] >= 1 and s["blocks"]["n_blocks"] >= 2
+        assert s["blocks"]["run_correlation_length_cells"] > 0  # summary.json's estimate, shown beside
+        assert len(s["regions"]) <= 5 and all("box" in r["where"] for r in s["regions"])
+        assert [r["p"] for r in s["regions"]] == sorted(r["p"] for r in s["regions"])
+        assert s["passed"] == (s["blocks"]["tails_excursion"] <= 1e-12 and not s["failures"])
+    assert (out / "residuals.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -39,7 +39,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory):
         prepared = prepare(cfg, load_data(cfg))
         trace = sample(cfg, prepared, progressbar=False)
     proj = projection_dataset([50.0, 10.0, 30.0], [0.2, 0.5, 0.3], np.random.default_rng(0).normal(25, 2, (2, 40)))
-    return proj, projection_summary(proj), prepared.availability, trace
+    return proj, projection_summary(proj), prepared.availability, trace, prepared
 
 
 def _pngs(folder: Path) -> dict[str, bytes]:
@@ -48,7 +48,7 @@ def _pngs(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("begun", [True, False], ids=["availability begun early", "all at the end"])
 def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, begun: bool) -> None:
-    proj, summary, availability, _ = inputs
+    proj, summary, availability, *_ = inputs
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
     draw_figures(proj, summary, availability, here)
@@ -61,7 +61,7 @@ def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, beg
 
 
 def test_a_dead_worker_falls_back_to_this_process(tmp_path: Path, inputs) -> None:
-    proj, summary, availability, _ = inputs
+    proj, summary, availability, *_ = inputs
     with RunWorker() as worker:
         worker.begin_figures(availability)
         pids = [p.pid for p in worker._pool._processes.values()]  # noqa: SLF001 - the test kills it
@@ -75,7 +75,7 @@ def test_a_dead_worker_falls_back_to_this_process(tmp_path: Path, inputs) -> Non
 
 
 def test_worker_diagnoses_as_this_process(inputs) -> None:
-    *_, trace = inputs
+    trace = inputs[3]
     with RunWorker() as worker:
         there = worker.diagnose(trace, PARAMS)
         everything = worker.diagnose(trace)
@@ -94,14 +94,14 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
 
 
 def test_a_dead_worker_diagnoses_here(inputs) -> None:
-    *_, trace = inputs
+    trace = inputs[3]
     with RunWorker() as worker:
         os.kill(next(iter(worker._pool._processes.values())).pid, signal.SIGKILL)  # noqa: SLF001
         assert worker.diagnose(trace, PARAMS) == diagnose(trace, PARAMS)
 
 
 def test_a_trace_without_divergence_record_fails_through_the_worker(inputs) -> None:
-    *_, trace = inputs
+    trace = inputs[3]
     stats = trace["sample_stats"].to_dataset().drop_vars("diverging")
     broken = trace.copy()
     broken["sample_stats"] = xr.DataTree(stats)
@@ -123,7 +123,7 @@ def test_a_run_that_stops_ends_the_worker_at_once() -> None:
 
 
 def test_an_error_in_the_worker_is_raised_here(tmp_path: Path, inputs) -> None:
-    proj, summary, availability, _ = inputs
+    proj, summary, availability, *_ = inputs
     with RunWorker() as worker, pytest.raises(KeyError, match="sle_mm"):
         worker.draw_figures(proj.drop_vars("sle_mm"), summary, availability, tmp_path)()
 
@@ -150,3 +150,19 @@ def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Pa
     assert "loaded: []" in done.stdout
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert set(FIGURE_FILES) <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
+    """fit.json's record and residuals.png (fusion.adequacy) from the worker: the same as here."""
+    from fusion.adequacy import thin_draws
+    from fusion.adequacy_figures import fit_outputs
+    from fusion.inference.model import NoiseSettings
+
+    *_, trace, prepared = inputs
+    theta, w = thin_draws(trace["posterior"], 20, prepared.member_ids)
+    args = (prepared, theta, w, NoiseSettings(), 3)
+    record, png = fit_outputs(*args)
+    with RunWorker() as worker:
+        there = worker.fit_outputs(*args)()
+    assert there == (record, png) and png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(record["streams"]) <= {"thick", "vel"} and record["pit_draws"] == theta.shape[0]

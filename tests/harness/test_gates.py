@@ -67,7 +67,7 @@ def test_gates_prints_a_file_run_config_accepts_back_unchanged(
     assert load_gates(path) == Gates()
     assert cli.main(["gates", "--config", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == text.splitlines()[1:]  # the first line names the source
-    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "likelihood", "drift"):
+    for section in ("convergence", "sbc", "parity", "coverage", "stability", "agreement", "likelihood", "drift", "adequacy"):
         assert f"\n{section}:\n" in "\n" + text
 
 
@@ -82,6 +82,7 @@ def _tightened_cases() -> list[tuple[str, str, float]]:
         ("agreement", "weight_shift_sd_max", 0.5),
         ("likelihood", "alpha", 0.5),
         ("drift", "stat_k", 1.0),
+        ("adequacy", "alpha", 0.5),
     ]
 
 
@@ -91,6 +92,7 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
 ) -> None:
     import yaml
 
+    from harness.adequacy import adequacy_gates
     from harness.agreement import agreement_gates
     from harness.calibration import coverage_gates
     from harness.drift import drift_gates
@@ -132,6 +134,10 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
             g.likelihood, full=False),
         # a fresh run against its baseline: the largest sampled |Δ| / √(mcse² + mcse²)
         "drift": lambda g: drift_gates({"setup_differences": 0, "deterministic_differing": 0, "max_z": 1.6}, g.drift),
+        # the worst Bonferroni-adjusted p of a region or σ_obs bin: 0.31 measured on model-drawn data
+        "adequacy": lambda g: adequacy_gates(
+            {"streams": {"thick": {"ecdf_tails_excursion": 0.0, "worst_p": 0.31, "heldout_1sigma": 0.69,
+                                   "heldout_2sigma": 0.96}}}, g.adequacy),
     }[section]
     assert all(g["passed"] for g in gate_of(loose))
     red = [g for g in gate_of(tight) if not g["passed"]]

@@ -1,0 +1,66 @@
+"""Peak memory and time of `harness run --case CASE --check adequacy` on a full-size case (issue 20).
+
+Generates a synthetic 761 × 761 grid, 7 yearly steps, 27 members (`fusion.data.synthetic`, not
+committed; reused with `--keep DIR`), writes a `case.yaml` asking for `adequacy` only (the check
+needs no prototype reference), then runs the harness on it in a fresh process and prints that
+process's peak RSS (`getrusage(RUSAGE_CHILDREN)`), its wall time, the verdict and the check's
+own figures (block widths, false alarms). A benchmark that prints figures, not a timed assert.
+
+usage: python benchmarks/bench_adequacy.py [--ny 761 --nx 761 --members 27] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_case import CLI, LIMIT_GB
+from bench_prepare import _measure, full_size_arguments
+
+
+def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
+    """Inputs, config and case.yaml under `root` (reused when already there)."""
+    from fusion.data.synthetic import SyntheticSpec, generate
+
+    data = root / "data"
+    config = data / "config.yaml"
+    if not config.exists():
+        t = time.perf_counter()
+        generate(data, SyntheticSpec(ny=ny, nx=nx, members=members, years=years, with_projection=False))
+        config.write_text(
+            "compat: fixed\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
+            "ensemble: {dir: ensemble}\nlikelihood: {form: effective}\n"
+        )
+        print(f"generated {ny}x{nx}, {members} members in {time.perf_counter() - t:.1f} s: {data}")
+    case = root / "case"
+    case.mkdir(parents=True, exist_ok=True)
+    (case / "case.yaml").write_text(f"name: full-size\nconfig: {config}\nchecks: [adequacy]\n")
+    return case
+
+
+def main() -> None:
+    args = full_size_arguments(__doc__.splitlines()[0])
+    root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-adequacy-"))
+    try:
+        case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
+        out = root / "harness-out"
+        shutil.rmtree(out, ignore_errors=True)
+        wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", "adequacy", "--out", str(out), ok=(0, 1))  # 1: the check is red
+        record = next(r for r in json.loads((out / "report.json").read_text())["checks"] if r["name"] == "adequacy")
+        print(f"harness run --case --check adequacy: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
+        for name, s in record["figures"]["streams"].items():
+            print(f"  {name}: {s['n_points']} points, tiles of {s['block_width_cells']} cells (ℓ {s['correlation_length_cells']:.1f}), "
+                  f"{s['n_blocks']} blocks, held-out 1σ/2σ {s['heldout_1sigma']:.3f}/{s['heldout_2sigma']:.3f}")  # fmt: skip
+        print(f"  false alarms: {record['figures']['false_alarm']}")
+        print(f"memory: {rss:.2f} GB of the {LIMIT_GB:.0f} GB budget ({rss / LIMIT_GB:.0%})")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
