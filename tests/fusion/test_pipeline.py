@@ -248,7 +248,8 @@ def test_fit_json_and_residuals_png_describe_the_posterior_predictive(finished) 
     fit = json.loads((out / "fit.json").read_text())
     weights = pd.read_csv(out / "weights.csv")
     assert fit["top_member"] == weights.loc[weights["posterior_mean"].idxmax(), "member_id"]
-    assert fit["likelihood_form"] == "tempered" and 1 <= fit["pit_draws"] <= 60
+    form = json.loads((out / "summary.json").read_text())["likelihood"]["form"]
+    assert fit["likelihood_form"] == form == "effective" and 1 <= fit["pit_draws"] <= 60  # the default under fixed
     for name in ("thick", "vel"):
         s = fit["streams"][name]
         assert s["n_points"] > 0 and 0.0 < s["coverage"]["1sigma"] < s["coverage"]["2sigma"] <= 1.0
