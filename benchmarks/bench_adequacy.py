@@ -15,27 +15,15 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_case import CLI, LIMIT_GB
+from bench_case import CLI, LIMIT_GB, full_size_inputs
 from bench_prepare import _measure, full_size_arguments
 
 
 def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
     """Inputs, config and case.yaml under `root` (reused when already there)."""
-    from fusion.data.synthetic import SyntheticSpec, generate
-
-    data = root / "data"
-    config = data / "config.yaml"
-    if not config.exists():
-        t = time.perf_counter()
-        generate(data, SyntheticSpec(ny=ny, nx=nx, members=members, years=years, with_projection=False))
-        config.write_text(
-            "compat: fixed\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
-            "ensemble: {dir: ensemble}\nlikelihood: {form: effective}\n"
-        )
-        print(f"generated {ny}x{nx}, {members} members in {time.perf_counter() - t:.1f} s: {data}")
+    config = full_size_inputs(root / "data", ny, nx, members, years, "compat: fixed\nlikelihood: {form: effective}\n")
     case = root / "case"
     case.mkdir(parents=True, exist_ok=True)
     (case / "case.yaml").write_text(f"name: full-size\nconfig: {config}\nchecks: [adequacy]\n")

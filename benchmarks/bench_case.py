@@ -34,23 +34,27 @@ CLI = {
 LIMIT_GB = 1.0
 
 
-def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
-    """Inputs, config, case.yaml and reference/ under `root` (reused when already complete)."""
+def full_size_inputs(data: Path, ny: int, nx: int, members: int, years: tuple[int, int], head: str) -> Path:
+    """A synthetic dataset (no projection inputs) and its config.yaml starting with `head`; reused when there."""
     from fusion.data.synthetic import SyntheticSpec, generate
 
-    case = root / "case"
-    if (case / "_SUCCESS").is_file():
-        return case
-    data = root / "data"
     config = data / "config.yaml"
     if not config.exists():
         t = time.perf_counter()
         generate(data, SyntheticSpec(ny=ny, nx=nx, members=members, years=years, with_projection=False))
         config.write_text(
-            "compat: prototype\nobservations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\n"
-            "ensemble: {dir: ensemble}\n"
+            head + "observations: {thickness: {dir: obs/elev}, velocity: {dir: obs/vel}}\nensemble: {dir: ensemble}\n"
         )
         print(f"generated {ny}x{nx}, {members} members in {time.perf_counter() - t:.1f} s: {data}")
+    return config
+
+
+def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
+    """Inputs, config, case.yaml and reference/ under `root` (reused when already complete)."""
+    case = root / "case"
+    if (case / "_SUCCESS").is_file():
+        return case
+    config = full_size_inputs(root / "data", ny, nx, members, years, "compat: prototype\n")
     reference = case / "reference"
     reference.mkdir(parents=True, exist_ok=True)
     posterior = reference / "posterior.nc"
