@@ -67,14 +67,15 @@ def sample(
             while_sampling()
         return sample_laplace(cfg, prepared, settings=settings)
     settings = settings or NoiseSettings.from_config(cfg)
+    inference = cfg.inference.model_copy(update={"mass_matrix": cfg.inference.adaptation(cfg.compat)})
     if cfg.inference.sampler == "nutpie":
         trace = _sample_fused_nutpie(
-            FusedDensity(prepared, settings), cfg.inference, progressbar=progressbar, while_sampling=while_sampling
+            FusedDensity(prepared, settings), inference, progressbar=progressbar, while_sampling=while_sampling
         )
     else:
         if while_sampling is not None:
             while_sampling()
-        trace = sample_model(build_model(prepared, settings), cfg.inference, progressbar=progressbar)
+        trace = sample_model(build_model(prepared, settings), inference, progressbar=progressbar)
     trace = add_member_deterministics(trace, prepared, settings)
     trace["posterior"].attrs.update(
         fusion_method="nuts",
@@ -296,6 +297,7 @@ def _run_nutpie(
         seed=inference.seed,
         target_accept=inference.target_accept,
         cores=inference.cores,
+        adaptation=inference.mass_matrix or "diag",
         progressbar=progressbar,
         raw=raw,
         while_sampling=while_sampling,
@@ -400,6 +402,7 @@ def _finish(
         fusion_sampler=inference.sampler,
         fusion_density=density,
         fusion_seed=inference.seed,
+        **({"fusion_mass_matrix": inference.mass_matrix or "diag"} if inference.sampler == "nutpie" else {}),
         fusion_compile_s=compile_s,
         fusion_sampling_wall_s=wall,
     )

@@ -132,3 +132,17 @@ def test_python_callback_route_samples_the_same_posterior_shape() -> None:
     assert trace["posterior"].attrs["fusion_density"] == "fused-pyfunc"
     assert trace["posterior"]["sigma_base_vel"].shape == (2, 30)
     assert np.all(np.isfinite(trace["sample_stats"]["energy"].values))
+
+
+@pytest.mark.parametrize(("compat", "mass_matrix", "expected"),
+                         [("fixed", None, "low_rank"), ("prototype", None, "diag"), ("fixed", "diag", "diag")])
+def test_nutpie_adapts_the_mass_matrix_the_config_asks_for(compat: str, mass_matrix: str | None, expected: str) -> None:
+    """Under `compat: fixed` a low-rank mass matrix follows the σ_base_vel–β_vel ridge; the
+    choice reaches nutpie (the draws differ) and the trace says which one ran."""
+    cfg = _config("nutpie", draws=30, tune=30, chains=1, mass_matrix=mass_matrix).with_updates(compat=compat)
+    assert cfg.inference.adaptation(compat) == expected
+    trace = sample(cfg, PREPARED, progressbar=False)
+    assert trace["posterior"].attrs["fusion_mass_matrix"] == expected
+    other = sample(cfg.with_updates(inference={"mass_matrix": "low_rank" if expected == "diag" else "diag"}),
+                   PREPARED, progressbar=False)
+    assert not np.array_equal(trace["posterior"]["sigma_base_vel"].values, other["posterior"]["sigma_base_vel"].values)
