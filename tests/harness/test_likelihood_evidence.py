@@ -68,3 +68,17 @@ def test_full_check_reports_the_table_and_gates_the_machinery(tmp_path: Path) ->
     assert all(result.figures["planted_defects_caught"].values())
     assert "effective" in result.figures["calibrated_everywhere"]
     assert (tmp_path / "evidence.md").read_text().count("| long |") >= 5  # four forms and a planted defect
+
+
+def test_quick_check_passes_its_machinery_gate(tmp_path: Path) -> None:
+    """`harness run --suite quick --check likelihood` is green on a correct FUSION: at 40
+    replicates its generative-form gate read p 0.008 and the quick suite stayed red unnoticed."""
+    from harness.checks import CheckContext
+    from harness.likelihood_check import run_check
+
+    ctx = CheckContext(suite="quick", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path, progress=lambda _: None)
+    result = run_check(ctx)
+    assert result.status == "pass", result.messages
+    (gate,) = [g for g in result.gates if g["figure"].startswith("independent form, independent errors")]
+    assert gate["passed"] and gate["value"] >= 0.01
+    assert "effective" in result.figures["calibrated_everywhere"]  # of the two structures it runs
