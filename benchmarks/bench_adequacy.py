@@ -11,14 +11,13 @@ usage: python benchmarks/bench_adequacy.py [--ny 761 --nx 761 --members 27] [--k
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_case import CLI, LIMIT_GB, full_size_inputs
-from bench_prepare import _measure, full_size_arguments
+from bench_case import LIMIT_GB, full_size_inputs, measure_check
+from bench_prepare import full_size_arguments
 
 
 def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
@@ -35,10 +34,7 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-adequacy-"))
     try:
         case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
-        out = root / "harness-out"
-        shutil.rmtree(out, ignore_errors=True)
-        wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", "adequacy", "--out", str(out), ok=(0, 1))  # 1: the check is red
-        record = next(r for r in json.loads((out / "report.json").read_text())["checks"] if r["name"] == "adequacy")
+        wall, rss, record = measure_check(case, root, "adequacy", ok=(0, 1))  # 1: the check is red
         print(f"harness run --case --check adequacy: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
         for name, s in record["figures"]["streams"].items():
             print(f"  {name}: {s['n_points']} points, tiles of {s['block_width_cells']} cells (ℓ {s['correlation_length_cells']:.1f}), "

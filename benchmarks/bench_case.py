@@ -75,16 +75,23 @@ def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int
     return case
 
 
+def measure_check(case: Path, root: Path, check: str, ok: tuple[int, ...] = (0,)) -> tuple[float, float, dict]:
+    """`harness run --case CASE --check CHECK` as a child process: wall seconds, peak RSS (GB) and
+    the check's record from report.json; `ok`: the exit statuses that are not a failure."""
+    out = root / "harness-out"
+    shutil.rmtree(out, ignore_errors=True)
+    wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", check, "--out", str(out), ok=ok)
+    record = next(r for r in json.loads((out / "report.json").read_text())["checks"] if r["name"] == check)
+    return wall, rss, record
+
+
 def main() -> None:
     args = full_size_arguments(__doc__.splitlines()[0])
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-case-"))
     try:
         case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
-        out = root / "harness-out"
-        shutil.rmtree(out, ignore_errors=True)
-        wall, rss = _measure(CLI["harness"], "run", "--case", str(case), "--check", "parity", "--out", str(out))
-        record = next(r for r in json.loads((out / "report.json").read_text())["checks"] if r["name"] == "parity")
+        wall, rss, record = measure_check(case, root, "parity")
         compared = [k for k, v in record["figures"].items() if isinstance(v, dict) and "passed" in v]
         print(f"harness run --case --check parity: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
         print(f"compared: {', '.join(compared)}; skipped: {', '.join(record['figures'].get('skipped', {}))}")
