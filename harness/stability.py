@@ -102,6 +102,7 @@ class _Job:
 
     settings: StabilitySettings
     fits: tuple[tuple[NoiseSettings, Prepared], ...]
+    adaptation: str = "diag"  # nutpie's mass matrix, as `fusion run` adapts it under the config's compat
 
 
 def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]:
@@ -118,6 +119,7 @@ def stability_chunk(job: _Job, indices: list[int], cores: int) -> dict[str, Any]
             chains=st.chains,
             cores=cores,
             seed=st.sampler_seed,
+            adaptation=job.adaptation,
         )
         results.append({"index": k, "draws": res.flat, "divergences": int(res.diverging.sum())})
     return {"results": results, **worker_info()}
@@ -165,7 +167,7 @@ def run_stability(
             for seed in todo
         }
         fits = {seed: likelihood_inputs(cfg, prepared[seed]) for seed in todo}
-        job = _Job(settings, tuple(fits[s] for s in todo))
+        job = _Job(settings, tuple(fits[s] for s in todo), cfg.inference.adaptation(cfg.compat))
 
         def on_chunk(results: list[dict[str, Any]]) -> None:
             for r in results:
