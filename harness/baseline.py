@@ -100,9 +100,13 @@ def _setup(case: Case, cfg: Any) -> dict[str, Any]:
     from fusion.inference.likelihood import effective_form
 
     config = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in NOT_SETUP}
+    inf = cfg.inference
+    nutpie = inf.method == "nuts" and inf.sampler == "nutpie"
     return {
         "config": {k: _relative(v, case.root) for k, v in flat(config).items()},
+        # what FUSION resolves from the config by its own rules (so a changed rule shows too)
         "likelihood_form": effective_form(cfg),
+        "mass_matrix": inf.adaptation(cfg.compat) if nutpie else None,
         "inputs_sha256": {_relative(p, case.root): d for p, d in case.inputs_sha256().items()},
     }
 

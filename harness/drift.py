@@ -40,6 +40,11 @@ __all__ = ["Drift", "SetupDifference", "compare", "drift_gates", "history_table"
 
 #: library versions shown beside FUSION's when they differ (provenance; never gated)
 _SHOWN = 10  # deterministic differences listed one per line; the rest are in drift.csv and the table
+#: setup values FUSION resolves from the config: (record key, the config key setting it, label)
+_RESOLVED: tuple[tuple[str, str, str], ...] = (
+    ("likelihood_form", "likelihood.form", "likelihood form sampled"),
+    ("mass_matrix", "inference.mass_matrix", "nutpie mass matrix"),
+)
 _LIBRARIES = ("numpy", "scipy", "pymc", "pytensor", "nutpie", "numba", "arviz-stats", "xarray")
 
 
@@ -99,9 +104,10 @@ def _setup(baseline: dict[str, Any], fresh: dict[str, Any]) -> list[SetupDiffere
     for key in dict.fromkeys([*config_a, *config_b]):
         if not _same(config_a.get(key), config_b.get(key)):
             out.append(SetupDifference(f"config {key}", config_a.get(key, "absent"), config_b.get(key, "absent")))
-    form = (a.get("likelihood_form"), b.get("likelihood_form"))
-    if form[0] != form[1] and (config_a.get("likelihood.form"), config_b.get("likelihood.form")) != form:
-        out.append(SetupDifference("likelihood form sampled", a.get("likelihood_form"), b.get("likelihood_form")))
+    for key, config_key, label in _RESOLVED:  # a changed rule of FUSION's, where the config key did not change
+        pair = (a.get(key, "absent"), b.get(key, "absent"))
+        if pair[0] != pair[1] and _same(config_a.get(config_key), config_b.get(config_key)):
+            out.append(SetupDifference(label, *pair))
     inputs_a, inputs_b = a.get("inputs_sha256", {}), b.get("inputs_sha256", {})
     for path in sorted(set(inputs_a) | set(inputs_b)):
         if inputs_a.get(path) != inputs_b.get(path):

@@ -283,6 +283,20 @@ def test_compare_is_bitwise_where_deterministic_and_a_z_test_where_sampled() -> 
     assert not within.beyond and not within.deterministic and not within.setup
 
 
+def test_a_changed_rule_of_fusion_shows_in_the_setup_though_no_config_key_changed() -> None:
+    """The mass matrix nutpie adapts is resolved from `compat` when `inference.mass_matrix` is unset:
+    a release changing that rule (or a baseline from before it was recorded) is a setup difference."""
+    base, fresh = _record(), _record()
+    base["setup"]["config"]["inference.mass_matrix"] = fresh["setup"]["config"]["inference.mass_matrix"] = None
+    base["setup"]["mass_matrix"], fresh["setup"]["mass_matrix"] = "diag", "low_rank"
+    assert [(d.key, d.baseline, d.fresh) for d in compare(base, fresh, k=4.0).to_review] == [
+        ("nutpie mass matrix", "diag", "low_rank")]
+    del base["setup"]["mass_matrix"]
+    assert [d.baseline for d in compare(base, fresh, k=4.0).to_review] == ["absent"]
+    fresh["setup"]["config"]["inference.mass_matrix"] = "low_rank"  # said by the config: its own line
+    assert [d.key for d in compare(base, fresh, k=4.0).to_review] == ["config inference.mass_matrix"]
+
+
 def test_the_drift_gates_follow_the_configured_bound() -> None:
     figures = {"setup_differences": 0, "deterministic_differing": 0, "max_z": 1.6}
     assert all(g["passed"] for g in drift_gates(figures, DriftGate()))
