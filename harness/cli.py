@@ -7,8 +7,8 @@ input — with one line on stderr naming what is wrong and no output folder left
 SIGTERM is turned into an orderly stop: the check being run is not stamped, the report
 and a `_RUN_PARTIAL` marker are written, and a rerun with the same `--out` resumes.
 `harness signoff OUT_DIR --name NAME --decision approve|reject [--note TEXT]` records a
-sign-off of a finished run (harness.signoff); `harness baseline --case DIR [--accept --name NAME --note
-TEXT]` records FUSION's outputs on a case for the `drift` check (harness.baseline).
+sign-off of a finished run (harness.report.signoff); `harness baseline --case DIR [--accept --name NAME --note
+TEXT]` records FUSION's outputs on a case for the `drift` check (harness.cases.baseline).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _add_capture(sub: argparse._SubParsersAction) -> None:
 
 def _capture(args: argparse.Namespace) -> int:
     from fusion.errors import InputError
-    from harness.capture import CaptureOptions, capture
+    from harness.cases.capture import CaptureOptions, capture
 
     opts = CaptureOptions(
         config=args.config, prototype=args.prototype, out=args.out, python=args.python,
@@ -240,7 +240,7 @@ def _keep_screenshot(out: Path) -> None:
     """`report.png` beside `report.html` when Chromium is installed (best effort: the exit status stays)."""
     import subprocess
 
-    from harness.browser import BrowserError, find_chromium, screenshot
+    from harness.report.browser import BrowserError, find_chromium, screenshot
 
     if find_chromium() is None or not (out / "report.html").is_file():
         return
@@ -252,7 +252,7 @@ def _keep_screenshot(out: Path) -> None:
 
 def _signoff(args: argparse.Namespace) -> int:
     """`harness signoff`: one line on success, one line on stderr and exit 2 when refused."""
-    from harness.signoff import SignoffRefused, sign
+    from harness.report.signoff import SignoffRefused, sign
 
     try:
         rec = sign(args.out, args.name, args.decision, args.note)
@@ -276,7 +276,7 @@ def _add_baseline(sub: argparse._SubParsersAction) -> None:
 def _baseline(args: argparse.Namespace) -> int:
     """`harness baseline`: one line on success; bad input is one line on stderr, exit 2, nothing written."""
     from fusion.errors import InputError
-    from harness.baseline import Acceptance, make_baseline
+    from harness.cases.baseline import Acceptance, make_baseline
 
     try:
         if not args.accept and (args.name is not None or args.note is not None):

@@ -18,7 +18,7 @@
       alpha: 0.01
     drift:
       stat_k: 4.0
-    adequacy:         # posterior predictive check per case (harness.adequacy)
+    adequacy:         # posterior predictive check per case (harness.checks.adequacy)
       alpha: 0.01
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
@@ -123,7 +123,7 @@ class DriftGate(_Section):
 class AdequacyGate(_Section):
     """Posterior predictive check: block-PIT uniformity and regional tests at family-wise `alpha`
     per stream, tiles `block_lengths` correlation lengths wide, held-out coverage at most
-    `coverage_tol_*` below nominal (harness.adequacy)."""
+    `coverage_tol_*` below nominal (harness.checks.adequacy)."""
 
     alpha: float = Field(0.01, gt=0, lt=1)
     block_lengths: float = Field(2.0, gt=0)

@@ -70,6 +70,7 @@ class CheckSpec:
     select: Select | None = None  # per-case checks: which cases of the run (default: every case asking)
     suites: tuple[str, ...] = SUITES
     gates: str | None = None  # its section of `harness run --config FILE` (harness.gates.Gates field)
+    no_case: str = ""  # per-case checks: the report's line when no case of a bundled run asks for it
 
     def cases(self, suite: str, catalog: CaseCatalog) -> list[str]:
         """The cases the runner plans for this check."""
@@ -79,24 +80,26 @@ class CheckSpec:
 
 
 CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec("parity", "harness.parity", "FUSION against the prototype's reference files, per case",
+    CheckSpec("parity", "harness.checks.parity", "FUSION against the prototype's reference files, per case",
               per_case=True, gates="parity"),
-    CheckSpec("convergence", "harness.convergence", "R-hat, ESS, divergences, E-BFMI at production settings",
+    CheckSpec("convergence", "harness.checks.convergence", "R-hat, ESS, divergences, E-BFMI at production settings",
               per_case=True, select=small_case_in_quick, gates="convergence"),
-    CheckSpec("sbc", "harness.sbc", "simulation-based calibration of the generative form", gates="sbc"),
-    CheckSpec("coverage", "harness.calibration", "predictive coverage and recovery of the true member",
+    CheckSpec("sbc", "harness.checks.sbc", "simulation-based calibration of the generative form", gates="sbc"),
+    CheckSpec("coverage", "harness.checks.coverage", "predictive coverage and recovery of the true member",
               gates="coverage"),
-    CheckSpec("stability", "harness.stability", "member weights across subsample seeds",
+    CheckSpec("stability", "harness.checks.stability", "member weights across subsample seeds",
               per_case=True, select=example_case, gates="stability"),
-    CheckSpec("agreement", "harness.agreement", "the Laplace fast path against NUTS, per case",
+    CheckSpec("agreement", "harness.checks.agreement", "the Laplace fast path against NUTS, per case",
               per_case=True, gates="agreement"),
-    CheckSpec("adequacy", "harness.adequacy", "does the noise model fit the case's data: block PIT, regions, held-out coverage",
+    CheckSpec("adequacy", "harness.checks.adequacy", "does the noise model fit the case's data: block PIT, regions, held-out coverage",
               per_case=True, select=example_case, gates="adequacy"),
-    CheckSpec("likelihood", "harness.likelihood_check",
+    CheckSpec("likelihood", "harness.checks.likelihood",
               "which likelihood.form is calibrated under spatially correlated errors (evidence table)",
               gates="likelihood"),
-    CheckSpec("drift", "harness.drift", "FUSION's outputs on a case against its baseline (harness baseline)", per_case=True,
-              select=lambda suite, catalog, name: [] if catalog.bundled else catalog.names(name), gates="drift"),
+    CheckSpec("drift", "harness.checks.drift", "FUSION's outputs on a case against its baseline (harness baseline)", per_case=True,
+              select=lambda suite, catalog, name: [] if catalog.bundled else catalog.names(name), gates="drift",
+              no_case="no case of this run has a baseline: drift runs on case folders "
+                      "(`harness baseline --case DIR`, then `harness run --case DIR --check drift`)"),
 )
 
 

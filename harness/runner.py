@@ -8,7 +8,7 @@ Layout of `--out DIR`:
     DIR/signoff.json         sign-offs recorded by `harness signoff`
     DIR/_RUN_SUCCESS | _RUN_PARTIAL | _RUN_FAILED    exactly one, written last
 
-Each check folder is a result folder of `harness.store`: a folder stamped `_SUCCESS` whose
+Each check folder is a result folder of `harness.result_store`: a folder stamped `_SUCCESS` whose
 `result.json` carries the key of the same check, case and suite, the same cases (golden files
 and fixtures for the bundled cases, each folder's content for `--case` runs), the same gates
 and the same code is not redone; anything else is. A check that raises is recorded as
@@ -36,14 +36,14 @@ from typing import Any
 
 from fusion.errors import InputError
 from fusion.io import clear_success, write_text
-from harness import records
+from harness.report import records
 from harness import registry as checks_registry
 from harness.cases import CaseCatalog
 from harness.checks import CheckContext, CheckResult
 from harness.gates import Gates
 from harness.paths import repo_root
 from harness.runlog import LOCK_FILE, clear_run_markers, locked, set_run_marker, upsert_inventory
-from harness.store import load_result, result_key, save_result, source_digest
+from harness.result_store import load_result, result_key, save_result, source_digest
 
 __all__ = [
     "SUITES",
@@ -212,6 +212,18 @@ def _stored(folder: Path, key: str) -> CheckResult | None:
         return None
 
 
+def _no_case(item: Planned, registry: Any) -> bool:
+    """A registered per-case check planned on the bundled run without a case (a check never receives "all")."""
+    if item.case != checks_registry.ALL or (registry is not None and item.check in registry):
+        return False
+    return checks_registry.spec(item.check).per_case
+
+
+def _no_case_result(name: str) -> CheckResult:
+    note = checks_registry.spec(name).no_case or "no case of this run asks for it"
+    return CheckResult(name=name, case=checks_registry.ALL, status="pass", figures={"cases_compared": 0}, messages=[note])
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -223,7 +235,7 @@ def run(
     progress: Callable[[str], None] = print,
 ) -> RunOutcome:
     """Run (or resume) every planned check, then write the report and exactly one run marker."""
-    from harness.report import write_report
+    from harness.report.write import write_report
 
     if options.suite not in SUITES:
         raise BadInput(f"unknown suite {options.suite!r}; valid: {', '.join(SUITES)}")
@@ -254,6 +266,67 @@ def run(
         raise BadInput(f"{out}: another harness run is writing to this folder") from None
 
 
+def _execute(item: Planned, ctx: CheckContext, registry: Any) -> tuple[CheckResult, bool]:
+    """Run one planned check, timed; anything it raises becomes an error record. (result, interrupted)."""
+    interrupted = False
+    start = time.perf_counter()
+    try:
+        if _no_case(item, registry):  # a per-case check no case of the run asks for: the runner says so
+            result = _no_case_result(item.check)
+        else:
+            target = _load(item.check, registry)
+            fn = target if callable(target) and not isinstance(target, ModuleType) else target.run_check
+            result = fn(ctx)
+        if not isinstance(result, CheckResult):
+            raise TypeError(f"run_check returned {type(result).__name__}, not CheckResult")
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        interrupted = True
+        result = _error_result(item.check, item.case, exc, "interrupted")
+    except Exception as exc:  # noqa: BLE001 — recorded as an error, the run goes on
+        result = _error_result(item.check, item.case, exc, "raised")
+        write_text(item.folder / "error.txt", traceback.format_exc())
+    result.duration_s = time.perf_counter() - start  # the runner times every check
+    result.name, result.case = item.check, item.case  # folders and inventory are keyed by the plan
+    return result, interrupted
+
+
+def _record(out: Path, item: Planned, result: CheckResult, key: str, suite: str, fp: str, env: Any, start_at: str) -> None:
+    """Store the check's result (complete only when it passed or failed) and its line of the inventory."""
+    if not result.config_hash:
+        result.config_hash = hashlib.sha256(f"{item.check}|{item.case}|{suite}".encode()).hexdigest()
+    result.provenance = {**result.provenance, "versions": env, "fingerprint": fp}
+    save_result(
+        item.folder,
+        {**dataclasses.asdict(result), "suite": suite, "fingerprint": fp, "started_at": start_at, "finished_at": _now()},
+        key,
+        complete=result.status in ("pass", "fail"),  # an error or an interruption is retried
+    )
+    upsert_inventory(
+        out,
+        {
+            "check": item.check,
+            "case": item.case,
+            "config_hash": result.config_hash,
+            "status": result.status,
+            "suite": suite,
+            "duration_s": result.duration_s,
+            "finished_at": _now(),
+            "artifact_dir": str(item.folder.relative_to(out)),
+            "fingerprint": fp,
+        },
+    )
+
+
+def _verdict(entries: list[Entry]) -> tuple[str, int]:
+    """The run's one marker and exit code: success only when every check passed."""
+    statuses = [e.result.status for e in entries]
+    if statuses and all(s == "pass" for s in statuses):
+        return "_RUN_SUCCESS", 0
+    if "fail" in statuses:
+        return "_RUN_FAILED", 1
+    return "_RUN_PARTIAL", 1
+
+
 def _run_locked(
     options: RunOptions,
     out: Path,
@@ -269,6 +342,7 @@ def _run_locked(
     planned, entries = plan(options, registry, catalog)
     interrupted = False
     for i, item in enumerate(planned):
+        tag = f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]"
         if interrupted:
             result = CheckResult(
                 name=item.check, case=item.case, status="error", messages=["not run: the run was interrupted"]
@@ -278,14 +352,12 @@ def _run_locked(
         key = check_key(item, options.suite, fp)
         stored = _stored(item.folder, key)
         if stored is not None:
-            progress(
-                f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: done before ({stored.status}), skipped"
-            )
+            progress(f"{tag}: done before ({stored.status}), skipped")
             entries.append(Entry(stored, item.folder, resumed=True))
             continue
         clear_success(item.folder)  # a crash while the check runs must not leave the old stamp
         item.folder.mkdir(parents=True, exist_ok=True)
-        progress(f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: running")
+        progress(f"{tag}: running")
         ctx = CheckContext(
             suite=options.suite,
             artifact_dir=item.folder,
@@ -297,65 +369,16 @@ def _run_locked(
             gates=options.gates,
             catalog=catalog,
         )
-        start_at, start = _now(), time.perf_counter()
-        try:
-            target = _load(item.check, registry)
-            fn = target if callable(target) and not isinstance(target, ModuleType) else target.run_check
-            result = fn(ctx)
-            if not isinstance(result, CheckResult):
-                raise TypeError(f"run_check returned {type(result).__name__}, not CheckResult")
-        except (KeyboardInterrupt, RunInterrupted) as exc:
-            interrupted = True
-            result = _error_result(item.check, item.case, exc, "interrupted")
-        except Exception as exc:  # noqa: BLE001 — recorded as an error, the run goes on
-            result = _error_result(item.check, item.case, exc, "raised")
-            write_text(item.folder / "error.txt", traceback.format_exc())
-        result.duration_s = time.perf_counter() - start  # the runner times every check
-        result.name, result.case = item.check, item.case  # folders and inventory are keyed by the plan
-        if not result.config_hash:
-            result.config_hash = hashlib.sha256(
-                f"{item.check}|{item.case}|{options.suite}".encode()
-            ).hexdigest()
-        result.provenance = {**result.provenance, "versions": env, "fingerprint": fp}
-        save_result(
-            item.folder,
-            {
-                **dataclasses.asdict(result),
-                "suite": options.suite,
-                "fingerprint": fp,
-                "started_at": start_at,
-                "finished_at": _now(),
-            },
-            key,
-            complete=result.status in ("pass", "fail"),  # an error or an interruption is retried
-        )
-        upsert_inventory(
-            out,
-            {
-                "check": item.check,
-                "case": item.case,
-                "config_hash": result.config_hash,
-                "status": result.status,
-                "suite": options.suite,
-                "duration_s": result.duration_s,
-                "finished_at": _now(),
-                "artifact_dir": str(item.folder.relative_to(out)),
-                "fingerprint": fp,
-            },
-        )
+        start_at = _now()
+        result, interrupted = _execute(item, ctx, registry)
+        _record(out, item, result, key, options.suite, fp, env, start_at)
         progress(
-            f"[{i + 1}/{len(planned)}] {item.check}[{item.case}]: {result.status.upper()}"
+            f"{tag}: {result.status.upper()}"
             f" in {result.duration_s:.1f} s" + (f" — {result.messages[0]}" if result.messages else "")
         )
         entries.append(Entry(result, item.folder))
 
-    statuses = [e.result.status for e in entries]
-    if statuses and all(s == "pass" for s in statuses):
-        marker, code = "_RUN_SUCCESS", 0
-    elif "fail" in statuses:
-        marker, code = "_RUN_FAILED", 1
-    else:
-        marker, code = "_RUN_PARTIAL", 1
+    marker, code = _verdict(entries)
     info = {
         "suite": options.suite,
         "checks": list(options.checks),

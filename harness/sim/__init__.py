@@ -14,12 +14,14 @@ from harness.sim.designs import (
     design_from_prepared,
     draw_prior,
     loglik_draws,
+    prior_sd,
+    prior_variance,
     replicate_rng,
     sbc_design,
     sigma_tot2,
     simulate_residuals,
 )
-from harness.sim.fit import Fit, convergence, fit
+from harness.sim.fit import SAMPLER, Fit, convergence, fit
 from harness.sim.parallel import MapStats, local_pool, run_tasks, shutdown_pools, worker_info
 from harness.sim.store import code_digest, load_replicates, run_replicates, save_replicate, spec_hash
 from harness.sim.variants import (
@@ -39,6 +41,7 @@ __all__ = [
     "DROPPED_THICK_TERM",
     "PARAMS",
     "PRIOR_SIGMA",
+    "SAMPLER",
     "VELOCITY_INFLATION",
     "WRONG_PRIOR_SCALE",
     "Design",
@@ -54,6 +57,8 @@ __all__ = [
     "load_replicates",
     "local_pool",
     "loglik_draws",
+    "prior_sd",
+    "prior_variance",
     "replicate_rng",
     "run_replicates",
     "run_tasks",

@@ -10,7 +10,7 @@ FUSION's own density (`FusedDensity`, `fusion.inference.likelihood.form_settings
 
 - **noise** (the density's factor): θ from the prior, every member's residuals a draw of the
   generative form with correlated errors; PIT of each θ_j among the Laplace draws → χ² and ECDF
-  band (`harness.sbc.uniformity`), coverage of the central 1σ / 2σ intervals.
+  band (`harness.sim.ranks.uniformity`), coverage of the central 1σ / 2σ intervals.
 - **members** (the member log-likelihood factor): one member is the truth, the others offset by a
   constant per stream; θ known. Reliability: calibrated weights (P(truth = m | data) = w_m)
   satisfy E[w_truth] = E[Σ_m w_m²], so the mean of w_truth − Σ w² over replicates is 0 (a z test;
@@ -47,7 +47,7 @@ _LEVELS = np.array([0.6827, 0.9545])
 _WIDEN = 1.5
 _PRIOR_SHARE = 0.25  # of the importance draws taken from the prior (defensive mixture)
 #: θ quantities gated: β_thick multiplies speed 0 on thickness points, so its posterior is its
-#: prior (not identified; harness/sbc.py reports the same), reported but not gated
+#: prior (not identified; harness/checks/sbc.py reports the same), reported but not gated
 GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
 
 
@@ -279,7 +279,8 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
     the level of the θ rank tests (family-wise over quantities × tests) and of the reliability z test."""
     from scipy import stats
 
-    from harness.sbc import SBCGate, uniformity
+    from harness.checks.sbc import SBCGate
+    from harness.sim.ranks import uniformity
 
     gate = SBCGate(bins=10, alpha=alpha)
     table: dict[str, dict[str, dict[str, Any]]] = {}

@@ -3,6 +3,7 @@ and a replicate's data as the `Prepared` FUSION's density is built from."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -10,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import PARAMS, NoiseSettings
+from fusion.inference.model import PARAMS, PRIOR_SIGMA, NoiseSettings
 from harness.sim.variants import CORRECT
 
 VELOCITY_INFLATION = NoiseSettings().velocity_inflation
@@ -101,6 +102,16 @@ def design_from_prepared(prepared: Prepared, inflation: float = VELOCITY_INFLATI
         n_members=prepared.n_members,
         inflation=inflation,
     )
+
+
+def prior_variance(param: str) -> float:
+    """Variance of the noise parameter's HalfNormal(σ) prior, σ²(1 − 2/π): posterior contraction is measured against it."""
+    return PRIOR_SIGMA[param] ** 2 * (1 - 2 / math.pi)
+
+
+def prior_sd(param: str) -> float:
+    """Sd of that prior, σ·√(1 − 2/π): recovery errors are stated in its units."""
+    return PRIOR_SIGMA[param] * math.sqrt(1 - 2 / math.pi)
 
 
 def draw_prior(rng: np.random.Generator, prior_sigma: Sequence[float] = CORRECT.prior_sigma) -> np.ndarray:

@@ -14,6 +14,9 @@ from fusion.inference.model import PARAMS, NoiseSettings
 from fusion.inference.sampling import arrow_draws, fused_nutpie_model, run_nutpie
 from harness.sim.variants import CORRECT, ModelVariant
 
+#: how every simulation fit samples, for the provenance of the checks built on them
+SAMPLER = "nutpie on FUSION's FusedDensity as `fusion run` (callbacks built once, data swapped)"
+
 
 @dataclass(frozen=True)
 class Fit:

@@ -2,7 +2,7 @@
 
 SBC and coverage write their replicates here and resume by `spec_hash`, a hash of the spec
 dataclass and of the sources the numbers come from (`code_digest`); each replicate folder is a
-result folder of `harness.store`, the one store the runner and stability use too.
+result folder of `harness.result_store`, the one store the runner and stability use too.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 from fusion.io import write_json
 from harness.progress import ReplicateBar
 from harness.sim.parallel import MapStats, pool_running, run_tasks
-from harness.store import load_result, result_key, save_result, source_digest
+from harness.result_store import load_result, result_key, save_result, source_digest
 
 #: the sources a replicate's numbers come from: every module of `harness/sim/` (whatever it is
 #: split into), the checks built on it and the model
 CODE_PATHS: tuple[str, ...] = (
     "harness/sim",
-    "harness/sbc.py",
-    "harness/calibration.py",
-    "harness/stability.py",
+    "harness/checks/sbc.py",
+    "harness/checks/coverage.py",
+    "harness/checks/stability.py",
     "fusion/inference/model.py",
     "fusion/inference/sampling.py",
     "fusion/inference/posterior.py",

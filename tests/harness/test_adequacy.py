@@ -20,7 +20,7 @@ import pytest
 from fusion import load_config, load_data, prepare
 from fusion.data.prepared import THICK, VEL
 from fusion.data.synthetic import write_example
-from harness.adequacy import adequacy_gates, evaluate, fast_fit, model_data, stream_figures
+from harness.checks.adequacy import adequacy_gates, evaluate, fast_fit, model_data, stream_figures
 from harness.gates import AdequacyGate
 
 THETA = np.array([0.1, 0.5, 0.0, 0.01])  # σ_base_thick, σ_base_vel, β_thick, β_vel: the stated σ dominates
@@ -108,7 +108,7 @@ def test_tempered_form_is_reported_not_gated(example) -> None:
 def test_false_alarm_rate_on_data_drawn_from_the_model(example) -> None:
     """40 seeds: the share red stays within the design bound's reach (2α = 0.02 by Bonferroni,
     plus the coverage gates); printed for the README's figure."""
-    from harness.adequacy import Evaluation, false_alarms
+    from harness.checks.adequacy import Evaluation, false_alarms
 
     cfg, prepared, *_ = example
     ev = Evaluation(None, {}, "effective", THETA, {}, True)  # type: ignore[arg-type]
@@ -125,7 +125,8 @@ def test_the_report_page_shows_the_maps_ecdf_and_sensitivity_in_chromium(example
     from fusion.adequacy_figures import residuals_png
     from fusion.io import write_bytes, write_png
     from fusion.likelihood_figures import plot_sensitivity
-    from harness import browser, runner
+    from harness.report import browser
+    from harness import runner
     from harness.checks import CheckResult
     from tests.harness.test_report_page import decoded_widths, visible_text
 
@@ -157,3 +158,22 @@ def test_the_report_page_shows_the_maps_ecdf_and_sensitivity_in_chromium(example
     assert len(widths) == 2 and all(w > 600 for w in widths), widths
     text = " ".join(visible_text(browser.dump_dom(out / "report.html")))
     assert "thick, box (1, 1) (rows 7–14, cols 10–19): over-dispersed" in text
+
+
+def test_under_blocks_the_fit_and_the_held_out_refit_sample_the_block_means(example) -> None:
+    """`likelihood.form: blocks` samples square means (as `fusion run` does, `form_inputs`), in the
+    fit and in the refit without the held-out tiles; the predictive is still judged on the points."""
+    cfg, data, *_ = example  # the example's own residuals: correlated over a few cells (ℓ ≈ 5 and 2)
+    cfg = cfg.with_updates(likelihood={"form": "blocks"})
+    seen: list[int] = []
+
+    def recording_fit(cfg, sampled, settings):
+        seen.append(sampled.n_points)
+        return fast_fit(cfg, sampled, settings)
+
+    ev = evaluate(cfg, data, AdequacyGate(), fit=recording_fit)
+    assert len(seen) == 2 and ev.form == "blocks"
+    assert seen[1] < seen[0] < data.n_points / 4, (seen, data.n_points)  # block means, fewer without the held-out tiles
+    figures = stream_figures(ev)
+    assert figures["thick"]["n_points"] == int(np.count_nonzero(data.stream == THICK))  # judged on the points
+    assert figures["thick"]["heldout_points"] > 100

@@ -10,7 +10,7 @@ import pytest
 
 from fusion.inference.laplace import fit_laplace, sample_laplace
 from fusion.inference.model import FusedDensity
-from harness import agreement
+from harness.checks import agreement
 from harness.checks import CHECK_NAMES, CheckContext
 from harness.gates import AgreementGate
 from harness.registry import spec
@@ -34,7 +34,7 @@ def _shifted_laplace(cfg, prepared):
 
 
 def test_agreement_is_registered() -> None:
-    assert "agreement" in CHECK_NAMES and spec("agreement").module == "harness.agreement"
+    assert "agreement" in CHECK_NAMES and spec("agreement").module == "harness.checks.agreement"
 
 
 def test_laplace_agrees_with_nuts_on_the_small_case(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import yaml
 
 from fusion.data.synthetic import SyntheticSpec, generate
 from fusion.diagnostics import THRESHOLDS
-from harness.parity import UNKNOWN_NO_STATS
+from harness.checks.parity.statistical import UNKNOWN_NO_STATS
 from harness.cli import main
 
 STAND_IN = Path(__file__).with_name("stand_in_prototype.py")
@@ -137,8 +137,8 @@ def test_sample_capture_keeps_every_group_the_prototypes_sampler_returned(datase
             assert stats["diverging"].dtype == bool and dict(stats.sizes) == {"chain": 2, "draw": 11}
             assert "inference_library" in tree["posterior"].attrs  # written by the sampler's own library
     # and the parity side reads the prototype's own diagnostics from it, not "unknown"
-    from harness.cases import read_posterior
-    from harness.parity import prototype_convergence
+    from harness.cases.reference import read_posterior
+    from harness.checks.parity.statistical import prototype_convergence
 
     figures, verdict = prototype_convergence(read_posterior(out / "reference" / "sampled_posterior.nc"), THRESHOLDS)
     assert isinstance(figures["divergences"], int) and isinstance(figures["e_bfmi_min"], float)
@@ -293,7 +293,7 @@ def test_driver_finds_local_string_constants_and_fails_naming_a_missing_one(tmp_
         "target_accept": 0.9, "reference_dir": str(tmp_path), "result": str(tmp_path / "result.json"),
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    from harness.capture import DRIVER
+    from harness.cases.capture import DRIVER
 
     done = subprocess.run([sys.executable, str(DRIVER), str(tmp_path / "spec.json")], capture_output=True, text=True)
     assert done.returncode == 3

@@ -21,8 +21,9 @@ import xarray as xr
 import yaml
 
 from harness import cli
-from harness.cases import load_case, read_reference_weights
-from harness.parity import UNKNOWN_NO_STATS
+from harness.cases import load_case
+from harness.cases.reference import read_reference_weights
+from harness.checks.parity.statistical import UNKNOWN_NO_STATS
 from harness.paths import repo_root
 
 REPO = repo_root()
@@ -323,7 +324,7 @@ def test_convergence_runs_on_the_case_it_is_given(
 ) -> None:
     """`--case` routes the convergence check to the case's own config (sampler replaced by the
     prototype's short trace, which the gate rejects: the check must say so for this case)."""
-    from harness import convergence
+    from harness.checks import convergence
 
     with xr.open_datatree(GOLDEN / "small" / "sampled_posterior.nc") as tree:
         short = tree.load()

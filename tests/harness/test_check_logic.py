@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 
 from harness.testing import GOLDEN_DIR
-from harness.convergence import THRESHOLDS, diagnose, gate
-from harness.golden import read_table
-from harness.parity import statistical_parity
+from harness.checks.convergence import THRESHOLDS, diagnose, gate
+from harness.testing.golden import read_table
+from harness.checks.parity.statistical import statistical_parity
 
 IDS = ("run1", "run2", "run3", "run4", "run5")
 

@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from fusion.io import SUCCESS
-from harness import cli, runner
-from harness.baseline_store import RECORD, read_baselines
-from harness.drift import compare, drift_gates
+from harness import cli
+from harness import runner
+from harness.cases.baseline_store import RECORD, read_baselines
+from harness.checks.drift import compare, drift_gates
 from harness.gates import DriftGate
 from harness.testing import planted_default
 from tests.helpers import TinyCase, write_nc
@@ -206,7 +207,7 @@ def test_a_case_without_projection_inputs_baselines_weights_and_noise(tmp_path: 
 
 
 def _write_record(case: Path, name: str, **changes: Any) -> Path:
-    """A baseline folder written by hand (no FUSION run): the shape harness.baseline writes."""
+    """A baseline folder written by hand (no FUSION run): the shape harness.cases.baseline writes."""
     record = {"schema": 1, "id": "0.0-000000000000", "case": name, "created_at": "2026-01-01T00:00:00", "fusion_version": "0.0",
               "config_hash": "0" * 64, "setup": {}, "deterministic": {}, "sampled": {}, "reported": {},
               "provenance": {}, "accepted": None, **changes}  # fmt: skip

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from fusion.diagnostics import THRESHOLDS, Thresholds
-from harness import cli, runner
+from harness import cli
+from harness import runner
 from harness.gates import SBC_FIT, Gates, load_gates
 
 
@@ -92,15 +93,15 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
 ) -> None:
     import yaml
 
-    from harness.adequacy import adequacy_gates
-    from harness.agreement import agreement_gates
-    from harness.calibration import coverage_gates
-    from harness.drift import drift_gates
-    from harness.convergence import convergence_gates
-    from harness.likelihood_check import likelihood_gates
-    from harness.parity import parity_gates
-    from harness.sbc import SBCGate, sbc_gates
-    from harness.stability import stability_gates
+    from harness.checks.adequacy import adequacy_gates
+    from harness.checks.agreement import agreement_gates
+    from harness.checks.coverage import coverage_gates
+    from harness.checks.drift import drift_gates
+    from harness.checks.convergence import convergence_gates
+    from harness.checks.likelihood import likelihood_gates
+    from harness.checks.parity import parity_gates
+    from harness.checks.sbc import SBCGate, sbc_gates
+    from harness.checks.stability import stability_gates
 
     assert cli.main(["gates"]) == 0
     data = yaml.safe_load(capsys.readouterr().out)

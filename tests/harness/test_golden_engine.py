@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.golden import GoldenTableExtension, Tolerance, compare_tables, format_table, parse_table
+from harness.testing.golden import GoldenTableExtension, Tolerance, compare_tables, format_table, parse_table
 from harness.paths import repo_root
 
 REPO = repo_root()
@@ -73,7 +73,7 @@ def test_extension_matches_uses_tolerances() -> None:
 INNER_TEST = """
 from pathlib import Path
 import pandas as pd
-from harness.golden import GoldenTableExtension
+from harness.testing.golden import GoldenTableExtension
 
 class Here(GoldenTableExtension):
     root = Path(__file__).parent / "golden"
@@ -117,7 +117,7 @@ def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_snapshot_workflow_hand_edit_fails_and_update_prints_the_change(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
     (tmp_path / "conftest.py").write_text(
-        "from harness.golden import pytest_terminal_summary  # noqa: F401\n"
+        "from harness.testing.golden import pytest_terminal_summary  # noqa: F401\n"
     )
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TEST))
 

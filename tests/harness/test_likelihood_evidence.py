@@ -60,7 +60,7 @@ def test_block_sigma_taken_as_sigma_over_root_n_fails_sbc_under_correlation() ->
 @pytest.mark.full
 def test_full_check_reports_the_table_and_gates_the_machinery(tmp_path: Path) -> None:
     from harness.checks import CheckContext
-    from harness.likelihood_check import run_check
+    from harness.checks.likelihood import run_check
 
     ctx = CheckContext(suite="full", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path, progress=lambda _: None)
     result = run_check(ctx)
@@ -74,7 +74,7 @@ def test_quick_check_passes_its_machinery_gate(tmp_path: Path) -> None:
     """`harness run --suite quick --check likelihood` is green on a correct FUSION: at 40
     replicates its generative-form gate read p 0.008 and the quick suite stayed red unnoticed."""
     from harness.checks import CheckContext
-    from harness.likelihood_check import run_check
+    from harness.checks.likelihood import run_check
 
     ctx = CheckContext(suite="quick", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path, progress=lambda _: None)
     result = run_check(ctx)

@@ -15,7 +15,7 @@ import pytest
 
 import harness.sim as sim
 from harness.paths import repo_root
-from harness.sbc import SBCSpec, run_sbc
+from harness.checks.sbc import SBCSpec, run_sbc
 
 REPO = repo_root()
 SPEC = SBCSpec(n_replicates=16, draws=200, tune=200, seed=77)
@@ -68,7 +68,7 @@ def test_killed_run_resumes_without_refitting(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "harness.sbc",
+        "harness.checks.sbc",
         "--out",
         str(out_dir),
         "--replicates",

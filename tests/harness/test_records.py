@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from fusion.diagnostics import THRESHOLDS
-from harness.agreement import agreement_gates
-from harness.calibration import coverage_gates
-from harness.convergence import convergence_gates
+from harness.checks.agreement import agreement_gates
+from harness.checks.coverage import coverage_gates
+from harness.checks.convergence import convergence_gates
 from harness.gates import Gates
-from harness.parity import parity_gates
-from harness.records import headline
-from harness.sbc import SBCGate, sbc_gates
-from harness.stability import stability_gates
+from harness.checks.parity import parity_gates
+from harness.report.records import headline
+from harness.checks.sbc import SBCGate, sbc_gates
+from harness.checks.stability import stability_gates
 
 G = Gates()
 CONVERGENCE = {

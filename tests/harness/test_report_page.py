@@ -1,6 +1,6 @@
 """report.html in a real browser, and `harness signoff`, on planted check records (no sampling: seconds).
 
-The page is opened from disk by headless Chromium with the network off (harness.browser).
+The page is opened from disk by headless Chromium with the network off (harness.report.browser).
 Text: `--dump-dom` of the page itself, reduced to its visible text. Images: the page has no
 script (by design), so a copy of it gets a one-line probe that, on `load`, writes every
 image's `naturalWidth` into the DOM; Chromium decoded an image iff that width is positive.
@@ -23,7 +23,9 @@ import pytest
 
 from fusion.data.availability import availability_record
 from fusion.io import write_json, write_png
-from harness import browser, cli, runner
+from harness.report import browser
+from harness import cli
+from harness import runner
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 
 CHECKS = ("parity", "convergence", "stability")
@@ -349,7 +351,7 @@ def test_markdown_and_page_show_the_same_summary(failed_run: Path) -> None:
 
 def test_page_escapes_every_value_through_the_template(tmp_path: Path) -> None:
     """Jinja2 autoescaping: a check's text cannot inject markup into the sign-off page."""
-    from harness.html_report import render_html
+    from harness.report.html import render_html
 
     evil = "<script>alert(1)</script> & \"quotes\""
     doc = {

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from fusion.io import is_complete, write_text
-from harness import cli, runlog, runner
+from harness import cli
+from harness import runlog
+from harness import runner
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.paths import repo_root
 
@@ -257,7 +259,8 @@ SCRIPT = """
 import signal, sys, time
 from pathlib import Path
 from fusion.io import write_text
-from harness import cli, runner
+from harness import cli
+from harness import runner
 from harness.checks import CheckResult
 
 def quick(ctx):

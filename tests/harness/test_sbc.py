@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.sbc import SBCGate, ecdf_band, fit_problems, jittered_pit, shape_of, thin_indices, uniformity
+from harness.checks.sbc import SBCGate, fit_problems
+from harness.sim.ranks import ecdf_band, jittered_pit, shape_of, thin_indices, uniformity
 
 
 def test_thinning_keeps_about_one_draw_per_effective_sample() -> None:

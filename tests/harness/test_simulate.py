@@ -12,7 +12,7 @@ import harness.sim as sim
 from fusion.data.prepared import THICK, VEL
 from fusion.inference import model as fusion_model
 from fusion.inference.model import FusedDensity, NoiseSettings, squared_residuals, stream_blocks
-from harness.sbc import SBCSpec, run_sbc
+from harness.checks.sbc import SBCSpec, run_sbc
 
 GENERATIVE = NoiseSettings(tempered=False)
 VARIANTS = [sim.CORRECT, sim.WRONG_PRIOR_SCALE, sim.DROPPED_THICK_TERM, sim.DROPPED_LOGNORM_TERM]

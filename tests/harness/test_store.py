@@ -1,4 +1,4 @@
-"""`harness.store`: a result folder is reused only when complete and made under the same key."""
+"""`harness.result_store`: a result folder is reused only when complete and made under the same key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fusion.io import SUCCESS, read_json
-from harness import store
+from harness import result_store as store
 from harness.sim.store import load_replicates, save_replicate
 
 

@@ -2,7 +2,7 @@
 the brute-force one, and the synthetic generator's correlated errors are what it says.
 
 The default generator (no `error_correlation`) stays bit-identical: the golden table
-`harness/tests/test_golden.py::test_golden_table[prepared-example]` pins the sha256 of the
+`harness/release_tests/test_golden.py::test_golden_table[prepared-example]` pins the sha256 of the
 example's prepared arrays.
 """
 
