@@ -5,7 +5,7 @@ Both run prior SBC of the generative noise model (DESIGN.md) on 5 members × 200
 
 - simuk 0.3: `simuk.SBC(model).run_simulations()`, which recompiles and runs `pm.sample`
   for every replicate, one after another;
-- ours: `harness.sbc.run_sbc`, FUSION's own density (C callbacks built once per worker
+- ours: `harness.checks.sbc.run_sbc`, FUSION's own density (C callbacks built once per worker
   process), data swapped per replicate, replicates in parallel on local processes (or in this
   process, `--workers 0`).
 
@@ -86,7 +86,7 @@ def bench_simuk(n: int, draws: int, tune: int, chains: int, seed: int) -> dict[s
 
 
 def bench_ours(n: int, draws: int, tune: int, chains: int, workers: int | None, seed: int) -> dict[str, Any]:
-    from harness.sbc import SBCSpec, run_sbc
+    from harness.checks.sbc import SBCSpec, run_sbc
 
     spec = SBCSpec(n_replicates=n, draws=draws, tune=tune, chains=chains, seed=seed)
     with tempfile.TemporaryDirectory(prefix="bench-sbc-") as tmp:
@@ -95,7 +95,7 @@ def bench_ours(n: int, draws: int, tune: int, chains: int, workers: int | None, 
         wall = time.perf_counter() - start
     f = out.figures
     return {
-        "tool": "fusion harness.sbc",
+        "tool": "fusion harness.checks.sbc",
         "fits": f["fitted_replicates"],
         "wall_s": wall,
         "fits_per_min": 60 * f["fitted_replicates"] / wall,

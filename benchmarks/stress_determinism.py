@@ -183,7 +183,7 @@ def sbc_round(replicates: int) -> dict[str, str]:
     from distributed import LocalCluster
 
     import harness.sim as sim
-    from harness.sbc import SBCSpec, run_sbc
+    from harness.checks.sbc import SBCSpec, run_sbc
 
     spec = SBCSpec(n_replicates=replicates, draws=200, tune=200, seed=77)
     quiet = dict(progress=lambda s: None, plots=False)
