@@ -99,6 +99,12 @@ def _worst(
     return best
 
 
+def _element_labels(name: str, arr: np.ndarray, labels: Mapping[str, list[str]] | None) -> list[str]:
+    if labels is not None and name in labels:
+        return list(labels[name])
+    return [name] if arr.ndim == 2 else [f"{name}[{i}]" for i in range(int(np.prod(arr.shape[2:])))]
+
+
 def diagnose_draws(
     draws: Mapping[str, np.ndarray],
     diverging: np.ndarray | None,
@@ -121,10 +127,16 @@ def diagnose_draws(
     first = next(iter(arrays.values()))
     chains, n_draws = int(first.shape[0]), int(first.shape[1])
     rhat, bulk, tail = {}, {}, {}
+    constant: list[str] = []
     with np.errstate(invalid="ignore", divide="ignore"):
         for name, arr in arrays.items():
             flat = np.moveaxis(arr.reshape(chains, n_draws, -1), -1, 0)  # (elements, chain, draw)
             rhat[name] = np.atleast_1d(np.asarray(array_stats.rhat(flat, method="rank"), dtype=float))
+            # one value in every draw of every chain (a weight pinned at 1 or 0): the chains agree
+            # exactly, so R-hat's 0/0 is 1, not an undefined figure (chains stuck apart stay huge)
+            same = np.all(flat == flat[:, :1, :1], axis=(1, 2))
+            rhat[name][same] = 1.0
+            constant += [label for label, c in zip(_element_labels(name, arr, labels), same, strict=True) if c]
             bulk[name] = np.atleast_1d(np.asarray(array_stats.ess(flat, method="bulk"), dtype=float))
             tail[name] = np.atleast_1d(
                 np.asarray(array_stats.ess(flat, method="tail", prob=validate_ci_prob(None)), dtype=float)
@@ -134,10 +146,7 @@ def diagnose_draws(
         else:
             ebfmi = np.atleast_1d(np.asarray(array_stats.bfmi(np.asarray(energy, dtype=float)), dtype=float))
     if labels is None:
-        labels = {
-            n: [n] if a.ndim == 2 else [f"{n}[{i}]" for i in range(int(np.prod(a.shape[2:])))]
-            for n, a in arrays.items()
-        }
+        labels = {n: _element_labels(n, a, None) for n, a in arrays.items()}
     r_max, r_where = _worst(rhat, dict(labels), "max")
     b_min, b_where = _worst(bulk, dict(labels), "min")
     t_min, t_where = _worst(tail, dict(labels), "min")
@@ -160,6 +169,7 @@ def diagnose_draws(
         "chains": chains,
         "draws": n_draws,
         "var_names": list(arrays),
+        "constant": constant,  # elements with one value in every draw (R-hat taken as 1)
         "per_variable": {
             n: {
                 "labels": list(labels[n]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import arviz_stats as azs
@@ -81,6 +82,28 @@ def test_undefined_figures_fail_and_quiet_mode_does_not_warn() -> None:
         failures = convergence_gate(d, warn=False)
     assert list(failures) == ["r_hat_max"]
     assert "nan" in failures["r_hat_max"]["message"]
+
+
+def test_a_weight_pinned_in_every_draw_passes_but_chains_stuck_apart_fail() -> None:
+    """A member weight of exactly 1 in every draw of every chain (the `effective` form on a case
+    whose data single one member out) has R-hat 0/0: the chains agree exactly, so it is 1 and the
+    element is listed as constant. Chains each stuck on their own value still fail."""
+    rng = np.random.default_rng(5)
+    trace = _good(rng)
+    post = trace["posterior"].to_dataset()
+    w = np.zeros((4, 500, 3))
+    w[..., 1] = 1.0
+    pinned = post.assign(w=(("chain", "draw", "member"), w)).assign_coords(member=["run1", "run2", "run3"])
+    d = diagnose(xr.DataTree.from_dict({"posterior": pinned, "sample_stats": trace["sample_stats"].to_dataset()}))
+    assert d["constant"] == ["w[run1]", "w[run2]", "w[run3]"]
+    assert math.isfinite(d["r_hat_max"]) and d["r_hat_max"] < 1.01
+    assert convergence_gate(d, warn=False) == {}
+    stuck = w.copy()
+    stuck[0, :, 1], stuck[0, :, 0] = 0.0, 1.0  # chain 0 puts the weight on run1, the others on run2
+    apart = post.assign(w=(("chain", "draw", "member"), stuck)).assign_coords(member=["run1", "run2", "run3"])
+    d = diagnose(xr.DataTree.from_dict({"posterior": apart, "sample_stats": trace["sample_stats"].to_dataset()}))
+    assert d["constant"] == ["w[run3]"]
+    assert "r_hat_max" in convergence_gate(d, warn=False) and d["r_hat_max_at"] in ("w[run1]", "w[run2]")
 
 
 def test_ess_threshold_scales_with_chains() -> None:
