@@ -25,6 +25,8 @@ from fusion.inference.parameters import PARAMS
 from harness.cases import catalog_of
 from harness.cases.data import CaseData, sample_case
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks.convergence import SETTINGS as CONVERGENCE_SETTINGS
+from harness.checks.convergence import decide
 from harness.gates import AgreementGate
 from harness.report.plots import plot_agreement
 
@@ -35,8 +37,7 @@ PARETO_K_GOOD = 0.7  # reported only: PSIS k̂ below it makes the Gaussian a rel
 #: The gate's defaults (`harness.gates.AgreementGate`, settable: `agreement:` in the harness config).
 THRESHOLDS: dict[str, float] = {**AgreementGate().model_dump(), "pareto_k_good": PARETO_K_GOOD}
 #: NUTS at the convergence gate's settings, so the reference posterior is one the gate accepts.
-SETTINGS: dict[str, Any] = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95, "seed": 42,
-                            "sampler": "nutpie"}
+SETTINGS: dict[str, Any] = {**CONVERGENCE_SETTINGS, "sampler": "nutpie"}
 
 
 @dataclass
@@ -49,8 +50,6 @@ class CaseInputs:
 
 def _nuts(cfg: Any, prepared: Any) -> xr.DataTree:
     """The reference fit; a borderline R-hat or ESS is sampled longer, as the convergence check does."""
-    from harness.checks.convergence import decide
-
     nuts = cfg.with_updates(inference={"method": "nuts"})
     return decide(lambda draws: sample_case(nuts.with_updates(inference={"draws": draws}), prepared),
                   nuts.inference.draws, var_names=PARAMS).trace
