@@ -13,7 +13,7 @@ from harness.checks.stability import StabilitySettings, run_check, seed_stabilit
 
 
 def _ctx(tmp_path: Path) -> CheckContext:
-    return check_context(tmp_path)
+    return check_context(tmp_path, case="example")
 
 
 def test_bundled_example_is_seed_stable(tmp_path: Path) -> None:
