@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import NoiseSettings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the model module loads Numba: `fusion run`'s worker estimates the correlation without it
     from fusion.config import Config
     from fusion.data.correlation import CorrelationFit
+    from fusion.inference.model import NoiseSettings
 
 __all__ = [
     "FORMS", "NEEDS_CORRELATION", "StreamCorrelation", "stream_correlations", "form_settings", "form_inputs",

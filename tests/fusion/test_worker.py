@@ -93,6 +93,19 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
     assert not {"numba", "fusion.inference.model", "nutpie", "matplotlib.pyplot", "arviz_plots"} & loaded
 
 
+def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(inputs) -> None:
+    """The correlation estimate, which `likelihood.form: effective` waits for before sampling, runs
+    in the worker without loading the model's Numba kernels first; the same result as here."""
+    from fusion.inference.likelihood import stream_correlations
+
+    prepared = inputs[4]
+    with RunWorker(correlation=True) as worker:
+        there = worker.correlate(prepared, 2.0, 3)()  # the tiny case has too few points for a variogram
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
+    assert there == stream_correlations(prepared, 2.0, seed=3)
+    assert "gstools" in loaded and not {"numba", "fusion.inference.model"} & loaded
+
+
 def test_a_dead_worker_diagnoses_here(inputs) -> None:
     trace = inputs[3]
     with RunWorker() as worker:
