@@ -106,6 +106,15 @@ def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(
     assert "gstools" in loaded and not {"numba", "fusion.inference.model"} & loaded
 
 
+def test_the_worker_runs_blas_on_one_thread() -> None:
+    """Its products are small and it shares the machine with the run's chains: OpenBLAS's idle
+    threads would only spin (every BLAS library NumPy and SciPy loaded there)."""
+    with RunWorker() as worker:
+        info = worker._submit(eval, "__import__('threadpoolctl').threadpool_info()").result()  # noqa: SLF001, S307
+    blas = [lib for lib in info if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
 def test_a_dead_worker_diagnoses_here(inputs) -> None:
     trace = inputs[3]
     with RunWorker() as worker:
