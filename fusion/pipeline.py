@@ -34,7 +34,7 @@ from fusion.diagnostics import (
     convergence_gate,
     diagnose,
 )
-from fusion.adequacy import FIT_FILES, AdequacySettings, thin_draws
+from fusion.adequacy import FIT_FILES, AdequacySettings, ExtraVariance, thin_draws
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
@@ -484,7 +484,7 @@ def _start_fit(
     from fusion.inference.model import NoiseSettings
 
     theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
-    args = (prepared, theta, w, NoiseSettings.from_config(cfg), cfg.inference.seed)
+    args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)
     if worker is not None:
         return worker.fit_outputs(*args)
     from fusion.adequacy_figures import fit_outputs

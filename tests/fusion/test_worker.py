@@ -189,3 +189,20 @@ def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
         there = worker.fit_outputs(*args)()
     assert there == (record, png) and png[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(record["streams"]) <= {"thick", "vel"} and record["pit_draws"] == theta.shape[0]
+
+
+def test_the_worker_checks_the_fit_without_the_model(inputs) -> None:
+    """`fusion run` hands the check the extra variances only (`ExtraVariance`): the same record
+    as with the settings, and the worker never loads the model module (Numba) for it."""
+    from fusion.adequacy import ExtraVariance, thin_draws
+    from fusion.adequacy_figures import fit_outputs
+    from fusion.inference.model import NoiseSettings
+
+    *_, trace, prepared = inputs
+    theta, w = thin_draws(trace["posterior"], 20, prepared.member_ids)
+    settings = NoiseSettings(velocity_inflation=3.0)
+    with RunWorker() as worker:
+        there = worker.fit_outputs(prepared, theta, w, ExtraVariance.of(settings), 3)()
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
+    assert there == fit_outputs(prepared, theta, w, settings, 3)
+    assert not {"numba", "fusion.inference.model"} & loaded
