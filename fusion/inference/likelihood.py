@@ -284,28 +284,14 @@ def sensitivity(
 
     Each form is fitted by Laplace (a four-parameter mode: milliseconds), whatever the run's
     own method, so the table costs little beside the run; a form that cannot be fitted (no
-    correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead. BLAS runs
-    on one thread here: its products are small, and OpenBLAS's idle threads spin-wait for
-    work after each one, which on a machine busy with the run's other process cost more CPU
-    (measured: 0.5–0.9 s against 0.3 s for the table) than the second thread saves; the
-    products give the same bits on one thread.
+    correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead. The
+    optimiser runs with BLAS on one thread: its operations are on 4-vectors, and OpenBLAS's idle
+    threads spin-wait beside it, which on a machine busy with the run's other process cost up
+    to 70 ms of CPU per fit (1–2 ms on one thread, the same bits). The member log-likelihoods'
+    product keeps the threads: its last bits depend on their count.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _sensitivity(prepared, base, correlations, sle, quantiles, min_valid, draws, seed)
-
-
-def _sensitivity(
-    prepared: Prepared,
-    base: NoiseSettings,
-    correlations: dict[int, StreamCorrelation] | None,
-    sle: np.ndarray,
-    quantiles: tuple[float, float, float],
-    min_valid: float,
-    draws: int,
-    seed: int,
-) -> dict[str, Any]:
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
     from fusion.inference.model import PARAMS, FusedDensity
     from fusion.inference.posterior import member_logliks
@@ -315,7 +301,9 @@ def _sensitivity(
     for form in FORMS:
         try:
             settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
-            fit = fit_laplace(_CallbackDensity(FusedDensity(points, settings)))
+            density = _CallbackDensity(FusedDensity(points, settings))
+            with threadpool_limits(limits=1, user_api="blas"):
+                fit = fit_laplace(density)
         except (ValueError, LaplaceError) as exc:
             out["forms"][form] = {"error": str(exc).splitlines()[0]}
             continue
