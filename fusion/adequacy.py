@@ -55,6 +55,7 @@ __all__ = [
     "STREAM_NAMES",
     "AdequacySettings",
     "Assessment",
+    "ExtraVariance",
     "assess",
     "coverage",
     "mixture_pit",
@@ -82,6 +83,23 @@ class AdequacySettings:
     worst: int = 5  # regions listed per stream
 
 
+@dataclass(frozen=True)
+class ExtraVariance:
+    """The variance the noise model adds to σ_obs² per stream (`NoiseSettings.inflation2`): all the
+    check reads of the noise settings, as a plain record, so `fusion run`'s worker computes the
+    check without loading the model module and its Numba kernels (0.2 s of CPU)."""
+
+    thick: float
+    vel: float
+
+    @classmethod
+    def of(cls, settings: NoiseSettings) -> ExtraVariance:
+        return cls(thick=settings.inflation2(THICK), vel=settings.inflation2(VEL))
+
+    def inflation2(self, stream: int) -> float:
+        return self.vel if stream == VEL else self.thick
+
+
 def thin_draws(posterior: xr.Dataset, n: int, member_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(θ (D, 4) in PARAMS order, w (D, M) in `member_ids` order): D ≤ n draws evenly spaced over
     the flattened chains, enough for an analytic mixture predictive without storing predictive draws."""
@@ -91,7 +109,7 @@ def thin_draws(posterior: xr.Dataset, n: int, member_ids: tuple[str, ...]) -> tu
     return theta[pick], w[pick]
 
 
-def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings) -> np.ndarray:
+def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings | ExtraVariance) -> np.ndarray:
     """σ²_tot (D, N) at every point for draws θ (D, 4): σ_obs² + σ_base²(1 + β·speed) (+ inflation²)."""
     vel = prepared.stream == VEL
     theta = np.atleast_2d(theta)
@@ -102,7 +120,7 @@ def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings) -
     return so2 + extra + sb**2 * (1.0 + beta * np.asarray(prepared.speed, dtype=np.float64))
 
 
-def mixture_pit(prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: NoiseSettings) -> np.ndarray:
+def mixture_pit(prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: NoiseSettings | ExtraVariance) -> np.ndarray:
     """PIT_i = (1/D) Σ_d Σ_m w_dm Φ((y_i − F_mi)/σ_tot,i(θ_d)), one draw at a time (memory M·N),
     members with negligible weight in a draw skipped."""
     from scipy.special import ndtr
@@ -411,7 +429,7 @@ def assess(
     prepared: Prepared,
     theta: np.ndarray,
     w: np.ndarray,
-    settings: NoiseSettings,
+    settings: NoiseSettings | ExtraVariance,
     config: AdequacySettings | None = None,
     seed: int = 0,
 ) -> Assessment:

@@ -34,11 +34,12 @@ from fusion.diagnostics import (
     convergence_gate,
     diagnose,
 )
-from fusion.adequacy import FIT_FILES, AdequacySettings, thin_draws
+from fusion.adequacy import FIT_FILES, AdequacySettings, ExtraVariance, thin_draws
 from fusion.errors import InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
 from fusion.io import SUCCESS, input_digests, mark_success, sha256_file, write_csv, write_json
+from fusion.tracefile import write_trace
 
 if TYPE_CHECKING:
     from fusion.worker import RunWorker
@@ -110,16 +111,6 @@ def _weights_table(prepared: Prepared, trace: xr.DataTree) -> pd.DataFrame:
     )
 
 
-def _import_for_writing(*, plotting: bool) -> None:
-    """What writing the run folder imports, paid while the chains sample (nutpie's threads leave
-    the GIL free): xarray's NetCDF writer asks whether a dask `distributed` client runs, which
-    imports `distributed` (0.2 s); figures drawn in this process need Matplotlib."""
-    with contextlib.suppress(ImportError):  # without `distributed`, xarray asks nothing
-        import distributed  # noqa: F401
-    if plotting:
-        import_plotting()
-
-
 def run(
     cfg: Config,
     *,
@@ -179,7 +170,9 @@ def run(
     clock = time.perf_counter()
     form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker, correlated)
     timings["likelihood_s"] = time.perf_counter() - clock
-    work = [functools.partial(_import_for_writing, plotting=worker is None)] if with_projection else []
+    # figures drawn in this process need Matplotlib: imported while the chains sample (nutpie's
+    # threads leave the GIL free); `trace.nc` needs no import of its own (`write_trace`)
+    work: list[Callable[[], object]] = [import_plotting] if with_projection and worker is None else []
     if correlated.get("pending"):
         work.append(correlated.pop("pending"))
     clock = time.perf_counter()
@@ -454,7 +447,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
         )
         write_json(tmp / "summary.json", result.summary)
         save_metadata(result, tmp / "run_metadata.json")
-        result.trace.to_netcdf(tmp / "trace.nc")
+        write_trace(result.trace, tmp / "trace.nc")
         if figures_written is not None:
             figures_written()
         _write_fit(result, tmp)
@@ -491,7 +484,7 @@ def _start_fit(
     from fusion.inference.model import NoiseSettings
 
     theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
-    args = (prepared, theta, w, NoiseSettings.from_config(cfg), cfg.inference.seed)
+    args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)
     if worker is not None:
         return worker.fit_outputs(*args)
     from fusion.adequacy_figures import fit_outputs

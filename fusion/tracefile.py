@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fusion.config import Config
     from fusion.data.prepared import Prepared
 
-__all__ = ["FORWARD_MODEL_ID", "model_source_hash", "sampler_name", "trace_provenance", "complete_trace"]
+__all__ = ["FORWARD_MODEL_ID", "model_source_hash", "sampler_name", "trace_provenance", "complete_trace", "write_trace"]
 
 #: What the posterior is a posterior of: the noise model of DESIGN.md as coded in these modules.
 FORWARD_MODEL_ID = "fusion.noise_model"
@@ -89,3 +89,34 @@ def complete_trace(
     out.attrs.update(trace.attrs)
     out.attrs.update(trace_provenance(cfg, input_files))
     return out
+
+
+def write_trace(trace: xr.DataTree, path: str | Path) -> None:
+    """`trace.to_netcdf(path)`, without importing dask's `distributed` (0.3 s of CPU) to learn
+    that no distributed client runs.
+
+    xarray's NetCDF writer asks dask for the active scheduler; dask answers by importing
+    `distributed` and asking it for a client. If `distributed` was never imported in this
+    process no client can exist, so for the length of the write that import fails fast instead
+    (the answer, "no client", is the one the import would give). A process that imported
+    `distributed` (a `scheduler:` run), or that names a scheduler in dask's config (where dask
+    would remember the failed import), writes unchanged.
+    """
+    import contextlib
+    import sys
+
+    import dask.config
+
+    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
+        trace.to_netcdf(path)
+        return
+    blocked = ("distributed", "dask.distributed")
+    try:
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+        trace.to_netcdf(path)
+    finally:
+        for name in blocked:
+            with contextlib.suppress(KeyError):
+                if sys.modules[name] is None:
+                    del sys.modules[name]

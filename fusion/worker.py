@@ -42,11 +42,18 @@ T = TypeVar("T")
 
 def _start(correlation: bool) -> None:
     """The worker's initializer: Ctrl-C is the main process's to handle (it ends the worker);
-    with `correlation`, GSTools first (0.7 s, emcee included), as the correlation estimate is the
-    first task and `likelihood.form: effective` waits for it before sampling."""
+    BLAS on one thread (unless the user chose a count): this process shares the machine with
+    the run's sampling, its products are small, and OpenBLAS's idle threads spin-wait after
+    each one (measured: 0.2–0.4 s of CPU per run, the same bits); with `correlation`, GSTools
+    first, as the correlation estimate is the first task and `likelihood.form: effective` waits
+    for it before sampling. (0.6 s of CPU: GSTools' `__init__` imports every subpackage, emcee
+    and hankel with them, so no narrower import of its variogram and covariance modules exists;
+    most of it is SciPy modules this process loads anyway, emcee and hankel alone 0.05 s.)"""
+    import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # OpenBLAS reads it as it loads, later here
     if correlation:
         import gstools  # noqa: F401
 

@@ -76,28 +76,37 @@ def block_side(length_cells: float) -> int:
     return max(1, math.ceil(length_cells - 1e-9))
 
 
-def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: int, corr: Any) -> np.ndarray:
-    """rᵢ = Σⱼ ρ(dᵢⱼ) over the points j of i's group (i = j included: ρ(0) = 1).
+def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: int, side: int, corr: Any) -> np.ndarray:
+    """rᵢ = Σⱼ ρ(dᵢⱼ) over the points j of i's group (i = j included: ρ(0) = 1), groups being
+    squares of `side` cells (integer `rows`, `cols`).
 
-    Groups padded to the largest one; pairwise distances for as many groups at once as
-    `_PAIR_ELEMENTS` allows.
+    Two points of one square are less than `side` cells apart on each axis, so ρ of every pair
+    is an entry of one (side + 1)² table of ρ(hypot(|Δrow|, |Δcol|)), its last row and column 0:
+    ρ is evaluated side² times, not once per pair. Groups are padded to the largest one with
+    points `side` cells outside the grid, which fall in the zero row or column against every real
+    point; pairs for as many groups at once as `_PAIR_ELEMENTS` allows, each row summed as one.
     """
+    offsets = np.arange(side + 1, dtype=np.float64)
+    table = np.asarray(corr(np.hypot(offsets[:, None], offsets[None, :])), dtype=np.float64)
+    table[side, :] = 0.0
+    table[:, side] = 0.0
+    flat = table.ravel()
     order = np.argsort(group, kind="stable")
     counts = np.bincount(group, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot = np.arange(group.size) - np.repeat(starts, counts)
     n_max = int(counts.max())
-    pr = np.full((n_groups, n_max), np.nan)
-    pc = np.full((n_groups, n_max), np.nan)
+    pr = np.full((n_groups, n_max), -side, dtype=np.int64)
+    pc = np.full((n_groups, n_max), -side, dtype=np.int64)
     pr[group[order], slot] = rows[order]
     pc[group[order], slot] = cols[order]
     sums = np.zeros((n_groups, n_max))
     step = max(1, _PAIR_ELEMENTS // max(n_max * n_max, 1))
     for lo in range(0, n_groups, step):
         r, c = pr[lo : lo + step], pc[lo : lo + step]
-        d = np.hypot(r[:, :, None] - r[:, None, :], c[:, :, None] - c[:, None, :])
-        rho = np.where(np.isnan(d), 0.0, corr(np.nan_to_num(d)))
-        sums[lo : lo + step] = rho.sum(axis=2)
+        dr = np.minimum(np.abs(r[:, :, None] - r[:, None, :]), side)
+        dc = np.minimum(np.abs(c[:, :, None] - c[:, None, :]), side)
+        sums[lo : lo + step] = flat[dr * (side + 1) + dc].sum(axis=2)
     out = np.empty(group.size)
     out[order] = sums[group[order], slot]
     return out
@@ -153,7 +162,7 @@ def block_prepared(
         if naive_sigma:
             r = np.ones(pts.size)
         else:
-            r = _row_sums(rows[inside].astype(float), cols[inside].astype(float), grp, g, c.correlation)
+            r = _row_sums(rows[inside], cols[inside], grp, g, side, c.correlation)
         sum_r = np.bincount(grp, weights=r, minlength=g)
         scale = sum_r / (n_kept * n_kept)  # C_B: Var(block mean) per unit σ²
         a = np.square(prepared.sigma_obs[pts]).astype(np.float64) + inflation2[s]

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import NoiseSettings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the model module loads Numba: `fusion run`'s worker estimates the correlation without it
     from fusion.config import Config
     from fusion.data.correlation import CorrelationFit
+    from fusion.inference.model import NoiseSettings
 
 __all__ = [
     "FORMS", "NEEDS_CORRELATION", "StreamCorrelation", "stream_correlations", "form_settings", "form_inputs",
@@ -284,8 +284,14 @@ def sensitivity(
 
     Each form is fitted by Laplace (a four-parameter mode: milliseconds), whatever the run's
     own method, so the table costs little beside the run; a form that cannot be fitted (no
-    correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead.
+    correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead. The
+    optimiser runs with BLAS on one thread: its operations are on 4-vectors, and OpenBLAS's idle
+    threads spin-wait beside it, which on a machine busy with the run's other process cost up
+    to 70 ms of CPU per fit (1–2 ms on one thread, the same bits). The member log-likelihoods'
+    product keeps the threads: its last bits depend on their count.
     """
+    from threadpoolctl import threadpool_limits
+
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
     from fusion.inference.model import PARAMS, FusedDensity
     from fusion.inference.posterior import member_logliks
@@ -295,7 +301,9 @@ def sensitivity(
     for form in FORMS:
         try:
             settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
-            fit = fit_laplace(_CallbackDensity(FusedDensity(points, settings)))
+            density = _CallbackDensity(FusedDensity(points, settings))
+            with threadpool_limits(limits=1, user_api="blas"):
+                fit = fit_laplace(density)
         except (ValueError, LaplaceError) as exc:
             out["forms"][form] = {"error": str(exc).splitlines()[0]}
             continue

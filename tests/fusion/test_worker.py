@@ -93,6 +93,28 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
     assert not {"numba", "fusion.inference.model", "nutpie", "matplotlib.pyplot", "arviz_plots"} & loaded
 
 
+def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(inputs) -> None:
+    """The correlation estimate, which `likelihood.form: effective` waits for before sampling, runs
+    in the worker without loading the model's Numba kernels first; the same result as here."""
+    from fusion.inference.likelihood import stream_correlations
+
+    prepared = inputs[4]
+    with RunWorker(correlation=True) as worker:
+        there = worker.correlate(prepared, 2.0, 3)()  # the tiny case has too few points for a variogram
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
+    assert there == stream_correlations(prepared, 2.0, seed=3)
+    assert "gstools" in loaded and not {"numba", "fusion.inference.model"} & loaded
+
+
+def test_the_worker_runs_blas_on_one_thread() -> None:
+    """Its products are small and it shares the machine with the run's chains: OpenBLAS's idle
+    threads would only spin (every BLAS library NumPy and SciPy loaded there)."""
+    with RunWorker() as worker:
+        info = worker._submit(eval, "__import__('threadpoolctl').threadpool_info()").result()  # noqa: SLF001, S307
+    blas = [lib for lib in info if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
 def test_a_dead_worker_diagnoses_here(inputs) -> None:
     trace = inputs[3]
     with RunWorker() as worker:
@@ -129,7 +151,8 @@ def test_an_error_in_the_worker_is_raised_here(tmp_path: Path, inputs) -> None:
 
 
 def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Path) -> None:
-    """In the main process of `fusion run`: no Matplotlib, no ArviZ plots or statistics."""
+    """In the main process of `fusion run`: no Matplotlib, no ArviZ plots or statistics, no GSTools,
+    no dask `distributed` (`trace.nc` is written without it: fusion.tracefile.write_trace)."""
     from fusion.data.synthetic import write_example
 
     config = write_example(tmp_path / "example")
@@ -141,7 +164,7 @@ def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Pa
         warnings.simplefilter("ignore")
         from fusion.cli import main
         assert main(["run", {str(config)!r}, "--out", {str(tmp_path / "out")!r}, "--no-progress"]) == 0
-        loaded = [m for m in ("matplotlib", "arviz_plots", "arviz_stats", "scipy.stats") if m in sys.modules]
+        loaded = [m for m in ("matplotlib", "arviz_plots", "arviz_stats", "scipy.stats", "gstools", "distributed") if m in sys.modules]
         print("loaded:", loaded)
         """
     )
@@ -166,3 +189,20 @@ def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
         there = worker.fit_outputs(*args)()
     assert there == (record, png) and png[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(record["streams"]) <= {"thick", "vel"} and record["pit_draws"] == theta.shape[0]
+
+
+def test_the_worker_checks_the_fit_without_the_model(inputs) -> None:
+    """`fusion run` hands the check the extra variances only (`ExtraVariance`): the same record
+    as with the settings, and the worker never loads the model module (Numba) for it."""
+    from fusion.adequacy import ExtraVariance, thin_draws
+    from fusion.adequacy_figures import fit_outputs
+    from fusion.inference.model import NoiseSettings
+
+    *_, trace, prepared = inputs
+    theta, w = thin_draws(trace["posterior"], 20, prepared.member_ids)
+    settings = NoiseSettings(velocity_inflation=3.0)
+    with RunWorker() as worker:
+        there = worker.fit_outputs(prepared, theta, w, ExtraVariance.of(settings), 3)()
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
+    assert there == fit_outputs(prepared, theta, w, settings, 3)
+    assert not {"numba", "fusion.inference.model"} & loaded

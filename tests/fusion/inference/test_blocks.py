@@ -166,3 +166,29 @@ def test_fusion_run_with_blocks(tmp_path: Path, method: str) -> None:
     weights = summary["sensitivity"]["forms"]["blocks"]["weights"]
     assert sum(weights.values()) == pytest.approx(1.0)
     assert (out / "_SUCCESS").exists()
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 5])
+def test_row_sums_by_offset_table_equal_every_pair_summed(side: int) -> None:
+    """rᵢ from the (side + 1)² table of ρ by |Δrow|, |Δcol| equals Σⱼ ρ(dᵢⱼ) pair by pair, for squares
+    of uneven fill (the padding adds nothing) and cells whose points sit in two groups."""
+    from fusion.inference.blocks import _row_sums
+
+    rng = np.random.default_rng(side)
+    rows, cols = np.divmod(np.flatnonzero(rng.random(GRID[0] * GRID[1]) < 0.6), GRID[1])
+    group_key = np.stack([rows // side, cols // side], axis=1)
+    _, group = np.unique(group_key, axis=0, return_inverse=True)
+    group = group.ravel()
+    again = np.flatnonzero(group == 0)  # the first square's points once more, as another interval's group
+    rows, cols, group = np.r_[rows, rows[again]], np.r_[cols, cols[again]], np.r_[group, np.full(again.size, group.max() + 1)]
+    corr = StreamCorrelation(
+        stream=THICK, n_points=rows.size, length_cells=2.0, length=None, model="exponential", source="config",
+        n_eff_scale=1.0, n_eff_location=1.0, sill=1.0, nugget=0.3,
+    )  # fmt: skip
+    got = _row_sums(rows, cols, group, int(group.max()) + 1, side, corr.correlation)
+    want = np.empty(rows.size)
+    for i in range(rows.size):
+        same = np.flatnonzero(group == group[i])
+        want[i] = corr.correlation(np.hypot(rows[i] - rows[same], cols[i] - cols[same])).sum()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.all(got >= 1.0)
