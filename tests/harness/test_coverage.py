@@ -86,13 +86,13 @@ def test_mixture_pit_is_the_weighted_cdf_averaged_over_draws() -> None:
     """(1/D) Σ_d Σ_m w_dm Φ((v − c_m)/σ_d), summed here term by term."""
     values = np.array([0.4, 2.5, -1.0])
     centers = np.array([[0.0, 2.0, -1.5], [1.0, 3.0, 0.0]])  # (M=2, H=3)
-    var = np.array([[1.0, 0.5, 2.0], [0.25, 1.0, 1.0]])  # (D=2, H)
-    w = np.array([[0.25, 0.75], [1.0, 0.0]])  # (D, M): the weights change from draw to draw
+    var = np.array([[1.0, 0.5, 2.0], [0.25, 1.0, 1.0], [4.0, 2.0, 0.5]])  # (D=3, H): D ≠ M
+    w = np.array([[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]])  # (D, M): the weights change from draw to draw
     expected = np.zeros(3)
-    for d in range(2):
+    for d in range(3):
         for m in range(2):
             expected += w[d, m] * stats.norm.cdf((values - centers[m]) / np.sqrt(var[d]))
-    expected /= 2
+    expected /= 3
     pit = predictive_pit(values, centers, var, weights=w)
     assert pit.shape == (3,)
     np.testing.assert_allclose(pit, expected, rtol=1e-13)
