@@ -170,14 +170,16 @@ def test_summary_pools_the_coverage_of_every_replicate() -> None:
 
 
 def test_summary_names_the_worst_replicate_by_its_index() -> None:
-    """Per replicate: 11 has |20/30 − .6827| + |28/30 − .9545| = 0.037, 5 has |0.7 − .6827| + |1 − .9545| = 0.063."""
+    """Per replicate: 11 has |20/30 − .6827| + |28/30 − .9545| = 0.037,
+    5 has |0.7 − .6827| + |1 − .9545| = 0.063."""
     s = summarize_regime(_records(), "dense_clean", "generative")
     assert s["worst_replicate"] == 5
-    assert s["worst_replicate_calibration_error"] == pytest.approx(abs(0.7 - 0.6827) + abs(1.0 - 0.9545), rel=1e-12)
+    worst = abs(0.7 - 0.6827) + abs(1.0 - 0.9545)
+    assert s["worst_replicate_calibration_error"] == pytest.approx(worst, rel=1e-12)
 
 
 def test_summary_states_recovery_in_prior_units() -> None:
-    """Mean |error| over replicates, divided by the HalfNormal prior's sd; contraction 1 − E[sd²]/Var(prior)."""
+    """Mean |error| over replicates over the HalfNormal prior's sd; contraction 1 − E[sd²]/Var(prior)."""
     s = summarize_regime(_records(), "dense_clean", "generative")
     mean_err = {"sigma_base_thick": 0.2, "sigma_base_vel": 0.3, "beta_thick": 6.0, "beta_vel": 0.03}
     for p in PARAMS:

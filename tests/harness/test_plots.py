@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 from scipy import stats
 
@@ -62,7 +61,8 @@ def _agreement(members: list[str], *, projection: bool, nan: bool = False) -> di
     f: dict[str, Any] = {
         "members": members,
         "weights": {
-            m: {"nuts_mean": 0.2 + 0.1 * i, "nuts_sd": 0.05, "laplace_mean": 0.25 + 0.1 * i, "laplace_sd": 0.04}
+            m: {"nuts_mean": 0.2 + 0.1 * i, "nuts_sd": 0.05,
+                "laplace_mean": 0.25 + 0.1 * i, "laplace_sd": 0.04}
             for i, m in enumerate(members)
         },
         "sd_ratio_min": None if nan else 0.8,
@@ -152,7 +152,8 @@ def _setting(regimes: dict[str, float], worst: int = 3) -> dict[str, Any]:
             for name, off in regimes.items()
         },
         "records": [
-            {"index": worst, "regimes": {name: {"covered": [4, 13, 17, 19, 20], "n_held": 20} for name in regimes}},
+            {"index": worst,
+             "regimes": {name: {"covered": [4, 13, 17, 19, 20], "n_held": 20} for name in regimes}},
         ],
     }
 
@@ -259,7 +260,8 @@ def _band(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_sbc_figures_mark_the_rejected_quantity_in_red(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pit = np.column_stack([rng.uniform(size=200), rng.beta(4.0, 4.0, size=200)])  # (n, Q=2)
-    names = plot_sbc(tmp_path, "generative/dense", pit, [False, True], ["beta_vel", "loglik"], 10, _band(200), 0.99)
+    quantities = ["beta_vel", "loglik"]
+    names = plot_sbc(tmp_path, "generative/dense", pit, [False, True], quantities, 10, _band(200), 0.99)
     assert names == ["rank_hist_generative_dense.png", "ecdf_diff_generative_dense.png"]
     hist = _image(tmp_path / names[0])
     assert hist.shape == (270, 576, 3)  # 3.2 Q × 3 in at 90 dpi
