@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from fusion.diagnostics import (
     diagnose,
 )
 from fusion.adequacy import FIT_FILES, AdequacySettings, ExtraVariance, thin_draws
-from fusion.errors import InputError
+from fusion.errors import DataWarning, InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
 from fusion.io import SUCCESS, input_digests, mark_success, sha256_file, write_csv, write_json
@@ -299,6 +300,9 @@ def _likelihood_outputs(
     if box.get("collect"):  # estimated in the worker while the chains sampled
         box.pop("collect")()
     record = likelihood_record(form, settings, prepared, box.get("streams"), box.get("blocks"))
+    for correlation in (box.get("streams") or {}).values():
+        if (message := correlation.bound_warning()) is not None:
+            warnings.warn(f"{cfg.source}: {message}", DataWarning, stacklevel=2)
     if "error" in box:
         record["correlation_error"] = box["error"]
     out: dict[str, Any] = {"likelihood": record}

@@ -115,6 +115,9 @@ class CorrelationFit:
     #: the empirical semivariogram the model was fitted to (bin centres in cells, γ), for figures
     lags_cells: tuple[float, ...] = ()
     gamma: tuple[float, ...] = ()
+    #: the fitted ℓ sits at its upper bound: the residuals stay correlated beyond the longest lag
+    #: measured, so ℓ (and n_eff with it) is set by the bound, not by the data
+    at_bound: bool = False
 
     def variogram(self, distance_cells: np.ndarray) -> np.ndarray:
         """The fitted semivariogram γ(h) = sill·(1 − ρ(h)) (0 at h = 0)."""
@@ -170,13 +173,15 @@ def estimate_correlation(
         sampling_size=max_points if n > max_points else None, sampling_seed=seed,
     )  # fmt: skip
     fitted = _gstools_model(model, 1.0, nu)
-    fitted.len_scale_bounds = [1e-3, 10.0 * max_lag]
+    longest = 10.0 * max_lag
+    fitted.len_scale_bounds = [1e-3, longest]
     fixed = {"nu": False} if model == "matern" else {}  # ν is chosen, not fitted
     fitted.fit_variogram(centres, gamma, nugget=True, **fixed)
     sill = float(fitted.var + fitted.nugget)
     fit = CorrelationFit(
         model=model, length_cells=float(fitted.len_scale), length=None if cell_size is None else float(fitted.len_scale) * cell_size,
         cell_size=cell_size, sill=sill, nugget=float(fitted.nugget), nu=nu, n_points=n, n_eff_scale=float(n), n_eff_location=float(n),
+        at_bound=bool(fitted.len_scale >= longest * (1 - 1e-6)),
     )  # fmt: skip
     if not with_n_eff:  # the caller sums ρ over its own points (fusion.inference.likelihood)
         return replace(fit, lags_cells=tuple(map(float, centres)), gamma=tuple(map(float, gamma)))

@@ -65,6 +65,7 @@ class StreamCorrelation:
     nugget: float = 0.0
     lags_cells: tuple[float, ...] = ()  # the empirical semivariogram (estimate only)
     gamma: tuple[float, ...] = ()
+    at_bound: bool = False  # the estimate's ℓ at its upper bound (`CorrelationFit.at_bound`)
 
     def correlation(self, distance_cells: np.ndarray) -> np.ndarray:
         """ρ at distances in cells: 1 at 0, (partial sill / sill)·exp(−h/ℓ) beyond (GSTools'
@@ -81,9 +82,21 @@ class StreamCorrelation:
             "n_points": self.n_points, "correlation_length_cells": self.length_cells,
             "correlation_length": self.length, "model": self.model, "source": self.source,
             "n_eff_scale": self.n_eff_scale, "n_eff_location": self.n_eff_location,
-            "sill": self.sill, "nugget": self.nugget,
+            "sill": self.sill, "nugget": self.nugget, "length_at_bound": self.at_bound,
             "variogram": {"lag_cells": list(self.lags_cells), "gamma": list(self.gamma)},
         }  # fmt: skip
+
+    def bound_warning(self) -> str | None:
+        """What a user is told when ℓ is the fit's bound rather than an estimate (None otherwise)."""
+        if not self.at_bound or self.n_eff_scale >= 0.9 * self.n_points:  # at the bound but negligible (white noise)
+            return None
+        longest = max(self.lags_cells, default=float("nan"))
+        return (
+            f"{STREAM_NAMES[self.stream]}: the residuals stay correlated beyond the variogram's longest lag "
+            f"({longest:.3g} cells), so the fitted correlation length is its bound ({self.length_cells:.4g} cells) "
+            f"and n_eff ({self.n_eff_scale:.4g} of {self.n_points} points) follows from that bound, not from the "
+            "data; set likelihood.correlation_length to a length you trust, or check the residual maps for a trend"
+        )
 
 
 def _pair_windows(masks: np.ndarray, reach: int) -> np.ndarray:
@@ -179,7 +192,7 @@ def stream_correlations(
             stream=s, n_points=n, length_cells=fit.length_cells,
             length=None if cell is None else fit.length_cells * cell, model=fit.model, source=source,
             n_eff_scale=n_scale, n_eff_location=n_loc, sill=fit.sill, nugget=fit.nugget,
-            lags_cells=fit.lags_cells, gamma=fit.gamma,
+            lags_cells=fit.lags_cells, gamma=fit.gamma, at_bound=fit.at_bound,
         )  # fmt: skip
     return out
 

@@ -259,3 +259,23 @@ def test_fit_json_and_residuals_png_describe_the_posterior_predictive(finished) 
         assert [r["p"] for r in s["regions"]] == sorted(r["p"] for r in s["regions"])
         assert s["passed"] == (s["blocks"]["tails_excursion"] <= 1e-12 and not s["failures"])
     assert (out / "residuals.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_correlation_length_at_its_bound_warns_naming_the_config_and_stream(tmp_path: Path) -> None:
+    """The run's one-line DataWarning when a stream's ℓ is the fit's bound, with the record's flag."""
+    from fusion import load_data, prepare
+    from fusion.data.prepared import THICK
+    from fusion.errors import DataWarning
+    from fusion.inference.likelihood import StreamCorrelation
+    from fusion.inference.model import NoiseSettings
+    from fusion.pipeline import _likelihood_outputs
+
+    cfg = load_config(_example(tmp_path)).with_updates(likelihood={"sensitivity": False})
+    with pytest.warns(DataWarning):  # the example's missing ERRY year
+        prepared = prepare(cfg, load_data(cfg))
+    n = int(np.count_nonzero(prepared.stream == THICK))
+    at_bound = StreamCorrelation(THICK, n, 200.0, None, "exponential", "estimate", 14.0, 8.0,
+                                 lags_cells=(1.0, 20.0), at_bound=True)
+    with pytest.warns(DataWarning, match=r"config\.yaml: thick: .*longest lag \(20 cells\).*bound \(200 cells\)"):
+        out = _likelihood_outputs(cfg, prepared, "effective", NoiseSettings(), {"streams": {THICK: at_bound}}, None)
+    assert out["likelihood"]["streams"]["thick"]["length_at_bound"] is True

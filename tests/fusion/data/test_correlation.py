@@ -51,6 +51,29 @@ def test_n_eff_falls_as_the_length_grows_and_is_n_for_independent_noise() -> Non
     assert long.n_eff_location < long.n_eff_scale  # ρ ≤ 1 so ΣΣρ² ≤ ΣΣρ
 
 
+def test_a_length_at_the_fits_bound_is_flagged_and_the_run_is_told() -> None:
+    """Residuals with a trend across the field never level off within the variogram's lags: ℓ goes
+    to its bound (10 × the longest lag), which the fit flags and `fusion run` warns about, since
+    n_eff then follows from the bound. A length the data resolve is not flagged, nor white noise."""
+    from fusion.data.prepared import THICK
+    from fusion.inference.likelihood import StreamCorrelation
+
+    rng = np.random.default_rng(4)
+    rows = np.arange(SHAPE[0], dtype=float)[:, None] * np.ones(SHAPE)
+    trend = np.where(rng.random(SHAPE) < 0.5, 0.05 * rows + 0.5 * rng.standard_normal(SHAPE), np.nan)
+    trended = estimate_correlation(trend)
+    assert trended.at_bound and trended.length_cells == pytest.approx(10 * min(SHAPE) / 3, rel=1e-6)
+    assert not estimate_correlation(_masked_field(3.0, 0)).at_bound
+
+    def stream(fit: CorrelationFit, n_eff: float) -> StreamCorrelation:
+        return StreamCorrelation(THICK, 1000, fit.length_cells, None, "exponential", "estimate", n_eff, n_eff,
+                                 lags_cells=(1.0, 42.0), at_bound=fit.at_bound)
+    message = stream(trended, 14.0).bound_warning()
+    assert message is not None and message.startswith("thick:") and "longest lag (42 cells)" in message
+    assert "likelihood.correlation_length" in message
+    assert stream(trended, 990.0).bound_warning() is None  # at the bound, but ρ negligible: n_eff ≈ N
+
+
 def test_fft_pair_sum_equals_the_brute_force_sum() -> None:
     kept = np.random.default_rng(0).random((23, 31)) < 0.4
     fit = CorrelationFit("exponential", 4.0, None, None, 1.0, 0.2, 1.5, int(kept.sum()), 0.0, 0.0)
