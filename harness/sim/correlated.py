@@ -115,7 +115,9 @@ def _cells(grid: tuple[int, int], n_per_stream: int, seed: int) -> dict[int, np.
 
 
 @lru_cache(maxsize=8)
-def _stream_errors(grid: tuple[int, int], n_per_stream: int, seed: int, length_cells: float) -> dict[int, StreamErrors]:
+def _stream_errors(
+    grid: tuple[int, int], n_per_stream: int, seed: int, length_cells: float
+) -> dict[int, StreamErrors]:
     """The error fields of a design's streams, shared by every spec with the same kept cells."""
     cells = _cells(grid, n_per_stream, seed)
     return {s: StreamErrors(cells[s], grid, length_cells) for s in (THICK, VEL)}
@@ -144,7 +146,8 @@ def correlated_design(spec: CorrelatedSpec, structure: str) -> CorrelatedDesign:
     )
     length = STRUCTURES[structure]
     if length is None:
-        return CorrelatedDesign(design=design, layout=layout, errors=None, n_eff_location={THICK: float(n), VEL: float(n)})
+        n_all = {THICK: float(n), VEL: float(n)}
+        return CorrelatedDesign(design=design, layout=layout, errors=None, n_eff_location=n_all)
     errors = _stream_errors(spec.grid, n, spec.seed, length)
     n_loc = {}
     for s, e in errors.items():
@@ -160,7 +163,8 @@ def _unit_errors(cd: CorrelatedDesign, rng: np.random.Generator, k: int) -> np.n
     if cd.errors is None:
         return rng.standard_normal((k, cd.design.n_points))
     seeds = rng.integers(np.iinfo(np.int32).max, size=(k, 2))
-    return np.stack([np.concatenate([cd.errors[THICK].draw(int(a)), cd.errors[VEL].draw(int(b))]) for a, b in seeds])
+    thick, vel = cd.errors[THICK], cd.errors[VEL]
+    return np.stack([np.concatenate([thick.draw(int(a)), vel.draw(int(b))]) for a, b in seeds])
 
 
 def _prepared(cd: CorrelatedDesign, resid: np.ndarray) -> Prepared:

@@ -1,5 +1,6 @@
 """Evidence for `likelihood.form` under correlated errors (harness/sim/correlated.py, check `likelihood`).
 
+The error fields: GSTools' SRF has the stated covariance (and its periodic Fourier generator not).
 Quick: on long-range correlated errors the `independent` form's member weights are overconfident
 and `effective`'s are not, and doubling n_eff (the planted defect) moves them towards
 overconfidence; `blocks` with σ/√n per block (the other planted defect) fails θ SBC at ℓ = 2.
@@ -43,7 +44,9 @@ def _lag_covariance_p(fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], mo
     return min(1.0, len(LAGS) * min(p))
 
 
-def _fitted_exponential(fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], reach: float) -> tuple[float, float]:
+def _fitted_exponential(
+    fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], reach: float
+) -> tuple[float, float]:
     """(ℓ, sill) of GSTools' exponential model fitted to the semivariogram pooled over the fields
     at every distinct pair distance up to `reach` (no binning, so no bias from bin centres)."""
     import gstools as gs
@@ -62,9 +65,11 @@ def _fitted_exponential(fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], 
 @pytest.mark.parametrize("structure", ["short", "long"])
 def test_design_fields_have_the_stated_covariance(structure: str) -> None:
     """GSTools' re-seeded SRF at the design's kept cells: over 200 seeds, the covariance at lags 0 to
-    12 cells is the exponential model's (t tests, Bonferroni p > 0.01; measured 0.5–2 at ℓ = 2,
-    1–2 at ℓ = 6), the variance 1 and the fitted length within 10 % of ℓ (measured over four
-    batches: 1.97–2.03 at ℓ = 2, 5.65–6.26 at ℓ = 6; exact Gaussian draws 2.00–2.05, 5.78–6.01)."""
+    12 cells is the exponential model's (t tests, Bonferroni p > 0.01; measured 1.0 at ℓ = 2 and
+    0.96 at ℓ = 6, where fields of a length 25 % too long give 8e-19 and 4e-6), the variance 1
+    and the fitted length within 10 % of ℓ (measured 2.03 and 6.07; over four other batches of
+    200 seeds 1.97–2.03 and 5.65–6.26, exact Gaussian draws by a Cholesky factor 2.00–2.05 and
+    5.78–6.01)."""
     from harness.sim.correlated import STRUCTURES
 
     length = STRUCTURES[structure]
@@ -81,7 +86,8 @@ def test_design_fields_have_the_stated_covariance(structure: str) -> None:
 def test_periodic_fourier_generator_fails_the_covariance_check() -> None:
     """The check has power, and it is why the evidence uses the randomization method: GSTools'
     `Fourier` generator with the grid as its period and 32² modes truncates the exponential
-    spectrum, so at ℓ = 2 its variance is about 0.8 (on 64² modes over grid + 6ℓ still 0.88)."""
+    spectrum, so at ℓ = 2 its variance is 0.84 (on 64² modes over grid + 6ℓ still 0.88, at twice
+    the randomization method's cost per field)."""
     import gstools as gs
 
     errors = correlated_design(QUICK, "short").errors[0]
