@@ -69,6 +69,9 @@ class CorrelatedSpec:
     n_per_stream: int = 400
     n_members: int = 5
     replicates: int = 60
+    #: replicates of the members experiment (default `replicates`): it costs no Laplace fit, and the
+    #: reliability z of n_eff doubled moves by only about 1.4 per 100 replicates at ℓ = 6 cells
+    member_replicates: int | None = None
     draws: int = 400
     seed: int = 20261203
     neff_factor: float = 1.0  # planted defect: n_eff × this in the `effective` form
@@ -324,7 +327,8 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
     for structure in spec.structures:
         cd = correlated_design(spec, structure)
         noise = [_noise_replicate(spec, cd, structure, i) for i in range(spec.replicates)]
-        members = [_member_replicate(spec, cd, structure, i) for i in range(spec.replicates)]
+        n_members = spec.replicates if spec.member_replicates is None else spec.member_replicates
+        members = [_member_replicate(spec, cd, structure, i) for i in range(n_members)]
         table[structure] = {}
         for form in spec.forms:
             pit = np.array([r[form] for r in noise])
@@ -347,6 +351,7 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
                     "coverage_2sigma": float(np.mean(centred < _LEVELS[1] / 2)),
                 },
                 "members": {
+                    "n": int(d.size),
                     "reliability_mean": float(d.mean()), "reliability_z": z, "reliability_p": rel_p,
                     "reject": rel_p < gate.alpha,
                     "truth_first": float(mem["truth_first"].mean()),

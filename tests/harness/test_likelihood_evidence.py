@@ -108,6 +108,14 @@ def test_quick_evidence_separates_the_forms_and_catches_doubled_neff() -> None:
     assert "| long | effective |" in evidence_table({"long": table})
 
 
+def test_members_experiment_can_run_more_replicates_than_the_noise_experiment() -> None:
+    """`member_replicates` sets the members experiment's count alone (it needs no Laplace fit)."""
+    spec = replace(QUICK, replicates=3, member_replicates=7, forms=("independent",))
+    figures = evidence(spec)["long"]["independent"]
+    assert figures["members"]["n"] == 7
+    assert figures["noise"]["n"] + figures["noise"]["failed_fits"] == 3
+
+
 def test_block_sigma_taken_as_sigma_over_root_n_fails_sbc_under_correlation() -> None:
     """The planted defect of `blocks`: each block's σ as σ/√n (correlation inside a square ignored)
     makes θ's posterior far too narrow at ℓ = 2 cells: ranks piled at the ends (χ² p < 1e-6) and 2σ
