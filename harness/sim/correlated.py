@@ -55,7 +55,7 @@ _PRIOR_SHARE = 0.25  # of the importance draws taken from the prior (defensive m
 #: θ quantities gated: β_thick multiplies speed 0 on thickness points, so its posterior is its
 #: prior (not identified; harness/checks/sbc.py reports the same), reported but not gated
 GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
-#: Fourier modes per correlated field (GSTools' default): the covariance over re-seeded fields is
+#: modes of the randomization method per field (GSTools' default): the covariance over re-seeded fields is
 #: the model's at any count; per field the modes' scatter makes the field a Gaussian scale mixture,
 #: its excess kurtosis ∝ 1/MODE_NO (README "Evidence" has the measured figures)
 MODE_NO = 1000

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def _distances(pos: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :])
 
 
-def _lag_covariance_p(fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], model) -> float:
+def _lag_covariance_p(fields: np.ndarray, pos: tuple[np.ndarray, np.ndarray], model: Any) -> float:
     """Bonferroni p over `LAGS` of t tests (scipy.stats, over the independent fields) that each
     field's mean product over pairs at that lag has the model's mean correlation; lag 0 is the
     marginal variance (= 1)."""
@@ -81,6 +82,8 @@ def test_design_fields_have_the_stated_covariance(structure: str) -> None:
     assert abs(fitted_length / length - 1) < 0.10
     assert abs(sill - 1) < 0.10
     assert correlated_design(QUICK, "independent").errors is None
+    n_eff = [correlated_design(QUICK, s).n_eff_location[0] for s in ("long", "short", "independent")]
+    assert n_eff[0] < QUICK.n_per_stream / 5 and n_eff[0] < n_eff[1] < n_eff[2] == QUICK.n_per_stream
 
 
 def test_periodic_fourier_generator_fails_the_covariance_check() -> None:
