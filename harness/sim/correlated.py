@@ -2,9 +2,15 @@
 
 Designs: two streams of kept cells on a grid (thickness and velocity, each its own block), the
 errors independent, or a Gaussian random field with a short or a long exponential correlation
-length (GSTools' covariance model; the kept points are fixed per design, so each replicate is one
-Cholesky product of that model's covariance: exact and thousands of times faster than drawing a
-whole field per replicate). Two experiments per form × error structure, each replicate fitted by
+length, drawn by GSTools' `SRF` with its randomization method (`RandMeth`, `MODE_NO` modes): one
+`SRF` per stream and design, re-seeded for every field (new wave numbers and amplitudes, so the
+fields are independent and their covariance over seeds is the model's, not one set of modes'),
+evaluated only at the stream's kept cells (`unstructured`, a quarter of the grid). GSTools'
+periodic `Fourier` generator is not used: it truncates the exponential model's heavy-tailed
+spectrum, so at ℓ = 2 cells it loses a tenth of the variance even on 64² modes over a period of
+grid + 6ℓ (README "Evidence", tests/harness/test_likelihood_evidence.py). Fields already drawn
+are kept by seed: the planted-defect runs replay the main run's replicates. Two experiments per
+form × error structure, each replicate fitted by
 FUSION's own density (`FusedDensity`, `fusion.inference.likelihood.form_settings`) through
 `method: laplace`, the correlation estimated from the replicate's residuals as `fusion run` does:
 
@@ -49,6 +55,10 @@ _PRIOR_SHARE = 0.25  # of the importance draws taken from the prior (defensive m
 #: θ quantities gated: β_thick multiplies speed 0 on thickness points, so its posterior is its
 #: prior (not identified; harness/checks/sbc.py reports the same), reported but not gated
 GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
+#: modes of the randomization method per field (GSTools' default): the covariance over re-seeded fields is
+#: the model's at any count; per field the modes' scatter makes the field a Gaussian scale mixture,
+#: its excess kurtosis ∝ 1/MODE_NO (README "Evidence" has the measured figures)
+MODE_NO = 1000
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,9 @@ class CorrelatedSpec:
     n_per_stream: int = 400
     n_members: int = 5
     replicates: int = 60
+    #: replicates of the members experiment (default `replicates`): it costs no Laplace fit, and the
+    #: reliability z of n_eff doubled moves by only about 1.4 per 100 replicates at ℓ = 6 cells
+    member_replicates: int | None = None
     draws: int = 400
     seed: int = 20261203
     neff_factor: float = 1.0  # planted defect: n_eff × this in the `effective` form
@@ -69,28 +82,56 @@ class CorrelatedSpec:
     offsets: float = 3.0  # member offsets: this many standard errors of a stream mean (n_eff-aware)
 
 
+class StreamErrors:
+    """One stream's unit-variance error fields at its kept cells, drawn by one GSTools `SRF`
+    (exponential covariance of e-folding length `length_cells`) re-seeded per field."""
+
+    def __init__(self, cells: np.ndarray, grid: tuple[int, int], length_cells: float) -> None:
+        import gstools as gs
+
+        from fusion.data.correlation import _gstools_model
+
+        rows, cols = np.divmod(cells, grid[1])
+        self.pos = (rows.astype(np.float64), cols.astype(np.float64))
+        self.model = _gstools_model("exponential", length_cells, 1.5)
+        self._srf = gs.SRF(self.model, generator="RandMeth", mode_no=MODE_NO, seed=0)
+        self._drawn: dict[int, np.ndarray] = {}
+
+    def draw(self, seed: int) -> np.ndarray:
+        """The field of `seed` at the kept cells (the same seed gives the same field)."""
+        if seed not in self._drawn:
+            self._drawn[seed] = np.asarray(self._srf(self.pos, seed=seed, store=False), dtype=np.float64)
+        return self._drawn[seed]
+
+
 @dataclass(frozen=True)
 class CorrelatedDesign:
     design: Design
     layout: PointLayout
-    chol: dict[int, np.ndarray] = field(compare=False)  # per stream: Cholesky factor of ρ over its cells
+    errors: dict[int, StreamErrors] | None = field(compare=False)  # per stream; None: independent errors
     n_eff_location: dict[int, float] = field(compare=False)
 
 
-def _cells(spec: CorrelatedSpec) -> dict[int, np.ndarray]:
-    rng = np.random.default_rng(spec.seed)
-    n_cells = spec.grid[0] * spec.grid[1]
-    return {s: np.sort(rng.choice(n_cells, spec.n_per_stream, replace=False)) for s in (THICK, VEL)}
+def _cells(grid: tuple[int, int], n_per_stream: int, seed: int) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {s: np.sort(rng.choice(grid[0] * grid[1], n_per_stream, replace=False)) for s in (THICK, VEL)}
+
+
+@lru_cache(maxsize=8)
+def _stream_errors(
+    grid: tuple[int, int], n_per_stream: int, seed: int, length_cells: float
+) -> dict[int, StreamErrors]:
+    """The error fields of a design's streams, shared by every spec with the same kept cells."""
+    cells = _cells(grid, n_per_stream, seed)
+    return {s: StreamErrors(cells[s], grid, length_cells) for s in (THICK, VEL)}
 
 
 @lru_cache(maxsize=8)
 def correlated_design(spec: CorrelatedSpec, structure: str) -> CorrelatedDesign:
-    """The design (σ_obs, speed per point, as `sbc_design`'s magnitudes), layout and the error model."""
-    from fusion.data.correlation import _gstools_model
-
+    """The design (σ_obs, speed per point, as `sbc_design`'s magnitudes), layout and the error fields."""
     rng = np.random.default_rng(spec.seed + 1)
     n = spec.n_per_stream
-    cells = _cells(spec)
+    cells = _cells(spec.grid, n, spec.seed)
     so_t = rng.uniform(0.2, 2.0, 10)[np.arange(n) % 10]
     so_v = rng.uniform(1.0, 5.0, 20)[np.arange(n) % 20]
     speed_v = np.exp(rng.uniform(0.0, np.log(3000.0), 20))[np.arange(n) % 20]
@@ -107,27 +148,26 @@ def correlated_design(spec: CorrelatedSpec, structure: str) -> CorrelatedDesign:
         keep_rate=np.full(2, n / (spec.grid[0] * spec.grid[1])),
     )
     length = STRUCTURES[structure]
-    chol, n_loc = {}, {}
-    for s in (THICK, VEL):
-        r, c = np.divmod(cells[s], spec.grid[1])
-        if length is None:
-            chol[s], n_loc[s] = None, float(n)
-            continue
-        d = np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :])
-        rho = _gstools_model("exponential", length, 1.5).correlation(d)
-        chol[s] = np.linalg.cholesky(rho + 1e-10 * np.eye(n))
-        n_loc[s] = float(n * n / rho.sum())
-    return CorrelatedDesign(design=design, layout=layout, chol=chol, n_eff_location=n_loc)
+    if length is None:
+        n_all = {THICK: float(n), VEL: float(n)}
+        return CorrelatedDesign(design=design, layout=layout, errors=None, n_eff_location=n_all)
+    errors = _stream_errors(spec.grid, n, spec.seed, length)
+    n_loc = {}
+    for s, e in errors.items():
+        r, c = e.pos
+        rho = e.model.correlation(np.hypot(r[:, None] - r[None, :], c[:, None] - c[None, :]))
+        n_loc[s] = float(n * n / rho.sum())  # the true n_eff of a stream mean (sets the member offsets)
+    return CorrelatedDesign(design=design, layout=layout, errors=errors, n_eff_location=n_loc)
 
 
 def _unit_errors(cd: CorrelatedDesign, rng: np.random.Generator, k: int) -> np.ndarray:
-    """(k, N) unit-variance errors with the design's correlation within each stream."""
-    n = cd.design.n_points // 2
-    z = rng.standard_normal((k, 2 * n))
-    for s, sl in ((THICK, slice(0, n)), (VEL, slice(n, 2 * n))):
-        if cd.chol[s] is not None:
-            z[:, sl] = z[:, sl] @ cd.chol[s].T
-    return z
+    """(k, N) unit-variance errors with the design's correlation within each stream (streams
+    independent): standard normals, or one GSTools field per row and stream, seeded from `rng`."""
+    if cd.errors is None:
+        return rng.standard_normal((k, cd.design.n_points))
+    seeds = rng.integers(np.iinfo(np.int32).max, size=(k, 2))
+    thick, vel = cd.errors[THICK], cd.errors[VEL]
+    return np.stack([np.concatenate([thick.draw(int(a)), vel.draw(int(b))]) for a, b in seeds])
 
 
 def _prepared(cd: CorrelatedDesign, resid: np.ndarray) -> Prepared:
@@ -287,7 +327,8 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
     for structure in spec.structures:
         cd = correlated_design(spec, structure)
         noise = [_noise_replicate(spec, cd, structure, i) for i in range(spec.replicates)]
-        members = [_member_replicate(spec, cd, structure, i) for i in range(spec.replicates)]
+        n_members = spec.replicates if spec.member_replicates is None else spec.member_replicates
+        members = [_member_replicate(spec, cd, structure, i) for i in range(n_members)]
         table[structure] = {}
         for form in spec.forms:
             pit = np.array([r[form] for r in noise])
@@ -310,6 +351,7 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
                     "coverage_2sigma": float(np.mean(centred < _LEVELS[1] / 2)),
                 },
                 "members": {
+                    "n": int(d.size),
                     "reliability_mean": float(d.mean()), "reliability_z": z, "reliability_p": rel_p,
                     "reject": rel_p < gate.alpha,
                     "truth_first": float(mem["truth_first"].mean()),
