@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from fusion.data.correlation import CorrelationFit
-    from fusion.inference.model import NoiseSettings
 
 __all__ = [
     "FIT_FILES",
@@ -116,8 +116,8 @@ def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings | 
     sb = np.where(vel, theta[:, 1, None], theta[:, 0, None])
     beta = np.where(vel, theta[:, 3, None], theta[:, 2, None])
     extra = np.where(vel, settings.inflation2(VEL), settings.inflation2(THICK))
-    so2 = np.square(prepared.sigma_obs).astype(np.float64)
-    return so2 + extra + sb**2 * (1.0 + beta * np.asarray(prepared.speed, dtype=np.float64))
+    speed = np.asarray(prepared.speed, dtype=np.float64)
+    return sigma_obs_squared(prepared) + extra + sb**2 * (1.0 + beta * speed)
 
 
 def mixture_pit(prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: NoiseSettings | ExtraVariance) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Same inputs, same bits: a kernel compiled fresh equals the same kernel loaded from Numba's cache.
 
 With `fastmath` `reassoc` they differed by a few ULP (measured on this machine), enough for a
-seeded NUTS chain to diverge between a cold and a warm cache; see `fusion.inference.model`.
+seeded NUTS chain to diverge between a cold and a warm cache; see `fusion.inference.fused_kernel`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ REPO = repo_root()
 
 _PROBE = """
 import numpy as np
-from fusion.inference.model import FusedDensity
+from fusion.inference.fused_density import FusedDensity
 from tests.fusion.inference._factories import make_prepared
 d = FusedDensity(make_prepared(3000, 7, seed=5))
 out = []
@@ -45,7 +45,7 @@ def test_cold_and_warm_numba_caches_give_the_same_bits(tmp_path: Path) -> None:
 def test_pytensor_graphs_compile_without_fastmath() -> None:
     import pytensor
 
-    import fusion.inference.model  # noqa: F401 - the import sets it
+    import fusion.inference.noise  # noqa: F401 - the import sets it
 
     assert pytensor.config.numba__fastmath is False
     assert "numba__fastmath=False" in os.environ["PYTENSOR_FLAGS"]  # inherited by sampler children
