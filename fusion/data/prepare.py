@@ -159,7 +159,7 @@ def _thickness_blocks(reader: _RowReader, data: EnsembleData, intervals: list[In
     thick_years = np.array(sorted(thick), dtype=np.float64)
 
     def thick_fields(t):
-        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled below)
+        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled by the caller)
 
     blocks, ys, sigmas = [], [], []
     for i, iv in enumerate(intervals):
