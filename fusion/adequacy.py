@@ -461,8 +461,10 @@ def _grid_tests(
             "correlation_source": "quantile residuals" if fit is not None else "none (too few points)",
             "fitted_len_scale_cells": fit.length_cells if fit is not None else None,
             "nugget_share": fit.nugget / fit.sill if fit is not None and fit.sill > 0 else None,
-            "width_cells": width, **test, "n_group_tests": n_tests,
-        },  # fmt: skip
+            "width_cells": width,
+            **test,
+            "n_group_tests": n_tests,
+        },
         "regions": found[: cfg.worst],
         "uncertainty_bins": by_sigma,
         "failures": [f"{g['where']}: {g['kind']}" for g in sorted(failing, key=lambda g: g["p"])],

@@ -21,7 +21,7 @@ import numpy as np
 
 from fusion.inference.parameters import PARAMS
 
-__all__ = ["FASTMATH", "logp_grad", "unpack", "c_callbacks"]
+__all__ = ["FASTMATH", "c_callbacks", "logp_grad", "unpack"]
 
 # ---------------------------------------------------------------------------------------------
 # The fused density: value and gradient of the model's log-density in one pass.

@@ -18,20 +18,26 @@ from __future__ import annotations
 
 from fusion.inference.fused_density import FusedDensity
 from fusion.inference.fused_kernel import c_callbacks
-from fusion.inference.noise import NoiseSettings, StreamBlock, sigma_obs_squared, squared_residuals, stream_blocks
+from fusion.inference.noise import (
+    NoiseSettings,
+    StreamBlock,
+    sigma_obs_squared,
+    squared_residuals,
+    stream_blocks,
+)
 from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 from fusion.inference.pymc_model import build_loop_model, build_model
 
 __all__ = [
     "PARAMS",
     "PRIOR_SIGMA",
+    "FusedDensity",
     "NoiseSettings",
     "StreamBlock",
-    "squared_residuals",
-    "sigma_obs_squared",
-    "stream_blocks",
-    "build_model",
     "build_loop_model",
-    "FusedDensity",
+    "build_model",
     "c_callbacks",
+    "sigma_obs_squared",
+    "squared_residuals",
+    "stream_blocks",
 ]

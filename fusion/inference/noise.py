@@ -28,7 +28,7 @@ from fusion.inference.pytensor_flags import strict_pytensor_float
 if TYPE_CHECKING:
     from fusion.config import Config
 
-__all__ = ["LOG_2PI", "NoiseSettings", "StreamBlock", "squared_residuals", "sigma_obs_squared", "stream_blocks"]
+__all__ = ["LOG_2PI", "NoiseSettings", "StreamBlock", "sigma_obs_squared", "squared_residuals", "stream_blocks"]
 
 strict_pytensor_float()  # before any PyTensor graph of this model is built, in any process
 

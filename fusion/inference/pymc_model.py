@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pymc as pm
     import pytensor.tensor as pt
 
-__all__ = ["build_model", "build_loop_model"]
+__all__ = ["build_loop_model", "build_model"]
 
 
 def _priors() -> dict[str, pt.TensorVariable]:
