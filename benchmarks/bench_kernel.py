@@ -29,7 +29,10 @@ REPO = repo_root()
 _PROBE = """
 import sys, time
 import numpy as np
-import fusion.inference.model as model
+try:
+    import fusion.inference.fused_kernel as model
+except ImportError:  # a checkout from before the model was split into modules
+    import fusion.inference.model as model
 assert model.__file__.startswith(sys.argv[1]), model.__file__
 rng = np.random.default_rng(0)
 n, calls = 20000, int(sys.argv[2])

@@ -35,7 +35,9 @@ import pymc  # noqa: F401
 
 from fusion.config import Config
 from fusion.data.prepared import THICK, VEL, Prepared, positional_stream
-from fusion.inference.model import PARAMS, NoiseSettings, build_loop_model, build_model
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS
+from fusion.inference.pymc_model import build_loop_model, build_model
 from fusion.inference.posterior import add_member_deterministics
 from fusion.inference.sampling import sample, sample_model
 

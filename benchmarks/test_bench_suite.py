@@ -56,7 +56,7 @@ def _per_call_s(fn, args, calls: int, clock=time.perf_counter) -> float:
 
 def test_kernel(benchmark) -> None:
     """µs per call of the fused kernel on 20,000 single points; ratio against NumPy, same run."""
-    import fusion.inference.model as model
+    import fusion.inference.fused_kernel as model
 
     args = _kernel_inputs()
     model._stream_terms(*args)  # compile / load from the Numba cache

@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from fusion.data.correlation import CorrelationFit
-    from fusion.inference.model import NoiseSettings
 
 __all__ = [
     "FIT_FILES",
@@ -116,8 +116,8 @@ def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings | 
     sb = np.where(vel, theta[:, 1, None], theta[:, 0, None])
     beta = np.where(vel, theta[:, 3, None], theta[:, 2, None])
     extra = np.where(vel, settings.inflation2(VEL), settings.inflation2(THICK))
-    so2 = np.square(prepared.sigma_obs).astype(np.float64)
-    return so2 + extra + sb**2 * (1.0 + beta * np.asarray(prepared.speed, dtype=np.float64))
+    speed = np.asarray(prepared.speed, dtype=np.float64)
+    return sigma_obs_squared(prepared) + extra + sb**2 * (1.0 + beta * speed)
 
 
 def mixture_pit(prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: NoiseSettings | ExtraVariance) -> np.ndarray:
@@ -425,6 +425,54 @@ def _box_text(region: dict[str, Any]) -> str:
     return f"box {tuple(region['box'])} (rows {r[0]}–{r[1]}, cols {c[0]}–{c[1]})"
 
 
+def _grid_tests(
+    z_mix: np.ndarray, prepared: Prepared, s: int, cfg: AdequacySettings, n_streams: int, seed: int
+) -> tuple[dict[str, Any], Tiles]:
+    """Stream `s`'s tests on the grid (module docstring): tiles as wide as the correlation of its
+    quantile residuals says, their block-level uniformity, the regions and the uncertainty bins,
+    Bonferroni over groups, streams and both tests. Its record's entries, and its tiles."""
+    layout = prepared.layout
+    name = STREAM_NAMES[s]
+    sel = np.flatnonzero(prepared.stream == s)
+    fit = residual_correlation(z_mix, prepared, s, seed)
+    length = effective_length(fit, max(layout.grid_shape)) if fit is not None else 1.0
+    width = max(1, math.ceil(cfg.block_lengths * length))
+    rho = ShortRange(length)
+    t = tile_scores(z_mix[sel], layout.pixel[sel], layout.block[sel], layout.grid_shape, width, rho)
+    test = uniformity(t.pit, cfg.alpha / n_streams, cfg.n_simulations)
+    rows = (layout.pixel[sel] // layout.grid_shape[1]).astype(float)
+    cols = (layout.pixel[sel] % layout.grid_shape[1]).astype(float)
+    blocks = layout.block[sel]
+    found = regions(z_mix[sel], rows, cols, blocks, layout.grid_shape, cfg.region_boxes, rho)
+    stated = np.asarray(prepared.sigma_obs[sel], dtype=float)
+    by_sigma = uncertainty_bins(z_mix[sel], rows, cols, blocks, stated, cfg.uncertainty_bins, rho)
+    n_tests = max(2 * (len(found) + len(by_sigma)) * n_streams, 1)
+    _verdicts(found, n_tests, cfg.alpha)
+    _verdicts(by_sigma, n_tests, cfg.alpha)
+    for r in found:
+        r["where"] = f"{name}, {_box_text(r)}"
+    for b in by_sigma:
+        b["where"] = f"{name}, σ_obs {b['sigma_obs'][0]:.3g}–{b['sigma_obs'][1]:.3g}"
+    failing = [g for g in (*found, *by_sigma) if g["failed"]]
+    found.sort(key=lambda r: r["p"])
+    grid = {
+        "blocks": {
+            "correlation_length_cells": length,
+            "correlation_source": "quantile residuals" if fit is not None else "none (too few points)",
+            "fitted_len_scale_cells": fit.length_cells if fit is not None else None,
+            "nugget_share": fit.nugget / fit.sill if fit is not None and fit.sill > 0 else None,
+            "width_cells": width,
+            **test,
+            "n_group_tests": n_tests,
+        },
+        "regions": found[: cfg.worst],
+        "uncertainty_bins": by_sigma,
+        "failures": [f"{g['where']}: {g['kind']}" for g in sorted(failing, key=lambda g: g["p"])],
+        "passed": test.get("tails_excursion", 0.0) <= 1e-12 and not failing,
+    }
+    return grid, t
+
+
 def assess(
     prepared: Prepared,
     theta: np.ndarray,
@@ -460,38 +508,8 @@ def assess(
             entry["blocks"] = {"tested": False, "why": "the prepared points carry no grid layout"}
             streams[name] = entry
             continue
-        fit = residual_correlation(z_mix, prepared, s, seed)
-        length = effective_length(fit, max(layout.grid_shape)) if fit is not None else 1.0
-        width = max(1, math.ceil(cfg.block_lengths * length))
-        rho = ShortRange(length)
-        t = tile_scores(z_mix[sel], layout.pixel[sel], layout.block[sel], layout.grid_shape, width, rho)
-        tiles[s] = t
-        test = uniformity(t.pit, cfg.alpha / n_streams, cfg.n_simulations)
-        rows = (layout.pixel[sel] // layout.grid_shape[1]).astype(float)
-        cols = (layout.pixel[sel] % layout.grid_shape[1]).astype(float)
-        blocks = layout.block[sel]
-        found = regions(z_mix[sel], rows, cols, blocks, layout.grid_shape, cfg.region_boxes, rho)
-        stated = np.asarray(prepared.sigma_obs[sel], dtype=float)
-        by_sigma = uncertainty_bins(z_mix[sel], rows, cols, blocks, stated, cfg.uncertainty_bins, rho)
-        n_tests = max(2 * (len(found) + len(by_sigma)) * n_streams, 1)
-        _verdicts(found, n_tests, cfg.alpha)
-        _verdicts(by_sigma, n_tests, cfg.alpha)
-        for r in found:
-            r["where"] = f"{name}, {_box_text(r)}"
-        for b in by_sigma:
-            b["where"] = f"{name}, σ_obs {b['sigma_obs'][0]:.3g}–{b['sigma_obs'][1]:.3g}"
-        failing = [g for g in (*found, *by_sigma) if g["failed"]]
-        found.sort(key=lambda r: r["p"])
-        entry["blocks"] = {
-            "correlation_length_cells": length, "correlation_source": "quantile residuals" if fit is not None else "none (too few points)",
-            "fitted_len_scale_cells": fit.length_cells if fit is not None else None,
-            "nugget_share": fit.nugget / fit.sill if fit is not None and fit.sill > 0 else None,
-            "width_cells": width, **test, "n_group_tests": n_tests,
-        }  # fmt: skip
-        entry["regions"] = found[: cfg.worst]
-        entry["uncertainty_bins"] = by_sigma
-        entry["failures"] = [f"{g['where']}: {g['kind']}" for g in sorted(failing, key=lambda g: g["p"])]
-        entry["passed"] = test.get("tails_excursion", 0.0) <= 1e-12 and not failing
+        grid, tiles[s] = _grid_tests(z_mix, prepared, s, cfg, n_streams, seed)
+        entry.update(grid)
         streams[name] = entry
     record = {
         "top_member": prepared.member_ids[top],

@@ -27,7 +27,13 @@ __all__ = ["FORWARD_MODEL_ID", "model_source_hash", "sampler_name", "trace_prove
 
 #: What the posterior is a posterior of: the noise model of DESIGN.md as coded in these modules.
 FORWARD_MODEL_ID = "fusion.noise_model"
-_MODEL_MODULES = ("fusion.inference.model", "fusion.inference.posterior")
+_MODEL_MODULES = (
+    "fusion.inference.noise",
+    "fusion.inference.pymc_model",
+    "fusion.inference.fused_kernel",
+    "fusion.inference.fused_density",
+    "fusion.inference.posterior",
+)
 
 
 def model_source_hash() -> str:

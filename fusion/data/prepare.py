@@ -62,6 +62,11 @@ class _Block:
     missing: str | None = None  # why the observed rate is all NaN (snapping), for the availability record
 
 
+def _vel_blocks(blocks: list[_Block]) -> np.ndarray:
+    """Per block of the layout: is it velocity."""
+    return np.array([b.stream == VEL for b in blocks])
+
+
 def model_intervals(times: np.ndarray) -> list[Interval]:
     return [Interval(float(a), float(b)) for a, b in zip(times[:-1], times[1:])]
 
@@ -83,6 +88,43 @@ def _observed_rate(
         return (second - first) / step, np.sqrt(err_first**2 + err_second**2) / step
 
 
+class _RowReader:
+    """Observed fields and rates on one block of grid rows, each field read once (a field left in
+    its file is opened once per block, not once per interval that uses it)."""
+
+    def __init__(self, cfg: Config, rows: slice, shape: tuple[int, int]) -> None:
+        self.rows, self.shape = rows, shape
+        self.tolerance, self.fixed = cfg.metric.snap_tolerance_years, cfg.compat == "fixed"
+        self._memo: dict[int, np.ndarray] = {}
+
+    def on_rows(self, field):
+        """`field[rows]`, read on first use."""
+        if id(field) not in self._memo:
+            self._memo[id(field)] = field[self.rows]
+        return self._memo[id(field)]
+
+    def _nan_pair(self, like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
+        return np.full(self.shape, np.nan, like.dtype), np.full(self.shape, np.nan, like.dtype), why
+
+    def rate(self, by_year: dict, years: np.ndarray, iv: Interval, get) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """Rate and uncertainty of one component on `iv` (DESIGN step 2), or all NaN and why: an end
+        with no observation year within the snap tolerance, or (fixed) both ends on the same year."""
+        tol = self.tolerance
+        y1 = snap_year(years, iv.start, tol)
+        y2 = snap_year(years, iv.end, tol)
+        like = get(next(iter(by_year.values())))[0]
+        if y1 is None or y2 is None:
+            t = iv.start if y1 is None else iv.end
+            return self._nan_pair(like, f"no observation year within {tol:g} years of {t:.3f}")
+        if self.fixed and y1 == y2:
+            return self._nan_pair(like, f"both ends snap to the observation year {y1}")
+        (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
+        step = float(y2 - y1) if self.fixed else iv.dt
+        v1, v2 = self.on_rows(v1), self.on_rows(v2)
+        e1, e2 = (np.full_like(v, np.nan) if e is None else self.on_rows(e) for v, e in ((v1, e1), (v2, e2)))
+        return *_observed_rate(v1, v2, e1, e2, step), None
+
+
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
                      thick_fill: float | None | str = "whole grid", thickness_only: bool = False
                      ) -> tuple[list[_Block], np.ndarray, np.ndarray, np.ndarray | None]:
@@ -94,79 +136,68 @@ def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval],
     """
     if isinstance(thick_fill, str):
         thick_fill = _thick_fill(cfg, data, intervals, [slice(None)])
-    metric, fixed = cfg.metric, cfg.compat == "fixed"
     shape = (len(range(*rows.indices(data.grid.shape[0]))), data.grid.shape[1])
-    n_pix = shape[0] * shape[1]
-    blocks: list[_Block] = []
-    ys: list[np.ndarray] = []
-    sigmas: list[np.ndarray] = []
+    reader = _RowReader(cfg, rows, shape)
+    blocks, ys, thick_sigma = _thickness_blocks(reader, data, intervals)
+    if thick_fill is not None:
+        # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
+        gap = np.isnan(thick_sigma) if reader.fixed else ~np.isfinite(thick_sigma)
+        thick_sigma[gap] = thick_fill
+    if thickness_only:
+        return blocks, np.stack(ys), thick_sigma, None
+    vel_blocks, vel_ys, vel_sigmas = _velocity_blocks(reader, data, intervals)
+    sigmas = [*thick_sigma, *vel_sigmas]
+    return blocks + vel_blocks, np.stack(ys + vel_ys), np.stack(sigmas), _mean_speed(reader, data)
 
-    memo: dict[int, np.ndarray] = {}
 
-    def on_rows(field):
-        """`field[rows]`, read once per call (a field left in its file is opened once per chunk)."""
-        if id(field) not in memo:
-            memo[id(field)] = field[rows]
-        return memo[id(field)]
-
-    def nan_pair(like: np.ndarray, why: str) -> tuple[np.ndarray, np.ndarray, str]:
-        return np.full(shape, np.nan, like.dtype), np.full(shape, np.nan, like.dtype), why
-
-    def rate(
-        by_year: dict, years: np.ndarray, iv: Interval, get
-    ) -> tuple[np.ndarray, np.ndarray, str | None]:
-        tol = metric.snap_tolerance_years
-        y1 = snap_year(years, iv.start, tol)
-        y2 = snap_year(years, iv.end, tol)
-        like = get(next(iter(by_year.values())))[0]
-        if y1 is None or y2 is None:
-            t = iv.start if y1 is None else iv.end
-            return nan_pair(like, f"no observation year within {tol:g} years of {t:.3f}")
-        if fixed and y1 == y2:
-            return nan_pair(like, f"both ends snap to the observation year {y1}")
-        (v1, e1), (v2, e2) = get(by_year[y1]), get(by_year[y2])
-        step = float(y2 - y1) if fixed else iv.dt
-        v1, v2 = on_rows(v1), on_rows(v2)
-        e1, e2 = (np.full_like(v, np.nan) if e is None else on_rows(e) for v, e in ((v1, e1), (v2, e2)))
-        return *_observed_rate(v1, v2, e1, e2, step), None
-
+def _thickness_blocks(reader: _RowReader, data: EnsembleData, intervals: list[Interval]
+                      ) -> tuple[list[_Block], list[np.ndarray], np.ndarray]:
+    """The thickness block of every interval (the layout's first blocks): rates and the
+    uncertainty, its gaps still NaN (filled by the caller, with a figure of the whole grid)."""
+    n_pix = reader.shape[0] * reader.shape[1]
     thick = {t.year: t for t in data.thickness}
     thick_years = np.array(sorted(thick), dtype=np.float64)
 
     def thick_fields(t):
-        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled below)
+        return t.height, t.uncertainty  # no uncertainty variable: NaN (filled by the caller)
 
+    blocks, ys, sigmas = [], [], []
     for i, iv in enumerate(intervals):
-        y, s, why = rate(thick, thick_years, iv, thick_fields)
+        y, s, why = reader.rate(thick, thick_years, iv, thick_fields)
         blocks.append(_Block(THICK, i, 0, why))
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
-    thick_sigma = np.stack(sigmas)
-    if thick_fill is not None:
-        # the prototype fills every non-finite value (an rmse whose square overflows float32 is inf)
-        gap = np.isnan(thick_sigma) if fixed else ~np.isfinite(thick_sigma)
-        thick_sigma[gap] = thick_fill
-    sigmas = list(thick_sigma)
-    if thickness_only:
-        return blocks, np.stack(ys), thick_sigma, None
+    return blocks, ys, np.stack(sigmas)
 
+
+def _velocity_blocks(reader: _RowReader, data: EnsembleData, intervals: list[Interval]
+                     ) -> tuple[list[_Block], list[np.ndarray], list[np.ndarray]]:
+    """The velocity blocks, interval by interval, x then y within each (the prototype's layout)."""
+    n_pix = reader.shape[0] * reader.shape[1]
     vel = {v.year: v for v in data.velocity}
     vel_years = np.array(sorted(vel), dtype=np.float64)
+    blocks, ys, sigmas = [], [], []
     for i, iv in enumerate(intervals):
         for variable, get in ((1, lambda v: (v.vx, v.err_x)), (2, lambda v: (v.vy, v.err_y))):
-            y, s, why = rate(vel, vel_years, iv, get)
+            y, s, why = reader.rate(vel, vel_years, iv, get)
             blocks.append(_Block(VEL, i, variable, why))
             ys.append(y.reshape(n_pix))
             sigmas.append(s.reshape(n_pix))
+    return blocks, ys, sigmas
 
+
+def _mean_speed(reader: _RowReader, data: EnsembleData) -> np.ndarray:
+    """Speed per pixel (DESIGN step 4): the mean over observation years of √(VX² + VY²)."""
+    vel = {v.year: v for v in data.velocity}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN and are masked
         # one field per listed year, looked up by year: under `compat: prototype` a repeated year
         # is its last file, counted once per repeat, as the prototype's dict and year list
         speed = np.nanmean(
-            np.stack([np.sqrt(on_rows(vel[v.year].vx) ** 2 + on_rows(vel[v.year].vy) ** 2) for v in data.velocity]), axis=0
+            np.stack([np.sqrt(reader.on_rows(vel[v.year].vx) ** 2 + reader.on_rows(vel[v.year].vy) ** 2)
+                      for v in data.velocity]), axis=0
         )
-    return blocks, np.stack(ys), np.stack(sigmas), speed.reshape(n_pix)
+    return speed.reshape(reader.shape[0] * reader.shape[1])
 
 
 def _thick_values(work: _Work, rows: slice) -> np.ndarray:
@@ -293,7 +324,7 @@ def _mask_rows(work: _Work, rows: slice, fields: tuple | None = None) -> _RowsMa
     fields of these rows when the caller holds them already (the in-memory run)."""
     cfg, data, blocks = work.cfg, work.data, work.blocks
     metric = cfg.metric
-    is_vel = np.array([b.stream == VEL for b in blocks])
+    is_vel = _vel_blocks(blocks)
     threshold = np.where(is_vel, metric.vel_unc_threshold, metric.thick_unc_threshold)[:, None]
     kept_after = np.zeros((5, len(blocks)), dtype=np.int64)
     _, y_obs, sigma_obs, speed = fields or _observed_blocks(cfg, data, work.intervals, rows, work.thick_fill)
@@ -323,7 +354,7 @@ def _gather_rows(work: _Work, rows: slice, local: np.ndarray, block: np.ndarray,
     """Pass 2 on a block of rows: `y_obs`, `sigma_obs`, `speed` and `F` (members × points) at the
     chosen points lying there, each given by its pixel within the rows and its block."""
     cfg, data, blocks = work.cfg, work.data, work.blocks
-    is_vel = np.array([b.stream == VEL for b in blocks])
+    is_vel = _vel_blocks(blocks)
     _, y_obs, sigma_obs, speed = fields or _observed_blocks(cfg, data, work.intervals, rows, work.thick_fill)
     y_point = y_obs[block, local].astype(np.float32)
     sigma_point = sigma_obs[block, local].astype(np.float32)
@@ -412,20 +443,46 @@ def _prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None, client: Cl
 
 def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], chunks: list[slice],
                     client: Client | None, bar: _Bar) -> Prepared:
-    ny, nx = data.grid.shape
+    """The passes over the blocks of rows, in DESIGN's order: the gap fill of the thickness
+    uncertainty, the mask (pass 1), the subsample, the chosen points' values (pass 2)."""
     thick_fill = _thick_fill(cfg, data, intervals, chunks, client, bar)
     blocks = _observed_blocks(cfg, data, intervals, slice(0, 0), None)[0]
     work = _Work(cfg, data, intervals, blocks, thick_fill)
     # in memory (one block, in this process), pass 2 reuses pass 1's observed fields, as before chunking
     whole = len(chunks) == 1 and client is None
     fields = _observed_blocks(cfg, data, intervals, chunks[0], thick_fill) if whole else None
-    is_vel = np.array([b.stream == VEL for b in blocks])
-    n_blocks, n_members = len(blocks), len(data.members)
+    masked = _mask_pass(work, chunks, fields, client, bar)
+    chosen = _subsample(cfg, masked, _vel_blocks(blocks), chunks, data.grid.shape)
+    masked.packed.clear()  # the masks' bits are not needed past the subsample: freed before pass 2
+    values = _gather_pass(work, chunks, chosen, fields, client, bar)
+    return _prepared(cfg, work, masked, chosen, values)
 
-    # pass 1, block by block (`_mask_rows`), combined in row order whatever order blocks finish in.
-    # A block is emptied by the first member after which no chunk keeps a point of it.
-    packed: list[np.ndarray] = [np.empty(0, np.uint8)] * len(chunks)  # per block of rows: its mask, 8 pixels a byte
-    kept_in = np.zeros((len(chunks), n_blocks), dtype=np.int64)  # per block of rows: points kept, per block
+
+@dataclass(frozen=True)
+class _Masked:
+    """Pass 1 combined over the blocks of rows: what the mask kept, per block of rows and per block."""
+
+    packed: list[np.ndarray]  # per block of rows: its mask, 8 pixels a byte
+    kept_in: np.ndarray  # (blocks of rows, blocks): points kept
+    kept_after: np.ndarray  # (5, blocks): survivors after each rule
+    emptied_by: dict[int, str]  # block: the member after which no point of it is left
+    maps: dict[str, np.ndarray]  # stream name: kept points per cell, flat
+
+    @property
+    def per_block(self) -> np.ndarray:
+        return self.kept_after[4]
+
+
+def _mask_pass(work: _Work, chunks: list[slice], fields: tuple | None, client: Client | None,
+               bar: _Bar) -> _Masked:
+    """Pass 1, block by block (`_mask_rows`), combined in row order whatever order blocks finish in.
+    A block is emptied by the first member after which no chunk keeps a point of it."""
+    data, blocks = work.data, work.blocks
+    ny, nx = data.grid.shape
+    is_vel = _vel_blocks(blocks)
+    n_blocks, n_members = len(blocks), len(data.members)
+    packed: list[np.ndarray] = [np.empty(0, np.uint8)] * len(chunks)
+    kept_in = np.zeros((len(chunks), n_blocks), dtype=np.int64)
     kept_after = np.zeros((5, n_blocks), dtype=np.int64)
     empty_after = np.full(n_blocks, -1)  # per block: the latest first-emptying member over chunks
     never_empty = np.zeros(n_blocks, dtype=bool)
@@ -445,16 +502,30 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         for b in range(n_blocks)
         if kept_after[3][b] and not never_empty[b] and empty_after[b] >= 0
     }
+    return _Masked(packed, kept_in, kept_after, emptied_by, maps)
 
-    n_pix = ny * nx
-    # count first, then choose: the positions are those of the block-major, then pixel, list of
-    # kept points (the prototype's layout), which is never built
-    per_block = kept_after[4]
+
+@dataclass(frozen=True)
+class _Chosen:
+    """The subsample: each chosen point's position in the kept list, its block and its pixel."""
+
+    positions: np.ndarray
+    block_of: np.ndarray
+    pixel: np.ndarray
+    n_total: int  # kept points before the subsample
+    n_dhdt_full: int  # of which thickness (their blocks come first)
+    subsampled: bool
+
+
+def _subsample(cfg: Config, masked: _Masked, is_vel: np.ndarray, chunks: list[slice],
+               grid_shape: tuple[int, int]) -> _Chosen:
+    """Count first, then choose (DESIGN step 6): the positions are those of the block-major, then
+    pixel, list of kept points (the prototype's layout), which is never built."""
+    per_block = masked.per_block
     n_total = int(per_block.sum())
     if n_total == 0:
         raise InputError(cfg.source, "no valid points: every observation is NaN, above its threshold or unmatched by a member")
     n_dhdt_full = int(per_block[~is_vel].sum())  # thickness blocks come first
-
     size = cfg.inference.subsample.size
     subsampled = n_total > size
     if subsampled:
@@ -464,9 +535,17 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         chosen_pos = np.arange(n_total)
     starts = np.concatenate([[0], np.cumsum(per_block)])
     block_of = np.searchsorted(starts, chosen_pos, side="right") - 1
+    pixel = _chosen_pixels(masked, chunks, grid_shape, chosen_pos, starts, block_of)
+    return _Chosen(chosen_pos, block_of, pixel, n_total, n_dhdt_full, subsampled)
+
+
+def _chosen_pixels(masked: _Masked, chunks: list[slice], grid_shape: tuple[int, int], chosen_pos: np.ndarray,
+                   starts: np.ndarray, block_of: np.ndarray) -> np.ndarray:
+    """The pixel of every chosen point. A point's rank in its block's list falls in one block of
+    rows (rows in order, then pixels), whose mask is unpacked for that block only."""
+    ny, nx = grid_shape
+    kept_in = masked.kept_in
     pixel = np.empty(chosen_pos.size, dtype=np.int64)
-    # a point's rank in its block's list falls in one block of rows (rows in order, then pixels),
-    # whose mask is unpacked for that block only
     kept_before = np.cumsum(kept_in, axis=0) - kept_in  # (blocks of rows, blocks)
     for b in np.unique(block_of):
         sel = np.flatnonzero(block_of == b)
@@ -475,33 +554,22 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         for c in np.unique(rows_of):
             lo, hi, _ = chunks[c].indices(ny)
             here = rows_of == c
-            kept_here = np.flatnonzero(np.unpackbits(packed[c][b], count=(hi - lo) * nx))
+            kept_here = np.flatnonzero(np.unpackbits(masked.packed[c][b], count=(hi - lo) * nx))
             pixel[sel[here]] = lo * nx + kept_here[rank[here] - kept_before[c, b]]
-    del packed
-    labels = np.where(is_vel[block_of], VEL, THICK).astype(np.int8)
-    n_dhdt = int(np.count_nonzero(chosen_pos < n_dhdt_full))
-    n = int(chosen_pos.size)
-    shape = data.grid.shape
-    availability = Availability(
-        record=availability_record(
-            block_stream=[b.stream for b in blocks],
-            block_interval=[b.interval for b in blocks],
-            intervals=[(iv.start, iv.end) for iv in intervals],
-            pixels_per_block=n_pix,
-            kept_after=kept_after,
-            subsampled=np.bincount(block_of, minlength=len(blocks)),
-            notes=[b.missing for b in blocks],
-            emptied_by=emptied_by,
-        ),
-        maps={name: counts.reshape(shape) for name, counts in maps.items()},  # kept points per cell, per stream
-    )
+    return pixel
 
-    F = np.empty((n_members, n), dtype=np.float64)
+
+def _gather_pass(work: _Work, chunks: list[slice], chosen: _Chosen, fields: tuple | None, client: Client | None,
+                 bar: _Bar) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 2, block by block (`_gather_rows`): `y_obs`, `sigma_obs`, `speed` and `F` at the chosen
+    points only, each given by its pixel within the block's rows; blocks with none are not run."""
+    ny, nx = work.data.grid.shape
+    n = int(chosen.positions.size)
+    F = np.empty((len(work.data.members), n), dtype=np.float64)
     y_point = np.empty(n, dtype=np.float32)
     sigma_point = np.empty(n, dtype=np.float32)
     speed_point = np.empty(n, dtype=np.float64)
-    # pass 2, block by block (`_gather_rows`): the chosen points only, each given by its pixel
-    # within the block's rows
+    pixel, block_of = chosen.pixel, chosen.block_of
     points, tasks = [], []
     for rows in chunks:
         lo, hi, _ = rows.indices(ny)
@@ -514,7 +582,36 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         in_chunk = points[i]
         y_point[in_chunk], sigma_point[in_chunk], speed_point[in_chunk] = y_rows, sigma_rows, speed_rows
         F[:, in_chunk] = F_rows
+    return y_point, sigma_point, speed_point, F
 
+
+def _availability(work: _Work, masked: _Masked, chosen: _Chosen) -> Availability:
+    """The data-availability record (README "Data availability") and the kept points per cell."""
+    blocks, shape = work.blocks, work.data.grid.shape
+    return Availability(
+        record=availability_record(
+            block_stream=[b.stream for b in blocks],
+            block_interval=[b.interval for b in blocks],
+            intervals=[(iv.start, iv.end) for iv in work.intervals],
+            pixels_per_block=shape[0] * shape[1],
+            kept_after=masked.kept_after,
+            subsampled=np.bincount(chosen.block_of, minlength=len(blocks)),
+            notes=[b.missing for b in blocks],
+            emptied_by=masked.emptied_by,
+        ),
+        maps={name: counts.reshape(shape) for name, counts in masked.maps.items()},  # kept points per cell, per stream
+    )
+
+
+def _prepared(cfg: Config, work: _Work, masked: _Masked, chosen: _Chosen,
+              values: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Prepared:
+    """The arrays with their stream labels: under `compat: prototype` positional at the old
+    `n_dhdt` (defect 1), else each point's own; and the layout and the record of how they were made."""
+    data, blocks = work.data, work.blocks
+    y_point, sigma_point, speed_point, F = values
+    block_of, n = chosen.block_of, int(chosen.positions.size)
+    labels = np.where(_vel_blocks(blocks)[block_of], VEL, THICK).astype(np.int8)
+    n_dhdt = int(np.count_nonzero(chosen.positions < chosen.n_dhdt_full))
     stream = positional_stream(n, n_dhdt) if cfg.compat == "prototype" else labels
     if cfg.compat == "fixed":
         n_dhdt = int(np.count_nonzero(stream == THICK))
@@ -528,18 +625,18 @@ def _prepare_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], 
         member_ids=data.member_ids,
         stream=stream,
         compat=cfg.compat,
-        availability=availability,
+        availability=_availability(work, masked, chosen),
         layout=PointLayout(
-            pixel=pixel.astype(np.int64), block=block_of.astype(np.int64), grid_shape=tuple(shape),
+            pixel=chosen.pixel.astype(np.int64), block=block_of.astype(np.int64), grid_shape=tuple(data.grid.shape),
             cell_size=_cell_size(data.grid),
-            keep_rate=np.bincount(block_of, minlength=len(blocks)) / np.maximum(per_block, 1),
+            keep_rate=np.bincount(block_of, minlength=len(blocks)) / np.maximum(masked.per_block, 1),
         ),
         meta={
-            "n_total_before_subsample": n_total,
-            "n_dhdt_full": n_dhdt_full,
-            "n_vel_full": n_total - n_dhdt_full,
-            "subsampled": subsampled,
-            "interval_tmid": [iv.mid for iv in intervals],
+            "n_total_before_subsample": chosen.n_total,
+            "n_dhdt_full": chosen.n_dhdt_full,
+            "n_vel_full": chosen.n_total - chosen.n_dhdt_full,
+            "subsampled": chosen.subsampled,
+            "interval_tmid": [iv.mid for iv in work.intervals],
             "member_files": [m.path.name for m in data.members],
             "mislabelled_points": int(np.count_nonzero(stream != labels)),
         },

@@ -489,132 +489,179 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
     """
     spec = spec or SyntheticSpec()
     out = Path(out_dir)
-    ny, nx, members, seed = spec.ny, spec.nx, spec.members, spec.seed
-    first, last = spec.years
-    year_list = spec.year_list
-    truth_member, fill_member, fill_index = spec.truth_member, spec.fill_member, spec.fill_index
-    drop_time_member, drop_time_index = spec.drop_time_member, spec.drop_time_index
-    member_nans, with_projection = spec.member_nans, spec.with_projection
+    g = _geometry(spec.ny, spec.nx, spec.seed)
+    params = _draw_params(spec.seed, spec.members)
+    truth_member = spec.truth_member
+    if truth_member is None:
+        truth_member = int(_rng(spec.seed, _K_TRUTH).integers(spec.members))
+    elev_files, vel_files = _write_observations(out, spec, g, params[truth_member])
+    member_records = _write_ensemble(out, spec, g, params)
+    truth_record = _truth_record(spec, g, truth_member, params[truth_member], member_records, elev_files, vel_files)
+    write_json(out / "truth.json", truth_record)
+    return truth_record
+
+
+def _gap_years(spec: SyntheticSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(thickness, velocity) years without an observation file: a gap of both streams counts in each."""
     obs_gap = spec.obs_gap_years
     elev_gap = tuple(sorted(set(obs_gap) | set(spec.elev_gap_years)))
     vel_gap = tuple(sorted(set(obs_gap) | set(spec.vel_gap_years)))
-    vel_no_erry = spec.vel_missing_err_years
-    elev_no_rmse = spec.elev_no_rmse_years
-    elev_drop_rmse = spec.elev_drop_rmse_var_years
+    return elev_gap, vel_gap
 
-    g = _geometry(ny, nx, seed)
-    params = _draw_params(seed, members)
-    if truth_member is None:
-        truth_member = int(_rng(seed, _K_TRUTH).integers(members))
-    truth = params[truth_member]
 
-    # Observations: the truth member's fields plus noise at the stated uncertainty.
+def _write_observations(
+    out: Path, spec: SyntheticSpec, g: _Geometry, truth: dict[str, float]
+) -> tuple[list[str], list[str]]:
+    """The observation files, year by year: the truth member's fields plus noise at the stated
+    uncertainty. Returns the thickness and velocity file names written, in year order."""
     elev_dir, vel_dir = out / "obs" / "elev", out / "obs" / "vel"
     elev_dir.mkdir(parents=True, exist_ok=True)
     vel_dir.mkdir(parents=True, exist_ok=True)
+    elev_gap, vel_gap = _gap_years(spec)
     elev_files, vel_files = [], []
-    for year in year_list:
-        H, ua, va = _fields(g, truth, float(year - first))
+    for year in spec.year_list:
+        H, ua, va = _fields(g, truth, float(year - spec.years[0]))
         if year not in elev_gap:
-            rng = _rng(seed, _K_OBS_ELEV, year)
-            rmse = np.clip(0.3 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.05, 2.0)
-            rmse = np.where(g.rough, g.rough_rmse * np.exp(0.05 * rng.standard_normal(H.shape)), rmse)
-            height = g.bed + H + rmse * _unit_noise(rng, spec, year, 0)
-            gap = _gaps(g, rng, mean_blobs=3.0, rmax=0.14, dropout=0.01) | ~g.ice
-            rmse_gap = gap | (rng.random(H.shape) < 0.004)  # a few pixels: height but no rmse
-            height = np.where(gap, np.nan, height)
-            rmse = np.where(rmse_gap, np.nan, rmse)
-            if year in elev_no_rmse:
-                rmse = np.full_like(rmse, np.nan)
-            path = elev_dir / f"elev_antarctica_elevation_{year}.nc"
-            _write_elev(path, g, year, height, None if year in elev_drop_rmse else rmse)
-            elev_files.append(path.name)
+            elev_files.append(_write_elev_year(elev_dir, spec, g, year, H))
         if year not in vel_gap:
-            rng = _rng(seed, _K_OBS_VEL, year)
-            errs = {}
-            for comp in ("ERRX", "ERRY"):
-                e = np.clip(2.5 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.5, 9.0)
-                errs[comp] = np.where(g.shear, g.shear_err * np.exp(0.05 * rng.standard_normal(H.shape)), e)
-            vx = ua + errs["ERRX"] * _unit_noise(rng, spec, year, 1)
-            vy = va + errs["ERRY"] * _unit_noise(rng, spec, year, 2)
-            gap = _gaps(g, rng, mean_blobs=4.0, rmax=0.2, dropout=0.02) | ~g.ice
-            fields = {"VX": vx, "VY": vy, "ERRX": errs["ERRX"], "ERRY": errs["ERRY"]}
-            fields = {k: np.where(gap, np.nan, a) for k, a in fields.items()}
-            if year in vel_no_erry:
-                del fields["ERRY"]
-            path = vel_dir / f"vel_Antarctica_ice_velocity_{year}.nc"
-            _write_vel(path, g, fields)
-            vel_files.append(path.name)
+            vel_files.append(_write_vel_year(vel_dir, spec, g, year, ua, va))
         del H, ua, va
+    return elev_files, vel_files
 
-    # Ensemble, member by member.
+
+def _write_elev_year(elev_dir: Path, spec: SyntheticSpec, g: _Geometry, year: int, H: np.ndarray) -> str:
+    """One year's surface height and its rmse (rough terrain far above the threshold, gaps, a few
+    pixels with a height but no rmse, the spec's all-fill or missing rmse years); the file's name."""
+    rng = _rng(spec.seed, _K_OBS_ELEV, year)
+    rmse = np.clip(0.3 * np.exp(0.4 * rng.standard_normal(H.shape)), 0.05, 2.0)
+    rmse = np.where(g.rough, g.rough_rmse * np.exp(0.05 * rng.standard_normal(H.shape)), rmse)
+    height = g.bed + H + rmse * _unit_noise(rng, spec, year, 0)
+    gap = _gaps(g, rng, mean_blobs=3.0, rmax=0.14, dropout=0.01) | ~g.ice
+    rmse_gap = gap | (rng.random(H.shape) < 0.004)  # a few pixels: height but no rmse
+    height = np.where(gap, np.nan, height)
+    rmse = np.where(rmse_gap, np.nan, rmse)
+    if year in spec.elev_no_rmse_years:
+        rmse = np.full_like(rmse, np.nan)
+    path = elev_dir / f"elev_antarctica_elevation_{year}.nc"
+    _write_elev(path, g, year, height, None if year in spec.elev_drop_rmse_var_years else rmse)
+    return path.name
+
+
+def _write_vel_year(
+    vel_dir: Path, spec: SyntheticSpec, g: _Geometry, year: int, ua: np.ndarray, va: np.ndarray
+) -> str:
+    """One year's velocity components and their errors (a shear-margin tail above the threshold,
+    gaps, `ERRY` left out in the spec's years); the file's name."""
+    rng = _rng(spec.seed, _K_OBS_VEL, year)
+    errs = {}
+    for comp in ("ERRX", "ERRY"):
+        e = np.clip(2.5 * np.exp(0.4 * rng.standard_normal(ua.shape)), 0.5, 9.0)
+        errs[comp] = np.where(g.shear, g.shear_err * np.exp(0.05 * rng.standard_normal(ua.shape)), e)
+    vx = ua + errs["ERRX"] * _unit_noise(rng, spec, year, 1)
+    vy = va + errs["ERRY"] * _unit_noise(rng, spec, year, 2)
+    gap = _gaps(g, rng, mean_blobs=4.0, rmax=0.2, dropout=0.02) | ~g.ice
+    fields = {"VX": vx, "VY": vy, "ERRX": errs["ERRX"], "ERRY": errs["ERRY"]}
+    fields = {k: np.where(gap, np.nan, a) for k, a in fields.items()}
+    if year in spec.vel_missing_err_years:
+        del fields["ERRY"]
+    path = vel_dir / f"vel_Antarctica_ice_velocity_{year}.nc"
+    _write_vel(path, g, fields)
+    return path.name
+
+
+def _write_ensemble(out: Path, spec: SyntheticSpec, g: _Geometry, params: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """Every member's regridded file (and projected volumes), member by member; their truth records."""
     ens_dir = out / "ensemble"
     ens_dir.mkdir(parents=True, exist_ok=True)
-    ice_idx = np.flatnonzero(g.ice)
     volume_2015 = float(_PROJ_AREA * g.H0[g.ice].mean())
-    member_records = []
+    records = []
     for i, p in enumerate(params):
-        name = f"run{i + 1:02d}"
-        encoding = TIME_ENCODINGS[i % len(TIME_ENCODINGS)]
-        note = ""
-        member_years = list(year_list)
-        if drop_time_member == i:
-            dropped = member_years.pop(drop_time_index)
-            note += f"time row {drop_time_index} ({dropped}) dropped;"
-        nan_var = {1: "h", 3: "ua"}.get(i) if member_nans else None
-        nan_cells = None
-        if nan_var is not None:
-            rng = _rng(seed, _K_MEMBER, i)
-            k = min(ice_idx.size, max(3, ice_idx.size // 300))
-            nan_cells = np.unravel_index(np.sort(rng.choice(ice_idx, size=k, replace=False)), g.ice.shape)
-            note += f"NaNs in {nan_var};"
-        nan_row = min(2, len(year_list) - 1)
-        fidx = None
-        if fill_member == i:
-            fidx = min(fill_index, len(member_years))
-            note += f"extra record at index {fidx} with time = _FillValue ({FILL_TIME:.5e});"
-        n_rows = _write_member(
-            ens_dir / f"{name}_regridded.nc", g, p, name, member_years, first, encoding, fidx, nan_var, nan_cells, nan_row
-        )
-        record: dict[str, Any] = {
-            "file": f"{name}_regridded.nc",
-            "id": f"run{i + 1}",
-            "index": i,
-            "params": p,
-            "time_encoding": encoding,
-            "time_units": _time_units(encoding, first),
-            "n_time": n_rows,
-            "note": note,
-        }
-        if with_projection:
+        record = _write_member_file(ens_dir, spec, g, i, p)
+        if spec.with_projection:
+            name = f"run{i + 1:02d}"
             t_hist, v_hist, t_fwd, v_fwd = _projection_volumes(p, volume_2015)
             _write_projection(out / "projection" / "historical" / f"{name}.nc", name, "historical", t_hist, v_hist)
             _write_projection(out / "projection" / "forward" / f"{name}.nc", name, "forward", t_fwd, v_fwd)
             record["projection_file"] = f"{name}.nc"
             record["sle_mm"] = sle_mm(v_hist, t_fwd, v_fwd)
-        member_records.append(record)
+        records.append(record)
+    return records
 
+
+def _write_member_file(ens_dir: Path, spec: SyntheticSpec, g: _Geometry, i: int, p: dict[str, float]) -> dict[str, Any]:
+    """Member `i`'s `runNN_regridded.nc` with the awkward cases the spec gives it (a dropped time
+    row, NaN cells, a fill-valued time row, its time encoding); its truth record, saying which."""
+    name = f"run{i + 1:02d}"
+    year_list, first = spec.year_list, spec.years[0]
+    encoding = TIME_ENCODINGS[i % len(TIME_ENCODINGS)]
+    note = ""
+    member_years = list(year_list)
+    if spec.drop_time_member == i:
+        dropped = member_years.pop(spec.drop_time_index)
+        note += f"time row {spec.drop_time_index} ({dropped}) dropped;"
+    nan_var = {1: "h", 3: "ua"}.get(i) if spec.member_nans else None
+    nan_cells = None
+    if nan_var is not None:
+        rng = _rng(spec.seed, _K_MEMBER, i)
+        ice_idx = np.flatnonzero(g.ice)
+        k = min(ice_idx.size, max(3, ice_idx.size // 300))
+        nan_cells = np.unravel_index(np.sort(rng.choice(ice_idx, size=k, replace=False)), g.ice.shape)
+        note += f"NaNs in {nan_var};"
+    nan_row = min(2, len(year_list) - 1)
+    fidx = None
+    if spec.fill_member == i:
+        fidx = min(spec.fill_index, len(member_years))
+        note += f"extra record at index {fidx} with time = _FillValue ({FILL_TIME:.5e});"
+    n_rows = _write_member(
+        ens_dir / f"{name}_regridded.nc", g, p, name, member_years, first, encoding, fidx, nan_var, nan_cells, nan_row
+    )
+    return {
+        "file": f"{name}_regridded.nc",
+        "id": f"run{i + 1}",
+        "index": i,
+        "params": p,
+        "time_encoding": encoding,
+        "time_units": _time_units(encoding, first),
+        "n_time": n_rows,
+        "note": note,
+    }
+
+
+def _truth_record(
+    spec: SyntheticSpec,
+    g: _Geometry,
+    truth_member: int,
+    truth: dict[str, float],
+    member_records: list[dict[str, Any]],
+    elev_files: list[str],
+    vel_files: list[str],
+) -> dict[str, Any]:
+    """`truth.json`: the spec, the grid, every member and which one the observations were drawn from."""
+    first, last = spec.years
+    elev_gap, vel_gap = _gap_years(spec)
     truth_record: dict[str, Any] = {
         "generator": "fusion.data.synthetic",
         "args": {
-            "ny": ny, "nx": nx, "members": members, "years": [first, last], "seed": seed,
-            "truth_member": truth_member, "obs_gap_years": list(obs_gap), "elev_gap_years": list(elev_gap),
-            "vel_gap_years": list(vel_gap), "vel_missing_err_years": list(vel_no_erry),
-            "elev_no_rmse_years": list(elev_no_rmse), "elev_drop_rmse_var_years": list(elev_drop_rmse),
-            "fill_member": fill_member, "fill_index": fill_index, "drop_time_member": drop_time_member,
-            "drop_time_index": drop_time_index, "member_nans": member_nans, "with_projection": with_projection,
+            "ny": spec.ny, "nx": spec.nx, "members": spec.members, "years": [first, last], "seed": spec.seed,
+            "truth_member": truth_member, "obs_gap_years": list(spec.obs_gap_years), "elev_gap_years": list(elev_gap),
+            "vel_gap_years": list(vel_gap), "vel_missing_err_years": list(spec.vel_missing_err_years),
+            "elev_no_rmse_years": list(spec.elev_no_rmse_years),
+            "elev_drop_rmse_var_years": list(spec.elev_drop_rmse_var_years),
+            "fill_member": spec.fill_member, "fill_index": spec.fill_index, "drop_time_member": spec.drop_time_member,
+            "drop_time_index": spec.drop_time_index, "member_nans": spec.member_nans,
+            "with_projection": spec.with_projection,
         },  # fmt: skip
         "index_convention": "member indices are 0-based: index i is run{i+1:02d}_regridded.nc, id run{i+1}",
         "grid": {
-            "ny": ny,
-            "nx": nx,
+            "ny": spec.ny,
+            "nx": spec.nx,
             "dx": DX,
             "x_range": [float(g.x[0]), float(g.x[-1])],
             "y_range": [float(g.y[0]), float(g.y[-1])],
             "ice_pixels": int(g.ice.sum()),
             "n_streams": g.n_streams,
         },
-        "years": year_list,
+        "years": spec.year_list,
         "param_ranges": {k: list(v) for k, v in PARAM_RANGES.items()},
         "members": member_records,
         "truth_member": {"file": member_records[truth_member]["file"], "id": f"run{truth_member + 1}", "index": truth_member},
@@ -627,7 +674,7 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
             "velocity_error": "median 2.5 m/yr; shear-margin tail 8-30 m/yr (fixed pixels)",
         },
     }
-    if with_projection:
+    if spec.with_projection:
         truth_record["projection"] = {
             "historical_years": list(_PROJ_HIST_YEARS),
             "forward_years": list(_PROJ_FWD_YEARS),
@@ -637,7 +684,6 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict[str
     if spec.error_correlation is not None:  # only then, so default records keep their bytes
         truth_record["args"]["error_correlation"] = dataclasses.asdict(spec.error_correlation)
         truth_record["observations"]["noise"] = "truth member's fields + stated uncertainty x unit-variance GRF"
-    write_json(out / "truth.json", truth_record)
     return truth_record
 
 

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.data.prepared import THICK, VEL, PointLayout, Prepared
 
 
 class StreamCorrelationLike(Protocol):
@@ -129,9 +129,7 @@ def block_prepared(
     layout = prepared.layout
     if layout is None:
         raise ValueError("likelihood.form blocks: the prepared points carry no grid layout")
-    ny, nx = layout.grid_shape
-    rate_of = np.ones(int(layout.block.max()) + 1) if layout.keep_rate is None else np.asarray(layout.keep_rate)
-    y_parts, f_parts, so_parts, v_parts, s_parts = [], [], [], [], []
+    parts: list[_StreamSquares] = []
     summaries: dict[int, BlockSummary] = {}
     for s in (THICK, VEL):
         sel = np.flatnonzero(prepared.stream == s)
@@ -139,56 +137,100 @@ def block_prepared(
             continue
         if s not in correlations:
             raise ValueError(f"likelihood.form blocks: no correlation estimate for stream {s}")
-        c = correlations[s]
-        side = block_side(c.length_cells)
-        rows, cols = np.divmod(layout.pixel[sel], nx)
-        keys = np.stack([layout.block[sel], rows // side, cols // side], axis=1)
-        uniq, group = np.unique(keys, axis=0, return_inverse=True)
-        group = group.ravel()
-        n = np.bincount(group, minlength=uniq.shape[0]).astype(np.float64)
-        cells = np.minimum(side, ny - uniq[:, 1] * side) * np.minimum(side, nx - uniq[:, 2] * side)
-        valid = n / (cells * rate_of[uniq[:, 0]])
-        keep = valid >= min_valid - 1e-12
-        summaries[s] = BlockSummary(
-            stream=s, side_cells=side, n_squares=int(uniq.shape[0]), n_kept=int(keep.sum()),
-            n_points_kept=int(n[keep].sum()), mean_points=float(n[keep].mean()) if keep.any() else 0.0,
-        )  # fmt: skip
-        if not keep.any():
-            continue
-        inside = keep[group]
-        pts, grp = sel[inside], np.cumsum(keep)[group[inside]] - 1  # renumber the kept squares 0..
-        n_kept = n[keep]
-        g = int(keep.sum())
-        if naive_sigma:
-            r = np.ones(pts.size)
-        else:
-            r = _row_sums(rows[inside], cols[inside], grp, g, side, c.correlation)
-        sum_r = np.bincount(grp, weights=r, minlength=g)
-        scale = sum_r / (n_kept * n_kept)  # C_B: Var(block mean) per unit σ²
-        a = np.square(prepared.sigma_obs[pts]).astype(np.float64) + inflation2[s]
-        a_b = np.bincount(grp, weights=r * a, minlength=g) / sum_r
-        v_b = np.bincount(grp, weights=r * prepared.speed[pts], minlength=g) / sum_r
-        y_b = np.bincount(grp, weights=prepared.y_obs[pts].astype(np.float64), minlength=g) / n_kept
-        f_b = np.stack([np.bincount(grp, weights=row, minlength=g) for row in prepared.F[:, pts]]) / n_kept
-        root = np.sqrt(scale)
-        y_parts.append(y_b / root)
-        f_parts.append(f_b / root)
-        so_parts.append(np.sqrt(np.maximum(a_b - inflation2[s], 0.0)))
-        v_parts.append(v_b)
-        s_parts.append(np.full(g, s, dtype=np.int8))
-    if not y_parts:
+        squares = _squares(layout, s, sel, correlations[s].length_cells, min_valid)
+        summaries[s] = squares.summary
+        if squares.n_kept:
+            parts.append(_square_means(prepared, squares, correlations[s], inflation2[s], naive_sigma))
+    if not parts:
         raise ValueError(f"likelihood.form blocks: no block is at least {min_valid:g} valid")
-    stream = np.concatenate(s_parts)
+    return _joined(prepared, parts), summaries
+
+
+@dataclass(frozen=True)
+class _Squares:
+    """One stream's points grouped into the kept squares: which points, their square (0..), where."""
+
+    summary: BlockSummary
+    points: np.ndarray  # indices into the prepared points
+    group: np.ndarray  # each point's kept square, renumbered 0..n_kept-1
+    n_points: np.ndarray  # points per kept square
+    rows: np.ndarray  # grid row and column of each point
+    cols: np.ndarray
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.n_points.size)
+
+
+def _squares(layout: PointLayout, s: int, sel: np.ndarray, length_cells: float, min_valid: float) -> _Squares:
+    """Group stream `s`'s points (`sel`) into squares per (stream, interval) block and keep those whose
+    points cover `min_valid` of their cells inside the grid (counted back through the keep rate)."""
+    ny, nx = layout.grid_shape
+    rate_of = np.ones(int(layout.block.max()) + 1) if layout.keep_rate is None else np.asarray(layout.keep_rate)
+    side = block_side(length_cells)
+    rows, cols = np.divmod(layout.pixel[sel], nx)
+    keys = np.stack([layout.block[sel], rows // side, cols // side], axis=1)
+    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    n = np.bincount(group, minlength=uniq.shape[0]).astype(np.float64)
+    cells = np.minimum(side, ny - uniq[:, 1] * side) * np.minimum(side, nx - uniq[:, 2] * side)
+    valid = n / (cells * rate_of[uniq[:, 0]])
+    keep = valid >= min_valid - 1e-12
+    summary = BlockSummary(
+        stream=s, side_cells=side, n_squares=int(uniq.shape[0]), n_kept=int(keep.sum()),
+        n_points_kept=int(n[keep].sum()), mean_points=float(n[keep].mean()) if keep.any() else 0.0,
+    )  # fmt: skip
+    inside = keep[group]
+    grp = np.cumsum(keep)[group[inside]] - 1  # renumber the kept squares 0..
+    return _Squares(summary, sel[inside], grp, n[keep], rows[inside], cols[inside])
+
+
+@dataclass(frozen=True)
+class _StreamSquares:
+    """One stream's kept squares in `Prepared`'s terms: residual-scaled means, σ_obs, speed, label."""
+
+    y: np.ndarray
+    F: np.ndarray
+    sigma_obs: np.ndarray
+    speed: np.ndarray
+    stream: np.ndarray
+
+
+def _square_means(prepared: Prepared, squares: _Squares, corr: StreamCorrelationLike, inflation2: float,
+                  naive_sigma: bool) -> _StreamSquares:
+    """The means over each kept square (module docstring): y and F scaled by 1/√C_B, the r-weighted
+    σ_obs² + inflation² (inflation taken back out) and speed; r = 1 for the planted naive σ."""
+    pts, grp, n_kept, g = squares.points, squares.group, squares.n_points, squares.n_kept
+    if naive_sigma:
+        r = np.ones(pts.size)
+    else:
+        r = _row_sums(squares.rows, squares.cols, grp, g, squares.summary.side_cells, corr.correlation)
+    sum_r = np.bincount(grp, weights=r, minlength=g)
+    scale = sum_r / (n_kept * n_kept)  # C_B: Var(block mean) per unit σ²
+    a = np.square(prepared.sigma_obs[pts]).astype(np.float64) + inflation2
+    a_b = np.bincount(grp, weights=r * a, minlength=g) / sum_r
+    v_b = np.bincount(grp, weights=r * prepared.speed[pts], minlength=g) / sum_r
+    y_b = np.bincount(grp, weights=prepared.y_obs[pts].astype(np.float64), minlength=g) / n_kept
+    f_b = np.stack([np.bincount(grp, weights=row, minlength=g) for row in prepared.F[:, pts]]) / n_kept
+    root = np.sqrt(scale)
+    return _StreamSquares(
+        y=y_b / root, F=f_b / root, sigma_obs=np.sqrt(np.maximum(a_b - inflation2, 0.0)), speed=v_b,
+        stream=np.full(g, squares.summary.stream, dtype=np.int8),
+    )
+
+
+def _joined(prepared: Prepared, parts: list[_StreamSquares]) -> Prepared:
+    """The streams' squares as one `Prepared`, thickness first, with no grid layout."""
+    stream = np.concatenate([p.stream for p in parts])
     n_thick = int(np.count_nonzero(stream == THICK))
-    out = replace(
+    return replace(
         prepared,
-        y_obs=np.concatenate(y_parts).astype(np.float32),
-        sigma_obs=np.concatenate(so_parts).astype(np.float32),
-        F=np.concatenate(f_parts, axis=1),
-        speed=np.concatenate(v_parts),
+        y_obs=np.concatenate([p.y for p in parts]).astype(np.float32),
+        sigma_obs=np.concatenate([p.sigma_obs for p in parts]).astype(np.float32),
+        F=np.concatenate([p.F for p in parts], axis=1),
+        speed=np.concatenate([p.speed for p in parts]),
         n_dhdt=n_thick,
         n_vel=int(stream.size - n_thick),
         stream=stream,
         layout=None,
     )
-    return out, summaries

@@ -1,7 +1,8 @@
 """The noise model's free parameters and their prior scales (DESIGN.md).
 
-Apart from `fusion.inference.model` so that code which only names the parameters (the
-diagnostics, tables, `fusion run`'s figure worker) does not load Numba with the model.
+Apart from the densities (`fusion.inference.pymc_model`, `fusion.inference.fused_density`) so
+that code which only names the parameters (the diagnostics, tables, `fusion run`'s figure
+worker) does not load Numba or PyMC with them.
 """
 
 from __future__ import annotations

@@ -16,16 +16,17 @@ import numpy as np
 import xarray as xr
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import _FASTMATH, PARAMS, NoiseSettings, sigma_obs_squared, squared_residuals
+from fusion.inference.fused_kernel import FASTMATH
+from fusion.inference.noise import LOG_2PI, NoiseSettings, sigma_obs_squared, squared_residuals
+from fusion.inference.parameters import PARAMS
 
 __all__ = ["member_logliks", "softmax_weights", "add_member_deterministics", "MEMBER_VARS"]
 
 MEMBER_VARS: tuple[str, ...] = ("w", "logL_thick", "logL_vel", "logL_scaled")
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _CHUNK_ELEMENTS = 1 << 23  # draws × points held at once (64 MiB of float64)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _inverse_variances(params, a, speed, n_thick, inv, logdet):  # pragma: no cover - compiled
     """Per draw: 1/σ²_tot of every point into `inv`, Σ log σ²_tot per stream into `logdet`.
 
@@ -97,8 +98,8 @@ def member_logliks(
         inv, logdet = inv_buf[: sl.stop - sl.start], logdet_buf[: sl.stop - sl.start]
         _inverse_variances(params[sl], a, speed, n_t, inv, logdet)
         quad = inv @ rhs  # (d, 2M): the one matrix product
-        logl_t[sl] = -0.5 * quad[:, :m] - 0.5 * (logdet[:, 0:1] + n_t * _LOG_2PI)
-        logl_v[sl] = -0.5 * quad[:, m:] - 0.5 * (logdet[:, 1:2] + n_v * _LOG_2PI)
+        logl_t[sl] = -0.5 * quad[:, :m] - 0.5 * (logdet[:, 0:1] + n_t * LOG_2PI)
+        logl_v[sl] = -0.5 * quad[:, m:] - 0.5 * (logdet[:, 1:2] + n_v * LOG_2PI)
     if settings.member_scale is None:
         scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
     else:  # a likelihood form's own weights (fusion.inference.likelihood)

@@ -21,15 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from fusion.inference.model import (
-    PARAMS,
-    PRIOR_SIGMA,
-    FusedDensity,
-    NoiseSettings,
-    build_model,
-)
-from fusion.inference.model import c_callbacks as _c_callbacks
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.fused_kernel import c_callbacks as _c_callbacks
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 from fusion.inference.posterior import add_member_deterministics
+from fusion.inference.pymc_model import build_model
 
 if TYPE_CHECKING:
     import pymc as pm

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from fusion.inference import model as fusion_model
+from fusion.inference import noise as fusion_model
 from harness.checks import CheckContext
 from harness.testing import check_context
 from harness.checks.sbc import QUANTITIES, SBCOutcome, run_check, run_sbc, suite_spec

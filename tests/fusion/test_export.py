@@ -25,9 +25,9 @@ PARAMS = ("sigma_base_thick", "sigma_base_vel", "beta_thick", "beta_vel")
 
 def test_export_lists_the_models_parameters_in_order() -> None:
     from fusion import export
-    from fusion.inference import model
+    from fusion.inference import parameters
 
-    assert export.PARAMS == model.PARAMS == PARAMS
+    assert export.PARAMS == parameters.PARAMS == PARAMS
 
 
 def _config(root: Path, method: str) -> Path:
@@ -296,11 +296,15 @@ def test_trace_follows_the_arviz_schema_with_provenance(runs, method: str) -> No
     assert attrs["config_hash"] == meta["config_hash"]
     assert json.loads(attrs["input_sha256"]) == meta["input_files"]
     assert attrs["forward_model_hash"] == meta["forward_model"]["hash"]
-    import fusion.inference.model as model_module
-    import fusion.inference.posterior as posterior_module
+    import fusion.inference.fused_density
+    import fusion.inference.fused_kernel
+    import fusion.inference.noise
+    import fusion.inference.posterior
+    import fusion.inference.pymc_model
 
+    inference = fusion.inference
     digest = hashlib.sha256()
-    for mod in (model_module, posterior_module):
+    for mod in (inference.noise, inference.pymc_model, inference.fused_kernel, inference.fused_density, inference.posterior):
         digest.update(f"{mod.__name__}:{hashlib.sha256(Path(mod.__file__).read_bytes()).hexdigest()}\n".encode())
     assert attrs["forward_model_hash"] == digest.hexdigest()
 

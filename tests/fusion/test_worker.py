@@ -90,7 +90,8 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
     with RunWorker() as worker:
         loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
     assert {"matplotlib.figure", "matplotlib.backends.backend_agg", "arviz_stats.base", "scipy.stats"} <= loaded
-    assert not {"numba", "fusion.inference.model", "nutpie", "matplotlib.pyplot", "arviz_plots"} & loaded
+    densities = {"fusion.inference.model", "fusion.inference.fused_density", "fusion.inference.pymc_model"}
+    assert not {"numba", "nutpie", "matplotlib.pyplot", "arviz_plots", *densities} & loaded
 
 
 def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(inputs) -> None:
@@ -179,7 +180,7 @@ def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
     """fit.json's record and residuals.png (fusion.adequacy) from the worker: the same as here."""
     from fusion.adequacy import thin_draws
     from fusion.adequacy_figures import fit_outputs
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     *_, trace, prepared = inputs
     theta, w = thin_draws(trace["posterior"], 20, prepared.member_ids)

@@ -41,7 +41,7 @@ def example(tmp_path_factory: pytest.TempPathFactory):
 
 
 def drawn(example, seed: int):
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     cfg, prepared, *_ = example
     return model_data(prepared, THETA, NoiseSettings.from_config(cfg), np.random.default_rng(seed))
@@ -66,7 +66,7 @@ def test_a_regional_trend_the_members_lack_is_red_and_named(example) -> None:
     cfg, _, box, ramp = example
     data = drawn(example, 0)
     from fusion.adequacy import sigma_tot2
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     sd = np.sqrt(sigma_tot2(data, THETA[None], NoiseSettings.from_config(cfg)))[0]
     y = data.y_obs + np.where(box & (data.stream == THICK), 1.5 * sd * ramp, 0.0)  # 0 → 1.5 σ across the box

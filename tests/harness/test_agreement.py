@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fusion.inference.laplace import fit_laplace, sample_laplace
-from fusion.inference.model import FusedDensity
+from fusion.inference.fused_density import FusedDensity
 from harness.checks import agreement
 from harness.checks import CHECK_NAMES, CheckContext
 from harness.gates import AgreementGate

@@ -10,8 +10,9 @@ from scipy import stats
 
 import harness.sim as sim
 from fusion.data.prepared import THICK, VEL
-from fusion.inference import model as fusion_model
-from fusion.inference.model import FusedDensity, NoiseSettings, squared_residuals, stream_blocks
+from fusion.inference import fused_kernel, noise
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings, squared_residuals, stream_blocks
 from harness.checks.sbc import SBCSpec, run_sbc
 
 GENERATIVE = NoiseSettings(tempered=False)
@@ -49,7 +50,7 @@ def test_replicate_prepared_carries_the_residuals_exactly() -> None:
     held_in = np.arange(0, design.n_points, 3)
     sub = design.prepared(r, held_in)
     np.testing.assert_array_equal(squared_residuals(sub), np.square(r[:, held_in]))
-    np.testing.assert_array_equal(fusion_model.sigma_obs_squared(sub), design.sigma_obs2[held_in])
+    np.testing.assert_array_equal(noise.sigma_obs_squared(sub), design.sigma_obs2[held_in])
 
 
 def test_grouped_design_merges_in_stream_blocks() -> None:
@@ -128,7 +129,7 @@ def test_simulated_residuals_have_the_model_variance() -> None:
 def test_callbacks_built_once_for_many_replicates_and_every_variant(tmp_path) -> None:
     """One build of the C callbacks in this process for 16 replicates of two variants: each
     replicate and each planted bug only brings another data buffer."""
-    fusion_model.c_callbacks.cache_clear()
+    fused_kernel.c_callbacks.cache_clear()
     before = sim.compile_count()
     for variant in (sim.CORRECT, sim.WRONG_PRIOR_SCALE):
         out = run_sbc(

@@ -14,7 +14,9 @@ import pytest
 from fusion.data.prepared import THICK, VEL, PointLayout
 from fusion.inference.blocks import block_prepared, block_side
 from fusion.inference.likelihood import StreamCorrelation, form_inputs
-from fusion.inference.model import FusedDensity, NoiseSettings, build_model
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.pymc_model import build_model
 from tests.fusion.inference._factories import make_prepared
 
 GRID = (12, 20)

@@ -8,7 +8,9 @@ import pytest
 
 from fusion.config import Config
 from fusion.inference.laplace import LaplaceError, fit_laplace, sample_laplace
-from fusion.inference.model import PARAMS, FusedDensity, NoiseSettings
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS
 from tests.fusion.inference._factories import make_prepared
 
 

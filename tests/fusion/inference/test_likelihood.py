@@ -17,7 +17,9 @@ from fusion.data.correlation import CorrelationFit
 from fusion.data.prepared import THICK, VEL, PointLayout
 from fusion.errors import InputError
 from fusion.inference.likelihood import _neff, form_settings, stream_correlations
-from fusion.inference.model import FusedDensity, NoiseSettings, build_model
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.pymc_model import build_model
 from fusion.inference.posterior import member_logliks
 from tests.fusion.inference._factories import make_prepared
 

@@ -9,14 +9,10 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.traversal import ancestors
 
 from fusion.data.prepared import Prepared
-from fusion.inference.model import (
-    PARAMS,
-    FusedDensity,
-    NoiseSettings,
-    build_loop_model,
-    build_model,
-    stream_blocks,
-)
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings, stream_blocks
+from fusion.inference.parameters import PARAMS
+from fusion.inference.pymc_model import build_loop_model, build_model
 from fusion.inference.posterior import member_logliks
 from tests.helpers import golden_case
 from tests.fusion.inference._factories import make_prepared
@@ -166,13 +162,13 @@ def test_fused_density_matches_the_pymc_model(case: str) -> None:
 
 
 def test_fused_density_packs_into_one_buffer() -> None:
-    from fusion.inference.model import _logp_grad, unpack
+    from fusion.inference.fused_kernel import logp_grad, unpack
 
     fused = FusedDensity(CASES["prototype"])
     data, bounds, consts, prior = unpack(fused.packed())
     x = np.array([-0.7, -0.4, -2.0, -2.5])
     grad = np.empty(4)
-    value = _logp_grad(x, data, bounds, consts, prior, grad)
+    value = logp_grad(x, data, bounds, consts, prior, grad)
     expected_value, expected_grad = fused.logp_grad(x)
     assert value == expected_value
     np.testing.assert_array_equal(grad, expected_grad)

@@ -8,7 +8,9 @@ import textwrap
 
 import numpy as np
 
-from fusion.inference.model import PARAMS, FusedDensity, NoiseSettings
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS
 from fusion.inference.sampling import arrow_draws, fused_nutpie_model, import_nutpie
 from tests.fusion.inference._factories import make_prepared
 

@@ -97,7 +97,7 @@ def test_trace_survives_netcdf(tmp_path, traces) -> None:
 def test_c_callback_returns_the_fused_density() -> None:
     import ctypes
 
-    from fusion.inference.model import FusedDensity
+    from fusion.inference.fused_density import FusedDensity
     from fusion.inference.sampling import _c_callbacks
 
     density = FusedDensity(PREPARED)
@@ -124,7 +124,7 @@ def test_c_callback_returns_the_fused_density() -> None:
 
 
 def test_python_callback_route_samples_the_same_posterior_shape() -> None:
-    from fusion.inference.model import FusedDensity
+    from fusion.inference.fused_density import FusedDensity
     from fusion.inference.sampling import _sample_fused_nutpie
 
     cfg = _config("nutpie", draws=30, tune=30)
