@@ -33,7 +33,6 @@ late): `fusion run` computes them in its worker process (`fusion.worker`), the h
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 

@@ -260,7 +260,7 @@ def _likelihood_settings(
     `_start_correlation`) holds `streams` once the correlation is known, `sampled` (the points
     the form samples) and `blocks` under `blocks`, or a job still `pending`/to `collect`."""
     from fusion.inference.likelihood import NEEDS_CORRELATION, effective_form, form_inputs
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     form = effective_form(cfg)
     base = NoiseSettings.from_config(cfg)
@@ -293,7 +293,7 @@ def _likelihood_outputs(
 ) -> dict[str, Any]:
     """summary.json's `likelihood` and (under `compat: fixed`, `likelihood.sensitivity`) `sensitivity`."""
     from fusion.inference.likelihood import likelihood_record, sensitivity
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     if box.get("pending"):  # the sampler ran no side work (e.g. pymc): estimate now
         box.pop("pending")()
@@ -485,7 +485,7 @@ def _start_fit(
 ) -> Callable[[], tuple[dict[str, Any], bytes]]:
     """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
     if given (else when first asked); returns the function that gives them."""
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
     args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)

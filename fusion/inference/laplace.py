@@ -25,7 +25,10 @@ import scipy.optimize
 import xarray as xr
 
 from fusion.errors import InputError
-from fusion.inference.model import PARAMS, PRIOR_SIGMA, FusedDensity, NoiseSettings, c_callbacks
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.fused_kernel import c_callbacks
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 from fusion.inference.posterior import add_member_deterministics
 
 if TYPE_CHECKING:

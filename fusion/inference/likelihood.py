@@ -36,7 +36,7 @@ from fusion.data.prepared import THICK, VEL, Prepared
 if TYPE_CHECKING:  # the model module loads Numba: `fusion run`'s worker estimates the correlation without it
     from fusion.config import Config
     from fusion.data.correlation import CorrelationFit
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
 __all__ = [
     "FORMS", "NEEDS_CORRELATION", "StreamCorrelation", "stream_correlations", "form_settings", "form_inputs",
@@ -306,7 +306,8 @@ def sensitivity(
     from threadpoolctl import threadpool_limits
 
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
-    from fusion.inference.model import PARAMS, FusedDensity
+    from fusion.inference.fused_density import FusedDensity
+    from fusion.inference.parameters import PARAMS
     from fusion.inference.posterior import member_logliks
     from fusion.projection import weighted_quantile
 

@@ -122,7 +122,7 @@ class NoiseFit:
 def noise_settings(cfg: Any, prepared: Prepared) -> NoiseFit:
     """The form's settings and points as `fusion run` has them (`fusion.inference.likelihood.form_inputs`)."""
     from fusion.inference.likelihood import NEEDS_CORRELATION, effective_form, form_inputs, stream_correlations
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     form = effective_form(cfg)
     base = NoiseSettings.from_config(cfg)
@@ -251,7 +251,7 @@ def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGat
 
     from harness.progress import ReplicateBar
 
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     base = NoiseSettings.from_config(cfg)  # σ_tot of the generative form
     alarms, fitted, reasons = 0, 0, []
@@ -277,7 +277,7 @@ def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, f
     if not case.has_projection:
         return None
     from fusion.inference.likelihood import sensitivity
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
     from fusion.io import write_png
     from fusion.likelihood_figures import plot_sensitivity
     from fusion.projection import member_sle

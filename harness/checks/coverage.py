@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import NoiseSettings
+from fusion.inference.noise import NoiseSettings
 from fusion.io import write_json
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import CoverageGate

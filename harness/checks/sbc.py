@@ -34,7 +34,7 @@ import numpy as np
 
 from fusion.diagnostics import Thresholds
 from fusion.diagnostics import gate as fusion_gate
-from fusion.inference.model import NoiseSettings
+from fusion.inference.noise import NoiseSettings
 from fusion.io import write_csv, write_json
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import SBCRanks

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fusion.data.prepared import Prepared
-from fusion.inference.model import NoiseSettings
+from fusion.inference.noise import NoiseSettings
 from fusion.io import write_csv, write_json
 from harness.cases import catalog_of
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of

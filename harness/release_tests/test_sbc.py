@@ -91,7 +91,7 @@ def _countless(real: Callable[..., Any]) -> Callable[..., Any]:
 def test_defect_in_the_production_density_turns_sbc_red(
     fault: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SBC fits `fusion run`'s density: break a function of `fusion.inference.model` and SBC fails,
+    """SBC fits `fusion run`'s density: break a function of the noise model (`fusion.inference.noise`) and SBC fails,
     with nothing changed in the harness (its simulator keeps the true model)."""
     patch = _unsquared if fault == "sigma_obs_squared" else _countless(fusion_model.stream_blocks)
     monkeypatch.setattr(fusion_model, fault, patch)

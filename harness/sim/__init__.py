@@ -1,6 +1,6 @@
 """Fitting the noise model thousands of times fast: what SBC, coverage and stability share.
 
-Every fit samples FUSION's own density (`fusion.inference.model.FusedDensity`, built from a
+Every fit samples FUSION's own density (`fusion.inference.fused_density.FusedDensity`, built from a
 `Prepared` of the replicate's data) through the nutpie path `fusion run` uses. `variants` holds
 its planted-bug variants (changed inputs, same kernel); `designs` the per-point inputs, the
 generative form and a replicate's `Prepared`; `fit` one NUTS fit and its convergence figures;

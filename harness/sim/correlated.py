@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, PointLayout, Prepared
-from fusion.inference.model import PARAMS, PRIOR_SIGMA, NoiseSettings
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 from harness.sim.designs import Design, draw_prior, replicate_rng, sigma_tot2
 
 __all__ = ["STRUCTURES", "FORMS", "CorrelatedSpec", "correlated_design", "evidence", "evidence_table"]
@@ -201,7 +202,7 @@ class _Broad:
 
 def _prior_logpdf_log(x: np.ndarray) -> np.ndarray:
     """Log-density of x = log θ under the HalfNormal priors (θ's density times the Jacobian θ)."""
-    from fusion.inference.model import PRIOR_SIGMA
+    from fusion.inference.parameters import PRIOR_SIGMA
 
     sig = np.array([PRIOR_SIGMA[p] for p in PARAMS])
     theta = np.exp(x)
@@ -238,7 +239,7 @@ def _defensive_logq(fit: Any, x: np.ndarray) -> np.ndarray:
 def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str, i: int) -> dict[str, np.ndarray]:
     """PIT of θ under each form for replicate `i` of the noise experiment."""
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, fit_laplace
-    from fusion.inference.model import FusedDensity
+    from fusion.inference.fused_density import FusedDensity
 
     rng = replicate_rng(spec.seed, i, list(STRUCTURES).index(structure))
     theta = draw_prior(rng)

@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import PARAMS, PRIOR_SIGMA, NoiseSettings
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 from harness.sim.variants import CORRECT
 
 VELOCITY_INFLATION = NoiseSettings().velocity_inflation

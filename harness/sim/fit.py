@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from fusion.data.prepared import Prepared
-from fusion.inference.model import PARAMS, NoiseSettings
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS
 from fusion.inference.sampling import arrow_draws, fused_nutpie_model, run_nutpie
 from harness.sim.variants import CORRECT, ModelVariant
 

@@ -1,6 +1,6 @@
 """The density SBC, coverage and stability fit: FUSION's own, and its planted-bug variants.
 
-Every harness fit samples `fusion.inference.model.FusedDensity` built from a `Prepared` of the
+Every harness fit samples `fusion.inference.fused_density.FusedDensity` built from a `Prepared` of the
 replicate's data, through the C callbacks and the nutpie settings `fusion run` uses
 (`fusion.inference.sampling`): there is no second implementation of the density here, so a
 defect in the production density (`squared_residuals`, `sigma_obs_squared`, the merging in
@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import PARAMS, PRIOR_SIGMA, FusedDensity, NoiseSettings, c_callbacks
+from fusion.inference.fused_density import FusedDensity
+from fusion.inference.fused_kernel import c_callbacks
+from fusion.inference.noise import NoiseSettings
+from fusion.inference.parameters import PARAMS, PRIOR_SIGMA
 
 
 @dataclass(frozen=True)

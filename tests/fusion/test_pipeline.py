@@ -267,7 +267,7 @@ def test_a_correlation_length_at_its_bound_warns_naming_the_config_and_stream(tm
     from fusion.data.prepared import THICK
     from fusion.errors import DataWarning
     from fusion.inference.likelihood import StreamCorrelation
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
     from fusion.pipeline import _likelihood_outputs
 
     cfg = load_config(_example(tmp_path)).with_updates(likelihood={"sensitivity": False})

@@ -90,7 +90,7 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
     with RunWorker() as worker:
         loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
     assert {"matplotlib.figure", "matplotlib.backends.backend_agg", "arviz_stats.base", "scipy.stats"} <= loaded
-    densities = {"fusion.inference.model", "fusion.inference.fused_density", "fusion.inference.pymc_model"}
+    densities = {"fusion.inference.fused_kernel", "fusion.inference.fused_density", "fusion.inference.pymc_model"}
     assert not {"numba", "nutpie", "matplotlib.pyplot", "arviz_plots", *densities} & loaded
 
 
@@ -104,7 +104,7 @@ def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(
         there = worker.correlate(prepared, 2.0, 3)()  # the tiny case has too few points for a variogram
         loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
     assert there == stream_correlations(prepared, 2.0, seed=3)
-    assert "gstools" in loaded and not {"numba", "fusion.inference.model"} & loaded
+    assert "gstools" in loaded and not {"numba", "fusion.inference.fused_kernel"} & loaded
 
 
 def test_the_worker_runs_blas_on_one_thread() -> None:
@@ -197,7 +197,7 @@ def test_the_worker_checks_the_fit_without_the_model(inputs) -> None:
     as with the settings, and the worker never loads the model module (Numba) for it."""
     from fusion.adequacy import ExtraVariance, thin_draws
     from fusion.adequacy_figures import fit_outputs
-    from fusion.inference.model import NoiseSettings
+    from fusion.inference.noise import NoiseSettings
 
     *_, trace, prepared = inputs
     theta, w = thin_draws(trace["posterior"], 20, prepared.member_ids)
@@ -206,4 +206,4 @@ def test_the_worker_checks_the_fit_without_the_model(inputs) -> None:
         there = worker.fit_outputs(prepared, theta, w, ExtraVariance.of(settings), 3)()
         loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
     assert there == fit_outputs(prepared, theta, w, settings, 3)
-    assert not {"numba", "fusion.inference.model"} & loaded
+    assert not {"numba", "fusion.inference.fused_kernel"} & loaded

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.model import NoiseSettings
+from fusion.inference.noise import NoiseSettings
 from harness.checks.stability import posterior_weights, seed_stability, stability_gates
 
 # three seeds, handed over out of order (parallel workers finish in any order)
