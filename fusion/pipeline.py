@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Result",
     "likelihood_inputs",
+    "likelihood_setup",
     "run",
     "run_to_dir",
     "save_weights",
@@ -280,12 +281,19 @@ def _likelihood_settings(
     return form, settings, box
 
 
+def likelihood_setup(cfg: Config, prepared: Prepared) -> tuple[str, Any, Prepared, dict[int, Any] | None]:
+    """(form, noise settings, the points the form samples, the streams' correlations or None), as
+    `run` derives them, the correlation estimated in this process when the form needs it."""
+    form, settings, box = _likelihood_settings(cfg, prepared, with_projection=False)
+    return form, settings, box.get("sampled", prepared), box.get("streams")
+
+
 def likelihood_inputs(cfg: Config, prepared: Prepared) -> tuple[Any, Prepared]:
-    """The noise settings and the points `likelihood.form` samples, as `run` derives them (the
-    correlation estimated in this process when the form needs it): what the harness fits, so its
-    checks judge the form users run, not the one `sampling.sample` assumes without settings."""
-    _, settings, box = _likelihood_settings(cfg, prepared, with_projection=False)
-    return settings, box.get("sampled", prepared)
+    """The noise settings and the points `likelihood.form` samples (`likelihood_setup`): what the
+    harness fits, so its checks judge the form users run, not the one `sampling.sample` assumes
+    without settings."""
+    _, settings, sampled, _ = likelihood_setup(cfg, prepared)
+    return settings, sampled
 
 
 def _likelihood_outputs(

@@ -100,7 +100,7 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class NoiseFit:
-    """What the case's `likelihood.form` fits, derived by `form_inputs` as `fusion run` derives it."""
+    """What the case's `likelihood.form` fits, derived as `fusion run` derives it."""
 
     form: str
     settings: Any  # the form's NoiseSettings
@@ -120,20 +120,12 @@ class NoiseFit:
 
 
 def noise_settings(cfg: Any, prepared: Prepared) -> NoiseFit:
-    """The form's settings and points as `fusion run` has them (`fusion.inference.likelihood.form_inputs`)."""
-    from fusion.inference.likelihood import NEEDS_CORRELATION, effective_form, form_inputs, stream_correlations
+    """The form's settings and points as `fusion run` has them (`fusion.pipeline.likelihood_setup`)."""
     from fusion.inference.noise import NoiseSettings
+    from fusion.pipeline import likelihood_setup
 
-    form = effective_form(cfg)
-    base = NoiseSettings.from_config(cfg)
-    correlations: dict[int, Any] = {}
-    if form in NEEDS_CORRELATION:  # the FFT pair sums: the largest memory use on a full-size case
-        try:
-            correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
-        except ValueError:
-            pass
-    settings, sampled, _ = form_inputs(base, form, prepared, correlations or None, cfg.likelihood.block_min_valid)
-    return NoiseFit(form, settings, base, sampled, correlations)
+    form, settings, sampled, correlations = likelihood_setup(cfg, prepared)
+    return NoiseFit(form, settings, NoiseSettings.from_config(cfg), sampled, correlations or {})
 
 
 def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, every: int, draws: int,
