@@ -11,13 +11,10 @@ usage: python benchmarks/bench_adequacy.py [--ny 761 --nx 761 --members 27] [--k
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_case import LIMIT_GB, full_size_inputs, measure_check
-from bench_prepare import full_size_arguments
+from bench_case import full_size_inputs, measured_full_size_check, memory_line
 
 
 def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int]) -> Path:
@@ -30,20 +27,12 @@ def build_case(root: Path, ny: int, nx: int, members: int, years: tuple[int, int
 
 
 def main() -> None:
-    args = full_size_arguments(__doc__.splitlines()[0])
-    root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-adequacy-"))
-    try:
-        case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
-        wall, rss, record = measure_check(case, root, "adequacy", ok=(0, 1))  # 1: the check is red
-        print(f"harness run --case --check adequacy: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
-        for name, s in record["figures"]["streams"].items():
-            print(f"  {name}: {s['n_points']} points, tiles of {s['block_width_cells']} cells (ℓ {s['correlation_length_cells']:.1f}), "
-                  f"{s['n_blocks']} blocks, held-out 1σ/2σ {s['heldout_1sigma']:.3f}/{s['heldout_2sigma']:.3f}")  # fmt: skip
-        print(f"  false alarms: {record['figures']['false_alarm']}")
-        print(f"memory: {rss:.2f} GB of the {LIMIT_GB:.0f} GB budget ({rss / LIMIT_GB:.0%})")
-    finally:
-        if args.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
+    _, rss, record = measured_full_size_check(__doc__.splitlines()[0], "adequacy", build_case, ok=(0, 1))  # 1: red
+    for name, s in record["figures"]["streams"].items():
+        print(f"  {name}: {s['n_points']} points, tiles of {s['block_width_cells']} cells (ℓ {s['correlation_length_cells']:.1f}), "
+              f"{s['n_blocks']} blocks, held-out 1σ/2σ {s['heldout_1sigma']:.3f}/{s['heldout_2sigma']:.3f}")  # fmt: skip
+    print(f"  false alarms: {record['figures']['false_alarm']}")
+    print(memory_line(rss))
 
 
 if __name__ == "__main__":

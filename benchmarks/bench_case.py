@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -85,20 +86,33 @@ def measure_check(case: Path, root: Path, check: str, ok: tuple[int, ...] = (0,)
     return wall, rss, record
 
 
-def main() -> None:
-    args = full_size_arguments(__doc__.splitlines()[0])
-
-    root = args.keep or Path(tempfile.mkdtemp(prefix="fusion-bench-case-"))
+def measured_full_size_check(
+    description: str, check: str, build: Callable[[Path, int, int, int, tuple[int, int]], Path], ok: tuple[int, ...] = (0,)
+) -> tuple[float, float, dict]:
+    """The full-size arguments parsed, the case built (under `--keep DIR`, else a scratch folder
+    removed afterwards) and `harness run --case --check CHECK` measured: (wall s, peak RSS GB, record).
+    Prints the run's line (time, memory, verdict); `memory_line` closes the caller's report."""
+    args = full_size_arguments(description)
+    root = args.keep or Path(tempfile.mkdtemp(prefix=f"fusion-bench-{check}-"))
     try:
-        case = build_case(root, args.ny, args.nx, args.members, tuple(args.years))
-        wall, rss, record = measure_check(case, root, "parity")
-        compared = [k for k, v in record["figures"].items() if isinstance(v, dict) and "passed" in v]
-        print(f"harness run --case --check parity: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
-        print(f"compared: {', '.join(compared)}; skipped: {', '.join(record['figures'].get('skipped', {}))}")
-        print(f"memory: {rss:.2f} GB of the {LIMIT_GB:.0f} GB budget ({rss / LIMIT_GB:.0%})")
+        case = build(root, args.ny, args.nx, args.members, tuple(args.years))
+        wall, rss, record = measure_check(case, root, check, ok)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
+    print(f"harness run --case --check {check}: {wall:6.1f} s  peak RSS {rss:5.2f} GB  status {record['status']}")
+    return wall, rss, record
+
+
+def memory_line(rss: float) -> str:
+    return f"memory: {rss:.2f} GB of the {LIMIT_GB:.0f} GB budget ({rss / LIMIT_GB:.0%})"
+
+
+def main() -> None:
+    _, rss, record = measured_full_size_check(__doc__.splitlines()[0], "parity", build_case)
+    compared = [k for k, v in record["figures"].items() if isinstance(v, dict) and "passed" in v]
+    print(f"compared: {', '.join(compared)}; skipped: {', '.join(record['figures'].get('skipped', {}))}")
+    print(memory_line(rss))
 
 
 if __name__ == "__main__":
