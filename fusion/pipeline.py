@@ -132,7 +132,7 @@ def run(
     draws the figures in a second process. `chunk_rows`, `scheduler`: how `prepare` runs (by blocks
     of rows, on a dask cluster); the same bits.
     """
-    from fusion.inference.sampling import sample
+    from fusion.inference.sampling import sample, warm_sampler
     from fusion.projection import member_sle, project, projection_files, projection_summary
 
     timings: dict[str, float] = {}
@@ -168,15 +168,22 @@ def run(
 
     # 3. the likelihood form (effective's n_eff and blocks' squares need the correlation first;
     #    otherwise it is estimated while the chains sample), then sample and per-member w and
-    #    logL_* from the draws (on the form's points: the blocks' means under `blocks`)
+    #    logL_* from the draws (on the form's points: the blocks' means under `blocks`). The
+    #    sampler's compiled parts load first: under `effective` this process would otherwise
+    #    idle while the worker estimates the correlation.
     clock = time.perf_counter()
+    warm_sampler(cfg)
     form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker, correlated)
     timings["likelihood_s"] = time.perf_counter() - clock
-    # figures drawn in this process need Matplotlib: imported while the chains sample (nutpie's
-    # threads leave the GIL free); `trace.nc` needs no import of its own (`write_trace`)
+    # work that needs no draws runs while the chains sample (nutpie's threads leave the GIL free):
+    # Matplotlib's import for figures drawn in this process (`trace.nc` needs none: `write_trace`),
+    # a correlation estimate not yet made, and summary.json's `likelihood` and `sensitivity`
+    likelihood = _LikelihoodOutputs(cfg, prepared, form, settings, correlated, sle, worker, timings)
     work: list[Callable[[], object]] = [import_plotting] if with_projection and worker is None else []
     if correlated.get("pending"):
         work.append(correlated.pop("pending"))
+    if with_projection:
+        work.append(likelihood)
     clock = time.perf_counter()
     trace = sample(
         cfg, correlated.get("sampled", prepared), progressbar=progressbar, settings=settings,
@@ -184,16 +191,9 @@ def run(
     )
     timings["sample_s"] = time.perf_counter() - clock
 
-    # 4. diagnostics and the convergence gate (Laplace: optimiser figures and PSIS k̂ instead;
-    #    a mode that does not exist has already raised)
-    if cfg.inference.method == "laplace":
-        from fusion.inference.laplace import laplace_diagnostics
-
-        diagnostics, failures = laplace_diagnostics(trace), {}
-    else:
-        # the free parameters (`w` is a function of them); the worker has ArviZ's statistics loaded
-        diagnostics = (worker.diagnose if worker is not None else diagnose)(trace, PARAMS)
-        failures = convergence_gate(diagnostics, warn=True)
+    # 4. diagnostics and the convergence gate, started in the worker (ArviZ's statistics are
+    #    loaded there) while this process goes on
+    diagnosed = _start_diagnostics(cfg, trace, worker)
 
     # 5. weights: posterior w and the prototype's plug-in estimate; the posterior predictive
     #    check (fit.json, residuals.png) starts in the worker while this process projects
@@ -207,9 +207,8 @@ def run(
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         timings["project_s"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        summary.update(_likelihood_outputs(cfg, prepared, form, settings, correlated, sle))
-        timings["sensitivity_s"] = time.perf_counter() - clock
+        summary.update(likelihood())  # made while sampling unless the sampler ran no side work
+    diagnostics, failures = diagnosed()
     # 7. the trace as ArviZ's schema has it, with its provenance
     from fusion.tracefile import complete_trace
 
@@ -219,6 +218,49 @@ def run(
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings, fit=fit,
     )
+
+
+def _start_diagnostics(
+    cfg: Config, trace: xr.DataTree, worker: RunWorker | None
+) -> Callable[[], tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+    """The function giving (diagnostics, convergence failures) of the free parameters (`w` is a
+    function of them), computed in `worker` if given. Laplace: the optimiser's figures and PSIS
+    k̂, and no gate (a mode that does not exist has already raised)."""
+    if cfg.inference.method == "laplace":
+        from fusion.inference.laplace import laplace_diagnostics
+
+        found = laplace_diagnostics(trace)
+        return lambda: (found, {})
+    pending = worker.start_diagnose(trace, PARAMS) if worker is not None else functools.partial(diagnose, trace, PARAMS)
+
+    def gate() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        diagnostics = pending()
+        return diagnostics, convergence_gate(diagnostics, warn=True)
+
+    return gate
+
+
+class _LikelihoodOutputs:
+    """summary.json's `likelihood` and (under `compat: fixed`, `likelihood.sensitivity`)
+    `sensitivity`, made once: while the chains sample (`run` hands it to the sampler as side
+    work; it needs no draws), else when first asked. `worker` then draws their figures at once."""
+
+    def __init__(
+        self, cfg: Config, prepared: Prepared, form: str, settings: Any, box: dict[str, Any], sle: Any,
+        worker: RunWorker | None, timings: dict[str, float],
+    ) -> None:  # fmt: skip
+        self._args = (cfg, prepared, form, settings, box, sle)
+        self._worker, self._timings = worker, timings
+        self._outputs: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._outputs is None:
+            clock = time.perf_counter()
+            self._outputs = _likelihood_outputs(*self._args)
+            self._timings["sensitivity_s"] = time.perf_counter() - clock
+            if self._worker is not None:
+                self._worker.begin_likelihood_figures(self._outputs)
+        return self._outputs
 
 
 def _start_correlation(

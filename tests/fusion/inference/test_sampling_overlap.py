@@ -46,3 +46,18 @@ def test_a_failure_while_sampling_cancels_the_chains_and_propagates() -> None:
     # the process is still usable: the cancelled sampler left no threads holding the next run up
     again = sample(CFG.with_updates(inference={"draws": 20, "tune": 20}), PREPARED, progressbar=False)
     assert again["posterior"]["sigma_base_thick"].shape == (2, 20)
+
+
+def test_warming_the_sampler_loads_the_compiled_entries_the_run_then_uses() -> None:
+    """`warm_sampler` (run while the worker estimates the correlation) is only worth its time if
+    sampling then finds every kernel loaded: no new compiled signature appears afterwards."""
+    from fusion.inference import fused_kernel, posterior
+    from fusion.inference.sampling import warm_sampler
+
+    warm_sampler(CFG)
+    loaded = list(posterior._inverse_variances.signatures)  # noqa: SLF001 - the kernel warmed
+    assert len(loaded) == 1
+    assert fused_kernel.c_callbacks.cache_info().currsize == 1
+    sample(CFG.with_updates(inference={"draws": 20, "tune": 20}), PREPARED, progressbar=False)
+    assert posterior._inverse_variances.signatures == loaded  # noqa: SLF001
+    assert fused_kernel.c_callbacks.cache_info().misses == 1
