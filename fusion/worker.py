@@ -57,6 +57,9 @@ def _start(correlation: bool) -> None:
     if correlation:
         import gstools  # noqa: F401
 
+        import fusion.data.correlation  # noqa: F401 - the estimate's own modules, ready when the data arrive
+        import fusion.inference.likelihood  # noqa: F401
+
 
 def _warm() -> None:
     """The imports drawing and diagnosing need, before the first task asks for them."""
