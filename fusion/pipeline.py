@@ -184,10 +184,19 @@ def run(
         work.append(correlated.pop("pending"))
     if with_projection:
         work.append(likelihood)
+    # the posterior predictive check (fit.json, residuals.png) starts in the worker from thinned
+    # draws as soon as they exist, while this process computes every draw's member weights
+    sampled = correlated.get("sampled", prepared)
+    fit: list[Callable[[], tuple[dict[str, Any], bytes]]] = []
+
+    def start_fit(posterior: xr.Dataset) -> None:
+        fit.append(_start_fit(cfg, prepared, posterior, worker, lambda theta: _thinned_weights(sampled, theta, settings)))
+
     clock = time.perf_counter()
     trace = sample(
-        cfg, correlated.get("sampled", prepared), progressbar=progressbar, settings=settings,
+        cfg, sampled, progressbar=progressbar, settings=settings,
         while_sampling=(lambda: [job() for job in work]) if work else None,
+        on_draws=start_fit if with_projection else None,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
@@ -195,10 +204,8 @@ def run(
     #    loaded there) while this process goes on
     diagnosed = _start_diagnostics(cfg, trace, worker)
 
-    # 5. weights: posterior w and the prototype's plug-in estimate; the posterior predictive
-    #    check (fit.json, residuals.png) starts in the worker while this process projects
+    # 5. weights: posterior w and the prototype's plug-in estimate
     weights = _weights_table(prepared, trace)
-    fit = _start_fit(cfg, prepared, trace, worker) if with_projection else None
 
     # 6. project
     projection = summary = None
@@ -216,7 +223,7 @@ def run(
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
-        input_files=input_files, timings=timings, fit=fit,
+        input_files=input_files, timings=timings, fit=fit[0] if fit else None,
     )
 
 
@@ -525,25 +532,37 @@ def _write_fit(result: Result, folder: Path) -> None:
     """fit.json and residuals.png (computed now for a result made without them)."""
     from fusion.adequacy_figures import write_fit_outputs
 
-    fit = result.fit or _start_fit(result.config, result.prepared, result.trace, None)
+    fit = result.fit or _start_fit(result.config, result.prepared, result.trace["posterior"].to_dataset(), None)
     record, png = fit()
     write_fit_outputs(record, png, (result.summary or {}).get("likelihood"), folder)
 
 
 def _start_fit(
-    cfg: Config, prepared: Prepared, trace: xr.DataTree, worker: RunWorker | None
+    cfg: Config,
+    prepared: Prepared,
+    posterior: xr.Dataset,
+    worker: RunWorker | None,
+    weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Callable[[], tuple[dict[str, Any], bytes]]:
     """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
-    if given (else when first asked); returns the function that gives them."""
+    if given (else when first asked); returns the function that gives them. `weights`: w of
+    thinned θ rows, when `posterior` has no `w` yet (`adequacy.thin_draws`)."""
     from fusion.inference.noise import NoiseSettings
 
-    theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
+    theta, w = thin_draws(posterior, AdequacySettings().pit_draws, prepared.member_ids, weights)
     args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)
     if worker is not None:
         return worker.fit_outputs(*args)
     from fusion.adequacy_figures import fit_outputs
 
     return functools.partial(fit_outputs, *args)
+
+
+def _thinned_weights(sampled: Prepared, theta: np.ndarray, settings: Any) -> np.ndarray:
+    """w (D, M) of θ rows (D, 4), as `sample` then computes it for every draw (`member_logliks`)."""
+    from fusion.inference.posterior import member_logliks
+
+    return member_logliks(sampled, {p: theta[:, j] for j, p in enumerate(PARAMS)}, settings)["w"]
 
 
 def run_to_dir(

@@ -61,3 +61,21 @@ def test_warming_the_sampler_loads_the_compiled_entries_the_run_then_uses() -> N
     sample(CFG.with_updates(inference={"draws": 20, "tune": 20}), PREPARED, progressbar=False)
     assert posterior._inverse_variances.signatures == loaded  # noqa: SLF001
     assert fused_kernel.c_callbacks.cache_info().misses == 1
+
+
+def test_the_draws_are_handed_over_before_the_member_weights_and_give_the_same_weights() -> None:
+    """`fusion run` starts the posterior predictive check from `on_draws`, before every draw's w
+    exists: the weights it computes for the thinned rows are the trace's rows, bit for bit."""
+    from fusion.adequacy import thin_draws
+    from fusion.inference.noise import NoiseSettings
+    from fusion.pipeline import _thinned_weights
+
+    settings = NoiseSettings.from_config(CFG)
+    seen = []
+    trace = sample(CFG, PREPARED, progressbar=False, settings=settings, on_draws=seen.append)
+    assert len(seen) == 1 and "w" not in seen[0] and set(PARAMS) <= set(seen[0].data_vars)
+    np.testing.assert_array_equal(seen[0][PARAMS[0]].values, trace["posterior"][PARAMS[0]].values)
+    theta, early = thin_draws(seen[0], 20, PREPARED.member_ids, lambda th: _thinned_weights(PREPARED, th, settings))
+    theta_then, then = thin_draws(trace["posterior"].to_dataset(), 20, PREPARED.member_ids)
+    np.testing.assert_array_equal(theta, theta_then)
+    np.testing.assert_array_equal(early, then)
