@@ -89,7 +89,7 @@ class Result:
     input_files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: fit.json's record and residuals.png's bytes (fusion.adequacy), computed while the run projects
+    #: fit.json's record and residuals.png's bytes (fusion.adequacy), started as soon as the draws exist
     fit: Callable[[], tuple[dict[str, Any], bytes]] | None = field(default=None, repr=False)
 
     @property
@@ -184,25 +184,29 @@ def run(
         work.append(correlated.pop("pending"))
     if with_projection:
         work.append(likelihood)
-    # the posterior predictive check (fit.json, residuals.png) starts in the worker from thinned
-    # draws as soon as they exist, while this process computes every draw's member weights
+    # as soon as the draws exist, the worker starts on the convergence diagnostics (ArviZ's
+    # statistics are loaded there) and the posterior predictive check (fit.json, residuals.png,
+    # from thinned draws), while this process computes every draw's member weights
     sampled = correlated.get("sampled", prepared)
-    fit: list[Callable[[], tuple[dict[str, Any], bytes]]] = []
+    started: dict[str, Any] = {}
 
-    def start_fit(posterior: xr.Dataset) -> None:
-        fit.append(_start_fit(cfg, prepared, posterior, worker, lambda theta: _thinned_weights(sampled, theta, settings)))
+    def on_draws(draws: xr.DataTree) -> None:
+        started["diagnosed"] = _start_diagnostics(cfg, draws, worker)
+        if with_projection:
+            started["fit"] = _start_fit(
+                cfg, prepared, draws["posterior"].to_dataset(), worker,
+                lambda theta: _thinned_weights(sampled, theta, settings),
+            )  # fmt: skip
 
     clock = time.perf_counter()
     trace = sample(
         cfg, sampled, progressbar=progressbar, settings=settings,
-        while_sampling=(lambda: [job() for job in work]) if work else None,
-        on_draws=start_fit if with_projection else None,
+        while_sampling=(lambda: [job() for job in work]) if work else None, on_draws=on_draws,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
-    # 4. diagnostics and the convergence gate, started in the worker (ArviZ's statistics are
-    #    loaded there) while this process goes on
-    diagnosed = _start_diagnostics(cfg, trace, worker)
+    # 4. diagnostics and the convergence gate (started from the draws; collected below)
+    diagnosed = started.get("diagnosed") or _start_diagnostics(cfg, trace, worker)
 
     # 5. weights: posterior w and the prototype's plug-in estimate
     weights = _weights_table(prepared, trace)
@@ -223,7 +227,7 @@ def run(
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
-        input_files=input_files, timings=timings, fit=fit[0] if fit else None,
+        input_files=input_files, timings=timings, fit=started.get("fit"),
     )
 
 

@@ -49,15 +49,15 @@ def sample(
     progressbar: bool = True,
     while_sampling: Callable[[], object] | None = None,
     settings: NoiseSettings | None = None,
-    on_draws: Callable[[xr.Dataset], object] | None = None,
+    on_draws: Callable[[xr.DataTree], object] | None = None,
 ) -> xr.DataTree:
     """Sample the vectorised model for `prepared` (or, with `method: laplace`, draw from the Gaussian
     at its mode); the same config gives the same bits.
 
     `while_sampling` is work that needs no draws (imports, checks); with nutpie it runs while
     the chains sample on their own threads, and an exception from it cancels the sampler.
-    `on_draws` receives the four scalars' draws (`posterior`) as soon as they exist, before the
-    member quantities are computed from them (NUTS; under Laplace, after).
+    `on_draws` receives the trace of the four scalars (`posterior`, `sample_stats`) as soon as it
+    exists, before the member quantities are computed from the draws (NUTS; under Laplace, after).
     """
     if cfg.inference.method == "laplace":
         # deferred for import cost only (scipy.optimize, ~0.2 s the sampler routes never need);
@@ -68,7 +68,7 @@ def sample(
             while_sampling()
         trace = sample_laplace(cfg, prepared, settings=settings)
         if on_draws is not None:
-            on_draws(trace["posterior"].to_dataset())
+            on_draws(trace)
         return trace
     settings = settings or NoiseSettings.from_config(cfg)
     inference = cfg.inference.model_copy(update={"mass_matrix": cfg.inference.adaptation(cfg.compat)})
@@ -81,7 +81,7 @@ def sample(
             while_sampling()
         trace = sample_model(build_model(prepared, settings), inference, progressbar=progressbar)
     if on_draws is not None:
-        on_draws(trace["posterior"].to_dataset())
+        on_draws(trace)
     trace = add_member_deterministics(trace, prepared, settings)
     trace["posterior"].attrs.update(
         fusion_method="nuts",

@@ -73,9 +73,11 @@ def test_the_draws_are_handed_over_before_the_member_weights_and_give_the_same_w
     settings = NoiseSettings.from_config(CFG)
     seen = []
     trace = sample(CFG, PREPARED, progressbar=False, settings=settings, on_draws=seen.append)
-    assert len(seen) == 1 and "w" not in seen[0] and set(PARAMS) <= set(seen[0].data_vars)
-    np.testing.assert_array_equal(seen[0][PARAMS[0]].values, trace["posterior"][PARAMS[0]].values)
-    theta, early = thin_draws(seen[0], 20, PREPARED.member_ids, lambda th: _thinned_weights(PREPARED, th, settings))
+    assert len(seen) == 1 and "sample_stats" in seen[0].children
+    early_posterior = seen[0]["posterior"].to_dataset()
+    assert "w" not in early_posterior and set(PARAMS) <= set(early_posterior.data_vars)
+    np.testing.assert_array_equal(early_posterior[PARAMS[0]].values, trace["posterior"][PARAMS[0]].values)
+    theta, early = thin_draws(early_posterior, 20, PREPARED.member_ids, lambda th: _thinned_weights(PREPARED, th, settings))
     theta_then, then = thin_draws(trace["posterior"].to_dataset(), 20, PREPARED.member_ids)
     np.testing.assert_array_equal(theta, theta_then)
     np.testing.assert_array_equal(early, then)
