@@ -174,12 +174,18 @@ def write_npz(target: str | Path, **arrays: Any) -> Path:
     return Path(target)
 
 
+# zlib level 1, not Pillow's 6: the same pixels, files 5-15 % larger, a third less time encoding
+# (measured on `fusion run`'s figures: 95 ms → 65 ms per run); zlib's output at a fixed level is
+# deterministic, so two runs still write the same bytes
+PNG_COMPRESS_LEVEL = 1
+
+
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
     """A Matplotlib figure as PNG bytes, exactly what `write_png` writes."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=dpi, format="png")
+    fig.savefig(buffer, dpi=dpi, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buffer.getvalue()
 
 
