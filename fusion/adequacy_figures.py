@@ -15,8 +15,10 @@ import numpy as np
 
 from fusion.adequacy import STREAM_NAMES, Assessment
 from fusion.data.prepared import Prepared
+from fusion.plot_parts import colorbar_beside, few_ticks
 
 __all__ = ["plot_residuals", "residuals_png"]
+_COLORBAR_TICKS = [-3, 0, 3]  # the scale's ends (values beyond are clipped) and its centre
 
 
 def _pixel_mean(values: np.ndarray, pixel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -50,7 +52,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
             img = ax.imshow(_pixel_mean(z[sel], layout.pixel[sel], layout.grid_shape), cmap="RdBu_r", vmin=-3, vmax=3,
                             origin="lower", interpolation="nearest")  # fmt: skip
             ax.set_title(title, fontsize=9)
-            fig.colorbar(img, ax=ax, shrink=0.8)
+            colorbar_beside(fig, img, ax, ticks=_COLORBAR_TICKS)
             if ax is row[1]:
                 for r in entry.get("regions", []):
                     (r0, r1), (c0, c1) = r["rows"], r["cols"]
@@ -83,6 +85,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
     fig.suptitle("Posterior predictive check: " + ("passed" if found.record["passed"] else "MISFIT: " + "; ".join(
         f for e in found.record["streams"].values() for f in e.get("failures", [])[:2])), fontsize=10)  # fmt: skip
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.08, top=0.88, wspace=0.3, hspace=0.35)
+    few_ticks(axes)  # cheaper to draw, as readable (fusion.plot_parts)
     return fig
 
 

@@ -64,8 +64,11 @@ def plot_variogram(summary: dict[str, Any]):
 
 
 def plot_sensitivity(summary: dict[str, Any]):
-    """Member weights and the 5/50/95 % projection under every likelihood form."""
+    """Member weights and the 5/50/95 % projection under every likelihood form (each form's bars
+    one artist, `fusion.plot_parts.bars`; the colours of the axes' cycle, as the error bars')."""
     from matplotlib.figure import Figure
+
+    from fusion.plot_parts import bars
 
     sens = (summary.get("sensitivity") or {}).get("forms", {})
     fig = Figure(figsize=(10, 4))
@@ -80,7 +83,7 @@ def plot_sensitivity(summary: dict[str, Any]):
     x = np.arange(len(members))
     width = 0.8 / len(ok)
     for k, (form, v) in enumerate(ok.items()):
-        ax_w.bar(x + k * width, [v["weights"][m] for m in members], width, label=form)
+        bars(ax_w, x + k * width, [v["weights"][m] for m in members], width, facecolor=f"C{k}", label=form)
         ax_p.errorbar(
             [v["median"]], [k], xerr=[[v["median"] - v["lower"]], [v["upper"] - v["median"]]], fmt="o", capsize=4
         )
