@@ -22,17 +22,21 @@ FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png", "variogra
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:
     """`projection.png` in `folder`, written atomically."""
+    from fusion.plot_parts import drawing
     from fusion.projection import plot_projection
 
-    plot_projection(projection, summary, Path(folder) / "projection.png")
+    with drawing():
+        plot_projection(projection, summary, Path(folder) / "projection.png")
 
 
 def availability_png(availability: Availability | None) -> bytes:
     """`availability.png`'s bytes: it depends on the prepared data only, so it can be drawn while sampling."""
     from fusion.data.availability import plot_availability
     from fusion.io import png_bytes
+    from fusion.plot_parts import drawing
 
-    return png_bytes(plot_availability(availability, None))
+    with drawing():
+        return png_bytes(plot_availability(availability, None))
 
 
 def draw_figures(
@@ -57,4 +61,5 @@ def import_plotting() -> None:
 
     import fusion.data.availability  # noqa: F401
     import fusion.likelihood_figures  # noqa: F401
+    import fusion.plot_parts  # noqa: F401
     import fusion.projection  # noqa: F401

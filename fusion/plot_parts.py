@@ -5,16 +5,37 @@ CPU goes to Python-level artists, not pixels: about 1 ms per axis tick (created,
 drawn), 40 µs per glyph of text, a Rectangle per bar. So the figures ask for few ticks on round
 steps (`few_ticks`), draw a series of bars as one `PolyCollection` (`bars`), and put colour bars
 in a box beside their axes (`colorbar_beside`) instead of re-laying out the grid of panels.
+
+A figure is some 10⁵ small Python objects in reference cycles, so building one sets off the
+cyclic garbage collector, and now and then a full collection, which walks every object the
+process holds: in `fusion run`'s worker (Matplotlib, SciPy, ArviZ and GSTools loaded, about
+2·10⁵ objects) 80–110 ms each, one or two per run. `drawing` turns the collector off while a
+figure is built and saved; the figure's cycles are collected as usual once it is on again.
 Matplotlib is imported by the caller; this module only imports it inside its functions.
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TICK_STEPS", "bars", "colorbar_beside", "few_ticks"]
+__all__ = ["TICK_STEPS", "bars", "colorbar_beside", "drawing", "few_ticks"]
+
+
+@contextmanager
+def drawing() -> Iterator[None]:
+    """No cyclic garbage collection inside (module docstring); the collector's state is restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 TICK_STEPS: list[float] = [1, 2, 5, 10]  # round tick steps only (no 2.5 or 1.5 of MaxNLocator's defaults)
 
