@@ -131,13 +131,20 @@ def sigma_tot2(prepared: Prepared, theta: np.ndarray, settings: NoiseSettings | 
     return sigma_obs_squared(prepared) + extra + sb**2 * (1.0 + beta * speed)
 
 
-def mixture_pit(prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: NoiseSettings | ExtraVariance) -> np.ndarray:
+def mixture_pit(
+    prepared: Prepared,
+    theta: np.ndarray,
+    w: np.ndarray,
+    settings: NoiseSettings | ExtraVariance,
+    var: np.ndarray | None = None,
+) -> np.ndarray:
     """PIT_i = (1/D) Σ_d Σ_m w_dm Φ((y_i − F_mi)/σ_tot,i(θ_d)), one draw at a time (memory M·N),
-    members with negligible weight in a draw skipped."""
+    members with negligible weight in a draw skipped. `var`: `sigma_tot2(prepared, theta,
+    settings)` when the caller has it already."""
     from scipy.special import ndtr
 
     y = np.asarray(prepared.y_obs, dtype=np.float64)
-    sd = np.sqrt(sigma_tot2(prepared, theta, settings))
+    sd = np.sqrt(sigma_tot2(prepared, theta, settings) if var is None else var)
     pit = np.zeros(prepared.n_points)
     for d in range(theta.shape[0]):
         keep = np.flatnonzero(w[d] > 1e-9 * w[d].max())
@@ -242,8 +249,8 @@ def _pair_sums(rows: np.ndarray, cols: np.ndarray, rho: Any) -> tuple[float, flo
     if reach is not None:
         from scipy.spatial import cKDTree
 
-        pairs = cKDTree(np.column_stack([rows, cols])).query_pairs(r=reach, output_type="ndarray")
-        r = rho(np.hypot(*(np.column_stack([rows, cols])[pairs[:, 0]] - np.column_stack([rows, cols])[pairs[:, 1]]).T))
+        i, j = cKDTree(np.column_stack([rows, cols])).query_pairs(r=reach, output_type="ndarray").T
+        r = rho(np.hypot(rows[i] - rows[j], cols[i] - cols[j]))
         return rows.size + 2.0 * float(np.sum(r)), rows.size + 2.0 * float(np.sum(r * r))
     total = total2 = 0.0
     for start in range(0, rows.size, 512):
@@ -498,10 +505,11 @@ def assess(
     """
     cfg = config or AdequacySettings()
     y = np.asarray(prepared.y_obs, dtype=np.float64)
-    pit = mixture_pit(prepared, theta, w, settings)
+    var = sigma_tot2(prepared, theta, settings)
+    pit = mixture_pit(prepared, theta, w, settings, var)
     z_mix = quantile_residual(pit)
     top = int(np.argmax(w.mean(axis=0)))
-    z_top = (y - prepared.F[top]) / np.sqrt(sigma_tot2(prepared, theta, settings).mean(axis=0))
+    z_top = (y - prepared.F[top]) / np.sqrt(var.mean(axis=0))
     layout = prepared.layout
     streams: dict[str, Any] = {}
     tiles: dict[int, Tiles] = {}
