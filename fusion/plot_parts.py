@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TICK_STEPS", "bars", "colorbar_beside", "drawing", "few_ticks"]
+__all__ = ["MAP_TICKS", "PLOT_TICKS", "TICK_STEPS", "bars", "colorbar_beside", "drawing", "few_ticks"]
 
 
 @contextmanager
@@ -40,7 +40,11 @@ def drawing() -> Iterator[None]:
 TICK_STEPS: list[float] = [1, 2, 5, 10]  # round tick steps only (no 2.5 or 1.5 of MaxNLocator's defaults)
 
 
-def few_ticks(axes: Any, nbins: int = 4) -> None:
+MAP_TICKS = 4  # a map's axes are grid cells: 0, 20, 40, 60 on an 80-cell side
+PLOT_TICKS = 5  # values read off a curve: 0, 0.2, …, 1.0
+
+
+def few_ticks(axes: Any, nbins: int = PLOT_TICKS) -> None:
     """At most about `nbins` + 1 ticks on round steps on each axis of every axes in `axes`
     (one Axes or an iterable of them; colour bars and categorical axes set their own)."""
     for ax in np.atleast_1d(np.asarray(axes, dtype=object)).flat:

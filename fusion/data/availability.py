@@ -121,7 +121,7 @@ def plot_availability(availability: Availability | None, path: str | Path | None
     from matplotlib.figure import Figure
 
     from fusion.io import write_png
-    from fusion.plot_parts import colorbar_beside, few_ticks
+    from fusion.plot_parts import MAP_TICKS, colorbar_beside, few_ticks
 
     # fixed margins, no layout engine: a constrained layout lays out every tick label several
     # times per save (measured: 0.10 s of this figure's 0.37 s); few ticks, colour bars beside
@@ -153,7 +153,7 @@ def plot_availability(availability: Availability | None, path: str | Path | None
             )
             ax.set_xlabel("x (cell)")
             ax.set_ylabel("y (cell)")
-            few_ticks(ax)
+            few_ticks(ax, MAP_TICKS)
             colorbar_beside(fig, im, ax, height=0.85)
         bars = fig.add_subplot(grid_spec[1, :])
         bars.set_position([0.065, 0.1, 0.59, 0.34])  # the legend takes the right-hand third
