@@ -60,14 +60,16 @@ def few_ticks(axes: Any, nbins: int = PLOT_TICKS) -> None:
 
 
 def bars(ax: Any, x: np.ndarray, height: np.ndarray, width: float, bottom: np.ndarray | float = 0.0, **style: Any) -> Any:
-    """Vertical bars centred on `x` as one `PolyCollection` (one artist, one legend entry), as
-    `Axes.bar` draws them (no edge; the bottom of the bars is a sticky edge of the y-axis's autoscale)."""
+    """Vertical bars centred on `x` as one `PolyCollection` (one artist, one legend entry), the
+    pixels `Axes.bar` draws (no edge; the bottoms are sticky edges of the y-axis's autoscale), but
+    for a hatch under `alpha`: translucent here, opaque there."""
     from matplotlib.collections import PolyCollection
 
     x = np.asarray(x, dtype=float)
     low = np.broadcast_to(np.asarray(bottom, dtype=float), x.shape)
     high = low + np.asarray(height, dtype=float)
-    left, right = x - width / 2, x + width / 2
+    left = x - width / 2
+    right = left + width  # as Axes.bar: a Rectangle from its left edge, to the same bits
     verts = np.stack([np.column_stack(c) for c in ((left, low), (left, high), (right, high), (right, low))], axis=1)
     collection = PolyCollection(verts, edgecolor="none", **style)
     collection.sticky_edges.y.extend(np.unique(low).tolist())
