@@ -93,8 +93,8 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
 def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
     from fusion.io import png_bytes
 
-    with drawing():
-        return png_bytes(plot_residuals(prepared, found), dpi=80)  # 1200 × 580 px: maps of a few hundred cells need no more
+    with drawing():  # 1200 × 580 px at 80 dpi: maps of a few hundred cells need no more
+        return png_bytes(plot_residuals(prepared, found), dpi=80)
 
 
 def fit_outputs(

@@ -2,7 +2,7 @@
 
 `fusion run` draws five figures per run in its worker process; at these sizes Matplotlib's
 CPU goes to Python-level artists, not pixels: about 1 ms per axis tick (created, laid out,
-drawn), 40 µs per glyph of text, a Rectangle per bar. So the figures ask for few ticks on round
+drawn), about 50 µs per glyph of text, a Rectangle per bar. So the figures ask for few ticks on round
 steps (`few_ticks`), draw a series of bars as one `PolyCollection` (`bars`), and put colour bars
 in a box beside their axes (`colorbar_beside`) instead of re-laying out the grid of panels.
 
@@ -30,6 +30,11 @@ import numpy as np
 __all__ = ["MAP_TICKS", "PLOT_TICKS", "TICK_STEPS", "bars", "colorbar_beside", "drawing", "few_ticks"]
 
 
+TICK_STEPS: list[float] = [1, 2, 5, 10]  # round tick steps only (no 2.5 or 1.5 of MaxNLocator's defaults)
+MAP_TICKS = 4  # a map's axes are grid cells: 0, 20, 40, 60 on an 80-cell side
+PLOT_TICKS = 5  # values read off a curve: 0, 0.2, …, 1.0
+
+
 @contextmanager
 def drawing() -> Iterator[None]:
     """No cyclic garbage collection inside, and titles at a fixed height (module docstring);
@@ -45,12 +50,6 @@ def drawing() -> Iterator[None]:
         if enabled:
             gc.enable()
 
-TICK_STEPS: list[float] = [1, 2, 5, 10]  # round tick steps only (no 2.5 or 1.5 of MaxNLocator's defaults)
-
-
-MAP_TICKS = 4  # a map's axes are grid cells: 0, 20, 40, 60 on an 80-cell side
-PLOT_TICKS = 5  # values read off a curve: 0, 0.2, …, 1.0
-
 
 def few_ticks(axes: Any, nbins: int = PLOT_TICKS) -> None:
     """At most about `nbins` + 1 ticks on round steps on each axis of every axes in `axes`
@@ -59,7 +58,9 @@ def few_ticks(axes: Any, nbins: int = PLOT_TICKS) -> None:
         ax.locator_params(nbins=nbins, steps=TICK_STEPS)
 
 
-def bars(ax: Any, x: np.ndarray, height: np.ndarray, width: float, bottom: np.ndarray | float = 0.0, **style: Any) -> Any:
+def bars(
+    ax: Any, x: np.ndarray, height: np.ndarray, width: float, bottom: np.ndarray | float = 0.0, **style: Any
+) -> Any:
     """Vertical bars centred on `x` as one `PolyCollection` (one artist, one legend entry), the
     pixels `Axes.bar` draws (no edge; the bottoms are sticky edges of the y-axis's autoscale), but
     for a hatch under `alpha`: translucent here, opaque there."""
@@ -70,7 +71,8 @@ def bars(ax: Any, x: np.ndarray, height: np.ndarray, width: float, bottom: np.nd
     high = low + np.asarray(height, dtype=float)
     left = x - width / 2
     right = left + width  # as Axes.bar: a Rectangle from its left edge, to the same bits
-    verts = np.stack([np.column_stack(c) for c in ((left, low), (left, high), (right, high), (right, low))], axis=1)
+    corners = ((left, low), (left, high), (right, high), (right, low))
+    verts = np.stack([np.column_stack(c) for c in corners], axis=1)  # (bars, 4 corners, xy)
     collection = PolyCollection(verts, edgecolor="none", **style)
     collection.sticky_edges.y.extend(np.unique(low).tolist())
     ax.add_collection(collection)

@@ -277,7 +277,8 @@ def plot_projection(
     ax_cdf.set_ylim(-0.2, 1.25)
     draws = projection["weighted_mean"].values.ravel()
     # one filled outline, not a Rectangle per bin (the same bars: they touch and have no edges)
-    ax_mean.hist(draws, bins=min(50, max(10, draws.size // 20)), color=colours["weighted"], alpha=0.7, histtype="stepfilled")
+    bins = min(50, max(10, draws.size // 20))
+    ax_mean.hist(draws, bins=bins, color=colours["weighted"], alpha=0.7, histtype="stepfilled")
     wm = summary["weighted_mean"]
     ax_mean.axvline(wm["median"], color="k", ls="--", lw=1, label=f"median {wm['median']:.2f} mm")
     ax_mean.axvline(wm["lower"], color="k", ls=":", lw=1, label=f"{q} [{wm['lower']:.1f}, {wm['upper']:.1f}]")

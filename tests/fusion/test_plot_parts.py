@@ -29,7 +29,8 @@ def _stacked(use_bars: bool) -> Figure:
     fig = Figure(figsize=(4, 3), dpi=80)
     ax = fig.add_subplot()
     x = np.arange(4) - 0.2
-    low, mid, high = np.array([3.0, 5.0, 0.0, 2.0]), np.array([1.0, 0.0, 2.0, 1.5]), np.array([1.0, 2.0, 4.0, 0.5])
+    low, mid = np.array([3.0, 5.0, 0.0, 2.0]), np.array([1.0, 0.0, 2.0, 1.5])
+    high = np.array([1.0, 2.0, 4.0, 0.5])
     if use_bars:
         bars(ax, x, low, 0.4, facecolor="tab:green", label="low")
         bars(ax, x, mid, 0.4, bottom=low, facecolor="tab:green", alpha=0.45, label="mid")
