@@ -109,3 +109,35 @@ def test_no_installed_package_keeps_the_dask_type_from_import_time(tmp_path: Pat
     kept = tmp_path / "kept.py"
     kept.write_text('from xarray.namedarray.pycompat import array_type\n\ntry:\n    DASK = array_type("dask")\nexcept ImportError:\n    DASK = ()\n')
     assert _module_level_dask_type(kept) == [4]
+
+
+def test_a_chunked_prepare_after_the_stand_in_gives_the_in_memory_bits(tmp_path: Path) -> None:
+    """A `--chunk-rows` prepare in a process where the stand-in answered first: the in-memory bits,
+    and still no `dask.array` (its row blocks hold no dask array; `--scheduler` ships them to
+    dask.distributed workers, tests/fusion/data/test_prepare_cluster.py, in a pytest process whose
+    test modules installed the stand-in when they loaded)."""
+    from fusion.data.synthetic import write_example
+
+    config = write_example(tmp_path / "example")
+    out = _run(
+        f"""
+        import sys
+        import numpy as np
+        import xarray as xr
+        import fusion.inference.posterior  # installs the stand-in when it loads
+        from fusion.config import load_config
+        from fusion.data.load import load_data
+        from fusion.data.prepare import prepare
+        from fusion.lazydask import dask_array_deferred
+
+        xr.DataArray(np.zeros(3))
+        print("deferred:", dask_array_deferred(), "dask.array" in sys.modules)
+        cfg = load_config({str(config)!r})
+        whole = prepare(cfg, load_data(cfg), progress=False)
+        chunked = prepare(cfg, load_data(cfg, lazy=True), chunk_rows=7, progress=False)
+        same = all(getattr(whole, k).tobytes() == getattr(chunked, k).tobytes() for k in ("y_obs", "sigma_obs", "F", "speed", "stream"))
+        print("chunked:", "dask.array" in sys.modules, same)
+        """
+    )
+    assert "deferred: True False" in out
+    assert "chunked: False True" in out
