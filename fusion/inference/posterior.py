@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.blas_threads import one_blas_thread
 from fusion.inference.fused_kernel import FASTMATH
 from fusion.inference.noise import LOG_2PI, NoiseSettings, sigma_obs_squared, squared_residuals
 from fusion.inference.parameters import PARAMS
@@ -83,8 +84,6 @@ def member_logliks(
     settings: NoiseSettings | None = None,
 ) -> dict[str, np.ndarray]:
     """`w`, `logL_thick`, `logL_vel`, `logL_scaled`, each (D, M), for D flat draws of the four scalars."""
-    from threadpoolctl import threadpool_limits
-
     settings = settings or NoiseSettings()
     draws = {k: np.asarray(theta[k], dtype=np.float64).ravel() for k in PARAMS}
     n_draws = draws[PARAMS[0]].size
@@ -105,7 +104,7 @@ def member_logliks(
     step = max(1, min(n_draws, _CHUNK_ELEMENTS // max(order.size, 1)))
     inv_buf = np.empty((step, order.size))  # reused across chunks: fresh pages cost more than the maths
     params = np.stack([draws[p] for p in PARAMS], axis=1)  # (D, 4) in PARAMS order
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for start in range(0, n_draws, step):
             sl = slice(start, min(start + step, n_draws))
             inv = inv_buf[: sl.stop - sl.start]

@@ -103,6 +103,23 @@ def test_draws_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPat
         np.testing.assert_array_equal(whole[name], chunked[name])
 
 
+def test_member_quantities_have_the_same_bits_whatever_blas_threads_are_set() -> None:
+    """The per-stream products run on one BLAS thread inside `member_logliks`, so the caller's
+    thread count does not reach the bits (on 4,808 × 12 thickness products OpenBLAS's two
+    threads round differently from one)."""
+    from threadpoolctl import threadpool_limits
+
+    prepared = make_prepared(12000, 12, seed=5)
+    rng = np.random.default_rng(1)
+    theta = {p: rng.uniform(0.1, 1.0, 300) for p in PARAMS}
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = member_logliks(prepared, theta)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = member_logliks(prepared, theta)
+    for name in two:
+        assert two[name].tobytes() == one[name].tobytes(), name
+
+
 def test_groups_merge_only_identical_points_and_keep_totals() -> None:
     prepared = CASES["fixed"]
     merged = stream_blocks(prepared, NoiseSettings())
