@@ -43,6 +43,8 @@ from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import xarray as xr
 
     from fusion.data.correlation import CorrelationFit
@@ -99,12 +101,22 @@ class ExtraVariance:
         return self.vel if stream == VEL else self.thick
 
 
-def thin_draws(posterior: xr.Dataset, n: int, member_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def thin_draws(
+    posterior: xr.Dataset,
+    n: int,
+    member_ids: tuple[str, ...],
+    weights: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(θ (D, 4) in PARAMS order, w (D, M) in `member_ids` order): D ≤ n draws evenly spaced over
-    the flattened chains, enough for an analytic mixture predictive without storing predictive draws."""
+    the flattened chains, enough for an analytic mixture predictive without storing predictive draws.
+
+    `weights` gives w of the picked θ rows, for draws whose `w` is not computed yet (`fusion run`
+    starts the check before the member quantities of every draw: the same values row for row)."""
     theta = np.stack([np.asarray(posterior[p].values, dtype=np.float64).reshape(-1) for p in PARAMS], axis=1)
-    w = np.asarray(posterior["w"].sel(member=list(member_ids)).values, dtype=np.float64).reshape(-1, len(member_ids))
     pick = np.unique(np.round(np.linspace(0, theta.shape[0] - 1, min(n, theta.shape[0]))).astype(int))
+    if weights is not None:
+        return theta[pick], weights(theta[pick])
+    w = np.asarray(posterior["w"].sel(member=list(member_ids)).values, dtype=np.float64).reshape(-1, len(member_ids))
     return theta[pick], w[pick]
 
 

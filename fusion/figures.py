@@ -21,13 +21,10 @@ FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png", "variogra
 
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:
-    """`projection.png`, `variogram.png` and `sensitivity.png` in `folder`, each written atomically
-    (the last two from summary.json's `likelihood` and `sensitivity`, fusion.likelihood_figures)."""
-    from fusion.likelihood_figures import draw_likelihood_figures
+    """`projection.png` in `folder`, written atomically."""
     from fusion.projection import plot_projection
 
     plot_projection(projection, summary, Path(folder) / "projection.png")
-    draw_likelihood_figures(summary, folder)
 
 
 def availability_png(availability: Availability | None) -> bytes:
@@ -41,10 +38,14 @@ def availability_png(availability: Availability | None) -> bytes:
 def draw_figures(
     projection: xr.Dataset, summary: dict[str, Any], availability: Availability | None, folder: str | Path
 ) -> None:
-    """Write `projection.png` and `availability.png` into `folder` (each atomically)."""
+    """Write every figure into `folder` (each atomically): the projection, the availability of
+    observations, and from summary.json's `likelihood` and `sensitivity` the variogram and the
+    sensitivity (`fusion.likelihood_figures`)."""
     from fusion.io import write_bytes
+    from fusion.likelihood_figures import draw_likelihood_figures
 
     draw_projection(projection, summary, folder)
+    draw_likelihood_figures(summary, folder)
     write_bytes(Path(folder) / "availability.png", availability_png(availability))
 
 

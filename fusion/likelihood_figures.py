@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_variogram", "plot_sensitivity", "draw_likelihood_figures"]
+__all__ = ["LIKELIHOOD_FIGURES", "plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
 
 
 def _note(ax: Any, text: str) -> None:
@@ -88,10 +88,20 @@ def plot_sensitivity(summary: dict[str, Any]):
     return fig
 
 
+LIKELIHOOD_FIGURES: tuple[str, ...] = ("variogram.png", "sensitivity.png")
+
+
+def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
+    """`variogram.png` and `sensitivity.png` as bytes: they need summary.json's `likelihood` and
+    `sensitivity` only, both known before the chains finish, so the worker draws them meanwhile."""
+    from fusion.io import png_bytes
+
+    return {"variogram.png": png_bytes(plot_variogram(summary)), "sensitivity.png": png_bytes(plot_sensitivity(summary))}
+
+
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:
     """`variogram.png` and `sensitivity.png` in `folder`, each written atomically."""
-    from fusion.io import png_bytes, write_bytes
+    from fusion.io import write_bytes
 
-    folder = Path(folder)
-    write_bytes(folder / "variogram.png", png_bytes(plot_variogram(summary)))
-    write_bytes(folder / "sensitivity.png", png_bytes(plot_sensitivity(summary)))
+    for name, png in likelihood_pngs(summary).items():
+        write_bytes(Path(folder) / name, png)

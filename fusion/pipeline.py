@@ -89,7 +89,7 @@ class Result:
     input_files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: fit.json's record and residuals.png's bytes (fusion.adequacy), computed while the run projects
+    #: fit.json's record and residuals.png's bytes (fusion.adequacy), started as soon as the draws exist
     fit: Callable[[], tuple[dict[str, Any], bytes]] | None = field(default=None, repr=False)
 
     @property
@@ -132,7 +132,7 @@ def run(
     draws the figures in a second process. `chunk_rows`, `scheduler`: how `prepare` runs (by blocks
     of rows, on a dask cluster); the same bits.
     """
-    from fusion.inference.sampling import sample
+    from fusion.inference.sampling import sample, warm_sampler
     from fusion.projection import member_sle, project, projection_files, projection_summary
 
     timings: dict[str, float] = {}
@@ -168,37 +168,48 @@ def run(
 
     # 3. the likelihood form (effective's n_eff and blocks' squares need the correlation first;
     #    otherwise it is estimated while the chains sample), then sample and per-member w and
-    #    logL_* from the draws (on the form's points: the blocks' means under `blocks`)
+    #    logL_* from the draws (on the form's points: the blocks' means under `blocks`). The
+    #    sampler's compiled parts load first: under `effective` this process would otherwise
+    #    idle while the worker estimates the correlation.
     clock = time.perf_counter()
+    warm_sampler(cfg)
     form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker, correlated)
     timings["likelihood_s"] = time.perf_counter() - clock
-    # figures drawn in this process need Matplotlib: imported while the chains sample (nutpie's
-    # threads leave the GIL free); `trace.nc` needs no import of its own (`write_trace`)
+    # work that needs no draws runs while the chains sample (nutpie's threads leave the GIL free):
+    # Matplotlib's import for figures drawn in this process (`trace.nc` needs none: `write_trace`),
+    # a correlation estimate not yet made, and summary.json's `likelihood` and `sensitivity`
+    likelihood = _LikelihoodOutputs(cfg, prepared, form, settings, correlated, sle, worker, timings)
     work: list[Callable[[], object]] = [import_plotting] if with_projection and worker is None else []
     if correlated.get("pending"):
         work.append(correlated.pop("pending"))
+    if with_projection:
+        work.append(likelihood)
+    # as soon as the draws exist, the worker starts on the convergence diagnostics (ArviZ's
+    # statistics are loaded there) and the posterior predictive check (fit.json, residuals.png,
+    # from thinned draws), while this process computes every draw's member weights
+    sampled = correlated.get("sampled", prepared)
+    started: dict[str, Any] = {}
+
+    def on_draws(draws: xr.DataTree) -> None:
+        started["diagnosed"] = _start_diagnostics(cfg, draws, worker)
+        if with_projection:
+            started["fit"] = _start_fit(
+                cfg, prepared, draws["posterior"].to_dataset(), worker,
+                lambda theta: _thinned_weights(sampled, theta, settings),
+            )  # fmt: skip
+
     clock = time.perf_counter()
     trace = sample(
-        cfg, correlated.get("sampled", prepared), progressbar=progressbar, settings=settings,
-        while_sampling=(lambda: [job() for job in work]) if work else None,
+        cfg, sampled, progressbar=progressbar, settings=settings,
+        while_sampling=(lambda: [job() for job in work]) if work else None, on_draws=on_draws,
     )
     timings["sample_s"] = time.perf_counter() - clock
 
-    # 4. diagnostics and the convergence gate (Laplace: optimiser figures and PSIS k̂ instead;
-    #    a mode that does not exist has already raised)
-    if cfg.inference.method == "laplace":
-        from fusion.inference.laplace import laplace_diagnostics
+    # 4. diagnostics and the convergence gate (started from the draws; collected below)
+    diagnosed = started.get("diagnosed") or _start_diagnostics(cfg, trace, worker)
 
-        diagnostics, failures = laplace_diagnostics(trace), {}
-    else:
-        # the free parameters (`w` is a function of them); the worker has ArviZ's statistics loaded
-        diagnostics = (worker.diagnose if worker is not None else diagnose)(trace, PARAMS)
-        failures = convergence_gate(diagnostics, warn=True)
-
-    # 5. weights: posterior w and the prototype's plug-in estimate; the posterior predictive
-    #    check (fit.json, residuals.png) starts in the worker while this process projects
+    # 5. weights: posterior w and the prototype's plug-in estimate
     weights = _weights_table(prepared, trace)
-    fit = _start_fit(cfg, prepared, trace, worker) if with_projection else None
 
     # 6. project
     projection = summary = None
@@ -207,9 +218,8 @@ def run(
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         timings["project_s"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        summary.update(_likelihood_outputs(cfg, prepared, form, settings, correlated, sle))
-        timings["sensitivity_s"] = time.perf_counter() - clock
+        summary.update(likelihood())  # made while sampling unless the sampler ran no side work
+    diagnostics, failures = diagnosed()
     # 7. the trace as ArviZ's schema has it, with its provenance
     from fusion.tracefile import complete_trace
 
@@ -217,8 +227,51 @@ def run(
     return Result(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
-        input_files=input_files, timings=timings, fit=fit,
+        input_files=input_files, timings=timings, fit=started.get("fit"),
     )
+
+
+def _start_diagnostics(
+    cfg: Config, trace: xr.DataTree, worker: RunWorker | None
+) -> Callable[[], tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+    """The function giving (diagnostics, convergence failures) of the free parameters (`w` is a
+    function of them), computed in `worker` if given. Laplace: the optimiser's figures and PSIS
+    k̂, and no gate (a mode that does not exist has already raised)."""
+    if cfg.inference.method == "laplace":
+        from fusion.inference.laplace import laplace_diagnostics
+
+        found = laplace_diagnostics(trace)
+        return lambda: (found, {})
+    pending = worker.start_diagnose(trace, PARAMS) if worker is not None else functools.partial(diagnose, trace, PARAMS)
+
+    def gate() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        diagnostics = pending()
+        return diagnostics, convergence_gate(diagnostics, warn=True)
+
+    return gate
+
+
+class _LikelihoodOutputs:
+    """summary.json's `likelihood` and (under `compat: fixed`, `likelihood.sensitivity`)
+    `sensitivity`, made once: while the chains sample (`run` hands it to the sampler as side
+    work; it needs no draws), else when first asked. `worker` then draws their figures at once."""
+
+    def __init__(
+        self, cfg: Config, prepared: Prepared, form: str, settings: Any, box: dict[str, Any], sle: Any,
+        worker: RunWorker | None, timings: dict[str, float],
+    ) -> None:  # fmt: skip
+        self._args = (cfg, prepared, form, settings, box, sle)
+        self._worker, self._timings = worker, timings
+        self._outputs: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._outputs is None:
+            clock = time.perf_counter()
+            self._outputs = _likelihood_outputs(*self._args)
+            self._timings["sensitivity_s"] = time.perf_counter() - clock
+            if self._worker is not None:
+                self._worker.begin_likelihood_figures(self._outputs)
+        return self._outputs
 
 
 def _start_correlation(
@@ -483,25 +536,37 @@ def _write_fit(result: Result, folder: Path) -> None:
     """fit.json and residuals.png (computed now for a result made without them)."""
     from fusion.adequacy_figures import write_fit_outputs
 
-    fit = result.fit or _start_fit(result.config, result.prepared, result.trace, None)
+    fit = result.fit or _start_fit(result.config, result.prepared, result.trace["posterior"].to_dataset(), None)
     record, png = fit()
     write_fit_outputs(record, png, (result.summary or {}).get("likelihood"), folder)
 
 
 def _start_fit(
-    cfg: Config, prepared: Prepared, trace: xr.DataTree, worker: RunWorker | None
+    cfg: Config,
+    prepared: Prepared,
+    posterior: xr.Dataset,
+    worker: RunWorker | None,
+    weights: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Callable[[], tuple[dict[str, Any], bytes]]:
     """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
-    if given (else when first asked); returns the function that gives them."""
+    if given (else when first asked); returns the function that gives them. `weights`: w of
+    thinned θ rows, when `posterior` has no `w` yet (`adequacy.thin_draws`)."""
     from fusion.inference.noise import NoiseSettings
 
-    theta, w = thin_draws(trace["posterior"], AdequacySettings().pit_draws, prepared.member_ids)
+    theta, w = thin_draws(posterior, AdequacySettings().pit_draws, prepared.member_ids, weights)
     args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)
     if worker is not None:
         return worker.fit_outputs(*args)
     from fusion.adequacy_figures import fit_outputs
 
     return functools.partial(fit_outputs, *args)
+
+
+def _thinned_weights(sampled: Prepared, theta: np.ndarray, settings: Any) -> np.ndarray:
+    """w (D, M) of θ rows (D, 4), as `sample` then computes it for every draw (`member_logliks`)."""
+    from fusion.inference.posterior import member_logliks
+
+    return member_logliks(sampled, {p: theta[:, j] for j, p in enumerate(PARAMS)}, settings)["w"]
 
 
 def run_to_dir(

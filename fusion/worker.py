@@ -57,6 +57,9 @@ def _start(correlation: bool) -> None:
     if correlation:
         import gstools  # noqa: F401
 
+        import fusion.data.correlation  # noqa: F401 - the estimate's own modules, ready when the data arrive
+        import fusion.inference.likelihood  # noqa: F401
+
 
 def _warm() -> None:
     """The imports drawing and diagnosing need, before the first task asks for them."""
@@ -96,6 +99,7 @@ class RunWorker:
         if not correlation:
             self._warm()
         self._availability: tuple[object, Future[bytes] | None] | None = None
+        self._likelihood: tuple[dict[str, Any], Future[dict[str, bytes]] | None] | None = None
 
     def _warm(self) -> None:
         """Queue the plotting and statistics imports (once), ahead of the tasks that need them."""
@@ -127,6 +131,14 @@ class RunWorker:
         self._warm()
         self._availability = (availability, self._submit(availability_png, availability))
 
+    def begin_likelihood_figures(self, summary: dict[str, Any]) -> None:
+        """Start drawing `variogram.png` and `sensitivity.png` now, from summary.json's
+        `likelihood` and `sensitivity` (known while the chains still sample)."""
+        from fusion.likelihood_figures import likelihood_pngs
+
+        self._warm()
+        self._likelihood = (summary, self._submit(likelihood_pngs, summary))
+
     def draw_figures(
         self,
         projection: xr.Dataset,
@@ -134,10 +146,12 @@ class RunWorker:
         availability: Availability | None,
         folder: str | Path,
     ) -> Callable[[], None]:
-        """Start `fusion.figures.draw_figures` in the worker (`availability.png` from
-        `begin_figures` if it was begun); returns the function that waits for both files."""
+        """Start `fusion.figures.draw_figures` in the worker (`availability.png`, `variogram.png`
+        and `sensitivity.png` from `begin_figures` and `begin_likelihood_figures` where they were
+        begun on the same inputs); returns the function that waits for every file."""
         from fusion.figures import availability_png, draw_projection
         from fusion.io import write_bytes
+        from fusion.likelihood_figures import likelihood_pngs
 
         folder = Path(folder)
         self._warm()
@@ -145,27 +159,38 @@ class RunWorker:
         begun, pending = self._availability if self._availability is not None else (None, None)
         if begun is not availability or pending is None:
             pending = self._submit(availability_png, availability)
+        parts = {key: summary[key] for key in ("likelihood", "sensitivity") if key in summary}
+        early, likelihood = self._likelihood if self._likelihood is not None else (None, None)
+        if early is None or early.keys() != parts.keys() or any(early[k] is not v for k, v in parts.items()):
+            likelihood = self._submit(likelihood_pngs, parts)
 
         waited = False
 
         def wait() -> None:
-            """Both files written (the second call returns at once)."""
+            """Every file written (the second call returns at once)."""
             nonlocal waited
             if waited:
                 return
             waited = True
             write_bytes(folder / "availability.png", self._result(pending, availability_png, availability))
+            for name, png in self._result(likelihood, likelihood_pngs, parts).items():
+                write_bytes(folder / name, png)
             self._result(projection_done, draw_projection, projection, summary, folder)
 
         return wait
 
     def diagnose(self, trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
         """`fusion.diagnostics.diagnose(trace, var_names)`, computed in the worker."""
+        return self.start_diagnose(trace, var_names)()
+
+    def start_diagnose(self, trace: xr.DataTree, var_names: Sequence[str] | None = None) -> Callable[[], dict[str, Any]]:
+        """Start `diagnose` in the worker; returns the function that waits for its result."""
         from fusion.diagnostics import diagnose_draws, diagnose_inputs
 
         inputs = diagnose_inputs(trace, var_names)
         self._warm()
-        return self._result(self._submit(diagnose_draws, *inputs), diagnose_draws, *inputs)
+        future = self._submit(diagnose_draws, *inputs)
+        return lambda: self._result(future, diagnose_draws, *inputs)
 
     def correlate(self, prepared: Any, correlation_length: str | float, seed: int) -> Callable[[], Any]:
         """Start `fusion.inference.likelihood.stream_correlations` in the worker (GSTools and

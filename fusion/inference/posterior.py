@@ -32,7 +32,7 @@ from fusion.lazydask import defer_dask_array
 
 defer_dask_array()  # the traces built from here on (sampling, laplace) import no `dask.array` for xarray's check
 
-__all__ = ["member_logliks", "softmax_weights", "add_member_deterministics", "MEMBER_VARS"]
+__all__ = ["member_logliks", "softmax_weights", "add_member_deterministics", "warm_member_logliks", "MEMBER_VARS"]
 
 MEMBER_VARS: tuple[str, ...] = ("w", "logL_thick", "logL_vel", "logL_scaled")
 #: draws × points of 1/σ² held at once (16 MiB of float64): small enough to stay in cache between
@@ -70,6 +70,13 @@ def _inverse_variances(params, a, speed, n_thick, inv, logdet):  # pragma: no co
                         total += math.log((a[j] + s) + sbeta * speed[j])
                 k = stop
             logdet[d, w] = total
+
+
+def warm_member_logliks() -> None:
+    """Load `_inverse_variances` from Numba's cache (0.1–0.2 s) before the draws exist: one call
+    on one point with the argument types `member_logliks` passes, so the same compiled entry."""
+    one = np.ones(1)
+    _inverse_variances(np.ones((1, len(PARAMS))), one, one, 1, np.empty((1, 1)), np.empty((1, 2)))
 
 
 def softmax_weights(logl_scaled: np.ndarray) -> np.ndarray:

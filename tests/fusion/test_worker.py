@@ -55,9 +55,24 @@ def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, beg
     with RunWorker() as worker:
         if begun:
             worker.begin_figures(availability)
+            worker.begin_likelihood_figures({k: summary[k] for k in ("likelihood", "sensitivity") if k in summary})
         worker.draw_figures(proj, summary, availability, there)()
     assert _pngs(there) == _pngs(here)
     assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in _pngs(there).values())
+
+
+def test_likelihood_figures_begun_on_other_inputs_are_drawn_again(tmp_path: Path, inputs) -> None:
+    """`variogram.png` and `sensitivity.png` begun while sampling are kept only for the very
+    `likelihood` and `sensitivity` the summary ends with."""
+    proj, summary, availability, *_ = inputs
+    final = {**summary, "likelihood": {"form": "effective", "streams": {}}}
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    draw_figures(proj, final, availability, here)
+    with RunWorker() as worker:
+        worker.begin_likelihood_figures({"likelihood": {"form": "tempered", "streams": {}}})
+        worker.draw_figures(proj, final, availability, there)()
+    assert _pngs(there) == _pngs(here)
 
 
 def test_a_dead_worker_falls_back_to_this_process(tmp_path: Path, inputs) -> None:
