@@ -63,7 +63,7 @@ class _DaskUntilImported:
         from xarray.namedarray.pycompat import DuckArrayModule
 
         real = DuckArrayModule("dask")
-        if self._cache.get("dask") is self:
+        if real.type and self._cache.get("dask") is self:  # not an answer taken mid-import of dask.array
             self._cache["dask"] = real
         return real
 
