@@ -38,6 +38,8 @@ MEMBER_VARS: tuple[str, ...] = ("w", "logL_thick", "logL_vel", "logL_scaled")
 #: draws × points of 1/σ² held at once (16 MiB of float64): small enough to stay in cache between
 #: the loop that writes them and the products that read them (4× this was 20 % slower)
 _CHUNK_ELEMENTS = 1 << 21
+#: at most this many draws per product, however few the points
+_MAX_CHUNK_ROWS = 256
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -105,19 +107,28 @@ def member_logliks(
     a[n_t:] += settings.inflation2(VEL)
     speed = np.asarray(prepared.speed, dtype=np.float64)[order]
 
-    quad_t = np.empty((n_draws, r2_t.shape[1]))
-    quad_v = np.empty((n_draws, r2_v.shape[1]))
+    # Every product has `step` rows, the last one padded with zero rows, `step` set by the points
+    # alone: OpenBLAS picks its kernels by shape and rounds a row differently in a product of
+    # another number of rows (20 draws of 500 points × 27 members against the same draws among
+    # 104), so a draw's values depend on that draw alone, not on how many others share the call
+    # (the thinned draws `fusion run` weighs early are the trace's rows, bit for bit).
+    step = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // max(order.size, 1)))
+    n_chunks = -(-n_draws // step)
+    quad_t = np.empty((n_chunks * step, r2_t.shape[1]))
+    quad_v = np.empty((n_chunks * step, r2_v.shape[1]))
     logdet = np.empty((n_draws, 2))
-    step = max(1, min(n_draws, _CHUNK_ELEMENTS // max(order.size, 1)))
-    inv_buf = np.empty((step, order.size))  # reused across chunks: fresh pages cost more than the maths
+    inv = np.zeros((step, order.size))  # reused across chunks: fresh pages cost more than the maths
     params = np.stack([draws[p] for p in PARAMS], axis=1)  # (D, 4) in PARAMS order
     with one_blas_thread():
         for start in range(0, n_draws, step):
             sl = slice(start, min(start + step, n_draws))
-            inv = inv_buf[: sl.stop - sl.start]
-            _inverse_variances(params[sl], a, speed, n_t, inv, logdet[sl])
-            np.matmul(inv[:, :n_t], r2_t, out=quad_t[sl])
-            np.matmul(inv[:, n_t:], r2_v, out=quad_v[sl])
+            rows = sl.stop - sl.start
+            if rows < step:
+                inv[rows:] = 0.0
+            _inverse_variances(params[sl], a, speed, n_t, inv[:rows], logdet[sl])
+            np.matmul(inv[:, :n_t], r2_t, out=quad_t[start : start + step])
+            np.matmul(inv[:, n_t:], r2_v, out=quad_v[start : start + step])
+    quad_t, quad_v = quad_t[:n_draws], quad_v[:n_draws]
     logl_t = -0.5 * quad_t - 0.5 * (logdet[:, 0:1] + n_t * LOG_2PI)
     logl_v = -0.5 * quad_v - 0.5 * (logdet[:, 1:2] + n_v * LOG_2PI)
     if settings.member_scale is None:
