@@ -50,7 +50,7 @@ class StreamCorrelationLike(Protocol):
 
 __all__ = ["BlockSummary", "block_prepared", "block_side"]
 
-_PAIR_ELEMENTS = 1 << 22  # squares × n_max² distances held at once (32 MiB of float64)
+_PAIR_ELEMENTS = 1 << 16  # pairs of points formed at once (512 KiB of float64: they stay in cache)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,10 @@ def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: i
     is an entry of one (side + 1)² table of ρ(hypot(|Δrow|, |Δcol|)), its last row and column 0:
     ρ is evaluated side² times, not once per pair. Groups are padded to the largest one with
     points `side` cells outside the grid, which fall in the zero row or column against every real
-    point; pairs for as many groups at once as `_PAIR_ELEMENTS` allows, each row summed as one.
+    point; each point's row of ρ is summed as one (NumPy's pairwise sum over all the group's
+    slots). The rows are formed `_PAIR_ELEMENTS` pairs at a time, several small groups at once or
+    a part of one large group's rows (the padding's own rows are never formed), the table's
+    indices in int32 and in place: the same sums, bit for bit, in a third of the time.
     """
     offsets = np.arange(side + 1, dtype=np.float64)
     table = np.asarray(corr(np.hypot(offsets[:, None], offsets[None, :])), dtype=np.float64)
@@ -96,17 +99,29 @@ def _row_sums(rows: np.ndarray, cols: np.ndarray, group: np.ndarray, n_groups: i
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot = np.arange(group.size) - np.repeat(starts, counts)
     n_max = int(counts.max())
-    pr = np.full((n_groups, n_max), -side, dtype=np.int64)
-    pc = np.full((n_groups, n_max), -side, dtype=np.int64)
+    pr = np.full((n_groups, n_max), -side, dtype=np.int32)
+    pc = np.full((n_groups, n_max), -side, dtype=np.int32)
     pr[group[order], slot] = rows[order]
     pc[group[order], slot] = cols[order]
     sums = np.zeros((n_groups, n_max))
-    step = max(1, _PAIR_ELEMENTS // max(n_max * n_max, 1))
-    for lo in range(0, n_groups, step):
-        r, c = pr[lo : lo + step], pc[lo : lo + step]
-        dr = np.minimum(np.abs(r[:, :, None] - r[:, None, :]), side)
-        dc = np.minimum(np.abs(c[:, :, None] - c[:, None, :]), side)
-        sums[lo : lo + step] = flat[dr * (side + 1) + dc].sum(axis=2)
+    if n_max * n_max <= _PAIR_ELEMENTS:  # whole groups, as many as fit
+        step = _PAIR_ELEMENTS // (n_max * n_max)
+        parts = [(slice(g, g + step), slice(None)) for g in range(0, n_groups, step)]
+    else:  # one group, its real points' rows a part at a time
+        step = max(1, _PAIR_ELEMENTS // n_max)
+        parts = [(slice(g, g + 1), slice(i, min(i + step, int(counts[g]))))
+                 for g in range(n_groups) for i in range(0, int(counts[g]), step)]  # fmt: skip
+    for groups, own in parts:
+        r, c = pr[groups], pc[groups]
+        index = np.subtract(r[:, own, None], r[:, None, :])
+        np.abs(index, out=index)
+        np.minimum(index, side, out=index)
+        index *= side + 1
+        dc = np.subtract(c[:, own, None], c[:, None, :])
+        np.abs(dc, out=dc)
+        np.minimum(dc, side, out=dc)
+        index += dc
+        sums[groups, own] = flat.take(index).sum(axis=2)
     out = np.empty(group.size)
     out[order] = sums[group[order], slot]
     return out
@@ -169,8 +184,12 @@ def _squares(layout: PointLayout, s: int, sel: np.ndarray, length_cells: float, 
     rate_of = np.ones(int(layout.block.max()) + 1) if layout.keep_rate is None else np.asarray(layout.keep_rate)
     side = block_side(length_cells)
     rows, cols = np.divmod(layout.pixel[sel], nx)
-    keys = np.stack([layout.block[sel], rows // side, cols // side], axis=1)
-    uniq, group = np.unique(keys, axis=0, return_inverse=True)
+    keys = np.stack([layout.block[sel], rows // side, cols // side], axis=1).astype(np.int64)
+    # one integer per (block, square row, square column), in the same lexicographic order as
+    # `np.unique(keys, axis=0)` (every part ≥ 0), which sorts rows as records and is 5× slower
+    span = keys.max(axis=0) + 1
+    code, group = np.unique((keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2], return_inverse=True)
+    uniq = np.stack([code // (span[1] * span[2]), code // span[2] % span[1], code % span[2]], axis=1)
     group = group.ravel()
     n = np.bincount(group, minlength=uniq.shape[0]).astype(np.float64)
     cells = np.minimum(side, ny - uniq[:, 1] * side) * np.minimum(side, nx - uniq[:, 2] * side)

@@ -8,7 +8,7 @@ kernel in this process or hands nutpie one buffer for its C callbacks (`packed`)
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -34,12 +34,24 @@ class FusedDensity:
         prior_sigma: Mapping[str, float] | None = None,
     ) -> None:
         """`prior_sigma` (default `PRIOR_SIGMA`) are the HalfNormal scales, a model constant."""
-        settings = settings or NoiseSettings()
+        # `noise.stream_blocks`, looked up when called: a fault planted in the noise module reaches it
+        self._pack(noise.stream_blocks(prepared, settings or NoiseSettings()), prior_sigma)
+
+    @classmethod
+    def from_stream_blocks(
+        cls, blocks: Sequence[noise.StreamBlock], *, prior_sigma: Mapping[str, float] | None = None
+    ) -> FusedDensity:
+        """The density of `noise.stream_blocks`' statistics, already computed (e.g. once for the
+        points of several likelihood forms, `StreamBlock.with_settings` giving each its weights)."""
+        out = cls.__new__(cls)
+        out._pack(blocks, prior_sigma)
+        return out
+
+    def _pack(self, blocks: Sequence[noise.StreamBlock], prior_sigma: Mapping[str, float] | None) -> None:
         prior_sigma = PRIOR_SIGMA if prior_sigma is None else prior_sigma
         rows, bounds, consts = [], [], []
         start = 0
-        # `noise.stream_blocks`, looked up when called: a fault planted in the noise module reaches it
-        for b in noise.stream_blocks(prepared, settings):
+        for b in blocks:
             if b.n_points == 0:
                 continue
             order = np.argsort(b.count != 1, kind="stable")  # single points first

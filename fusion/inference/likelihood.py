@@ -26,6 +26,7 @@ only enter `tempered`. Both `method: nuts` and `method: laplace` take the weight
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -292,6 +293,7 @@ def sensitivity(
     min_valid: float = 0.75,
     draws: int = 200,
     seed: int = 0,
+    formed: Mapping[str, Prepared] | None = None,
 ) -> dict[str, Any]:
     """summary.json's `sensitivity`: E_post[w] and the weighted SLE quantiles under every form.
 
@@ -300,11 +302,18 @@ def sensitivity(
     correlation for `effective`/`blocks`, no Gaussian at the mode) says why instead. The
     optimiser runs with BLAS on one thread: its operations are on 4-vectors, and OpenBLAS's idle
     threads spin-wait beside it, which on a machine busy with the run's other process cost up
-    to 70 ms of CPU per fit (1–2 ms on one thread, the same bits). The member log-likelihoods'
-    product keeps the threads: its last bits depend on their count.
+    to 70 ms of CPU per fit (1–2 ms on one thread, the same bits); the member log-likelihoods
+    run on one thread anyway (`member_logliks`).
+
+    What the forms share is computed once: `tempered`, `independent` and `effective` weigh the
+    same prepared points, so their per-stream statistics (`noise.stream_blocks`) are taken once
+    and given each form's weights. `formed` holds points a form's run has formed already (the
+    run's own `blocks` means, from `form_inputs` with the same `base` and `min_valid`), used
+    instead of forming them again. The numbers are those of fitting each form on its own.
     """
     from threadpoolctl import threadpool_limits
 
+    from fusion.inference import noise
     from fusion.inference.laplace import LaplaceError, _CallbackDensity, draw_gaussian, fit_laplace
     from fusion.inference.fused_density import FusedDensity
     from fusion.inference.parameters import PARAMS
@@ -312,22 +321,33 @@ def sensitivity(
     from fusion.projection import weighted_quantile
 
     out: dict[str, Any] = {"method": "laplace", "draws": draws, "forms": {}}
-    for form in FORMS:
-        try:
-            settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
-            density = _CallbackDensity(FusedDensity(points, settings))
-            with threadpool_limits(limits=1, user_api="blas"):
-                fit = fit_laplace(density)
-        except (ValueError, LaplaceError) as exc:
-            out["forms"][form] = {"error": str(exc).splitlines()[0]}
-            continue
-        x, _ = draw_gaussian(fit, 1, draws, seed)
-        theta = {p: np.exp(x[0, :, j]) for j, p in enumerate(PARAMS)}
-        w = member_logliks(points, theta, settings)["w"].mean(axis=0)
-        lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
-        out["forms"][form] = {
-            "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),
-            "lower": lo, "median": mid, "upper": hi,
-            "max_weight": float(w.max()), "min_weight": float(w.min()),
-        }  # fmt: skip
+    formed = formed or {}
+    statistics = None  # of the prepared points, for every form that weighs them
+    with threadpool_limits(limits=1, user_api="blas"):
+        for form in FORMS:
+            try:
+                if form in formed:
+                    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
+                    settings, points = form_settings(base, form, n_points, correlations), formed[form]
+                else:
+                    settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
+                if points is prepared:
+                    if statistics is None:
+                        statistics = noise.stream_blocks(prepared, base)
+                    fused = FusedDensity.from_stream_blocks([b.with_settings(settings) for b in statistics])
+                else:
+                    fused = FusedDensity(points, settings)
+                fit = fit_laplace(_CallbackDensity(fused))
+            except (ValueError, LaplaceError) as exc:
+                out["forms"][form] = {"error": str(exc).splitlines()[0]}
+                continue
+            x, _ = draw_gaussian(fit, 1, draws, seed)
+            theta = {p: np.exp(x[0, :, j]) for j, p in enumerate(PARAMS)}
+            w = member_logliks(points, theta, settings)["w"].mean(axis=0)
+            lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
+            out["forms"][form] = {
+                "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),
+                "lower": lo, "median": mid, "upper": hi,
+                "max_weight": float(w.max()), "min_weight": float(w.min()),
+            }  # fmt: skip
     return out

@@ -17,7 +17,7 @@ densities built on these statistics: `fusion.inference.pymc_model` (PyMC) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,6 +96,15 @@ class StreamBlock:
             return self.density_scale
         return self.alpha / max(self.n_points, 1) if self.tempered else 1.0
 
+    def with_settings(self, settings: NoiseSettings) -> StreamBlock:
+        """These statistics under `settings`' weights and inflation: the statistics depend on the
+        points only, so one pass over the points serves every likelihood form of them."""
+        s = self.stream
+        return replace(
+            self, alpha=settings.alpha(s), inflation2=settings.inflation2(s), tempered=settings.tempered,
+            density_scale=None if settings.density_scale is None else float(settings.density_scale[s]),
+        )  # fmt: skip
+
 
 def squared_residuals(prepared: Prepared) -> np.ndarray:
     """(M, N) float64 r² with r = y_obs − F, promoted exactly as NumPy promotes float32 − float64."""
@@ -127,12 +136,9 @@ def stream_blocks(
             s2_s = np.bincount(inverse, weights=s2_s, minlength=uniq.shape[0])
             count = np.bincount(inverse, minlength=uniq.shape[0]).astype(np.float64)
             so2_s, speed_s = uniq[:, 0].copy(), uniq[:, 1].copy()
-        blocks.append(
-            StreamBlock(
-                stream=s, sigma_obs2=so2_s, speed=speed_s, s2=s2_s, count=count,
-                n_points=int(sel.sum()), n_members=prepared.n_members,
-                alpha=settings.alpha(s), inflation2=settings.inflation2(s), tempered=settings.tempered,
-                density_scale=None if settings.density_scale is None else float(settings.density_scale[s]),
-            )
-        )
+        stats = StreamBlock(
+            stream=s, sigma_obs2=so2_s, speed=speed_s, s2=s2_s, count=count,
+            n_points=int(sel.sum()), n_members=prepared.n_members, alpha=0.0, inflation2=0.0,
+        )  # fmt: skip
+        blocks.append(stats.with_settings(settings))
     return tuple(blocks)

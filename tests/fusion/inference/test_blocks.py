@@ -194,3 +194,58 @@ def test_row_sums_by_offset_table_equal_every_pair_summed(side: int) -> None:
         want[i] = corr.correlation(np.hypot(rows[i] - rows[same], cols[i] - cols[same])).sum()
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.all(got >= 1.0)
+
+
+@pytest.mark.parametrize("pairs", [1 << 16, 300, 1])
+@pytest.mark.parametrize("side", [4, 20])
+def test_row_sums_formed_in_parts_are_the_whole_rows_bits(monkeypatch, pairs: int, side: int) -> None:
+    """However the pairs are split (several squares at once, a part of one square's rows, one row),
+    each rᵢ is the bits of its whole padded row summed at once, as when every square's pairs
+    were formed together; side 20 makes one square of the whole grid (140-odd points, more pairs
+    than the smaller budgets)."""
+    from fusion.inference import blocks
+
+    rng = np.random.default_rng(side + pairs)
+    rows, cols = np.divmod(np.flatnonzero(rng.random(GRID[0] * GRID[1]) < 0.6), GRID[1])
+    _, group = np.unique(np.stack([rows // side, cols // side], axis=1), axis=0, return_inverse=True)
+    group = group.ravel()
+    corr = StreamCorrelation(
+        stream=THICK, n_points=rows.size, length_cells=3.0, length=None, model="exponential", source="config",
+        n_eff_scale=1.0, n_eff_location=1.0, sill=1.0, nugget=0.2,
+    )  # fmt: skip
+    monkeypatch.setattr(blocks, "_PAIR_ELEMENTS", pairs)
+    got = blocks._row_sums(rows, cols, group, int(group.max()) + 1, side, corr.correlation)
+    # every square's pairs at once: rows padded to the largest square with points `side` outside
+    offsets = np.arange(side + 1, dtype=np.float64)
+    table = corr.correlation(np.hypot(offsets[:, None], offsets[None, :]))
+    table[side, :] = table[:, side] = 0.0
+    counts = np.bincount(group)
+    pr = np.full((counts.size, counts.max()), -side)
+    pc = pr.copy()
+    slot = np.zeros(rows.size, dtype=np.int64)
+    for g in range(counts.size):
+        own = np.flatnonzero(group == g)
+        pr[g, : own.size], pc[g, : own.size], slot[own] = rows[own], cols[own], np.arange(own.size)
+    dr = np.minimum(np.abs(pr[:, :, None] - pr[:, None, :]), side)
+    dc = np.minimum(np.abs(pc[:, :, None] - pc[:, None, :]), side)
+    want = table.ravel()[dr * (side + 1) + dc].sum(axis=2)[group, slot]
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("side", [1, 3, 7])
+def test_squares_are_numbered_in_the_order_of_their_block_row_and_column(side: int) -> None:
+    """`_squares` numbers the squares as `np.unique` over (block, square row, square column)
+    records does: one integer key per square gives the same order and the same groups."""
+    from fusion.inference.blocks import _squares
+
+    rng = np.random.default_rng(side)
+    n = 400
+    pixel = rng.integers(0, GRID[0] * GRID[1], n)
+    layout = PointLayout(pixel=pixel, block=rng.integers(0, 5, n), grid_shape=GRID)
+    sel = np.arange(n)
+    got = _squares(layout, THICK, sel, float(side), min_valid=0.0)
+    rows, cols = np.divmod(pixel, GRID[1])
+    uniq, group = np.unique(np.stack([layout.block, rows // side, cols // side], axis=1), axis=0, return_inverse=True)
+    assert got.summary.n_squares == uniq.shape[0] == got.summary.n_kept
+    assert np.array_equal(got.group, group.ravel()) and np.array_equal(got.points, sel)
+    assert np.array_equal(got.n_points, np.bincount(group.ravel()))

@@ -200,3 +200,37 @@ def test_stream_correlation_is_the_fitted_gstools_model() -> None:
     corr = replace(corr, length_cells=3.7, sill=1.2, nugget=0.3)
     d = np.r_[0.0, np.hypot(*np.divmod(np.arange(1, 200), 13)) / 2.0]
     np.testing.assert_allclose(corr.correlation(d), fit.correlation(d), rtol=1e-13, atol=0)
+
+
+def test_one_pass_of_the_points_statistics_packs_every_form_as_its_own() -> None:
+    """`sensitivity` takes the prepared points' statistics once and gives each form its weights
+    (`StreamBlock.with_settings`): the fused density's buffer is the one of fitting that form alone."""
+    from fusion.inference.noise import stream_blocks
+
+    statistics = stream_blocks(PREPARED, BASE)
+    settings = {"tempered": BASE, **FORMS, "inflated": replace(BASE, velocity_inflation=2.0)}
+    packed = set()
+    for name, s in settings.items():
+        shared = FusedDensity.from_stream_blocks([b.with_settings(s) for b in statistics]).packed()
+        assert shared.tobytes() == FusedDensity(PREPARED, s).packed().tobytes(), name
+        packed.add(shared.tobytes())
+    assert len(packed) == len(settings)  # four different densities, each reproduced
+
+
+def test_sensitivity_with_the_runs_own_block_means_is_the_same_table() -> None:
+    """`formed={"blocks": ...}` (the run's `blocks` points, formed once) gives the table bit for bit,
+    and it is those points that are fitted (other points there, another `blocks` entry)."""
+    from fusion.inference.likelihood import form_inputs, sensitivity
+
+    prepared, correlations = _correlations(2.0)
+    sle = np.linspace(50.0, 80.0, prepared.n_members)
+    args = (prepared, BASE, correlations, sle, (0.05, 0.5, 0.95))
+    alone = sensitivity(*args, min_valid=0.5, draws=50)
+    _, blocks, _ = form_inputs(BASE, "blocks", prepared, correlations, 0.5)
+    shared = sensitivity(*args, min_valid=0.5, draws=50, formed={"blocks": blocks})
+    assert set(alone["forms"]) == {"tempered", "independent", "effective", "blocks"}
+    assert all("weights" in entry for entry in alone["forms"].values()), alone
+    assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
+    moved = sensitivity(*args, min_valid=0.5, draws=50, formed={"blocks": replace(blocks, y_obs=blocks.y_obs + 1)})
+    assert moved["forms"]["blocks"] != alone["forms"]["blocks"]
+    assert {f: moved["forms"][f] for f in FORMS} == {f: alone["forms"][f] for f in FORMS}

@@ -103,6 +103,39 @@ def test_draws_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPat
         np.testing.assert_array_equal(whole[name], chunked[name])
 
 
+def test_member_quantities_have_the_same_bits_whatever_blas_threads_are_set() -> None:
+    """The per-stream products run on one BLAS thread inside `member_logliks`, so the caller's
+    thread count does not reach the bits (on 4,808 × 12 thickness products OpenBLAS's two
+    threads round differently from one)."""
+    from threadpoolctl import threadpool_limits
+
+    prepared = make_prepared(12000, 12, seed=5)
+    rng = np.random.default_rng(1)
+    theta = {p: rng.uniform(0.1, 1.0, 300) for p in PARAMS}
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = member_logliks(prepared, theta)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = member_logliks(prepared, theta)
+    for name in two:
+        assert two[name].tobytes() == one[name].tobytes(), name
+
+
+@pytest.mark.parametrize(("n_points", "n_members"), [(1200, 27), (700, 4)])
+def test_a_draw_has_the_same_bits_whichever_draws_share_the_call(n_points: int, n_members: int) -> None:
+    """Each product has one shape per case (the last one padded), so a draw's member quantities
+    do not depend on the other draws of the call: `fusion run` weighs its thinned draws before the
+    trace's and expects the same rows (unpadded, some of these draws computed in a product of
+    fewer rows round differently than among all 600)."""
+    prepared = make_prepared(n_points, n_members, seed=3)
+    rng = np.random.default_rng(4)
+    theta = {p: rng.uniform(0.05, 1.0, 600) for p in PARAMS}
+    whole = member_logliks(prepared, theta)
+    for rows in (np.arange(3), np.sort(rng.choice(600, 20, replace=False)), np.arange(250, 550)):
+        part = member_logliks(prepared, {p: v[rows] for p, v in theta.items()})
+        for name in whole:
+            assert part[name].tobytes() == whole[name][rows].tobytes(), (name, rows.size)
+
+
 def test_groups_merge_only_identical_points_and_keep_totals() -> None:
     prepared = CASES["fixed"]
     merged = stream_blocks(prepared, NoiseSettings())
