@@ -373,6 +373,7 @@ def _likelihood_outputs(
         out["sensitivity"] = sensitivity(
             prepared, NoiseSettings.from_config(cfg), box.get("streams"), values,
             (spec.lower_q, 0.5, spec.upper_q), min_valid=cfg.likelihood.block_min_valid, seed=cfg.inference.seed,
+            formed={"blocks": box["sampled"]} if form == "blocks" else None,  # the run's own block means
         )  # fmt: skip
     return out
 
