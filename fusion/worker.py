@@ -8,10 +8,13 @@ to import, then 0.4 s of drawing) and the convergence diagnostics (`arviz_stats`
 starts; it imports both while the main process loads data and samples (GSTools first when
 the run estimates the residuals' spatial correlation: `likelihood.form: effective`, the default
 under `compat: fixed`, needs it before sampling), estimates that correlation, draws
-`availability.png` as soon as the data are prepared, computes the diagnostics from the draws,
-and draws `projection.png` while the main process writes its other files: the same functions
-(`fusion.figures`, `fusion.diagnostics.diagnose_draws`) on the same data, so the results are
-those the main process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
+`availability.png` as soon as the data are prepared and `variogram.png` and `sensitivity.png`
+as soon as the main process has their table (while the chains sample), computes the
+diagnostics and the posterior predictive check (`fit.json`, `residuals.png`) as soon as the
+draws exist, and draws `projection.png` while the main process writes its other files: the
+same functions (`fusion.figures`, `fusion.likelihood_figures`, `fusion.adequacy_figures`,
+`fusion.diagnostics.diagnose_draws`) on the same data, so the results are those the main
+process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
 a thread importing the same libraries in the main process only contends for the GIL.)
 
 If the worker is gone (killed, or it failed to start), every call runs in this process
