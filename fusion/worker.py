@@ -9,7 +9,7 @@ starts; it imports both while the main process loads data and samples (GSTools f
 the run estimates the residuals' spatial correlation: `likelihood.form: effective`, the default
 under `compat: fixed`, needs it before sampling), estimates that correlation, draws
 `availability.png` as soon as the data are prepared and `variogram.png` and `sensitivity.png`
-as soon as the main process has their table (while the chains sample), computes the
+as soon as the main process has their table, computes the
 diagnostics and the posterior predictive check (`fit.json`, `residuals.png`) as soon as the
 draws exist, and draws `projection.png` while the main process writes its other files: the
 same functions (`fusion.figures`, `fusion.likelihood_figures`, `fusion.adequacy_figures`,
@@ -147,7 +147,7 @@ class RunWorker:
 
     def begin_likelihood_figures(self, summary: dict[str, Any]) -> None:
         """Start drawing `variogram.png` and `sensitivity.png` now, from summary.json's
-        `likelihood` and `sensitivity` (known while the chains still sample)."""
+        `likelihood` and `sensitivity` (known before the projection is)."""
         from fusion.likelihood_figures import likelihood_pngs
 
         self._warm()
