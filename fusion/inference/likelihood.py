@@ -231,11 +231,14 @@ def form_inputs(
     min_valid: float = 0.75,
     *,
     naive_block_sigma: bool = False,
+    formed: Prepared | None = None,
 ) -> tuple[NoiseSettings, Prepared, dict[int, Any] | None]:
     """(settings, the points to sample and weigh members on, block summaries or None) of `form`.
 
     Every form but `blocks` samples the prepared points themselves; `blocks` their square means
-    (`fusion.inference.blocks.block_prepared`; `naive_block_sigma` is its planted defect σ/√n).
+    (`fusion.inference.blocks.block_prepared`; `naive_block_sigma` is its planted defect σ/√n),
+    or `formed`, those means formed already from the same `base` and `min_valid` (returned as
+    they are, without summaries).
     """
     n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
     settings = form_settings(base, form, n_points, correlations)
@@ -245,6 +248,8 @@ def form_inputs(
 
     if correlations is None:
         raise ValueError("likelihood.form blocks needs the streams' correlation (block side, covariance)")
+    if formed is not None:
+        return settings, formed, None
     blocks, summaries = block_prepared(
         prepared, correlations, min_valid, inflation2=(base.inflation2(THICK), base.inflation2(VEL)),
         naive_sigma=naive_block_sigma,
@@ -326,11 +331,9 @@ def sensitivity(
     with threadpool_limits(limits=1, user_api="blas"):
         for form in FORMS:
             try:
-                if form in formed:
-                    n_points = {s: int(np.count_nonzero(prepared.stream == s)) for s in (THICK, VEL)}
-                    settings, points = form_settings(base, form, n_points, correlations), formed[form]
-                else:
-                    settings, points, _ = form_inputs(base, form, prepared, correlations, min_valid)
+                settings, points, _ = form_inputs(
+                    base, form, prepared, correlations, min_valid, formed=formed.get(form)
+                )
                 if points is prepared:
                     if statistics is None:
                         statistics = noise.stream_blocks(prepared, base)
