@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LIKELIHOOD_FIGURES", "plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
+__all__ = ["plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
 
 # fixed margins, not `tight_layout`: what it chose on the benchmark case, without the extra
 # layout pass over every text (measured: 60–80 ms of each figure's 150–220 ms); the labels that set
@@ -99,12 +99,9 @@ def plot_sensitivity(summary: dict[str, Any]):
     return fig
 
 
-LIKELIHOOD_FIGURES: tuple[str, ...] = ("variogram.png", "sensitivity.png")
-
-
 def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
     """`variogram.png` and `sensitivity.png` as bytes: they need summary.json's `likelihood` and
-    `sensitivity` only, both known before the chains finish, so the worker draws them meanwhile."""
+    `sensitivity` only, both known before the projection, so the worker draws them meanwhile."""
     from fusion.io import png_bytes
     from fusion.plot_parts import drawing
 
