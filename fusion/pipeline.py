@@ -204,8 +204,8 @@ def run(
     )
     timings["sample_s"] = time.perf_counter() - clock
 
-    # 4. diagnostics and the convergence gate (started from the draws; collected below)
-    diagnosed = started.get("diagnosed") or _start_diagnostics(cfg, trace, worker)
+    # 4. diagnostics and the convergence gate (started from the draws, `on_draws`; collected below)
+    diagnosed = started["diagnosed"]
 
     # 5. weights: posterior w and the prototype's plug-in estimate
     weights = _weights_table(prepared, trace)
