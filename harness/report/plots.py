@@ -88,7 +88,11 @@ def plot_convergence(figures: dict[str, Any], path: Path, t: Thresholds) -> Path
     y = np.arange(len(labels))
     ax_r.barh(y, rhat, color="tab:blue")
     ax_r.axvline(t.r_hat_max, color="tab:red", ls="--")
-    ax_r.set_xlim(min(0.995, min(rhat) - 0.002), max(1.02, max(rhat) + 0.002))
+    finite = [r for r in rhat if np.isfinite(r)]  # none: no free quantity, or none with an R-hat
+    ax_r.set_xlim(min([0.995, *(r - 0.002 for r in finite)]), max([1.02, *(r + 0.002 for r in finite)]))
+    if not labels:
+        for ax in (ax_r, ax_e):
+            ax.text(0.5, 0.5, "no variables in the trace", ha="center", va="center", transform=ax.transAxes)
     ax_r.set_yticks(y, labels)
     ax_r.set_title("R-hat (rank)")
     ax_e.barh(y - 0.2, bulk, 0.4, label="bulk")

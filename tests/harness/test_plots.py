@@ -134,6 +134,14 @@ def test_convergence_figure_of_one_chain_and_a_nan_r_hat(tmp_path: Path) -> None
     assert _pixels(img, GREEN) > 0  # the E-BFMI bar of the one chain
 
 
+def test_convergence_figure_of_a_trace_without_variables(tmp_path: Path) -> None:
+    """No free quantity to judge (an empty `per_variable`): the figure says so and still draws E-BFMI."""
+    figures = {**_convergence([]), "per_variable": {}}
+    img = _image(plot_convergence(figures, tmp_path / "c.png", Thresholds()))
+    assert img.shape == (396, 1210, 3)
+    assert _pixels(img[:, : 1210 // 3], BLUE) == 0 and _pixels(img, GREEN) > 0  # no R-hat bar
+
+
 # --- plot_coverage -----------------------------------------------------------------------------
 
 KS = (0.5, 1.0, 1.5, 2.0, 2.5)
