@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import netCDF4
@@ -181,15 +182,28 @@ def test_facts_baseyear_and_years(runs, tmp_path: Path, capsys) -> None:
 
 
 def test_facts_files_total_in_a_facts_like_consumer(runs, tmp_path: Path, capsys) -> None:
+    """FACTS' totaling step, as its `WorkflowTotaler` runs it (tests/fusion/facts_standin.py):
+    two exports read, formatted, summed and written; the total file keeps the one global
+    location, the canonical dimension order and every sample, and holds the float32 sums."""
     paths = []
     for method in ("nuts", "laplace"):
         paths.append(tmp_path / method / "ais.nc")
         main(["export", str(runs[method]), "--format", "facts", "--out", str(paths[-1]), "--samples", "400"])
-    totaled = facts_standin.total(paths, 2020, 2100, 10)
-    with xr.open_dataset(paths[0]) as a, xr.open_dataset(paths[1]) as b:
-        expected = a["sea_level_change"].values + b["sea_level_change"].values
-    np.testing.assert_array_equal(totaled["sea_level_change"].values, expected)
-    assert totaled["sea_level_change"].dims == ("samples", "years", "locations")
+    totaler = facts_standin.WorkflowTotaler("fusion-test", paths, 2020, 2100, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the years and their step are the ones FACTS was asked for
+        totaler.get_projections()
+    totaler.format_projections()
+    totaler.total_projections()
+    totaler.write_totaled_projections(tmp_path / "total.nc")
+    totaler.combined_ds.close()
+    with xr.open_dataset(paths[0]) as a, xr.open_dataset(paths[1]) as b, xr.open_dataset(tmp_path / "total.nc") as t:
+        expected = (a["sea_level_change"] + b["sea_level_change"]).astype(np.float32)
+        assert t["sea_level_change"].dims == ("samples", "years", "locations")
+        assert t.sizes == {"samples": 400, "years": 9, "locations": 1}
+        np.testing.assert_array_equal(t["sea_level_change"].values, expected.values)
+        assert t["lat"].dims == ("locations",) and t["lat"].dtype == np.float32
+        assert t["sea_level_change"].attrs["units"] == "mm"
 
 
 # --- bad input: one line, exit 2, nothing written -------------------------------------------
