@@ -3,8 +3,9 @@
 It has the names and the steps of `facts_total.total_workflow.WorkflowTotaler`, which is how
 FACTS consumes a component file: `get_projections` opens every file with
 `xr.open_mfdataset(..., concat_dim="file", combine="nested", join="outer")`, adding a `file`
-and a `year_step` dimension to each (a years range other than the one asked for is cut to it
-with a warning; a step other than the one asked for is warned about; uneven steps fail);
+and a `year_step` dimension to each (a years range other than the one asked for is cut to it,
+silently there and with a warning here, so that a test can insist on the range; a step other
+than the one asked for is reported; uneven steps fail with an AssertionError);
 `format_projections` drops `year_step` (only that dimension is squeezed, so a single location
 or sample stays), makes `locations`, `lat` and `lon` coordinates, casts `lat`/`lon` to float32
 and keeps the first file's; `total_projections` sums every variable over `file`;
