@@ -33,7 +33,6 @@ script's own comparison described here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
