@@ -152,6 +152,18 @@ class Likelihood(_Strict):
     correlation_length: Literal["estimate"] | float = "estimate"
     block_min_valid: float = Field(0.75, gt=0, le=1)
     sensitivity: bool = True  # summary.json `sensitivity`: weights and projection under every form (Laplace)
+    #: the member weights' temperature λ (w ∝ exp(λ·logL_scaled)): "perfect_model" chooses it on every
+    #: run by the inner perfect-model test on the run's own ensemble (fusion.inference.calibration),
+    #: a number in (0, 1] fixes it, "off" keeps λ = 1 (the form's in-sample weights). `compat:
+    #: prototype` never calibrates.
+    calibration: Literal["perfect_model", "off"] | float = "perfect_model"
+
+    @field_validator("calibration")
+    @classmethod
+    def _temperature(cls, v: object) -> object:
+        if isinstance(v, float) and not 0 < v <= 1:
+            raise ValueError(f"must be 'perfect_model', 'off' or a temperature in (0, 1], got {v}")
+        return v
 
     @field_validator("correlation_length")
     @classmethod

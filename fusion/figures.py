@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FIGURE_FILES", "availability_png", "draw_figures", "draw_projection", "import_plotting"]
 
-FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png", "variogram.png", "sensitivity.png")
+FIGURE_FILES: tuple[str, ...] = (
+    "projection.png", "availability.png", "variogram.png", "sensitivity.png", "perfect_model.png",
+)  # fmt: skip
 
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:

@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
+__all__ = ["LIKELIHOOD_PARTS", "plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
+
+#: summary.json's entries these figures are drawn from
+LIKELIHOOD_PARTS: tuple[str, ...] = ("likelihood", "sensitivity", "calibration")
 
 # fixed margins, not `tight_layout`: what it chose on the benchmark case, without the extra
 # layout pass over every text (measured: 60–80 ms of each figure's 150–220 ms); the labels that set
@@ -100,18 +103,21 @@ def plot_sensitivity(summary: dict[str, Any]):
 
 
 def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
-    """`variogram.png` and `sensitivity.png` as bytes: they need summary.json's `likelihood` and
-    `sensitivity` only, both known before the projection, so the worker draws them meanwhile."""
+    """`variogram.png`, `sensitivity.png` and `perfect_model.png` as bytes: they need summary.json's
+    `likelihood`, `sensitivity` and `calibration` only, all known before the projection is
+    drawn, so the worker draws them meanwhile."""
+    from fusion.calibration_figures import plot_perfect_model
     from fusion.io import png_bytes
     from fusion.plot_parts import drawing
 
     with drawing():
         return {"variogram.png": png_bytes(plot_variogram(summary)),
-                "sensitivity.png": png_bytes(plot_sensitivity(summary))}  # fmt: skip
+                "sensitivity.png": png_bytes(plot_sensitivity(summary)),
+                "perfect_model.png": png_bytes(plot_perfect_model(summary))}  # fmt: skip
 
 
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:
-    """`variogram.png` and `sensitivity.png` in `folder`, each written atomically."""
+    """`variogram.png`, `sensitivity.png` and `perfect_model.png` in `folder`, each written atomically."""
     from fusion.io import write_bytes
 
     for name, png in likelihood_pngs(summary).items():

@@ -20,7 +20,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,8 @@ def run(
     worker: RunWorker | None = None,
     chunk_rows: int | None = None,
     scheduler: str | None = None,
+    sle: xr.DataArray | None = None,
+    calibrator: Callable[..., Any] | None = None,
 ) -> Result:
     """Run the pipeline for `cfg`; pass `prepared` to skip reading the observations and ensemble.
 
@@ -130,7 +132,10 @@ def run(
     kept in `Result.convergence_failures`; they do not stop the run. With a projection, the
     modules writing will need are imported while the chains sample. `worker` (`fusion run`'s)
     draws the figures in a second process. `chunk_rows`, `scheduler`: how `prepare` runs (by blocks
-    of rows, on a dask cluster); the same bits.
+    of rows, on a dask cluster); the same bits. `sle`: every member's SLE (`member_sle`'s
+    DataArray) when the caller has it, instead of reading the projection files (a perfect-model
+    script holding members out). `calibrator`: what chooses the member temperature (default
+    `fusion.inference.calibration.calibrate`; the harness plants a defective one through it).
     """
     from fusion.inference.sampling import sample, warm_sampler
     from fusion.projection import member_sle, project, projection_files, projection_summary
@@ -160,11 +165,14 @@ def run(
         for folder, key in (
             (spec.historical_dir, "projection.historical_dir"),
             (spec.forward_dir, "projection.forward_dir"),
-        ):
+        ) if sle is None else ():
             input_files += list(projection_files(
                 folder, prepared.member_ids, key, storage_options=spec.storage_options, cache_dir=cfg.cache.dir
             ).values())
-        sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
+        if sle is None:
+            sle = member_sle(cfg, prepared.member_ids)  # reads and validates every volume file now
+        else:
+            sle = sle.sel(member=list(prepared.member_ids))
 
     # 3. the likelihood form (effective's n_eff and blocks' squares need the correlation first;
     #    otherwise it is estimated while the chains sample), then sample and per-member w and
@@ -189,13 +197,18 @@ def run(
     sampled = correlated.get("sampled", prepared)
     started: dict[str, Any] = {}
 
-    def on_draws(draws: xr.DataTree) -> None:
+    def on_draws(draws: xr.DataTree) -> Any:
         started["diagnosed"] = _start_diagnostics(cfg, draws, worker)
+        members = settings
+        if with_projection and (calibration := _calibrate(cfg, sampled, draws, settings, sle, calibrator)) is not None:
+            started["calibration"] = calibration
+            members = replace(settings, member_temperature=calibration.temperature)
         if with_projection:
             started["fit"] = _start_fit(
                 cfg, prepared, draws["posterior"].to_dataset(), worker,
-                lambda theta: _thinned_weights(sampled, theta, settings),
+                lambda theta: _thinned_weights(sampled, theta, members),
             )  # fmt: skip
+        return members
 
     clock = time.perf_counter()
     trace = sample(
@@ -216,8 +229,12 @@ def run(
         clock = time.perf_counter()
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
+        calibration = started.get("calibration")
+        record = None if calibration is None else _calibration_record(cfg, calibration, sle, prepared)
         timings["project_s"] = time.perf_counter() - clock
-        summary.update(_likelihood_outputs(cfg, prepared, form, settings, correlated, sle, worker, timings))
+        summary.update(_likelihood_outputs(
+            cfg, prepared, form, settings, correlated, sle, worker, timings, calibration=record,
+        ))  # fmt: skip
     diagnostics, failures = diagnosed()
     # 7. the trace as ArviZ's schema has it, with its provenance
     from fusion.tracefile import complete_trace
@@ -228,6 +245,40 @@ def run(
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings, fit=started.get("fit"),
     )
+
+
+def _calibrate(
+    cfg: Config, sampled: Prepared, draws: xr.DataTree, settings: Any, sle: xr.DataArray | None,
+    calibrator: Callable[..., Any] | None = None,
+) -> Any:
+    """The member temperature of `likelihood.calibration` (a `Calibration`), or None where the run
+    has none: `compat: prototype`, `calibration: off`, no projection to calibrate on. The inner
+    perfect-model test runs at the posterior mean θ on the points the form weighs members on."""
+    choice = cfg.likelihood.calibration
+    if cfg.compat == "prototype" or choice == "off" or sle is None:
+        return None
+    from fusion.inference.calibration import calibrate, member_contrasts
+
+    post = draws["posterior"]
+    theta = np.array([float(post[p].mean()) for p in PARAMS])
+    contrasts = member_contrasts(sampled, theta, settings, seed=cfg.inference.seed)
+    values = np.asarray(sle.sel(member=list(sampled.member_ids)).values, dtype=np.float64)
+    spec = cfg.projection
+    fixed = None if choice == "perfect_model" else float(choice)
+    return (calibrator or calibrate)(
+        contrasts, values, sampled.member_ids, spec.lower_q, spec.upper_q, fixed=fixed
+    )
+
+
+def _calibration_record(cfg: Config, calibration: Any, sle: xr.DataArray, prepared: Prepared) -> dict[str, Any]:
+    """summary.json's `calibration`, with the inner test's CRPS; a run without a confident
+    temperature says so in one line naming what it used."""
+    from fusion.inference.calibration import scores
+
+    if calibration.message is not None:
+        warnings.warn(f"{cfg.source}: likelihood.calibration: {calibration.message}", DataWarning, stacklevel=3)
+    values = np.asarray(sle.sel(member=list(prepared.member_ids)).values, dtype=np.float64)
+    return {**calibration.record(), **scores(calibration, values)}
 
 
 def _start_diagnostics(
@@ -327,10 +378,13 @@ def likelihood_inputs(cfg: Config, prepared: Prepared) -> tuple[Any, Prepared]:
 
 def _likelihood_outputs(
     cfg: Config, prepared: Prepared, form: str, settings: Any, box: dict[str, Any], sle: Any,
-    worker: RunWorker | None = None, timings: dict[str, float] | None = None,
+    worker: RunWorker | None = None, timings: dict[str, float] | None = None, *,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """summary.json's `likelihood` and (under `compat: fixed`, `likelihood.sensitivity`)
-    `sensitivity`; `worker` starts drawing their figures at once, `timings` gets `sensitivity_s`."""
+    """summary.json's `likelihood`, `calibration` (the record given, drawn as perfect_model.png)
+    and (under `compat: fixed`, `likelihood.sensitivity`) `sensitivity` (with the run's form at its
+    calibrated temperature as `calibrated`); `worker` starts drawing their figures at once,
+    `timings` gets `sensitivity_s`."""
     from fusion.inference.likelihood import likelihood_record, sensitivity
     from fusion.inference.noise import NoiseSettings
 
@@ -346,6 +400,8 @@ def _likelihood_outputs(
     if "error" in box:
         record["correlation_error"] = box["error"]
     out: dict[str, Any] = {"likelihood": record}
+    if calibration is not None:
+        out["calibration"] = calibration
     if cfg.likelihood.sensitivity and cfg.compat == "fixed":
         spec = cfg.projection
         values = np.asarray(sle.sel(member=list(prepared.member_ids)).values, dtype=np.float64)
@@ -353,6 +409,7 @@ def _likelihood_outputs(
             prepared, NoiseSettings.from_config(cfg), box.get("streams"), values,
             (spec.lower_q, 0.5, spec.upper_q), min_valid=cfg.likelihood.block_min_valid, seed=cfg.inference.seed,
             formed={"blocks": box["sampled"]} if form == "blocks" else None,  # the run's own block means
+            calibrated=None if calibration is None else (form, calibration["temperature"]),
         )  # fmt: skip
     if timings is not None:
         timings["sensitivity_s"] = time.perf_counter() - clock
@@ -440,6 +497,7 @@ def _metadata(result: Result) -> dict[str, Any]:
             **{k: v for k, v in prep.meta.items()},
         },
         "availability": prep.availability.record if prep.availability is not None else None,
+        "calibration": (result.summary or {}).get("calibration"),
         "timings": result.timings,
         "outputs": list(OUTPUT_FILES),
     }

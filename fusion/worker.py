@@ -165,7 +165,7 @@ class RunWorker:
         begun on the same inputs); returns the function that waits for every file."""
         from fusion.figures import availability_png, draw_projection
         from fusion.io import write_bytes
-        from fusion.likelihood_figures import likelihood_pngs
+        from fusion.likelihood_figures import LIKELIHOOD_PARTS, likelihood_pngs
 
         folder = Path(folder)
         self._warm()
@@ -173,7 +173,7 @@ class RunWorker:
         begun, pending = self._availability if self._availability is not None else (None, None)
         if begun is not availability or pending is None:
             pending = self._submit(availability_png, availability)
-        parts = {key: summary[key] for key in ("likelihood", "sensitivity") if key in summary}
+        parts = {key: summary[key] for key in LIKELIHOOD_PARTS if key in summary}
         early, likelihood = self._likelihood if self._likelihood is not None else (None, None)
         if early is None or early.keys() != parts.keys() or any(early[k] is not v for k, v in parts.items()):
             likelihood = self._submit(likelihood_pngs, parts)

@@ -148,11 +148,18 @@ def _block_masks(prepared: Prepared, stream: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _residual_field(prepared: Prepared, stream: int, block: int) -> np.ndarray:
-    """Standardized residuals (y − mean member)/σ_obs of one block on the grid, NaN elsewhere."""
+    """Standardized residuals (y − nearest member)/σ_obs of one block on the grid, NaN elsewhere.
+
+    The nearest member (least Σ r²/σ_obs² over the block) stands for the observation error: about
+    the ensemble mean, the members' own spread, smooth over the whole field, dominates the residuals
+    and the fitted ℓ measures the ensemble, not the error (on two cases differing only in the
+    noise's ℓ, 2 against 8 cells, the thickness ℓ read 3.0 and 3.3 about the mean)."""
     layout = prepared.layout
     sel = np.flatnonzero((prepared.stream == stream) & (layout.block == block))
-    r = prepared.y_obs[sel].astype(np.float64) - prepared.F[:, sel].mean(axis=0)
-    z = r / np.maximum(prepared.sigma_obs[sel].astype(np.float64), 1e-12)
+    sigma = np.maximum(prepared.sigma_obs[sel].astype(np.float64), 1e-12)
+    resid = prepared.y_obs[sel].astype(np.float64) - prepared.F[:, sel]
+    nearest = int(np.argmin(np.sum((resid / sigma) ** 2, axis=1)))
+    z = resid[nearest] / sigma
     field = np.full(layout.grid_shape[0] * layout.grid_shape[1], np.nan)
     field[layout.pixel[sel]] = (z - z.mean()) / max(float(z.std()), 1e-12)
     return field.reshape(layout.grid_shape)
@@ -299,8 +306,11 @@ def sensitivity(
     draws: int = 200,
     seed: int = 0,
     formed: Mapping[str, Prepared] | None = None,
+    calibrated: tuple[str, float] | None = None,
 ) -> dict[str, Any]:
-    """summary.json's `sensitivity`: E_post[w] and the weighted SLE quantiles under every form.
+    """summary.json's `sensitivity`: E_post[w] and the weighted SLE quantiles under every form,
+    and, with `calibrated` (a form, its member temperature λ), that form's weights at λ as
+    `calibrated` (the run's default weighting; fusion.inference.calibration).
 
     Each form is fitted by Laplace (a four-parameter mode: milliseconds), whatever the run's
     own method, so the table costs little beside the run; a form that cannot be fitted (no
@@ -346,11 +356,16 @@ def sensitivity(
                 continue
             x, _ = draw_gaussian(fit, 1, draws, seed)
             theta = {p: np.exp(x[0, :, j]) for j, p in enumerate(PARAMS)}
-            w = member_logliks(points, theta, settings)["w"].mean(axis=0)
-            lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
-            out["forms"][form] = {
-                "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),
-                "lower": lo, "median": mid, "upper": hi,
-                "max_weight": float(w.max()), "min_weight": float(w.min()),
-            }  # fmt: skip
+            rows = [(form, settings)]
+            if calibrated is not None and calibrated[0] == form:
+                rows.append(("calibrated", replace(settings, member_temperature=calibrated[1])))
+            for name, members in rows:
+                w = member_logliks(points, theta, members)["w"].mean(axis=0)
+                lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
+                out["forms"][name] = {
+                    "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),
+                    "lower": lo, "median": mid, "upper": hi,
+                    "max_weight": float(w.max()), "min_weight": float(w.min()),
+                    **({"form": form, "temperature": calibrated[1]} if name == "calibrated" else {}),
+                }  # fmt: skip
     return out

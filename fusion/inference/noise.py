@@ -54,6 +54,9 @@ class NoiseSettings:
     #: (thick, vel) weights of each stream in the post-hoc member log-likelihoods `logL_scaled`
     #: (hence `w`); None keeps α_s / N_s.
     member_scale: tuple[float, float] | None = None
+    #: λ on `logL_scaled` (w ∝ exp(λ·logL_scaled)): the perfect-model calibration's temperature
+    #: (fusion.inference.calibration); 1 leaves the form's weights as they are, bit for bit
+    member_temperature: float = 1.0
 
     @classmethod
     def from_config(cls, cfg: Config) -> NoiseSettings:

@@ -135,6 +135,8 @@ def member_logliks(
         scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
     else:  # a likelihood form's own weights (fusion.inference.likelihood)
         scaled = settings.member_scale[THICK] * logl_t + settings.member_scale[VEL] * logl_v
+    if settings.member_temperature != 1.0:
+        scaled = settings.member_temperature * scaled
     return {"w": softmax_weights(scaled), "logL_thick": logl_t, "logL_vel": logl_v, "logL_scaled": scaled}
 
 

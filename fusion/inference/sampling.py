@@ -57,7 +57,9 @@ def sample(
     `while_sampling` is work that needs no draws (imports, checks); with nutpie it runs while
     the chains sample on their own threads, and an exception from it cancels the sampler.
     `on_draws` receives the trace of the four scalars (`posterior`, `sample_stats`) as soon as it
-    exists, before the member quantities are computed from the draws (NUTS; under Laplace, after).
+    exists, before the member quantities are computed from the draws (NUTS; under Laplace, after);
+    it may return the settings of those member quantities (the run's calibrated temperature needs
+    the draws: `fusion.inference.calibration`), which then replace `settings` for them.
     """
     if cfg.inference.method == "laplace":
         # deferred for import cost only (scipy.optimize, ~0.2 s the sampler routes never need);
@@ -67,8 +69,8 @@ def sample(
         if while_sampling is not None:
             while_sampling()
         trace = sample_laplace(cfg, prepared, settings=settings)
-        if on_draws is not None:
-            on_draws(trace)
+        if on_draws is not None and (members := on_draws(trace)) is not None and members != settings:
+            trace = add_member_deterministics(trace, prepared, members)
         return trace
     settings = settings or NoiseSettings.from_config(cfg)
     inference = cfg.inference.model_copy(update={"mass_matrix": cfg.inference.adaptation(cfg.compat)})
@@ -80,8 +82,8 @@ def sample(
         if while_sampling is not None:
             while_sampling()
         trace = sample_model(build_model(prepared, settings), inference, progressbar=progressbar)
-    if on_draws is not None:
-        on_draws(trace)
+    if on_draws is not None and (members := on_draws(trace)) is not None:
+        settings = members
     trace = add_member_deterministics(trace, prepared, settings)
     trace["posterior"].attrs.update(
         fusion_method="nuts",

@@ -1,0 +1,82 @@
+"""`perfect_model.png`: the inner perfect-model test behind the run's member temperature.
+
+Left: every member in turn held out as the truth, its 2100 SLE against the weighted range the
+other members give at the chosen temperature (and, dashed, the unweighted ensemble's range),
+sorted by SLE, so a glaciologist sees which members the weighting fails to cover and how much
+narrower it is. Right: the held-out coverage and the relative width against the temperature λ,
+the chosen λ marked and the unweighted ensemble's coverage dashed. Drawn from summary.json's
+`calibration` alone (fusion.inference.calibration), in the run's second process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_perfect_model"]
+
+_MARGINS = {"left": 0.07, "right": 0.93, "bottom": 0.2, "top": 0.86, "wspace": 0.32}
+
+
+def plot_perfect_model(summary: dict[str, Any]):
+    """The figure of summary.json's `calibration` (a note where the run has none)."""
+    from matplotlib.figure import Figure
+
+    cal = summary.get("calibration")
+    fig = Figure(figsize=(10, 4))
+    fig.subplots_adjust(**_MARGINS)
+    ax_m, ax_t = fig.subplots(1, 2, width_ratios=[3, 2])
+    if not cal or not cal.get("held_out"):
+        for ax in (ax_m, ax_t):
+            ax.set_axis_off()
+        reason = "compat: prototype, likelihood.calibration: off, or no projection" if not cal else cal.get("message")
+        ax_m.text(0.5, 0.5, f"no perfect-model calibration ({reason})", ha="center", va="center",
+                  transform=ax_m.transAxes)  # fmt: skip
+        return fig
+    held = sorted(cal["held_out"], key=lambda r: r["sle_mm"])
+    x = np.arange(len(held))
+    sle = np.array([r["sle_mm"] for r in held])
+    lo, hi = np.array([r["lower"] for r in held]), np.array([r["upper"] for r in held])
+    lo0, hi0 = np.array([r["lower_unweighted"] for r in held]), np.array([r["upper_unweighted"] for r in held])
+    inside = np.array([r["inside"] for r in held])
+    ax_m.vlines(x, lo0, hi0, colors="0.6", linestyles="dashed", lw=1, label="unweighted range")
+    ax_m.vlines(x, lo, hi, colors="tab:blue", lw=3, alpha=0.6, label=f"weighted range (λ = {cal['temperature']:g})")
+    ax_m.plot(x[inside], sle[inside], "o", color="black", ms=4, label="held-out member: inside")
+    ax_m.plot(x[~inside], sle[~inside], "x", color="tab:red", ms=6, mew=2, label="outside")
+    ax_m.set_xticks(x, [r["member"] for r in held], rotation=90, fontsize=6)
+    ax_m.set_ylabel("SLE in 2100 (mm)")
+    top, bottom = float(max(sle.max(), hi0.max())), float(min(sle.min(), lo0.min()))
+    ax_m.set_ylim(bottom - 0.05 * (top - bottom), top + 0.45 * (top - bottom))  # room for the legend
+    q = f"{cal['lower_q']:.0%}–{cal['upper_q']:.0%}"
+    ax_m.set_title(
+        f"Each member held out as the truth: {int(inside.sum())}/{len(held)} inside the weighted {q} "
+        f"(unweighted {round(cal['coverage_unweighted'] * len(held))}/{len(held)})",
+        fontsize=9,
+    )
+    ax_m.legend(fontsize=7, loc="upper left")
+
+    grid = sorted(cal.get("grid", []), key=lambda r: r["temperature"])
+    if grid:
+        lam = np.array([r["temperature"] for r in grid])
+        ax_t.semilogx(lam, [r["coverage"] for r in grid], "o-", color="tab:blue", ms=3, label="held-out coverage")
+        ax_t.axhline(cal["coverage_unweighted"], color="tab:blue", ls="--", lw=1, label="unweighted coverage")
+        ax_t.set_ylim(-0.02, 1.02)
+        ax_t.set_xlabel("member temperature λ")
+        ax_t.set_ylabel("held-out coverage", color="tab:blue")
+        width = ax_t.twinx()
+        width.semilogx(lam, [r["relative_width"] for r in grid], "s-", color="tab:orange", ms=3)
+        width.axhline(1.0, color="tab:orange", ls="--", lw=1)
+        width.set_ylabel("width / unweighted width", color="tab:orange")
+        width.set_ylim(0, max(1.1, max(r["relative_width"] for r in grid) * 1.05))
+        if cal["temperature"] > 0:
+            ax_t.axvline(cal["temperature"], color="black", lw=1)
+        ax_t.legend(fontsize=7, loc="lower left")
+    skill = cal.get("crps_skill")
+    verdict = "confident" if cal.get("confident") else "not confident"
+    fig.suptitle(
+        f"Perfect-model calibration ({cal['method']}): λ = {cal['temperature']:g}, {verdict}"
+        + (f", CRPS skill {skill:+.2f} vs unweighted" if skill is not None else ""),
+        fontsize=10,
+    )
+    return fig
