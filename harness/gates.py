@@ -20,6 +20,8 @@
       stat_k: 4.0
     adequacy:         # posterior predictive check per case (harness.checks.adequacy)
       alpha: 0.01
+    perfect_model:    # each member held out as the truth (harness.checks.perfect_model)
+      alpha: 0.05
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -108,6 +110,13 @@ class AgreementGate(_Section):
     projection_sd_floor_mm: float = Field(0.01, ge=0, description="the same floor for the projection's sd, in mm")
 
 
+class PerfectModelGate(_Section):
+    """Check `perfect_model`: held-out coverage against the unweighted ensemble's, and CRPS."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="level of the one-sided binomial test of held-out coverage")
+    crps_ratio_max: float = Field(1.0, gt=0, description="mean CRPS of the weighted mixture / the unweighted ensemble's")
+
+
 class LikelihoodGate(_Section):
     """Check `likelihood`: the level of its θ rank tests (family-wise, Bonferroni) and of its member-weight reliability z test."""
 
@@ -148,6 +157,7 @@ class Gates:
     likelihood: LikelihoodGate = LikelihoodGate()
     drift: DriftGate = DriftGate()
     adequacy: AdequacyGate = AdequacyGate()
+    perfect_model: PerfectModelGate = PerfectModelGate()
     source: str = field(default="defaults", compare=False)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -162,6 +172,7 @@ class Gates:
             "likelihood": self.likelihood.model_dump(),
             "drift": self.drift.model_dump(),
             "adequacy": self.adequacy.model_dump(),
+            "perfect_model": self.perfect_model.model_dump(),
         }
 
     def digest(self) -> str:
@@ -178,6 +189,7 @@ _MODELS: dict[str, tuple[str, type[_Section]]] = {
     "likelihood": ("likelihood", LikelihoodGate),
     "drift": ("drift", DriftGate),
     "adequacy": ("adequacy", AdequacyGate),
+    "perfect_model": ("perfect_model", PerfectModelGate),
 }
 SECTIONS: tuple[str, ...] = ("convergence", "sbc", *_MODELS)
 

@@ -1,0 +1,137 @@
+"""The perfect-model test on a case's own ensemble: each member in turn plays the truth.
+
+For member k, the pseudo-observations are its modelled rates at the case's kept points plus
+noise at the stated σ_obs, correlated per stream as the run itself estimates (the correlation
+`effective` uses: exponential, its ℓ and its nugget share; every (stream, interval) block its
+own field, drawn by GSTools at the kept cells through `harness.sim.correlated.StreamErrors`).
+FUSION's whole procedure then runs on the other members exactly as `fusion run` would
+(`fusion.pipeline.run(cfg, prepared=..., sle=...)`: the correlation estimate, the noise fit, the
+member temperature it calibrates on the M − 1 members, which never see member k), with the noise
+fitted by the Laplace fast path (the harness's `agreement` check holds it to NUTS), and member
+k's SLE is scored against the weighted range of the others: inside or not, width, CRPS. The
+unweighted ensemble of the same M − 1 members is scored beside it.
+
+Replicates (one per held-out member) run and resume through `harness.sim.store`, locally or on
+dask, as SBC's do. `plant` switches the procedure to a defective one: `uncalibrated` (λ = 1, the
+form's in-sample weights: today's `effective` before this check) and `in_sample` (the
+calibration scores each member among its own candidates, so it always picks the sharpest λ).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out_chunk", "pseudo_noise"]
+
+PLANTS: tuple[str, ...] = ("", "uncalibrated", "in_sample")
+
+
+@dataclass(frozen=True)
+class PerfectModelSpec:
+    """What the held-out runs are a function of (the resume key hashes it with the code)."""
+
+    config: str  # the case's FUSION config (compat forced to `fixed`)
+    config_hash: str
+    n_members: int
+    seed: int = 0
+    plant: str = ""
+
+
+@functools.lru_cache(maxsize=2)
+def case_inputs(config: str) -> tuple[Any, Any, Any, dict[int, Any]]:
+    """(cfg, prepared, sle, the run's stream correlations) of a case, once per process."""
+    from fusion.config import load_config
+    from fusion.data.load import load_data
+    from fusion.data.prepare import prepare
+    from fusion.inference.likelihood import stream_correlations
+    from fusion.projection import member_sle
+
+    cfg = load_config(config).with_updates(compat="fixed")
+    prepared = prepare(cfg, load_data(cfg), progress=False)
+    sle = member_sle(cfg, prepared.member_ids)
+    correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
+    return cfg, prepared, sle, correlations
+
+
+def pseudo_noise(prepared: Any, correlations: dict[int, Any], seed: int) -> np.ndarray:
+    """Errors at σ_obs for every kept point: per (stream, interval) block a GSTools field of the
+    stream's fitted exponential correlation (its partial-sill share) plus the nugget's white share."""
+    from harness.sim.correlated import StreamErrors
+
+    layout = prepared.layout
+    sigma = np.asarray(prepared.sigma_obs, dtype=np.float64)
+    rng = np.random.default_rng([seed, 0x5EED])
+    unit = rng.standard_normal(prepared.n_points)
+    for s, corr in correlations.items():
+        share = (corr.sill - corr.nugget) / corr.sill if corr.sill > 0 else 0.0
+        if share <= 0:
+            continue
+        for block in np.unique(layout.block[prepared.stream == s]):
+            sel = np.flatnonzero((prepared.stream == s) & (layout.block == block))
+            field = StreamErrors(layout.pixel[sel], layout.grid_shape, corr.length_cells).draw(
+                int(rng.integers(1 << 31))
+            )
+            unit[sel] = np.sqrt(share) * field + np.sqrt(1.0 - share) * unit[sel]
+    return unit * sigma
+
+
+def _calibrator(plant: str) -> Any:
+    from fusion.inference.calibration import calibrate
+
+    if plant == "in_sample":
+        return functools.partial(calibrate, leave_out=False)
+    return None
+
+
+def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
+    from fusion.inference.calibration import crps
+    from fusion.pipeline import run
+    from fusion.projection import weighted_quantile
+
+    cfg, prepared, sle, correlations = case_inputs(spec.config)
+    cfg = cfg.with_updates(
+        inference={"method": "laplace"},
+        likelihood={"sensitivity": False, **({"calibration": "off"} if spec.plant == "uncalibrated" else {})},
+    )
+    keep = [j for j in range(prepared.n_members) if j != k]
+    noise = pseudo_noise(prepared, correlations, seed=spec.seed * 100_003 + k)
+    y = (np.asarray(prepared.F[k], dtype=np.float64) + noise).astype(prepared.y_obs.dtype)
+    ids = tuple(prepared.member_ids[j] for j in keep)
+    pseudo = replace(prepared, y_obs=y, F=np.ascontiguousarray(prepared.F[keep]), member_ids=ids)
+    result = run(cfg, prepared=pseudo, sle=sle, progressbar=False, calibrator=_calibrator(spec.plant))
+    values = np.asarray(sle.sel(member=list(ids)).values, dtype=np.float64)
+    truth = float(sle.sel(member=prepared.member_ids[k]))
+    w = np.asarray(result.projection["weight"].sel(member=list(ids)).values, dtype=np.float64)
+    flat = np.full(len(ids), 1.0 / len(ids))
+    lo, hi = weighted_quantile(values, w, [cfg.projection.lower_q, cfg.projection.upper_q])
+    lo0, hi0 = weighted_quantile(values, flat, [cfg.projection.lower_q, cfg.projection.upper_q])
+    scores = crps(values, np.stack([w, flat]), np.array([truth, truth]))
+    post = result.trace["posterior"]
+    member_scale = (result.summary["likelihood"].get("member_scale") or {"thick": 1.0, "vel": 1.0})
+    contrasts = (member_scale["thick"] * post["logL_thick"] + member_scale["vel"] * post["logL_vel"]).mean(("chain", "draw"))
+    cal = result.summary.get("calibration") or {}
+    return {
+        "index": k, "member": str(prepared.member_ids[k]), "sle_mm": truth,
+        "inside": bool(lo <= truth <= hi), "inside_unweighted": bool(lo0 <= truth <= hi0),
+        "lower": float(lo), "upper": float(hi), "lower_unweighted": float(lo0), "upper_unweighted": float(hi0),
+        "crps": float(scores[0]), "crps_unweighted": float(scores[1]),
+        "members_in_play": float(1.0 / np.sum(w * w)),
+        "temperature": float(cal.get("temperature", 1.0)), "confident": bool(cal.get("confident", False)),
+        "contrasts": [float(v) for v in contrasts.sel(member=list(ids)).values],
+    }  # fmt: skip
+
+
+def held_out_chunk(spec: PerfectModelSpec, indices: list[int], cores: int) -> dict[str, Any]:
+    """Worker entry point (`harness.sim.store.run_replicates`): the held-out runs of `indices`."""
+    import warnings
+
+    from fusion.errors import DataWarning
+    from harness.sim.parallel import worker_info
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the pseudo-data's own bound/fallback notes
+        return {"results": [_held_out(spec, k) for k in indices], **worker_info()}
