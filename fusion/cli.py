@@ -31,6 +31,7 @@ writes into the output folder (a failed run leaves no _SUCCESS):
   availability.png   kept observation pixels per stream on the grid
   variogram.png      residual semivariogram and fitted covariance per stream
   sensitivity.png    member weights and 5/50/95 % projection under every likelihood form
+  perfect_model.png  the member temperature's inner perfect-model test (each member held out as the truth)
   fit.json           posterior predictive check per stream: residuals, PIT, blocks, worst regions
   residuals.png      standardized residual maps, their histograms, block-PIT ECDF with band
   run_metadata.json  config and hash, versions, input SHA-256s, seeds, diagnostics

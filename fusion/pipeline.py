@@ -49,6 +49,7 @@ __all__ = [
     "Result",
     "likelihood_inputs",
     "likelihood_setup",
+    "calibrated_weights",
     "run",
     "run_to_dir",
     "save_weights",
@@ -202,6 +203,7 @@ def run(
         members = settings
         if with_projection and (calibration := _calibrate(cfg, sampled, draws, settings, sle, calibrator)) is not None:
             started["calibration"] = calibration
+            started["scores"] = _start_scores(calibration, sle, sampled, worker)
             members = replace(settings, member_temperature=calibration.temperature)
         if with_projection:
             started["fit"] = _start_fit(
@@ -230,7 +232,7 @@ def run(
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         calibration = started.get("calibration")
-        record = None if calibration is None else _calibration_record(cfg, calibration, sle, prepared)
+        record = None if calibration is None else _calibration_record(cfg, calibration, started["scores"])
         timings["project_s"] = time.perf_counter() - clock
         summary.update(_likelihood_outputs(
             cfg, prepared, form, settings, correlated, sle, worker, timings, calibration=record,
@@ -270,15 +272,38 @@ def _calibrate(
     )
 
 
-def _calibration_record(cfg: Config, calibration: Any, sle: xr.DataArray, prepared: Prepared) -> dict[str, Any]:
-    """summary.json's `calibration`, with the inner test's CRPS; a run without a confident
-    temperature says so in one line naming what it used."""
+def _start_scores(
+    calibration: Any, sle: xr.DataArray, sampled: Prepared, worker: RunWorker | None
+) -> Callable[[], dict[str, Any]]:
+    """The inner test's CRPS (`calibration.scores`), started in `worker` if given (ArviZ's
+    statistics live there; this process never imports them), else computed when first asked."""
+    values = np.asarray(sle.sel(member=list(sampled.member_ids)).values, dtype=np.float64)
+    if worker is not None:
+        return worker.start_scores(calibration, values)
     from fusion.inference.calibration import scores
 
+    return functools.partial(scores, calibration, values)
+
+
+def calibrated_weights(
+    cfg: Config, sampled: Prepared, trace: xr.DataTree, settings: Any, sle: xr.DataArray | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """w (D, M) of θ rows (D, 4) at the member temperature `fusion run` calibrates for these draws
+    (`likelihood.calibration`), or None where the run has none: what the harness's posterior
+    predictive checks weigh the members with, so they judge the predictive users get."""
+    calibration = _calibrate(cfg, sampled, trace, settings, sle)
+    if calibration is None:
+        return None
+    members = replace(settings, member_temperature=calibration.temperature)
+    return lambda theta: _thinned_weights(sampled, theta, members)
+
+
+def _calibration_record(cfg: Config, calibration: Any, scores: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """summary.json's `calibration`, with the inner test's CRPS; a run without a confident
+    temperature says so in one line naming what it used."""
     if calibration.message is not None:
         warnings.warn(f"{cfg.source}: likelihood.calibration: {calibration.message}", DataWarning, stacklevel=3)
-    values = np.asarray(sle.sel(member=list(prepared.member_ids)).values, dtype=np.float64)
-    return {**calibration.record(), **scores(calibration, values)}
+    return {**calibration.record(), **scores()}
 
 
 def _start_diagnostics(

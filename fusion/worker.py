@@ -218,6 +218,14 @@ class RunWorker:
         self._warm()  # behind the estimate
         return lambda: self._result(future, job, prepared, correlation_length)
 
+    def start_scores(self, calibration: Any, sle: Any) -> Callable[[], dict[str, Any]]:
+        """Start `fusion.inference.calibration.scores` (the inner test's CRPS, ArviZ's estimator:
+        its statistics are loaded there) in the worker; returns the function that waits for them."""
+        from fusion.inference.calibration import scores
+
+        future = self._submit(scores, calibration, sle)
+        return lambda: self._result(future, scores, calibration, sle)
+
     def fit_outputs(self, *args: Any) -> Callable[[], tuple[dict[str, Any], bytes]]:
         """Start `fusion.adequacy_figures.fit_outputs(*args)` (fit.json's record, residuals.png's
         bytes) in the worker; returns the function that waits for them."""

@@ -18,7 +18,7 @@ run's posterior mean) is the form's
 
 c_s the form's member weight of stream s (n_eff,loc/N under `effective`); the log-determinant
 is the same for every member and cancels in the weights. That is O(M² N), no sampler per
-member. For each λ on a log grid, the held-out member's SLE is scored against the weighted
+member. For each λ on a log grid (from 1 down to all but equal weights: `temperatures`), the held-out member's SLE is scored against the weighted
 5–95 % range of the other members (`leave_out`; the in-sample version, the member among its own
 candidates, is the planted defect of the harness check `perfect_model`). A λ is *confident*
 when it and every softer λ on the grid reach the unweighted ensemble's own coverage (with few
@@ -44,13 +44,33 @@ from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 __all__ = [
-    "TEMPERATURES", "Calibration", "member_contrasts", "held_out_weights", "calibrate", "crps", "scores",
+    "temperatures", "temperature_grid", "Calibration", "member_contrasts", "held_out_weights", "calibrate", "crps", "scores",
 ]  # fmt: skip
 
-#: the temperature grid, sharpest first (log-spaced: coverage changes with log λ)
-TEMPERATURES: tuple[float, ...] = (
-    1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.003, 0.002, 0.001,
-)  # fmt: skip
+#: the temperature grid's steps per decade (coverage changes with log λ)
+STEPS_PER_DECADE = 4
+#: the softest λ tried: where λ times the median spread of a held-out row's contrasts is this
+#: (the weights are then all but equal; contrasts of thousands of nats need λ ≪ 0.001 for that)
+FLAT_SPREAD = 0.05
+
+
+def temperatures(contrasts: np.ndarray) -> tuple[float, ...]:
+    """The λ grid for `contrasts`, sharpest first: 1, then 4 steps per decade down to the λ at
+    which every held-out row's weights are all but equal (`FLAT_SPREAD`). A fixed grid cannot
+    serve every run: the contrasts' scale follows the form, n_eff and the members' spread."""
+    c = np.asarray(contrasts, dtype=np.float64)
+    m = c.shape[0]
+    off = c[~np.eye(m, dtype=bool)].reshape(m, m - 1) if m > 1 else c
+    return temperature_grid(off)
+
+
+def temperature_grid(rows: np.ndarray) -> tuple[float, ...]:
+    """`temperatures` of held-out rows of contrasts (each row over the members weighed, the truth left out)."""
+    rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+    spread = float(np.median(rows.max(axis=1) - rows.min(axis=1))) if rows.size else 0.0
+    softest = min(1.0, FLAT_SPREAD / spread) if spread > 0 else 1.0
+    steps = int(np.ceil(-np.log10(softest) * STEPS_PER_DECADE))
+    return tuple(float(10.0 ** (-i / STEPS_PER_DECADE)) for i in range(steps + 1))
 
 
 @dataclass(frozen=True)
@@ -159,8 +179,9 @@ def calibrate(
     upper_q: float = 0.95,
     *,
     leave_out: bool = True,
-    grid: tuple[float, ...] = TEMPERATURES,
+    grid: tuple[float, ...] | None = None,
     fixed: float | None = None,
+    tolerance: int = 0,
 ) -> Calibration:
     """The sharpest confident temperature of the inner perfect-model test (module docstring).
 
@@ -171,6 +192,7 @@ def calibrate(
     sle = np.asarray(sle, dtype=np.float64)
     m = sle.size
     method = "perfect_model" if fixed is None else "fixed"
+    grid = temperatures(contrasts) if grid is None else grid
     if m < 3:
         return Calibration(
             method=method, temperature=0.0 if fixed is None else fixed, confident=False, n_members=m,
@@ -196,7 +218,7 @@ def calibrate(
     # confident: this λ and every softer one on the grid reach the unweighted coverage
     chosen = None
     for lam in sorted(grid):
-        if assessed[lam][1].mean() + 1e-12 < target:
+        if assessed[lam][1].sum() + tolerance < target * m - 1e-9:
             break
         chosen = lam
     confident = chosen is not None

@@ -29,13 +29,13 @@ __all__ = ["run_check", "summarize"]
 
 def _outer_grid(records: list[dict[str, Any]], lower_q: float, upper_q: float, sle: dict[str, float]) -> list[dict[str, float]]:
     """Coverage and relative width of the outer test at each grid λ, from the held-out contrasts."""
-    from fusion.inference.calibration import TEMPERATURES
+    from fusion.inference.calibration import temperature_grid
     from fusion.projection import weighted_quantile
 
     members = list(sle)
     rows = []
     width0 = np.mean([r["upper_unweighted"] - r["lower_unweighted"] for r in records])
-    for lam in TEMPERATURES:
+    for lam in temperature_grid(np.array([r["contrasts"] for r in records])):
         inside, width = [], []
         for r in records:
             others = [m for m in members if m != r["member"]]

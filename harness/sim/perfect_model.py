@@ -20,12 +20,13 @@ calibration scores each member among its own candidates, so it always picks the 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out_chunk", "pseudo_noise"]
+__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out", "held_out_chunk", "pseudo_noise", "stream_lengths"]
 
 PLANTS: tuple[str, ...] = ("", "uncalibrated", "in_sample")
 
@@ -57,24 +58,29 @@ def case_inputs(config: str) -> tuple[Any, Any, Any, dict[int, Any]]:
     return cfg, prepared, sle, correlations
 
 
-def pseudo_noise(prepared: Any, correlations: dict[int, Any], seed: int) -> np.ndarray:
-    """Errors at σ_obs for every kept point: per (stream, interval) block a GSTools field of the
-    stream's fitted exponential correlation (its partial-sill share) plus the nugget's white share."""
+def stream_lengths(correlations: Mapping[int, Any]) -> dict[int, tuple[float, float]]:
+    """(ℓ in cells, partial-sill share) per stream of a run's fitted correlations."""
+    return {
+        s: (c.length_cells, (c.sill - c.nugget) / c.sill if c.sill > 0 else 0.0) for s, c in correlations.items()
+    }
+
+
+def pseudo_noise(prepared: Any, lengths: Mapping[int, tuple[float, float]], seed: int) -> np.ndarray:
+    """Errors at σ_obs for every kept point: per (stream, interval) block a unit GSTools field of
+    exponential correlation ℓ (`lengths[stream]` = (ℓ in cells, its share of the variance)) plus
+    the remaining share white; a stream without an entry gets white errors."""
     from harness.sim.correlated import StreamErrors
 
     layout = prepared.layout
     sigma = np.asarray(prepared.sigma_obs, dtype=np.float64)
     rng = np.random.default_rng([seed, 0x5EED])
     unit = rng.standard_normal(prepared.n_points)
-    for s, corr in correlations.items():
-        share = (corr.sill - corr.nugget) / corr.sill if corr.sill > 0 else 0.0
-        if share <= 0:
+    for s, (length, share) in lengths.items():
+        if share <= 0 or length <= 0:
             continue
         for block in np.unique(layout.block[prepared.stream == s]):
             sel = np.flatnonzero((prepared.stream == s) & (layout.block == block))
-            field = StreamErrors(layout.pixel[sel], layout.grid_shape, corr.length_cells).draw(
-                int(rng.integers(1 << 31))
-            )
+            field = StreamErrors(layout.pixel[sel], layout.grid_shape, length).draw(int(rng.integers(1 << 31)))
             unit[sel] = np.sqrt(share) * field + np.sqrt(1.0 - share) * unit[sel]
     return unit * sigma
 
@@ -87,22 +93,22 @@ def _calibrator(plant: str) -> Any:
     return None
 
 
-def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
+def held_out(cfg: Any, prepared: Any, sle: Any, k: int, noise: np.ndarray, plant: str = "") -> dict[str, Any]:
+    """Member k plays the truth (its rates + `noise`); FUSION's procedure (`fusion.pipeline.run`,
+    Laplace) weighs the others; member k's SLE scored against their weighted and equal-weight ranges."""
     from fusion.inference.calibration import crps
     from fusion.pipeline import run
     from fusion.projection import weighted_quantile
 
-    cfg, prepared, sle, correlations = case_inputs(spec.config)
     cfg = cfg.with_updates(
-        inference={"method": "laplace"},
-        likelihood={"sensitivity": False, **({"calibration": "off"} if spec.plant == "uncalibrated" else {})},
-    )
+        compat="fixed", inference={"method": "laplace"},
+        likelihood={"sensitivity": False, **({"calibration": "off"} if plant == "uncalibrated" else {})},
+    )  # fmt: skip
     keep = [j for j in range(prepared.n_members) if j != k]
-    noise = pseudo_noise(prepared, correlations, seed=spec.seed * 100_003 + k)
     y = (np.asarray(prepared.F[k], dtype=np.float64) + noise).astype(prepared.y_obs.dtype)
     ids = tuple(prepared.member_ids[j] for j in keep)
     pseudo = replace(prepared, y_obs=y, F=np.ascontiguousarray(prepared.F[keep]), member_ids=ids)
-    result = run(cfg, prepared=pseudo, sle=sle, progressbar=False, calibrator=_calibrator(spec.plant))
+    result = run(cfg, prepared=pseudo, sle=sle, progressbar=False, calibrator=_calibrator(plant))
     values = np.asarray(sle.sel(member=list(ids)).values, dtype=np.float64)
     truth = float(sle.sel(member=prepared.member_ids[k]))
     w = np.asarray(result.projection["weight"].sel(member=list(ids)).values, dtype=np.float64)
@@ -111,7 +117,7 @@ def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
     lo0, hi0 = weighted_quantile(values, flat, [cfg.projection.lower_q, cfg.projection.upper_q])
     scores = crps(values, np.stack([w, flat]), np.array([truth, truth]))
     post = result.trace["posterior"]
-    member_scale = (result.summary["likelihood"].get("member_scale") or {"thick": 1.0, "vel": 1.0})
+    member_scale = result.summary["likelihood"].get("member_scale") or {"thick": 1.0, "vel": 1.0}
     contrasts = (member_scale["thick"] * post["logL_thick"] + member_scale["vel"] * post["logL_vel"]).mean(("chain", "draw"))
     cal = result.summary.get("calibration") or {}
     return {
@@ -123,6 +129,12 @@ def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
         "temperature": float(cal.get("temperature", 1.0)), "confident": bool(cal.get("confident", False)),
         "contrasts": [float(v) for v in contrasts.sel(member=list(ids)).values],
     }  # fmt: skip
+
+
+def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
+    cfg, prepared, sle, correlations = case_inputs(spec.config)
+    noise = pseudo_noise(prepared, stream_lengths(correlations), seed=spec.seed * 100_003 + k)
+    return held_out(cfg, prepared, sle, k, noise, spec.plant)
 
 
 def held_out_chunk(spec: PerfectModelSpec, indices: list[int], cores: int) -> dict[str, Any]:

@@ -16,14 +16,14 @@ from harness.paths import repo_root
 
 
 def test_every_registered_check_has_a_module_with_run_check() -> None:
-    assert registry.names() == CHECK_NAMES == ("parity", "convergence", "sbc", "coverage", "stability", "agreement", "adequacy", "likelihood", "drift")
+    assert registry.names() == CHECK_NAMES == ("parity", "convergence", "sbc", "coverage", "stability", "agreement", "adequacy", "perfect_model", "likelihood", "drift")
     for spec in registry.CHECKS:
         assert callable(importlib.import_module(spec.module).run_check), spec.name
         assert spec.doc and set(spec.suites) <= set(registry.SUITES)
 
 
 def test_case_yaml_accepts_exactly_the_per_case_checks() -> None:
-    assert PER_CASE_CHECKS == registry.per_case_names() == ("parity", "convergence", "stability", "agreement", "adequacy", "drift")
+    assert PER_CASE_CHECKS == registry.per_case_names() == ("parity", "convergence", "stability", "agreement", "adequacy", "perfect_model", "drift")
 
 
 def test_the_readme_documents_every_registered_check_and_how_to_add_one() -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from fusion.inference.calibration import (
-    TEMPERATURES,
     calibrate,
     crps,
     held_out_weights,
     member_contrasts,
+    temperatures,
 )
 
 MEMBERS = tuple(f"run{i + 1}" for i in range(15))
@@ -42,12 +42,13 @@ def test_held_out_weights_leave_the_truth_out_and_sum_to_one() -> None:
 def test_the_chosen_temperature_reaches_the_unweighted_coverage_and_is_the_sharpest_confident() -> None:
     contrasts, sle = _line_ensemble(1.0)
     cal = calibrate(contrasts, sle, MEMBERS)
-    assert cal.confident and cal.temperature in TEMPERATURES
+    grid = [r["temperature"] for r in cal.grid]
+    assert cal.confident and cal.temperature in grid
     assert cal.coverage >= cal.coverage_unweighted
     rows = {r["temperature"]: r for r in cal.grid}
-    softer = [lam for lam in TEMPERATURES if lam <= cal.temperature]
+    softer = [lam for lam in grid if lam <= cal.temperature]
     assert all(rows[lam]["coverage"] >= cal.coverage_unweighted - 1e-12 for lam in softer)
-    sharper = [lam for lam in TEMPERATURES if lam > cal.temperature]
+    sharper = [lam for lam in grid if lam > cal.temperature]
     # the next sharper λ fails somewhere at or below it (else it would have been chosen)
     if sharper:
         nxt = min(sharper)
@@ -61,7 +62,7 @@ def test_scoring_the_truth_among_its_own_candidates_picks_the_sharpest_temperatu
     contrasts, sle = _line_ensemble(1.0)
     proper = calibrate(contrasts, sle, MEMBERS)
     planted = calibrate(contrasts, sle, MEMBERS, leave_out=False)
-    assert planted.temperature == max(TEMPERATURES) > proper.temperature
+    assert planted.temperature == 1.0 > proper.temperature
 
 
 def test_a_fixed_temperature_is_used_and_judged() -> None:
@@ -74,11 +75,20 @@ def test_a_fixed_temperature_is_used_and_judged() -> None:
 def test_no_confident_temperature_falls_back_to_equal_weights_and_says_so() -> None:
     # contrasts that favour the member farthest in SLE: weighting moves the range away from the truth
     _, sle = _line_ensemble(1.0)
-    contrasts = -np.abs(sle[:, None] - sle[None, :]) * -1.0 * 50.0
-    cal = calibrate(contrasts, sle, MEMBERS)
+    contrasts = np.abs(sle[:, None] - sle[None, :]) * 50.0
+    cal = calibrate(contrasts, sle, MEMBERS, grid=(1.0, 0.1))  # a grid stopping short of equal weights
     assert not cal.confident and cal.temperature == 0.0
     assert cal.message is not None and "equal weights used" in cal.message
     assert cal.coverage == cal.coverage_unweighted
+
+
+def test_the_grid_reaches_all_but_equal_weights_whatever_the_contrasts_scale() -> None:
+    for scale in (1e-3, 1.0, 1e4):
+        contrasts, _ = _line_ensemble(scale)
+        grid = temperatures(contrasts)
+        assert grid[0] == 1.0 and all(a > b for a, b in zip(grid, grid[1:]))
+        w = held_out_weights(contrasts, grid[-1])
+        np.testing.assert_allclose(w[~np.eye(len(MEMBERS), dtype=bool)], 1.0 / (len(MEMBERS) - 1), rtol=0.12)
 
 
 def test_too_few_members_use_equal_weights() -> None:

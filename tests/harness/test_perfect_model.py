@@ -1,0 +1,77 @@
+"""The harness check `perfect_model` on the bundled example: it passes FUSION's calibrated
+default and turns red on the two planted defects (issue 34)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.checks import CheckContext
+from harness.checks.perfect_model import run_check, summarize
+from harness.gates import PerfectModelGate
+from harness.paths import repo_root
+
+
+def _run(tmp_path: Path, plant: str):
+    root = repo_root()
+    ctx = CheckContext(
+        suite="quick", artifact_dir=tmp_path / (plant or "calibrated"), golden_dir=root / "golden",
+        fixtures_dir=root / "fixtures", case="example", progress=lambda line: None,
+    )  # fmt: skip
+    return run_check(ctx, plant=plant)
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("perfect_model")
+    return {plant: _run(out, plant) for plant in ("", "uncalibrated", "in_sample")}
+
+
+def test_the_calibrated_default_passes_with_its_figure_and_table(outcomes) -> None:
+    result = outcomes[""]
+    assert result.status == "pass", result.messages
+    fig = result.figures
+    assert fig["n_members"] == 5 and fig["inside"] >= fig["inside_unweighted"] - 1
+    assert fig["crps_ratio"] <= 1.0 and fig["relative_width"] > 0.0
+    assert len(result.tables[0]["rows"]) == 5 and result.plots == ["perfect_model.png"]
+
+
+@pytest.mark.parametrize("plant", ["uncalibrated", "in_sample"])
+def test_a_planted_defect_turns_the_check_red(outcomes, plant: str) -> None:
+    result = outcomes[plant]
+    assert result.status == "fail", result.messages
+    assert result.figures["temperature_median"] == 1.0  # the sharpest weighting: the defect's mark
+    assert result.figures["crps_ratio"] > outcomes[""].figures["crps_ratio"]
+
+
+def test_the_binomial_gate_compares_with_the_unweighted_ensembles_own_rate() -> None:
+    def record(inside: bool, inside0: bool) -> dict:
+        return {"inside": inside, "inside_unweighted": inside0, "crps": 1.0, "crps_unweighted": 1.0,
+                "lower": 0.0, "upper": 1.0, "lower_unweighted": 0.0, "upper_unweighted": 2.0,
+                "members_in_play": 3.0, "temperature": 0.1, "confident": True}  # fmt: skip
+
+    # 20 of 27 unweighted: 20 weighted is no evidence against; 12 is (p < 0.05)
+    same = summarize([record(i < 20, i < 20) for i in range(27)], PerfectModelGate(), 0.05, 0.95)
+    fewer = summarize([record(i < 12, i < 20) for i in range(27)], PerfectModelGate(), 0.05, 0.95)
+    assert same["binomial_p"] > 0.5 and fewer["binomial_p"] < 0.05
+    assert np.isclose(same["relative_width"], 0.5) and same["crps_skill"] == 0.0
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("noise_length", [0.0, 6.0])
+def test_the_calibrated_default_holds_on_ensembles_without_a_true_member(seed: int, noise_length: float) -> None:
+    """Issue 34's bar: 27 members differing by parameters and smooth biases, each held out as the
+    truth, FUSION's own `run` on the rest: inside its 5–95 % range at least as often as the
+    unweighted ensemble less one member, at most 0.8 × the unweighted ensemble's mean CRPS."""
+    from harness.sim.ensembles import EnsembleDesign, design_noise, structural_ensemble
+    from harness.sim.perfect_model import held_out
+
+    design = EnsembleDesign(seed=seed, noise_length=noise_length)
+    cfg, prepared, sle = structural_ensemble(design)
+    records = [held_out(cfg, prepared, sle, k, design_noise(design, prepared, k)) for k in range(prepared.n_members)]
+    fig = summarize(records, PerfectModelGate(), 0.05, 0.95)
+    assert fig["inside"] >= fig["inside_unweighted"] - 1, fig
+    assert fig["crps_ratio"] <= 0.8, fig
