@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 from fusion.io import write_bytes, write_json
+from harness.paths import repo_root
 
-DOCS = Path(__file__).resolve().parent
-REPO = DOCS.parent
-GALLERY = DOCS / "_static" / "gallery"
+REPO = repo_root()
+GALLERY = REPO / "docs" / "_static" / "gallery"
 TEMPLATE = REPO / "harness" / "report" / "templates" / "report.html.j2"
 RUN_FIGURES = ("projection.png", "availability.png", "variogram.png", "sensitivity.png", "residuals.png")
 CHECK = "convergence"  # the report section shown: one check, about 20 s

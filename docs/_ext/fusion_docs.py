@@ -33,8 +33,10 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from harness.paths import repo_root
+
 logger = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root()
 
 
 # ---- configuration reference -------------------------------------------------------------
