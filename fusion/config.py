@@ -275,7 +275,31 @@ def _describe(err: ValidationError, scalars: Scalars | None = None) -> str:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
+    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file. Relative paths inside it are resolved against its folder.
+
+    Returns
+    -------
+    Config
+        The validated configuration, every path absolute, `source` set to the file.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, a key is unknown or written twice, or a value is of
+        the wrong type or out of range; the message names the file and the key.
+
+    Examples
+    --------
+    >>> fusion.load_config("no-such-config.yaml")
+    Traceback (most recent call last):
+    ...
+    fusion.errors.InputError: no-such-config.yaml: config file not found
+    """
     path = Path(path)
     raw, scalars = read_yaml_scalars(path)
     if not isinstance(raw, dict):
