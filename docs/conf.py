@@ -38,13 +38,6 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "README.md", "gallery.py", "build.py"]
 nitpicky = True
-# types from other libraries: no inventories are fetched (the build needs no network)
-nitpick_ignore_regex = [
-    (r"py:.*", r"(numpy|np|xarray|xr|pandas|pd|pathlib|pydantic|arviz.*|matplotlib|collections\.abc|typing)(\..*)?"),
-    (r"py:.*", r"(Path|Any|Sequence|Mapping|Iterable|Callable|Literal|DataTree|Dataset|DataArray|ndarray|Figure)"),
-    (r"py:.*", r"(optional|default.*|array_like|dict|list|tuple|str|int|float|bool|None|object|callable)"),
-]
-
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) links are checked like any other reference
 
