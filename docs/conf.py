@@ -52,9 +52,13 @@ doctest_global_setup = "import fusion"
 html_theme = "pydata_sphinx_theme"
 html_title = f"FUSION {release}"
 html_static_path = ["_static"]
+html_css_files = ["fusion.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "header_links_before_dropdown": 6,
+    # the pages of wide generated tables get the right column's width too
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "performance/index": [],
+                                "development/measurement-log": [], "user-guide/likelihood": []},
 }
 html_last_updated_fmt = None
