@@ -143,8 +143,8 @@ class Inference(_Strict):
 class Likelihood(_Strict):
     """`likelihood.form` (DESIGN.md "Likelihood forms and correlated errors"); `compat: prototype`
     always samples `tempered`. The default, `effective`, is the form the harness's `likelihood`
-    check finds calibrated under independent, short- and long-range correlated errors (README,
-    "Evidence"). `correlation_length` is "estimate" (variogram of standardized residuals,
+    check finds calibrated under independent, short- and long-range correlated errors
+    (docs/user-guide/likelihood.md, "Evidence"). `correlation_length` is "estimate" (variogram of standardized residuals,
     GSTools) or a length in grid cells used for every stream; `block_min_valid` is the share of
     a square's cells that must be kept for `blocks` to score it."""
 

@@ -601,7 +601,7 @@ def _gather_pass(work: _Work, chunks: list[slice], chosen: _Chosen, fields: tupl
 
 
 def _availability(work: _Work, masked: _Masked, chosen: _Chosen) -> Availability:
-    """The data-availability record (README "Data availability") and the kept points per cell."""
+    """The data-availability record (docs/user-guide/data.md, "Data availability") and the kept points per cell."""
     blocks, shape = work.blocks, work.data.grid.shape
     return Availability(
         record=availability_record(
