@@ -41,6 +41,7 @@ nitpicky = True
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) links are checked like any other reference
 
+default_role = "literal"  # the docstrings' `name` is code, as in Markdown (not RST's italics)
 autodoc_typehints = "none"  # numpydoc's Parameters section states the types
 autodoc_member_order = "bysource"
 autosummary_generate = False
