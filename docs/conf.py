@@ -36,7 +36,7 @@ extensions = [
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "README.md", "gallery.py", "build.py"]
+exclude_patterns = ["_build"]
 nitpicky = True
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) links are checked like any other reference
