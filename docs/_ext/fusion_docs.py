@@ -1,7 +1,8 @@
 """Pages of FUSION's documentation that are generated at build time, so they cannot drift.
 
 - `{config-reference}`: every key of `fusion.config.Config`, walked from the pydantic models
-  (type, default, range) with the comment written beside the key in `fusion/config.py`.
+  (type, default, range) with the key's `description`, else the comment written beside it in
+  `fusion/config.py`.
 - `{fusion-api}`: the reference of every name in `fusion.__all__`, from its docstring.
 - `{cli-help} fusion` / `{cli-help} harness`: each command's `--help`, from the CLI's own parser.
 - `{harness-checks}`, `{harness-gates}`: the checks of `harness/registry.py` and the default
@@ -130,7 +131,7 @@ def config_reference_markdown() -> list[str]:
             if field.exclude:
                 continue
             key = f"{path}.{name}" if path else name
-            note = comments.get(name, "").replace("|", "\\|")
+            note = (field.description or comments.get(name, "")).replace("|", "\\|")
             lines.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | "
                          f"{_range(field)} | {note} |")
         lines.append("")
