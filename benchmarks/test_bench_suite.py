@@ -96,7 +96,7 @@ PREPARE_SIZES = {"8km": ("full_size_config", 128, 2), "2km": ("config_2km", 256,
 PREPARE_MODES = ("in-memory", "chunked", "cluster", "cluster-dask-defaults")
 # dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive
 # mmap threshold: every array above 128 kB is a fresh mmap, and a block's many temporaries then
-# cost 2-3x the CPU. "cluster" unsets it (README's advice); "cluster-dask-defaults" keeps it.
+# cost 2-3x the CPU. "cluster" unsets it (docs/user-guide/data.md's advice); "cluster-dask-defaults" keeps it.
 UNTRIMMED = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 _in_memory: dict[str, dict] = {}  # per size: the in-memory run's output, peak and wall, for the others
 

@@ -74,8 +74,8 @@ class Regrid(_Strict):
     """`observations.regrid`: average finer observations onto the ensemble's cells (fusion.data.regrid)."""
 
     method: Literal["mean", "conservative"] = "mean"  # both area-weighted; `mean` uses coarsen on whole blocks
-    min_valid_fraction: float = Field(0.75, gt=0, le=1)
-    uncertainty: Literal["correlated", "independent"] = "correlated"
+    min_valid_fraction: float = Field(0.75, gt=0, le=1)  # share of a cell's area that must be valid
+    uncertainty: Literal["correlated", "independent"] = "correlated"  # how a cell mean's σ is formed
 
 
 class Observations(_Strict):
@@ -94,16 +94,16 @@ class Ensemble(_Located):
 
 
 class Metric(_Strict):
-    thick_unc_threshold: float = Field(50.0, gt=0)
-    vel_unc_threshold: float = Field(10.0, gt=0)
-    missing_thick_unc: float = Field(20.0, gt=0)
-    snap_tolerance_years: float = Field(1.5, ge=0)
-    time_tolerance_years: float = Field(0.05, ge=0)
+    thick_unc_threshold: float = Field(50.0, gt=0)  # m/yr: thickness points less certain are masked
+    vel_unc_threshold: float = Field(10.0, gt=0)  # m/yr: velocity points less certain are masked
+    missing_thick_unc: float = Field(20.0, gt=0)  # m/yr: the thickness uncertainty when none is given
+    snap_tolerance_years: float = Field(1.5, ge=0)  # a model step snaps to an observation year this close
+    time_tolerance_years: float = Field(0.05, ge=0)  # members' time axes may differ by this much
 
 
 class Subsample(_Strict):
-    size: int = Field(20000, gt=0)
-    seed: int = Field(42, ge=0)
+    size: int = Field(20000, gt=0)  # kept points beyond this many are subsampled
+    seed: int = Field(42, ge=0)  # numpy.random.default_rng seed of the subsample
 
 
 class StreamWeights(_Strict):
@@ -119,16 +119,16 @@ class StreamWeights(_Strict):
 
 class Inference(_Strict):
     subsample: Subsample = Subsample()
-    draws: int = Field(500, gt=0)
-    tune: int = Field(1000, ge=0)
+    draws: int = Field(500, gt=0)  # per chain, after tuning
+    tune: int = Field(1000, ge=0)  # tuning steps per chain
     chains: int = Field(4, gt=0)
-    cores: int | None = Field(None, gt=0)
+    cores: int | None = Field(None, gt=0)  # null: the sampler's default
     target_accept: float = Field(0.95, gt=0, lt=1)
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0)  # the sampler's seed: the same config gives the same bits
     method: Literal["nuts", "laplace"] = "nuts"  # laplace: Gaussian at the MAP (fusion.inference.laplace)
     sampler: Literal["pymc", "nutpie"] = "nutpie"
     stream_weights: StreamWeights = StreamWeights()
-    velocity_inflation: float = Field(5.0, ge=0)
+    velocity_inflation: float = Field(5.0, ge=0)  # m/yr, added in quadrature to velocity σ_tot
     # nutpie's mass-matrix adaptation; null: `low_rank` under `compat: fixed` (σ_base_vel and
     # β_vel trade off along a ridge once the data inform them: on the 20,000-point case, three
     # seeds, `diag` gave R-hat 1.011-1.018 and bulk ESS 66-94 per chain in 1.15-1.66 s, `low_rank`
@@ -143,8 +143,8 @@ class Inference(_Strict):
 class Likelihood(_Strict):
     """`likelihood.form` (DESIGN.md "Likelihood forms and correlated errors"); `compat: prototype`
     always samples `tempered`. The default, `effective`, is the form the harness's `likelihood`
-    check finds calibrated under independent, short- and long-range correlated errors (README,
-    "Evidence"). `correlation_length` is "estimate" (variogram of standardized residuals,
+    check finds calibrated under independent, short- and long-range correlated errors
+    (docs/user-guide/likelihood.md, "Evidence"). `correlation_length` is "estimate" (variogram of standardized residuals,
     GSTools) or a length in grid cells used for every stream; `block_min_valid` is the share of
     a square's cells that must be kept for `blocks` to score it."""
 
@@ -177,9 +177,9 @@ class Projection(_Strict):
     historical_dir: Path | str = Path("projection/historical")
     forward_dir: Path | str = Path("projection/forward")
     storage_options: dict[str, Any] | None = None  # for URL `historical_dir`/`forward_dir`
-    volume_var: str = "totig"
+    volume_var: str = "totig"  # grounded-ice volume (m³) on `time` in each runNN.nc
     target_year: float = 2100
-    lower_q: float = Field(0.05, gt=0, lt=1)
+    lower_q: float = Field(0.05, gt=0, lt=1)  # the projection interval's lower quantile
     upper_q: float = Field(0.95, gt=0, lt=1)
 
     @field_validator("historical_dir", "forward_dir", mode="before")
@@ -195,7 +195,7 @@ class Projection(_Strict):
 
 
 class Output(_Strict):
-    dir: Path = Path("results")
+    dir: Path = Path("results")  # `fusion run`'s folder unless --out says
 
 
 class Cache(_Strict):
@@ -287,7 +287,31 @@ def _describe(err: ValidationError, scalars: Scalars | None = None) -> str:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key."""
+    """Read and validate a YAML config; raise `InputError` (a ValueError) naming file and key.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file. Relative paths inside it are resolved against its folder.
+
+    Returns
+    -------
+    Config
+        The validated configuration, every path absolute, `source` set to the file.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, a key is unknown or written twice, or a value is of
+        the wrong type or out of range; the message names the file and the key.
+
+    Examples
+    --------
+    >>> fusion.load_config("no-such-config.yaml")
+    Traceback (most recent call last):
+    ...
+    fusion.errors.InputError: no-such-config.yaml: config file not found
+    """
     path = Path(path)
     raw, scalars = read_yaml_scalars(path)
     if not isinstance(raw, dict):

@@ -203,7 +203,18 @@ def _labels(posterior: Any, names: Sequence[str]) -> dict[str, list[str]]:
 def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Every gated figure of `trace`, with the variable or chain where it is worst.
 
-    Default variables: FUSION's four noise parameters and `w`; for any other model, all its variables.
+    Parameters
+    ----------
+    trace : xarray.DataTree
+        A trace with `posterior` (and `sample_stats` for divergences and E-BFMI).
+    var_names : sequence of str, optional
+        Default: FUSION's four noise parameters and `w`; for any other model, all its variables.
+
+    Returns
+    -------
+    dict
+        Worst R-hat, smallest bulk and tail ESS per chain, divergences, E-BFMI per chain, each
+        with where it is worst.
     """
     return diagnose_draws(*diagnose_inputs(trace, var_names))
 
@@ -283,7 +294,22 @@ def failures(figures: Mapping[str, Any], thresholds: Thresholds = THRESHOLDS) ->
 
 
 def gate(figures: Mapping[str, Any], thresholds: Thresholds | None = None) -> tuple[bool, list[str]]:
-    """Pass/fail and one line per failing figure: value, threshold, by how much, where."""
+    """Pass/fail and one line per failing figure: value, threshold, by how much, where.
+
+    Parameters
+    ----------
+    figures : mapping
+        `diagnose`'s result.
+    thresholds : Thresholds, optional
+        The bounds (default: DESIGN.md's, `fusion.diagnostics.THRESHOLDS`).
+
+    Returns
+    -------
+    passed : bool
+        Every figure within its bound.
+    messages : list of str
+        One line per failing figure.
+    """
     failed = failures(figures, thresholds or THRESHOLDS)
     return not failed, [f["message"] for f in failed.values()]
 
@@ -370,10 +396,19 @@ def _as_series(weights: Any, i: int) -> pd.Series:
 def weight_stability_across_seeds(weights_list: Sequence[Any]) -> WeightStability:
     """Per-member σ of the weights across runs (sample σ, ddof=1), aligned by member label.
 
-    Each item may be a Series indexed by member id, a `weights.csv`-style table
-    (member_id + posterior_mean or weight), a DataArray on `member` (other dims are
-    averaged, so a posterior `w` works) or a mapping. Runs must name the same members,
-    in any order; rows follow the first run's order.
+    Parameters
+    ----------
+    weights_list : sequence
+        One item per run: a Series indexed by member id, a `weights.csv`-style table (member_id +
+        posterior_mean or weight), a DataArray on `member` (other dims are averaged, so a posterior
+        `w` works) or a mapping. Runs must name the same members, in any order; rows follow the
+        first run's order.
+
+    Returns
+    -------
+    WeightStability
+        The weights side by side with their mean and sd per member, each run's top member and
+        their agreement.
     """
     if len(weights_list) < 2:
         raise ValueError("need at least two runs to measure stability")

@@ -131,12 +131,35 @@ def run(
     Projection inputs are checked before sampling, so a missing `runNN.nc` fails in seconds,
     not after the sampler. Failing convergence figures warn (`ConvergenceWarning`) and are
     kept in `Result.convergence_failures`; they do not stop the run. With a projection, the
-    modules writing will need are imported while the chains sample. `worker` (`fusion run`'s)
-    draws the figures in a second process. `chunk_rows`, `scheduler`: how `prepare` runs (by blocks
-    of rows, on a dask cluster); the same bits. `sle`: every member's SLE (`member_sle`'s
-    DataArray) when the caller has it, instead of reading the projection files (a perfect-model
-    script holding members out). `calibrator`: what chooses the member temperature (default
-    `fusion.inference.calibration.calibrate`; the harness plants a defective one through it).
+    modules writing will need are imported while the chains sample.
+
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration.
+    prepared : Prepared, optional
+        Prepared arrays to sample instead of reading the inputs.
+    with_projection : bool, default True
+        Read the volume files and project the SLE.
+    progressbar : bool, default True
+        Show the sampler's progress bar.
+    worker : RunWorker, optional
+        `fusion run`'s second process, which draws the figures.
+    chunk_rows : int, optional
+        How `prepare` runs: by blocks of rows (the same bits).
+    scheduler : str, optional
+        How `prepare` runs: on a dask cluster at this address (the same bits).
+    sle : xarray.DataArray, optional
+        Every member's SLE (`member_sle`'s result) when the caller has it, instead of reading the
+        projection files (a perfect-model script holding members out).
+    calibrator : callable, optional
+        What chooses the member temperature (default `fusion.inference.calibration.calibrate`;
+        the harness plants a defective one through it).
+
+    Returns
+    -------
+    Result
+        The prepared arrays, the trace, the projection, its summary and the run's metadata.
     """
     from fusion.inference.sampling import sample, warm_sampler
     from fusion.projection import member_sle, project, projection_files, projection_summary
@@ -444,7 +467,20 @@ def _likelihood_outputs(
 
 
 def save_weights(result: Result, path: str | Path) -> Path:
-    """`weights.csv`: member_id, posterior_mean, posterior_sd, point_estimate, point_estimate_loglik."""
+    """`weights.csv`: member_id, posterior_mean, posterior_sd, point_estimate, point_estimate_loglik.
+
+    Parameters
+    ----------
+    result : Result
+        `run`'s result.
+    path : str or Path
+        The CSV to write (atomically).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     return write_csv(path, result.weights)
 
 
@@ -534,7 +570,20 @@ def _metadata(result: Result) -> dict[str, Any]:
 
 def save_metadata(result: Result, path: str | Path) -> Path:
     """`run_metadata.json`: resolved config and hash, versions, platform, input SHA-256s, seeds,
-    sampler, diagnostics and convergence gate; `result.metadata` is merged last."""
+    sampler, diagnostics and convergence gate; `result.metadata` is merged last.
+
+    Parameters
+    ----------
+    result : Result
+        `run`'s result.
+    path : str or Path
+        The JSON file to write (atomically, strict JSON).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     return write_json(path, _metadata(result))
 
 

@@ -149,11 +149,23 @@ def project(
 ) -> xr.Dataset:
     """Per-member SLE and, aligned by member label, the weights and Σ w·SLE for every draw.
 
-    Returns a Dataset with `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
-    `weighted_mean` on (chain, draw). `member_ids` defaults to the posterior's members and
-    fixes the row order; it must name the same set of members as the posterior. `sle` is
-    `member_sle`'s result when the caller has read the volume files already (`fusion run`
-    reads them before sampling, to fail early).
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration (`projection` names the volume files and the target year).
+    trace : xarray.DataTree
+        The posterior, with `w` on (chain, draw, member).
+    member_ids : sequence of str, optional
+        The row order; defaults to the posterior's members and must name the same set.
+    sle : xarray.DataArray, optional
+        `member_sle`'s result when the caller has read the volume files already (`fusion run`
+        reads them before sampling, to fail early).
+
+    Returns
+    -------
+    xarray.Dataset
+        `sle_mm` and `weight` (posterior mean of `w`) on `member`, and `weighted_mean` on
+        (chain, draw).
     """
     w = trace["posterior"]["w"]
     posterior_members = [str(m) for m in w["member"].values]
@@ -209,8 +221,20 @@ def projection_summary(
 ) -> dict[str, Any]:
     """The weighted SLE mixture (median, mean, sd, [lower, upper]) and the posterior of Σ w·SLE.
 
-    Quantile levels default to those stored by `project` (the config's 5–95 %). `unweighted`
-    gives the same figures with equal weights, for comparison.
+    Parameters
+    ----------
+    projection : xarray.Dataset
+        `project`'s result.
+    lower_q, upper_q : float, optional
+        Quantile levels of the interval; default to those stored by `project` (the config's
+        5–95 %).
+
+    Returns
+    -------
+    dict
+        `median`, `mean`, `sd`, `lower`, `upper`, `lower_q`, `upper_q`, `units` of the mixture that
+        puts mass E_post[w_m] on SLE_m; `weighted_mean` (the posterior of Σ w·SLE: `median`,
+        `lower`, `upper`); `unweighted`, the same figures with equal weights, for comparison.
     """
     lower_q = float(projection.attrs.get("lower_q", 0.05) if lower_q is None else lower_q)
     upper_q = float(projection.attrs.get("upper_q", 0.95) if upper_q is None else upper_q)
@@ -247,6 +271,20 @@ def plot_projection(
     """Weighted against unweighted SLE (member weights, medians, intervals) and the posterior of Σ w·SLE.
 
     Uses the object-oriented Matplotlib API (no pyplot state), so it is safe without a display.
+
+    Parameters
+    ----------
+    projection : xarray.Dataset
+        `project`'s result.
+    summary : dict, optional
+        `projection_summary`'s result (computed when not given).
+    path : str or Path, optional
+        Where to write the PNG; nothing is written when not given.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     from matplotlib.figure import Figure
 

@@ -1,7 +1,7 @@
 """The one list of the harness's checks: the CLI, the runner, case.yaml validation, the report and the docs read it.
 
 Adding a check is one module with `run_check(ctx) -> CheckResult` and one `CheckSpec` line in
-`CHECKS` (README, "Adding a check"). The runner resolves the cases a check runs on (`select`)
+`CHECKS` (docs/harness/adding-a-check.md). The runner resolves the cases a check runs on (`select`)
 and times it; a check always receives one case, never "all".
 """
 
@@ -65,7 +65,7 @@ class CheckSpec:
 
     name: str
     module: str  # imported late, when the check runs
-    doc: str  # one line, shown by `harness run --help` and in the README table
+    doc: str  # one line, shown by `harness run --help` and in the docs' checks table
     per_case: bool = False  # runs on case folders (`--case`, case.yaml `checks:`), else on its own data
     select: Select | None = None  # per-case checks: which cases of the run (default: every case asking)
     suites: tuple[str, ...] = SUITES

@@ -339,8 +339,24 @@ def _ensemble_grid(cfg: Config, path: Path) -> Grid:
 def load_data(cfg: Config, lazy: bool = False) -> EnsembleData:
     """Read observations, validate every member (grid, variables, time axis) and return both.
 
-    `lazy` leaves observation fields in their files once validated (`RowField`), for a
-    chunked `prepare`; regridded fields are held (they are on the ensemble's grid)."""
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration: where the observations and the ensemble are, and their variables.
+    lazy : bool, default False
+        Leave observation fields in their files once validated (`RowField`), for a chunked
+        `prepare`; regridded fields are held (they are on the ensemble's grid).
+
+    Returns
+    -------
+    EnsembleData
+        The observation years, the members and the shared grid, with the input files read.
+
+    Raises
+    ------
+    InputError
+        A folder, file or variable is missing, a file is corrupt, or the grids do not match.
+    """
     target, paths = None, None
     if cfg.observations.regrid is not None:  # observations come to the ensemble's grid: read it first
         paths = _files(cfg, cfg.ensemble, "ensemble", hidden=cfg.compat == "fixed")

@@ -384,12 +384,27 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, sche
             progress: bool = False) -> Prepared:
     """Build the arrays handed to inference (see module docstring).
 
-    `chunk_rows` streams the grid by blocks of that many rows (member fields are read a block at
-    a time), so the working set is set by the chunk, not by the grid; every value is elementwise
-    in its pixel and the point order is the same, so the result is the same bits as in memory.
-    `scheduler` (a dask.distributed address) runs the blocks' work on that cluster
-    (`fusion.data.cluster`; blocks of `CLUSTER_CHUNK_ROWS` unless `chunk_rows` says), the same bits again.
-    `progress`: a bar of blocks done on stderr when it is a terminal and there is more than one block.
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration (masks, subsample, `compat`).
+    data : EnsembleData
+        `load_data`'s result.
+    chunk_rows : int, optional
+        Stream the grid by blocks of that many rows (member fields are read a block at a time), so
+        the working set is set by the chunk, not by the grid; every value is elementwise in its
+        pixel and the point order is the same, so the result is the same bits as in memory.
+    scheduler : str, optional
+        A dask.distributed address: run the blocks' work on that cluster (`fusion.data.cluster`;
+        blocks of `CLUSTER_CHUNK_ROWS` unless `chunk_rows` says), the same bits again.
+    progress : bool, default False
+        A bar of blocks done on stderr when it is a terminal and there is more than one block.
+
+    Returns
+    -------
+    Prepared
+        Observed rates, uncertainties, every member's modelled rates and the stream of each
+        chosen point, with the availability record.
     """
     if scheduler is None:
         return _prepare(cfg, data, chunk_rows, None, progress)
@@ -586,7 +601,7 @@ def _gather_pass(work: _Work, chunks: list[slice], chosen: _Chosen, fields: tupl
 
 
 def _availability(work: _Work, masked: _Masked, chosen: _Chosen) -> Availability:
-    """The data-availability record (README "Data availability") and the kept points per cell."""
+    """The data-availability record (docs/user-guide/data.md, "Data availability") and the kept points per cell."""
     blocks, shape = work.blocks, work.data.grid.shape
     return Availability(
         record=availability_record(

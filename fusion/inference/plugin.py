@@ -54,7 +54,26 @@ def posterior_means(posterior: Any) -> dict[str, float]:
 
 
 def plug_in_weights(prepared: Prepared, posterior: Any | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """`(weights, loglik)` per member, in `prepared.member_ids` order."""
+    """`(weights, loglik)` per member, in `prepared.member_ids` order.
+
+    The prototype's `compute_model_weights`, bit for bit: Gaussian log-likelihood of every member at
+    the posterior means of the four noise parameters, divided by the number of points, then
+    normalised (no velocity inflation, no stream weights).
+
+    Parameters
+    ----------
+    prepared : Prepared
+        The prepared arrays.
+    posterior : DataTree, Dataset or mapping
+        A posterior with the four noise parameters (their means are taken), or the means.
+
+    Returns
+    -------
+    weights : numpy.ndarray
+        Per member, summing to 1.
+    loglik : numpy.ndarray
+        Per member, the mean log-likelihood per point.
+    """
     means = posterior_means(posterior)
     thick = prepared.stream == THICK
     speed = prepared.speed

@@ -54,12 +54,30 @@ def sample(
     """Sample the vectorised model for `prepared` (or, with `method: laplace`, draw from the Gaussian
     at its mode); the same config gives the same bits.
 
-    `while_sampling` is work that needs no draws (imports, checks); with nutpie it runs while
-    the chains sample on their own threads, and an exception from it cancels the sampler.
-    `on_draws` receives the trace of the four scalars (`posterior`, `sample_stats`) as soon as it
-    exists, before the member quantities are computed from the draws (NUTS; under Laplace, after);
-    it may return the settings of those member quantities (the run's calibrated temperature needs
-    the draws: `fusion.inference.calibration`), which then replace `settings` for them.
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration (`inference`, `likelihood`, `compat`).
+    prepared : Prepared
+        The prepared arrays.
+    progressbar : bool, default True
+        Show the sampler's progress bar.
+    while_sampling : callable, optional
+        Work that needs no draws (imports, checks); with nutpie it runs while the chains sample on
+        their own threads, and an exception from it cancels the sampler.
+    settings : NoiseSettings, optional
+        The model's settings, when the caller has derived them already.
+    on_draws : callable, optional
+        Receives the trace of the four scalars (`posterior`, `sample_stats`) as soon as it exists,
+        before the member quantities are computed from the draws (NUTS; under Laplace, after);
+        it may return the settings of those member quantities (the run's calibrated temperature
+        needs the draws: `fusion.inference.calibration`), which then replace `settings` for them.
+
+    Returns
+    -------
+    xarray.DataTree
+        The trace in ArviZ's schema: `posterior` (the noise parameters, `w`, `logL_*`),
+        `sample_stats`, `observed_data`, `constant_data`.
     """
     if cfg.inference.method == "laplace":
         # deferred for import cost only (scipy.optimize, ~0.2 s the sampler routes never need);

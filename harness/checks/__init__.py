@@ -6,7 +6,7 @@ and says pass or fail with figures and gate records (`gate_record`): each gated 
 comparison, bound, value, margin and unit, which the report renders as they are.
 
 Adding a check is one module here and one `CheckSpec` line in `harness.registry.CHECKS`
-(README, "Adding a check"):
+(docs/harness/adding-a-check.md):
 
     # harness/checks/mycheck.py
     def run_check(ctx: CheckContext) -> CheckResult:

@@ -8,7 +8,7 @@ fields are independent and their covariance over seeds is the model's, not one s
 evaluated only at the stream's kept cells (`unstructured`, a quarter of the grid). GSTools'
 periodic `Fourier` generator is not used: it truncates the exponential model's heavy-tailed
 spectrum, so at ℓ = 2 cells it loses a tenth of the variance even on 64² modes over a period of
-grid + 6ℓ (README "Evidence", tests/harness/test_likelihood_evidence.py). Fields already drawn
+grid + 6ℓ (docs/user-guide/likelihood.md "Evidence", tests/harness/test_likelihood_evidence.py). Fields already drawn
 are kept by seed: the planted-defect runs replay the main run's replicates. Two experiments per
 form × error structure, each replicate fitted by
 FUSION's own density (`FusedDensity`, `fusion.inference.likelihood.form_settings`) through
@@ -58,7 +58,7 @@ _PRIOR_SHARE = 0.25  # of the importance draws taken from the prior (defensive m
 GATED = ("sigma_base_thick", "sigma_base_vel", "beta_vel")
 #: modes of the randomization method per field (GSTools' default): the covariance over re-seeded fields is
 #: the model's at any count; per field the modes' scatter makes the field a Gaussian scale mixture,
-#: its excess kurtosis ∝ 1/MODE_NO (README "Evidence" has the measured figures)
+#: its excess kurtosis ∝ 1/MODE_NO (docs/user-guide/likelihood.md "Evidence" has the measured figures)
 MODE_NO = 1000
 
 
@@ -367,7 +367,7 @@ def evidence(spec: CorrelatedSpec, alpha: float = 0.01) -> dict[str, dict[str, d
 
 
 def evidence_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The evidence as one Markdown table (report and README)."""
+    """The evidence as one Markdown table (report and docs/user-guide/likelihood.md)."""
     lines = [
         "| errors | form | θ SBC χ² p (min) | θ ECDF in band | θ cover 1σ / 2σ | member reliability z (p) | truth first "
         "| member sets 68 / 95 % | 5–95 % width | calibrated |",

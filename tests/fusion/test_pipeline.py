@@ -221,7 +221,7 @@ def test_run_records_the_likelihood_form_and_its_sensitivity(finished) -> None:
     summary = json.loads((out / "summary.json").read_text())
     meta = json.loads((out / "run_metadata.json").read_text())
     lik = summary["likelihood"]
-    assert lik["form"] == "effective"  # the default under compat: fixed (the evidence: README)
+    assert lik["form"] == "effective"  # the default under compat: fixed (the evidence: docs/user-guide/likelihood.md)
     for name in ("thick", "vel"):
         s = lik["streams"][name]
         assert s["n_points"] > 0 and s["correlation_length_cells"] > 0

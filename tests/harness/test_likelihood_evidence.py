@@ -123,7 +123,7 @@ def test_block_sigma_taken_as_sigma_over_root_n_fails_sbc_under_correlation() ->
     """The planted defect of `blocks`: each block's σ as σ/√n (correlation inside a square ignored)
     makes θ's posterior far too narrow at ℓ = 2 cells: ranks piled at the ends (χ² p < 1e-6) and 2σ
     coverage below 0.6, where the covariance-based σ covers above 0.8 (at 100 replicates 0.90;
-    squares of one ℓ stay somewhat overconfident, README "Evidence")."""
+    squares of one ℓ stay somewhat overconfident, docs/user-guide/likelihood.md "Evidence")."""
     spec = CorrelatedSpec(replicates=30, draws=200, structures=("short",), forms=("blocks",))
     proper = evidence(spec)["short"]["blocks"]["noise"]
     planted = evidence(replace(spec, naive_block_sigma=True))["short"]["blocks"]["noise"]
