@@ -49,7 +49,6 @@ __all__ = [
     "Result",
     "likelihood_inputs",
     "likelihood_setup",
-    "calibrated_weights",
     "run",
     "run_to_dir",
     "save_weights",
@@ -228,10 +227,10 @@ def run(
             started["calibration"] = calibration
             started["scores"] = _start_scores(calibration, sle, sampled, worker)
             members = replace(settings, member_temperature=calibration.temperature)
-        if with_projection:
+        if with_projection:  # the noise model judged with its own weights (λ = 1), as the harness's `adequacy`
             started["fit"] = _start_fit(
                 cfg, prepared, draws["posterior"].to_dataset(), worker,
-                lambda theta: _thinned_weights(sampled, theta, members),
+                lambda theta: _thinned_weights(sampled, theta, settings),
             )  # fmt: skip
         return members
 
@@ -282,11 +281,11 @@ def _calibrate(
     choice = cfg.likelihood.calibration
     if cfg.compat == "prototype" or choice == "off" or sle is None:
         return None
-    from fusion.inference.calibration import calibrate, member_contrasts
+    from fusion.inference.calibration import NOISE_DRAWS, calibrate, member_contrasts
 
     post = draws["posterior"]
     theta = np.array([float(post[p].mean()) for p in PARAMS])
-    contrasts = member_contrasts(sampled, theta, settings, seed=cfg.inference.seed)
+    contrasts = member_contrasts(sampled, theta, settings, seed=cfg.inference.seed, draws=NOISE_DRAWS)
     values = np.asarray(sle.sel(member=list(sampled.member_ids)).values, dtype=np.float64)
     spec = cfg.projection
     fixed = None if choice == "perfect_model" else float(choice)
@@ -306,19 +305,6 @@ def _start_scores(
     from fusion.inference.calibration import scores
 
     return functools.partial(scores, calibration, values)
-
-
-def calibrated_weights(
-    cfg: Config, sampled: Prepared, trace: xr.DataTree, settings: Any, sle: xr.DataArray | None
-) -> Callable[[np.ndarray], np.ndarray] | None:
-    """w (D, M) of θ rows (D, 4) at the member temperature `fusion run` calibrates for these draws
-    (`likelihood.calibration`), or None where the run has none: what the harness's posterior
-    predictive checks weigh the members with, so they judge the predictive users get."""
-    calibration = _calibrate(cfg, sampled, trace, settings, sle)
-    if calibration is None:
-        return None
-    members = replace(settings, member_temperature=calibration.temperature)
-    return lambda theta: _thinned_weights(sampled, theta, members)
 
 
 def _calibration_record(cfg: Config, calibration: Any, scores: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, e
     except ValueError as exc:  # blocks: squares wider than the tiles are all cut by a held-out tile
         raise ValueError(f"held-out refit without 1 tile in {every}: {exc} among the training points") from None
     trace = fit(cfg, sampled, settings)
-    theta, w = thin_draws(trace["posterior"], draws, prepared.member_ids, _weights(cfg, sampled, trace, settings))
+    theta, w = thin_draws(trace["posterior"], draws, prepared.member_ids)
     pit = mixture_pit(subset(prepared, test), theta, w, noise.base)
     out = {}
     for s, name in STREAM_NAMES.items():
@@ -161,31 +161,13 @@ def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, e
     return out
 
 
-def _weights(cfg: Any, sampled: Prepared, trace: Any, settings: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The member weights `fusion run` gives these draws: at its calibrated member temperature
-    (`fusion.pipeline.calibrated_weights`) when the case has a projection to calibrate on, so the
-    check judges the predictive users get; the trace's own `w` otherwise."""
-    from fusion.errors import InputError
-    from fusion.pipeline import calibrated_weights
-    from fusion.projection import member_sle
-
-    if cfg.compat != "fixed" or cfg.likelihood.calibration == "off":
-        return None
-    try:
-        sle = member_sle(cfg, sampled.member_ids)
-    except InputError:  # a case without projection files: nothing to calibrate on
-        return None
-    return calibrated_weights(cfg, sampled, trace, settings, sle)
-
-
 def evaluate(cfg: Any, prepared: Prepared, gate: AdequacyGate, *, fit: Callable[..., Any] | None = None) -> Evaluation:
     """Fit (`OPS["fit"]`), assess in sample, refit without the held-out tiles, and their coverage."""
     fit = fit or OPS["fit"]
     config = settings_of(gate)
     noise = noise_settings(cfg, prepared)
     trace = fit(cfg, noise.sampled, noise.settings)
-    weights = _weights(cfg, noise.sampled, trace, noise.settings)
-    theta, w = thin_draws(trace["posterior"], config.pit_draws, prepared.member_ids, weights)
+    theta, w = thin_draws(trace["posterior"], config.pit_draws, prepared.member_ids)
     found = assess(prepared, theta, w, noise.base, config, seed=cfg.inference.seed)
     heldout = _heldout(cfg, prepared, noise, found, gate.holdout_every, config.pit_draws, fit)
     post = trace["posterior"]

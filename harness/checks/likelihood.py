@@ -5,6 +5,15 @@ weight reliability, truth member first, 5–95 % width) and two planted defects 
 catch under correlation: `effective` with n_eff doubled (ℓ = 6 cells), and `blocks` with each
 block's σ taken as σ/√n (ℓ = 2 cells). The table goes to `evidence.md` and the report.
 
+Out of sample (issue 34), in the full suite: the in-sample evidence's truth is one of the
+members; a real ensemble has none. `harness.sim.ensembles.evidence` holds every member of a
+27-member ensemble without a true member (parameters and smooth structural biases) out as the
+truth, under independent and correlated (ℓ = 6 cells) errors, and scores every form at λ = 1
+and the calibrated default (`effective` with its perfect-model temperature): held-out coverage
+against the unweighted ensemble's, relative width, CRPS skill. Gated there: the calibrated
+default keeps the held-out members inside at least as often as the unweighted ensemble less
+one, and its CRPS is no worse than the unweighted ensemble's.
+
 Gated: the machinery (the generative form on independent errors is calibrated) and, in the full
 suite (100 replicates, all three error structures), the default form under `compat: fixed`
 (`effective`, fusion.config.Likelihood) calibrated under every error structure and both planted
@@ -49,6 +58,26 @@ def suite_spec(suite: str):
     return CorrelatedSpec(replicates=100, draws=400)
 
 
+#: the out-of-sample designs of the full suite (harness.sim.ensembles.EnsembleDesign fields)
+OUT_OF_SAMPLE: tuple[dict[str, Any], ...] = ({"seed": 0, "noise_length": 0.0}, {"seed": 0, "noise_length": 6.0})
+
+
+def out_of_sample_table(rows: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Markdown of the perfect-model evidence: one row per design and form."""
+    lines = [
+        "| design | form | held-out inside (unweighted) | relative width | CRPS skill | members in play | median λ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, forms in rows.items():
+        for form, r in forms.items():
+            name = "calibrated default (effective, λ by the perfect-model test)" if form == "calibrated" else form
+            lines.append(
+                f"| {label} | {name} | {r['inside']}/{r['n_members']} ({r['inside_unweighted']}/{r['n_members']}) "
+                f"| {r['relative_width']:.2f} | {r['crps_skill']:+.2f} | {r['members_in_play']:.1f} | {r['temperature_median']:.3g} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def _markdown(table: dict[str, Any], defects: dict[str, Any]) -> str:
     from harness.sim.correlated import evidence_table
 
@@ -87,6 +116,27 @@ def likelihood_gates(
     return gates_of(*found)
 
 
+def _out_of_sample(ctx: CheckContext) -> dict[str, dict[str, dict[str, Any]]]:
+    from harness.sim.ensembles import EnsembleDesign, evidence as held_out_evidence
+
+    rows = {}
+    for fields in OUT_OF_SAMPLE:
+        design = EnsembleDesign(**fields)
+        ctx.progress(f"likelihood: out of sample, {design.label}: every member held out")
+        rows[design.label] = held_out_evidence(design)
+    return rows
+
+
+def _out_of_sample_gates(rows: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    found = []
+    for label, forms in rows.items():
+        r = forms["calibrated"]
+        found.append(gate_record(f"calibrated default, {label}: held-out inside − (unweighted − 1)", "≥", 0.0,
+                                 float(r["inside"] - (r["inside_unweighted"] - 1))))  # fmt: skip
+        found.append(gate_record(f"calibrated default, {label}: CRPS skill", "≥", 0.0, r["crps_skill"]))
+    return gates_of(*found)
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     from fusion.io import write_json, write_text
     from harness.sim.correlated import evidence
@@ -95,18 +145,22 @@ def run_check(ctx: CheckContext) -> CheckResult:
     spec = suite_spec(ctx.suite)
     ctx.progress(f"likelihood: {len(spec.structures)} error structures × {len(spec.forms)} forms, {spec.replicates} replicates")
     table = evidence(spec, gate.alpha)
+    outside = _out_of_sample(ctx) if ctx.suite == "full" else {}
     defects = {
         name: evidence(replace(spec, structures=(structure,), forms=(form,), **change), gate.alpha)
         for name, (change, form, structure) in PLANTS.items()
     }
     out = Path(ctx.artifact_dir)
-    write_json(out / "evidence.json", {"table": table, "planted": defects})
-    write_text(out / "evidence.md", _markdown(table, defects))
+    write_json(out / "evidence.json", {"table": table, "planted": defects, "out_of_sample": outside})
+    text = _markdown(table, defects)
+    if outside:
+        text += "\n## Out of sample: every member held out as the truth\n\n" + out_of_sample_table(outside)
+    write_text(out / "evidence.md", text)
     calibrated = {s: [f for f, v in forms.items() if v["calibrated"]] for s, forms in table.items()}
     everywhere = [f for f in spec.forms if all(f in c for c in calibrated.values())]
     caught = {name: not defects[name][structure][form]["calibrated"] for name, (_, form, structure) in PLANTS.items()}
     full = ctx.suite == "full"  # the quick suite lacks the short ℓ and the power for these: reported only
-    gates = likelihood_gates(table, defects, gate, full=full)
+    gates = likelihood_gates(table, defects, gate, full=full) + _out_of_sample_gates(outside)
     messages = [f"{g['figure']}: {g['value']:.3g} (bound {g['comparison']} {g['bound']:g})" for g in gates if not g["passed"]]
     if not table["independent"]["independent"]["calibrated"]:
         messages.append("the generative (independent) form is not calibrated on independent errors: the evidence machinery is broken")
@@ -124,7 +178,8 @@ def run_check(ctx: CheckContext) -> CheckResult:
         case=ctx.case,
         status="pass" if all(g["passed"] for g in gates) else "fail",
         figures={"calibrated": calibrated, "calibrated_everywhere": everywhere, "default_form": DEFAULT_FORM,
-                 "default_form_calibrated": default_ok, "planted_defects_caught": caught, "table": table},
+                 "default_form_calibrated": default_ok, "planted_defects_caught": caught, "table": table,
+                 "out_of_sample": outside},
         gates=gates,
         thresholds={"alpha": gate.alpha, "replicates": spec.replicates, "draws": spec.draws},
         messages=messages,

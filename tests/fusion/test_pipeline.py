@@ -230,7 +230,11 @@ def test_run_records_the_likelihood_form_and_its_sensitivity(finished) -> None:
         assert lik["density_scale"][name] == pytest.approx(s["n_eff_scale"] / s["n_points"])
         assert lik["member_scale"][name] == pytest.approx(s["n_eff_location"] / s["n_points"])
     forms = summary["sensitivity"]["forms"]
-    assert set(forms) == {"tempered", "independent", "effective", "blocks"}
+    assert set(forms) == {"tempered", "independent", "effective", "blocks", "calibrated"}
+    # the run's own weighting: its form at the member temperature the perfect-model test chose
+    assert forms["calibrated"]["form"] == "effective"
+    assert forms["calibrated"]["temperature"] == summary["calibration"]["temperature"]
+    assert forms["calibrated"]["max_weight"] <= forms["effective"]["max_weight"]
     for f in forms.values():
         assert sum(f["weights"].values()) == pytest.approx(1.0)
         assert f["lower"] <= f["median"] <= f["upper"]
@@ -239,6 +243,22 @@ def test_run_records_the_likelihood_form_and_its_sensitivity(finished) -> None:
     assert meta["projection"]["summary"]["likelihood"] == lik
     for png in ("variogram.png", "sensitivity.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_calibrates_the_member_temperature_out_of_sample(finished) -> None:
+    """summary.json and run_metadata.json carry `calibration`; the weights are those of its λ;
+    perfect_model.png is drawn; the 5–95 % range is no longer one member's value (issue 34)."""
+    _, out = finished
+    summary = json.loads((out / "summary.json").read_text())
+    meta = json.loads((out / "run_metadata.json").read_text())
+    cal = summary["calibration"]
+    assert cal == meta["calibration"] and cal["method"] == "perfect_model"
+    assert 0.0 <= cal["temperature"] <= 1.0 and cal["n_members"] == len(cal["held_out"])
+    assert cal["coverage"] >= cal["coverage_unweighted"] or not cal["confident"]
+    assert {"crps_weighted", "crps_unweighted", "crps_skill"} <= set(cal) and cal["crps_unweighted"] > 0
+    assert [r["temperature"] for r in cal["grid"]] == sorted((r["temperature"] for r in cal["grid"]), reverse=True)
+    assert summary["upper"] > summary["lower"]  # a range, not one member's SLE
+    assert (out / "perfect_model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_fit_json_and_residuals_png_describe_the_posterior_predictive(finished) -> None:

@@ -177,3 +177,44 @@ def test_under_blocks_the_fit_and_the_held_out_refit_sample_the_block_means(exam
     figures = stream_figures(ev)
     assert figures["thick"]["n_points"] == int(np.count_nonzero(data.stream == THICK))  # judged on the points
     assert figures["thick"]["heldout_points"] > 100
+
+
+@pytest.fixture(scope="module")
+def structural():
+    """A case without a true member (issue 34): the observations are one member's rates plus
+    errors correlated over 6 cells at the stated σ_obs, weighed against the other members, which
+    differ from it by their parameters and smooth structural biases (harness.sim.ensembles)."""
+    from harness.sim.ensembles import EnsembleDesign, design_noise, structural_ensemble
+
+    design = EnsembleDesign(seed=0, members=9, ny=30, nx=40, noise_length=6.0)
+    cfg, prepared, _ = structural_ensemble(design)
+    k = 4
+    keep = [j for j in range(prepared.n_members) if j != k]
+    y = (prepared.F[k] + design_noise(design, prepared, k)).astype(np.float32)
+    held_out = dataclasses.replace(prepared, y_obs=y, F=np.ascontiguousarray(prepared.F[keep]),
+                                   member_ids=tuple(prepared.member_ids[j] for j in keep))  # fmt: skip
+    ny, nx = prepared.layout.grid_shape
+    row, col = prepared.layout.pixel // nx, prepared.layout.pixel % nx
+    box = (row >= ny // 4) & (row < ny // 2) & (col >= nx // 4) & (col < nx // 2)
+    return cfg.with_updates(likelihood={"form": "effective"}), held_out, box, (col - nx // 4) / (nx / 4)
+
+
+def test_an_ensemble_without_a_true_member_and_nothing_planted_passes(structural) -> None:
+    cfg, data, *_ = structural
+    failed, figures = red(cfg, data)
+    assert failed == [], (failed, figures)
+
+
+def test_without_a_true_member_a_regional_trend_and_tripled_velocity_errors_stay_red(structural) -> None:
+    from fusion.adequacy import sigma_tot2
+    from fusion.inference.noise import NoiseSettings
+
+    cfg, data, box, ramp = structural
+    sd = np.sqrt(sigma_tot2(data, THETA[None], NoiseSettings.from_config(cfg)))[0]
+    y = data.y_obs + np.where(box & (data.stream == THICK), 3.0 * sd * ramp, 0.0)
+    failed, _ = red(cfg, dataclasses.replace(data, y_obs=y.astype(np.float32)))
+    assert any(f.startswith("thick") for f in failed), failed
+    vel = data.stream == VEL
+    extra = np.sqrt(8.0) * data.sigma_obs * np.random.default_rng(9).standard_normal(data.n_points)
+    failed, _ = red(cfg, dataclasses.replace(data, y_obs=(data.y_obs + np.where(vel, extra, 0.0)).astype(np.float32)))
+    assert any(f.startswith("vel") for f in failed), failed
