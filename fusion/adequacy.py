@@ -25,6 +25,14 @@ per stream, from the posterior draws alone (Gelman et al. 2020, Gabry et al. 201
   the worst boxes name where the model fails. An under-dispersed group (a predictive wider than
   the data) is reported, not failed.
 
+Two sets of member weights, when the run calibrates its member temperature (issue 34): the
+regions and uncertainty bins ask whether the *noise model* states its errors right, so they are
+judged with the noise model's own weights (λ = 1: the member the data favour); the block-level
+uniformity and the coverage ask whether the *predictive users get* is calibrated, so they are
+judged with the calibrated weights (`w_predictive`). On an ensemble without a true member the
+nearest member's smooth structural error shifts whole tiles, which the noise model alone calls
+a misfit (the block PITs in the tails) and the calibrated mixture accounts for.
+
 Array-level functions only (NumPy; SciPy's special functions and ArviZ's ECDF band imported
 late): `fusion run` computes them in its worker process (`fusion.worker`), the harness check
 `adequacy` (`harness.checks.adequacy`) on a case; the figure is `fusion.adequacy_figures`.
@@ -444,11 +452,14 @@ def _box_text(region: dict[str, Any]) -> str:
 
 
 def _grid_tests(
-    z_mix: np.ndarray, prepared: Prepared, s: int, cfg: AdequacySettings, n_streams: int, seed: int
+    z_mix: np.ndarray, prepared: Prepared, s: int, cfg: AdequacySettings, n_streams: int, seed: int,
+    z_noise: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], Tiles]:
     """Stream `s`'s tests on the grid (module docstring): tiles as wide as the correlation of its
-    quantile residuals says, their block-level uniformity, the regions and the uncertainty bins,
+    quantile residuals says, their block-level uniformity (of the predictive's `z_mix`), the
+    regions and the uncertainty bins (of the noise model's `z_noise`, default `z_mix`),
     Bonferroni over groups, streams and both tests. Its record's entries, and its tiles."""
+    z_noise = z_mix if z_noise is None else z_noise
     layout = prepared.layout
     name = STREAM_NAMES[s]
     sel = np.flatnonzero(prepared.stream == s)
@@ -461,9 +472,9 @@ def _grid_tests(
     rows = (layout.pixel[sel] // layout.grid_shape[1]).astype(float)
     cols = (layout.pixel[sel] % layout.grid_shape[1]).astype(float)
     blocks = layout.block[sel]
-    found = regions(z_mix[sel], rows, cols, blocks, layout.grid_shape, cfg.region_boxes, rho)
+    found = regions(z_noise[sel], rows, cols, blocks, layout.grid_shape, cfg.region_boxes, rho)
     stated = np.asarray(prepared.sigma_obs[sel], dtype=float)
-    by_sigma = uncertainty_bins(z_mix[sel], rows, cols, blocks, stated, cfg.uncertainty_bins, rho)
+    by_sigma = uncertainty_bins(z_noise[sel], rows, cols, blocks, stated, cfg.uncertainty_bins, rho)
     n_tests = max(2 * (len(found) + len(by_sigma)) * n_streams, 1)
     _verdicts(found, n_tests, cfg.alpha)
     _verdicts(by_sigma, n_tests, cfg.alpha)
@@ -498,16 +509,20 @@ def assess(
     settings: NoiseSettings | ExtraVariance,
     config: AdequacySettings | None = None,
     seed: int = 0,
+    w_predictive: np.ndarray | None = None,
 ) -> Assessment:
     """Residuals, PIT and the block-level and regional tests of one fit (thinned draws θ, w).
 
     Tiles follow the correlation of the quantile residuals (`residual_correlation`).
+    `w_predictive` (the calibrated member weights of the same draws) judges the predictive's
+    PIT, coverage and block-level uniformity; `w` the regions and uncertainty bins (module docstring).
     """
     cfg = config or AdequacySettings()
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     var = sigma_tot2(prepared, theta, settings)
-    pit = mixture_pit(prepared, theta, w, settings, var)
+    pit = mixture_pit(prepared, theta, w if w_predictive is None else w_predictive, settings, var)
     z_mix = quantile_residual(pit)
+    z_noise = z_mix if w_predictive is None else quantile_residual(mixture_pit(prepared, theta, w, settings, var))
     top = int(np.argmax(w.mean(axis=0)))
     z_top = (y - prepared.F[top]) / np.sqrt(var.mean(axis=0))
     layout = prepared.layout
@@ -527,7 +542,7 @@ def assess(
             entry["blocks"] = {"tested": False, "why": "the prepared points carry no grid layout"}
             streams[name] = entry
             continue
-        grid, tiles[s] = _grid_tests(z_mix, prepared, s, cfg, n_streams, seed)
+        grid, tiles[s] = _grid_tests(z_mix, prepared, s, cfg, n_streams, seed, z_noise)
         entry.update(grid)
         streams[name] = entry
     record = {

@@ -98,13 +98,15 @@ def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
 
 
 def fit_outputs(
-    prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: Any, seed: int = 0
+    prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: Any, seed: int = 0,
+    w_predictive: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """fit.json's record and residuals.png's bytes of one run (`fusion.adequacy.assess` on the thinned
-    draws `theta`, `w`): what `fusion run`'s worker computes while the main process projects."""
+    draws `theta`, the noise model's weights `w` and the calibrated `w_predictive`): what `fusion
+    run`'s worker computes while the main process projects."""
     from fusion.adequacy import assess
 
-    found = assess(prepared, theta, w, settings, seed=seed)
+    found = assess(prepared, theta, w, settings, seed=seed, w_predictive=w_predictive)
     return found.record, residuals_png(prepared, found)
 
 

@@ -1,11 +1,12 @@
-"""`perfect_model.png`: the inner perfect-model test behind the run's member temperature.
+"""`perfect_model.png`: the inner perfect-model test behind the run's member temperatures.
 
 Left: every member in turn held out as the truth, its 2100 SLE against the weighted range the
-other members give at the chosen temperature (and, dashed, the unweighted ensemble's range),
-sorted by SLE, so a glaciologist sees which members the weighting fails to cover and how much
-narrower it is. Right: the held-out coverage and the relative width against the temperature λ,
-the chosen λ marked and the unweighted ensemble's coverage dashed. Drawn from summary.json's
-`calibration` alone (fusion.inference.calibration), in the run's second process.
+other members give at the chosen stream temperatures (and, dashed, the unweighted ensemble's
+range), sorted by SLE, so a glaciologist sees which members the weighting fails to cover and how
+much narrower it is. Right: the held-out coverage and the relative width as the chosen
+temperatures are made sharper or softer by a common factor κ (κ = 1 the choice, marked), the
+unweighted ensemble's coverage and width dashed. Drawn from summary.json's `calibration` alone
+(fusion.inference.calibration), in the run's second process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import numpy as np
 __all__ = ["plot_perfect_model"]
 
 _MARGINS = {"left": 0.07, "right": 0.93, "bottom": 0.2, "top": 0.86, "wspace": 0.32}
+
+
+def _temperatures(cal: dict[str, Any]) -> str:
+    lam = cal.get("temperature") or {}
+    return ", ".join(f"λ_{name} = {value:.3g}" for name, value in lam.items())
 
 
 def plot_perfect_model(summary: dict[str, Any]):
@@ -41,7 +47,7 @@ def plot_perfect_model(summary: dict[str, Any]):
     lo0, hi0 = np.array([r["lower_unweighted"] for r in held]), np.array([r["upper_unweighted"] for r in held])
     inside = np.array([r["inside"] for r in held])
     ax_m.vlines(x, lo0, hi0, colors="0.6", linestyles="dashed", lw=1, label="unweighted range")
-    ax_m.vlines(x, lo, hi, colors="tab:blue", lw=3, alpha=0.6, label=f"weighted range (λ = {cal['temperature']:g})")
+    ax_m.vlines(x, lo, hi, colors="tab:blue", lw=3, alpha=0.6, label=f"weighted range ({_temperatures(cal)})")
     ax_m.plot(x[inside], sle[inside], "o", color="black", ms=4, label="held-out member: inside")
     ax_m.plot(x[~inside], sle[~inside], "x", color="tab:red", ms=6, mew=2, label="outside")
     ax_m.set_xticks(x, [r["member"] for r in held], rotation=90, fontsize=6)
@@ -56,26 +62,25 @@ def plot_perfect_model(summary: dict[str, Any]):
     )
     ax_m.legend(fontsize=7, loc="upper left")
 
-    grid = sorted(cal.get("grid", []), key=lambda r: r["temperature"])
+    grid = sorted(cal.get("grid", []), key=lambda r: r["factor"])
     if grid:
-        lam = np.array([r["temperature"] for r in grid])
+        lam = np.array([r["factor"] for r in grid])
         ax_t.semilogx(lam, [r["coverage"] for r in grid], "o-", color="tab:blue", ms=3, label="held-out coverage")
         ax_t.axhline(cal["coverage_unweighted"], color="tab:blue", ls="--", lw=1, label="unweighted coverage")
         ax_t.set_ylim(-0.02, 1.02)
-        ax_t.set_xlabel("member temperature λ")
+        ax_t.set_xlabel("κ × the chosen temperatures (each at most 1)")
         ax_t.set_ylabel("held-out coverage", color="tab:blue")
         width = ax_t.twinx()
         width.semilogx(lam, [r["relative_width"] for r in grid], "s-", color="tab:orange", ms=3)
         width.axhline(1.0, color="tab:orange", ls="--", lw=1)
         width.set_ylabel("width / unweighted width", color="tab:orange")
         width.set_ylim(0, max(1.1, max(r["relative_width"] for r in grid) * 1.05))
-        if cal["temperature"] > 0:
-            ax_t.axvline(cal["temperature"], color="black", lw=1)
+        ax_t.axvline(1.0, color="black", lw=1)
         ax_t.legend(fontsize=7, loc="lower left")
     skill = cal.get("crps_skill")
     verdict = "confident" if cal.get("confident") else "not confident"
     fig.suptitle(
-        f"Perfect-model calibration ({cal['method']}): λ = {cal['temperature']:g}, {verdict}"
+        f"Perfect-model calibration ({cal['method']}): {_temperatures(cal)}, {verdict}"
         + (f", CRPS skill {skill:+.2f} vs unweighted" if skill is not None else ""),
         fontsize=10,
     )

@@ -49,6 +49,7 @@ __all__ = [
     "Result",
     "likelihood_inputs",
     "likelihood_setup",
+    "calibrated_weights",
     "run",
     "run_to_dir",
     "save_weights",
@@ -227,10 +228,11 @@ def run(
             started["calibration"] = calibration
             started["scores"] = _start_scores(calibration, sle, sampled, worker)
             members = replace(settings, member_temperature=calibration.temperature)
-        if with_projection:  # the noise model judged with its own weights (λ = 1), as the harness's `adequacy`
+        if with_projection:  # the noise model's own weights (λ = 1) and the calibrated ones (fusion.adequacy)
             started["fit"] = _start_fit(
                 cfg, prepared, draws["posterior"].to_dataset(), worker,
                 lambda theta: _thinned_weights(sampled, theta, settings),
+                None if members is settings else (lambda theta: _thinned_weights(sampled, theta, members)),
             )  # fmt: skip
         return members
 
@@ -305,6 +307,19 @@ def _start_scores(
     from fusion.inference.calibration import scores
 
     return functools.partial(scores, calibration, values)
+
+
+def calibrated_weights(
+    cfg: Config, sampled: Prepared, trace: xr.DataTree, settings: Any, sle: xr.DataArray | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """w (D, M) of θ rows (D, 4) at the member temperature `fusion run` calibrates for these draws
+    (`likelihood.calibration`), or None where the run has none: the weights of the predictive
+    users get, which the harness's `adequacy` judges at block level (`fusion.adequacy`)."""
+    calibration = _calibrate(cfg, sampled, trace, settings, sle)
+    if calibration is None:
+        return None
+    members = replace(settings, member_temperature=calibration.temperature)
+    return lambda theta: _thinned_weights(sampled, theta, members)
 
 
 def _calibration_record(cfg: Config, calibration: Any, scores: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -443,7 +458,7 @@ def _likelihood_outputs(
             prepared, NoiseSettings.from_config(cfg), box.get("streams"), values,
             (spec.lower_q, 0.5, spec.upper_q), min_valid=cfg.likelihood.block_min_valid, seed=cfg.inference.seed,
             formed={"blocks": box["sampled"]} if form == "blocks" else None,  # the run's own block means
-            calibrated=None if calibration is None else (form, calibration["temperature"]),
+            calibrated=None if calibration is None else (form, calibration["temperature"]),  # {stream: λ}
         )  # fmt: skip
     if timings is not None:
         timings["sensitivity_s"] = time.perf_counter() - clock
@@ -649,14 +664,17 @@ def _start_fit(
     posterior: xr.Dataset,
     worker: RunWorker | None,
     weights: Callable[[np.ndarray], np.ndarray] | None = None,
+    predictive: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Callable[[], tuple[dict[str, Any], bytes]]:
     """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
     if given (else when first asked); returns the function that gives them. `weights`: w of
-    thinned θ rows, when `posterior` has no `w` yet (`adequacy.thin_draws`)."""
+    thinned θ rows, when `posterior` has no `w` yet (`adequacy.thin_draws`); `predictive`: the
+    calibrated w of the same rows (the predictive's block-level test and coverage)."""
     from fusion.inference.noise import NoiseSettings
 
     theta, w = thin_draws(posterior, AdequacySettings().pit_draws, prepared.member_ids, weights)
-    args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed)
+    w_predictive = None if predictive is None else predictive(theta)
+    args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed, w_predictive)
     if worker is not None:
         return worker.fit_outputs(*args)
     from fusion.adequacy_figures import fit_outputs

@@ -211,6 +211,18 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | Sequen
     return values[order][np.minimum(idx, values.size - 1)]
 
 
+def weighted_quantile_rows(values: np.ndarray, weights: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """`weighted_quantile` of every row of `weights` (K, M) at once: (K, len(q)), the same rule
+    (the perfect-model calibration scores thousands of weightings of the same members)."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[:, order], axis=1) / weights.sum(axis=1, keepdims=True)
+    qs = np.asarray(q, dtype=np.float64) * (1.0 - 1e-12)
+    idx = (cum[:, :, None] < qs[None, None, :]).sum(axis=1)  # searchsorted(…, side="left") per row
+    return values[order][np.minimum(idx, values.size - 1)]
+
+
 def _interval(x: np.ndarray, lower_q: float, upper_q: float) -> dict[str, float]:
     lo, med, hi = np.quantile(x, [lower_q, 0.5, upper_q])
     return {"median": float(med), "lower": float(lo), "upper": float(hi)}

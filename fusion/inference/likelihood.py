@@ -306,11 +306,11 @@ def sensitivity(
     draws: int = 200,
     seed: int = 0,
     formed: Mapping[str, Prepared] | None = None,
-    calibrated: tuple[str, float] | None = None,
+    calibrated: tuple[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """summary.json's `sensitivity`: E_post[w] and the weighted SLE quantiles under every form,
-    and, with `calibrated` (a form, its member temperature λ), that form's weights at λ as
-    `calibrated` (the run's default weighting; fusion.inference.calibration).
+    and, with `calibrated` (a form, its member temperatures {stream: λ}), that form's weights at
+    them as `calibrated` (the run's default weighting; fusion.inference.calibration).
 
     Each form is fitted by Laplace (a four-parameter mode: milliseconds), whatever the run's
     own method, so the table costs little beside the run; a form that cannot be fitted (no
@@ -358,7 +358,8 @@ def sensitivity(
             theta = {p: np.exp(x[0, :, j]) for j, p in enumerate(PARAMS)}
             rows = [(form, settings)]
             if calibrated is not None and calibrated[0] == form:
-                rows.append(("calibrated", replace(settings, member_temperature=calibrated[1])))
+                pair = (float(calibrated[1]["thick"]), float(calibrated[1]["vel"]))
+                rows.append(("calibrated", replace(settings, member_temperature=pair)))
             for name, members in rows:
                 w = member_logliks(points, theta, members)["w"].mean(axis=0)
                 lo, mid, hi = (float(v) for v in weighted_quantile(sle, w, list(quantiles)))
@@ -366,6 +367,6 @@ def sensitivity(
                     "weights": dict(zip(prepared.member_ids, map(float, w), strict=True)),
                     "lower": lo, "median": mid, "upper": hi,
                     "max_weight": float(w.max()), "min_weight": float(w.min()),
-                    **({"form": form, "temperature": calibrated[1]} if name == "calibrated" else {}),
+                    **({"form": form, "temperature": dict(calibrated[1])} if name == "calibrated" else {}),
                 }  # fmt: skip
     return out

@@ -54,9 +54,10 @@ class NoiseSettings:
     #: (thick, vel) weights of each stream in the post-hoc member log-likelihoods `logL_scaled`
     #: (hence `w`); None keeps α_s / N_s.
     member_scale: tuple[float, float] | None = None
-    #: λ on `logL_scaled` (w ∝ exp(λ·logL_scaled)): the perfect-model calibration's temperature
-    #: (fusion.inference.calibration); 1 leaves the form's weights as they are, bit for bit
-    member_temperature: float = 1.0
+    #: (thick, vel) temperatures λ_s on each stream's term of `logL_scaled` (w ∝ exp(Σ_s λ_s·c_s·logL_s)):
+    #: the perfect-model calibration's (fusion.inference.calibration); (1, 1) leaves the form's
+    #: weights as they are, bit for bit
+    member_temperature: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
     def from_config(cls, cfg: Config) -> NoiseSettings:

@@ -132,11 +132,15 @@ def member_logliks(
     logl_t = -0.5 * quad_t - 0.5 * (logdet[:, 0:1] + n_t * LOG_2PI)
     logl_v = -0.5 * quad_v - 0.5 * (logdet[:, 1:2] + n_v * LOG_2PI)
     if settings.member_scale is None:
-        scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
+        scale = (settings.alpha_thick / max(n_t, 1), settings.alpha_vel / max(n_v, 1))
     else:  # a likelihood form's own weights (fusion.inference.likelihood)
-        scaled = settings.member_scale[THICK] * logl_t + settings.member_scale[VEL] * logl_v
-    if settings.member_temperature != 1.0:
-        scaled = settings.member_temperature * scaled
+        scale = (settings.member_scale[THICK], settings.member_scale[VEL])
+    if tuple(settings.member_temperature) != (1.0, 1.0):  # calibrated (fusion.inference.calibration)
+        scale = tuple(lam * c for lam, c in zip(settings.member_temperature, scale, strict=True))
+    if settings.member_scale is None and tuple(settings.member_temperature) == (1.0, 1.0):
+        scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
+    else:
+        scaled = scale[THICK] * logl_t + scale[VEL] * logl_v
     return {"w": softmax_weights(scaled), "logL_thick": logl_t, "logL_vel": logl_v, "logL_scaled": scaled}
 
 

@@ -129,7 +129,7 @@ def noise_settings(cfg: Any, prepared: Prepared) -> NoiseFit:
 
 
 def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, every: int, draws: int,
-             fit: Callable[..., Any]) -> dict[str, dict[str, float]]:  # fmt: skip
+             fit: Callable[..., Any], sle: Any = None) -> dict[str, dict[str, float]]:  # fmt: skip
     """Every `every`-th tile of each stream held out, the model refitted on the rest: coverage of the held-out points."""
     layout = prepared.layout
     if layout is None:
@@ -152,6 +152,8 @@ def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, e
         raise ValueError(f"held-out refit without 1 tile in {every}: {exc} among the training points") from None
     trace = fit(cfg, sampled, settings)
     theta, w = thin_draws(trace["posterior"], draws, prepared.member_ids)
+    if (calibrated := _calibrated(cfg, sampled, trace, settings, sle)) is not None:
+        w = calibrated(theta)  # the predictive users get (fusion.adequacy)
     pit = mixture_pit(subset(prepared, test), theta, w, noise.base)
     out = {}
     for s, name in STREAM_NAMES.items():
@@ -161,15 +163,41 @@ def _heldout(cfg: Any, prepared: Prepared, noise: NoiseFit, found: Assessment, e
     return out
 
 
-def evaluate(cfg: Any, prepared: Prepared, gate: AdequacyGate, *, fit: Callable[..., Any] | None = None) -> Evaluation:
-    """Fit (`OPS["fit"]`), assess in sample, refit without the held-out tiles, and their coverage."""
+def _calibrated(
+    cfg: Any, sampled: Prepared, trace: Any, settings: Any, sle: Any = None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The calibrated member weights `fusion run` gives these draws (`fusion.pipeline.calibrated_weights`),
+    where the case has a projection to calibrate on (`sle`, else its files); None otherwise (the
+    noise model's weights serve)."""
+    from fusion.errors import InputError
+    from fusion.pipeline import calibrated_weights
+    from fusion.projection import member_sle
+
+    if cfg.compat != "fixed" or cfg.likelihood.calibration == "off":
+        return None
+    if sle is None:
+        try:
+            sle = member_sle(cfg, sampled.member_ids)
+        except InputError:  # no projection files: nothing to calibrate on
+            return None
+    return calibrated_weights(cfg, sampled, trace, settings, sle)
+
+
+def evaluate(
+    cfg: Any, prepared: Prepared, gate: AdequacyGate, *, fit: Callable[..., Any] | None = None, sle: Any = None
+) -> Evaluation:
+    """Fit (`OPS["fit"]`), assess in sample, refit without the held-out tiles, and their coverage.
+    `sle` (every member's SLE) calibrates the predictive's weights where the config's projection
+    files are not to be read (an in-memory case)."""
     fit = fit or OPS["fit"]
     config = settings_of(gate)
     noise = noise_settings(cfg, prepared)
     trace = fit(cfg, noise.sampled, noise.settings)
     theta, w = thin_draws(trace["posterior"], config.pit_draws, prepared.member_ids)
-    found = assess(prepared, theta, w, noise.base, config, seed=cfg.inference.seed)
-    heldout = _heldout(cfg, prepared, noise, found, gate.holdout_every, config.pit_draws, fit)
+    calibrated = _calibrated(cfg, noise.sampled, trace, noise.settings, sle)
+    w_predictive = None if calibrated is None else calibrated(theta)
+    found = assess(prepared, theta, w, noise.base, config, seed=cfg.inference.seed, w_predictive=w_predictive)
+    heldout = _heldout(cfg, prepared, noise, found, gate.holdout_every, config.pit_draws, fit, sle)
     post = trace["posterior"]
     from fusion.inference.parameters import PARAMS
 

@@ -28,23 +28,24 @@ __all__ = ["run_check", "summarize"]
 
 
 def _outer_grid(records: list[dict[str, Any]], lower_q: float, upper_q: float, sle: dict[str, float]) -> list[dict[str, float]]:
-    """Coverage and relative width of the outer test at each grid λ, from the held-out contrasts."""
-    from fusion.inference.calibration import temperature_grid
+    """Coverage and relative width of the outer test along each held-out run's own temperatures
+    times a sharpness factor κ (κ = 1: what each run chose), from the runs' plug-in contrasts."""
+    from fusion.inference.calibration import PATH
     from fusion.projection import weighted_quantile
 
     members = list(sle)
     rows = []
     width0 = np.mean([r["upper_unweighted"] - r["lower_unweighted"] for r in records])
-    for lam in temperature_grid(np.array([r["contrasts"] for r in records])):
+    for kappa in PATH:
         inside, width = [], []
         for r in records:
             others = [m for m in members if m != r["member"]]
-            z = lam * np.asarray(r["contrasts"])
+            z = sum(min(1.0, kappa * r["temperature"][s]) * np.asarray(r["contrasts"][s]) for s in ("thick", "vel"))
             w = np.exp(z - z.max())
             lo, hi = weighted_quantile(np.array([sle[m] for m in others]), w / w.sum(), [lower_q, upper_q])
             inside.append(lo <= r["sle_mm"] <= hi)
             width.append(hi - lo)
-        rows.append({"temperature": lam, "coverage": float(np.mean(inside)),
+        rows.append({"factor": kappa, "coverage": float(np.mean(inside)),
                      "relative_width": float(np.mean(width) / width0) if width0 > 0 else float("nan")})  # fmt: skip
     return rows
 
@@ -71,7 +72,7 @@ def summarize(records: list[dict[str, Any]], gate: PerfectModelGate, lower_q: fl
         "crps_skill": 1.0 - crps_w / crps_0 if crps_0 > 0 else float("nan"),
         "relative_width": float(width / width0) if width0 > 0 else float("nan"),
         "members_in_play": float(np.mean([r["members_in_play"] for r in records])),
-        "temperature_median": float(np.median([r["temperature"] for r in records])),
+        "temperature_median": {s: float(np.median([r["temperature"][s] for r in records])) for s in ("thick", "vel")},
         "confident": int(sum(r["confident"] for r in records)),
     }  # fmt: skip
 
@@ -117,14 +118,16 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
         f"binomial p {fig['binomial_p']:.3g}",
         f"mean CRPS {fig['crps']:.3g} mm against {fig['crps_unweighted']:.3g} unweighted (skill {fig['crps_skill']:+.2f}); "
         f"relative width {fig['relative_width']:.2f}; members in play {fig['members_in_play']:.1f}; "
-        f"median λ {fig['temperature_median']:g} ({fig['confident']}/{fig['n_members']} runs confident)",
+        f"median λ thick {fig['temperature_median']['thick']:.3g}, vel {fig['temperature_median']['vel']:.3g} "
+        f"({fig['confident']}/{fig['n_members']} runs confident)",
     ]  # fmt: skip
     table = {
         "title": "Each member held out as the truth",
-        "header": ["member", "SLE (mm)", "weighted range", "inside", "unweighted range", "inside", "CRPS", "CRPS unweighted", "λ", "in play"],
+        "header": ["member", "SLE (mm)", "weighted range", "inside", "unweighted range", "inside", "CRPS", "CRPS unweighted", "λ thick / vel", "in play"],
         "rows": [[r["member"], f"{r['sle_mm']:.1f}", f"{r['lower']:.1f}–{r['upper']:.1f}", "yes" if r["inside"] else "no",
                   f"{r['lower_unweighted']:.1f}–{r['upper_unweighted']:.1f}", "yes" if r["inside_unweighted"] else "no",
-                  f"{r['crps']:.2f}", f"{r['crps_unweighted']:.2f}", f"{r['temperature']:g}", f"{r['members_in_play']:.1f}"]
+                  f"{r['crps']:.2f}", f"{r['crps_unweighted']:.2f}",
+                  f"{r['temperature']['thick']:.3g} / {r['temperature']['vel']:.3g}", f"{r['members_in_play']:.1f}"]
                  for r in records],
     }  # fmt: skip
     return CheckResult(

@@ -108,8 +108,10 @@ def design_noise(design: EnsembleDesign, prepared: Any, k: int) -> np.ndarray:
     return pseudo_noise(prepared, lengths, seed=design.seed * 100_003 + k)
 
 
-def _form_weights(cfg: Any, pseudo: Any, correlations: Any, form: str, sle: np.ndarray) -> tuple[np.ndarray, float]:
-    """(weights over the pseudo-data's members, the temperature) of one evidence row."""
+def _form_weights(
+    cfg: Any, pseudo: Any, correlations: Any, form: str, sle: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """(weights over the pseudo-data's members, the stream temperatures) of one evidence row."""
     from dataclasses import replace as with_
 
     from fusion.inference.calibration import NOISE_DRAWS, calibrate, member_contrasts
@@ -123,7 +125,7 @@ def _form_weights(cfg: Any, pseudo: Any, correlations: Any, form: str, sle: np.n
     fitted = "effective" if form == "calibrated" else form
     settings, points, _ = form_inputs(NoiseSettings.from_config(cfg), fitted, pseudo, correlations)
     theta = np.exp(fit_laplace(_CallbackDensity(FusedDensity(points, settings))).mode)
-    temperature = 1.0
+    temperature = (1.0, 1.0)
     if form == "calibrated":
         contrasts = member_contrasts(points, theta, settings, seed=cfg.inference.seed, draws=NOISE_DRAWS)
         temperature = calibrate(contrasts, sle, points.member_ids, cfg.projection.lower_q, cfg.projection.upper_q).temperature
@@ -158,7 +160,7 @@ def evidence(design: EnsembleDesign, forms: tuple[str, ...] = EVIDENCE_FORMS) ->
             w, lam = _form_weights(cfg, pseudo, correlations, form, sle)
             lo, hi = weighted_quantile(sle, w, [lq, uq])
             rows[form].append((lo <= truth <= hi, hi - lo, float(crps(sle, w[None], np.array([truth]))[0]),
-                               1.0 / float(np.sum(w * w)), lam))  # fmt: skip
+                               1.0 / float(np.sum(w * w)), *lam))  # fmt: skip
     b = np.array(base, dtype=float)
     out = {}
     for form, r in rows.items():
@@ -168,6 +170,7 @@ def evidence(design: EnsembleDesign, forms: tuple[str, ...] = EVIDENCE_FORMS) ->
             "relative_width": float(a[:, 1].mean() / b[:, 1].mean()),
             "crps": float(a[:, 2].mean()), "crps_unweighted": float(b[:, 2].mean()),
             "crps_skill": float(1.0 - a[:, 2].mean() / b[:, 2].mean()),
-            "members_in_play": float(a[:, 3].mean()), "temperature_median": float(np.median(a[:, 4])),
+            "members_in_play": float(a[:, 3].mean()),
+            "temperature_median": {"thick": float(np.median(a[:, 4])), "vel": float(np.median(a[:, 5]))},
         }  # fmt: skip
     return out

@@ -118,16 +118,20 @@ def held_out(cfg: Any, prepared: Any, sle: Any, k: int, noise: np.ndarray, plant
     scores = crps(values, np.stack([w, flat]), np.array([truth, truth]))
     post = result.trace["posterior"]
     member_scale = result.summary["likelihood"].get("member_scale") or {"thick": 1.0, "vel": 1.0}
-    contrasts = (member_scale["thick"] * post["logL_thick"] + member_scale["vel"] * post["logL_vel"]).mean(("chain", "draw"))
+    contrasts = {
+        name: (member_scale[name] * post[f"logL_{name}"]).mean(("chain", "draw")).sel(member=list(ids)).values
+        for name in ("thick", "vel")
+    }  # the streams' plug-in contrasts at λ = 1, for the figure's sharpness path
     cal = result.summary.get("calibration") or {}
+    lam = cal.get("temperature") or {"thick": 1.0, "vel": 1.0}
     return {
         "index": k, "member": str(prepared.member_ids[k]), "sle_mm": truth,
         "inside": bool(lo <= truth <= hi), "inside_unweighted": bool(lo0 <= truth <= hi0),
         "lower": float(lo), "upper": float(hi), "lower_unweighted": float(lo0), "upper_unweighted": float(hi0),
         "crps": float(scores[0]), "crps_unweighted": float(scores[1]),
         "members_in_play": float(1.0 / np.sum(w * w)),
-        "temperature": float(cal.get("temperature", 1.0)), "confident": bool(cal.get("confident", False)),
-        "contrasts": [float(v) for v in contrasts.sel(member=list(ids)).values],
+        "temperature": {k: float(v) for k, v in lam.items()}, "confident": bool(cal.get("confident", False)),
+        "contrasts": {k: [float(v) for v in c] for k, c in contrasts.items()},
     }  # fmt: skip
 
 

@@ -47,9 +47,9 @@ def drawn(example, seed: int):
     return model_data(prepared, THETA, NoiseSettings.from_config(cfg), np.random.default_rng(seed))
 
 
-def red(cfg, prepared) -> tuple[list[str], dict]:
+def red(cfg, prepared, sle=None) -> tuple[list[str], dict]:
     gate = AdequacyGate()
-    figures = stream_figures(evaluate(cfg, prepared, gate, fit=fast_fit))
+    figures = stream_figures(evaluate(cfg, prepared, gate, fit=fast_fit, sle=sle))
     return [g["figure"] for g in adequacy_gates({"streams": figures}, gate) if not g["passed"]], figures
 
 
@@ -187,7 +187,7 @@ def structural():
     from harness.sim.ensembles import EnsembleDesign, design_noise, structural_ensemble
 
     design = EnsembleDesign(seed=0, members=9, ny=30, nx=40, noise_length=6.0)
-    cfg, prepared, _ = structural_ensemble(design)
+    cfg, prepared, sle = structural_ensemble(design)
     k = 4
     keep = [j for j in range(prepared.n_members) if j != k]
     y = (prepared.F[k] + design_noise(design, prepared, k)).astype(np.float32)
@@ -196,25 +196,28 @@ def structural():
     ny, nx = prepared.layout.grid_shape
     row, col = prepared.layout.pixel // nx, prepared.layout.pixel % nx
     box = (row >= ny // 4) & (row < ny // 2) & (col >= nx // 4) & (col < nx // 2)
-    return cfg.with_updates(likelihood={"form": "effective"}), held_out, box, (col - nx // 4) / (nx / 4)
+    return cfg.with_updates(likelihood={"form": "effective"}), held_out, box, (col - nx // 4) / (nx / 4), sle
 
 
 def test_an_ensemble_without_a_true_member_and_nothing_planted_passes(structural) -> None:
-    cfg, data, *_ = structural
-    failed, figures = red(cfg, data)
+    cfg, data, *_, sle = structural
+    failed, figures = red(cfg, data, sle)
     assert failed == [], (failed, figures)
+    # the noise model's own weights (the nearest member) call the members' structural error a misfit
+    noise_only, _ = red(cfg.with_updates(likelihood={"calibration": "off"}), data, sle)
+    assert "thick: block PIT ECDF outside band (tails/bias side)" in noise_only
 
 
 def test_without_a_true_member_a_regional_trend_and_tripled_velocity_errors_stay_red(structural) -> None:
     from fusion.adequacy import sigma_tot2
     from fusion.inference.noise import NoiseSettings
 
-    cfg, data, box, ramp = structural
+    cfg, data, box, ramp, sle = structural
     sd = np.sqrt(sigma_tot2(data, THETA[None], NoiseSettings.from_config(cfg)))[0]
     y = data.y_obs + np.where(box & (data.stream == THICK), 3.0 * sd * ramp, 0.0)
-    failed, _ = red(cfg, dataclasses.replace(data, y_obs=y.astype(np.float32)))
+    failed, _ = red(cfg, dataclasses.replace(data, y_obs=y.astype(np.float32)), sle)
     assert any(f.startswith("thick") for f in failed), failed
     vel = data.stream == VEL
     extra = np.sqrt(8.0) * data.sigma_obs * np.random.default_rng(9).standard_normal(data.n_points)
-    failed, _ = red(cfg, dataclasses.replace(data, y_obs=(data.y_obs + np.where(vel, extra, 0.0)).astype(np.float32)))
+    failed, _ = red(cfg, dataclasses.replace(data, y_obs=(data.y_obs + np.where(vel, extra, 0.0)).astype(np.float32)), sle)
     assert any(f.startswith("vel") for f in failed), failed

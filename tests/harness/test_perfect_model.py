@@ -42,7 +42,7 @@ def test_the_calibrated_default_passes_with_its_figure_and_table(outcomes) -> No
 def test_a_planted_defect_turns_the_check_red(outcomes, plant: str) -> None:
     result = outcomes[plant]
     assert result.status == "fail", result.messages
-    assert result.figures["temperature_median"] == 1.0  # the sharpest weighting: the defect's mark
+    assert result.figures["temperature_median"] == {"thick": 1.0, "vel": 1.0}  # the sharpest weighting: the defect's mark
     assert result.figures["crps_ratio"] > outcomes[""].figures["crps_ratio"]
 
 
@@ -50,7 +50,7 @@ def test_the_binomial_gate_compares_with_the_unweighted_ensembles_own_rate() -> 
     def record(inside: bool, inside0: bool) -> dict:
         return {"inside": inside, "inside_unweighted": inside0, "crps": 1.0, "crps_unweighted": 1.0,
                 "lower": 0.0, "upper": 1.0, "lower_unweighted": 0.0, "upper_unweighted": 2.0,
-                "members_in_play": 3.0, "temperature": 0.1, "confident": True}  # fmt: skip
+                "members_in_play": 3.0, "temperature": {"thick": 0.1, "vel": 0.01}, "confident": True}  # fmt: skip
 
     # 20 of 27 unweighted: 20 weighted is no evidence against; 12 is (p < 0.05)
     same = summarize([record(i < 20, i < 20) for i in range(27)], PerfectModelGate(), 0.05, 0.95)
