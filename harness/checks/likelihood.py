@@ -65,15 +65,16 @@ OUT_OF_SAMPLE: tuple[dict[str, Any], ...] = ({"seed": 0, "noise_length": 0.0}, {
 def out_of_sample_table(rows: dict[str, dict[str, dict[str, Any]]]) -> str:
     """Markdown of the perfect-model evidence: one row per design and form."""
     lines = [
-        "| design | form | held-out inside (unweighted) | relative width | CRPS skill | members in play | median λ |",
+        "| design | form | held-out inside (unweighted) | relative width | CRPS skill | members in play | median λ thick / vel |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, forms in rows.items():
         for form, r in forms.items():
-            name = "calibrated default (effective, λ by the perfect-model test)" if form == "calibrated" else form
+            name = "calibrated default (effective, λ per stream by the perfect-model test)" if form == "calibrated" else form
             lines.append(
                 f"| {label} | {name} | {r['inside']}/{r['n_members']} ({r['inside_unweighted']}/{r['n_members']}) "
-                f"| {r['relative_width']:.2f} | {r['crps_skill']:+.2f} | {r['members_in_play']:.1f} | {r['temperature_median']:.3g} |"
+                f"| {r['relative_width']:.2f} | {r['crps_skill']:+.2f} | {r['members_in_play']:.1f} "
+                f"| {r['temperature_median']['thick']:.3g} / {r['temperature_median']['vel']:.3g} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -253,10 +253,11 @@ def test_run_calibrates_the_member_temperature_out_of_sample(finished) -> None:
     meta = json.loads((out / "run_metadata.json").read_text())
     cal = summary["calibration"]
     assert cal == meta["calibration"] and cal["method"] == "perfect_model"
-    assert 0.0 <= cal["temperature"] <= 1.0 and cal["n_members"] == len(cal["held_out"])
+    assert set(cal["temperature"]) == {"thick", "vel"} and all(0.0 <= v <= 1.0 for v in cal["temperature"].values())
+    assert cal["n_members"] == len(cal["held_out"])
     assert cal["coverage"] >= cal["coverage_unweighted"] or not cal["confident"]
     assert {"crps_weighted", "crps_unweighted", "crps_skill"} <= set(cal) and cal["crps_unweighted"] > 0
-    assert [r["temperature"] for r in cal["grid"]] == sorted((r["temperature"] for r in cal["grid"]), reverse=True)
+    assert [r["factor"] for r in cal["grid"]] == sorted(r["factor"] for r in cal["grid"]) and 1.0 in {r["factor"] for r in cal["grid"]}
     assert summary["upper"] > summary["lower"]  # a range, not one member's SLE
     assert (out / "perfect_model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -25,8 +25,14 @@ def _run(tmp_path: Path, plant: str):
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory):
+    import warnings
+
+    from fusion.errors import DataWarning
+
     out = tmp_path_factory.mktemp("perfect_model")
-    return {plant: _run(out, plant) for plant in ("", "uncalibrated", "in_sample")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the example's missing ERRY year, tested where it is raised
+        return {plant: _run(out, plant) for plant in ("", "uncalibrated", "in_sample")}
 
 
 def test_the_calibrated_default_passes_with_its_figure_and_table(outcomes) -> None:
@@ -75,3 +81,20 @@ def test_the_calibrated_default_holds_on_ensembles_without_a_true_member(seed: i
     fig = summarize(records, PerfectModelGate(), 0.05, 0.95)
     assert fig["inside"] >= fig["inside_unweighted"] - 1, fig
     assert fig["crps_ratio"] <= 0.8, fig
+
+
+def test_the_likelihood_checks_out_of_sample_gates_judge_the_calibrated_default() -> None:
+    from harness.checks.likelihood import _out_of_sample_gates, out_of_sample_table
+
+    def row(inside: int, skill: float) -> dict:
+        return {"inside": inside, "inside_unweighted": 23, "n_members": 27, "relative_width": 0.6,
+                "crps_skill": skill, "members_in_play": 6.8, "temperature_median": {"thick": 1.0, "vel": 1e-4}}  # fmt: skip
+
+    good = {"27 members, seed 0, independent": {"effective": row(3, 0.07), "calibrated": row(22, 0.5)}}
+    assert all(g["passed"] for g in _out_of_sample_gates(good))
+    for bad in (row(21, 0.5), row(23, -0.01)):
+        gates = _out_of_sample_gates({"design": {"calibrated": bad}})
+        assert not all(g["passed"] for g in gates)
+    table = out_of_sample_table(good)
+    assert "| 27 members, seed 0, independent | effective | 3/27 (23/27) |" in table
+    assert "1 / 0.0001 |" in table
