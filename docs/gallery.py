@@ -29,7 +29,9 @@ from harness.paths import repo_root
 REPO = repo_root()
 GALLERY = REPO / "docs" / "_static" / "gallery"
 TEMPLATE = REPO / "harness" / "report" / "templates" / "report.html.j2"
-RUN_FIGURES = ("projection.png", "availability.png", "variogram.png", "sensitivity.png", "residuals.png")
+RUN_FIGURES = (
+    "projection.png", "availability.png", "variogram.png", "sensitivity.png", "perfect_model.png", "residuals.png",
+)  # fmt: skip
 CHECK = "convergence"  # the report section shown: one check, about 20 s
 REPORT_FIGURES = {"report.png": "report.png", "convergence.png": f"{CHECK}/small/{CHECK}.png"}
 # pictures compared byte for byte with a fresh draw (the screenshot is judged by its template)

@@ -182,8 +182,7 @@ def run(
     if worker is not None and with_projection:
         worker.begin_figures(prepared.availability)
 
-    # 2. projection inputs exist for every member (fail before the expensive step)
-    sle = None
+    # 2. projection inputs exist for every member (fail before the expensive step), unless given
     if with_projection:
         spec = cfg.projection
         for folder, key in (

@@ -300,3 +300,25 @@ def test_a_correlation_length_at_its_bound_warns_naming_the_config_and_stream(tm
     with pytest.warns(DataWarning, match=r"config\.yaml: thick: .*longest lag \(20 cells\).*bound \(200 cells\)"):
         out = _likelihood_outputs(cfg, prepared, "effective", NoiseSettings(), {"streams": {THICK: at_bound}}, None)
     assert out["likelihood"]["streams"]["thick"]["length_at_bound"] is True
+
+
+def test_run_takes_the_members_sle_in_memory_without_the_projection_files(tmp_path: Path) -> None:
+    """`fusion.pipeline.run(cfg, prepared=..., sle=...)`: a perfect-model script's call, with no
+    projection folder on disk: the same weights and projection as from the files."""
+    import warnings
+
+    from fusion.data.load import load_data
+    from fusion.data.prepare import prepare
+    from fusion.projection import member_sle
+
+    config = _example(tmp_path)
+    cfg = load_config(config).with_updates(inference={"method": "laplace"}, likelihood={"sensitivity": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the example's missing ERRY year, tested where it is raised
+        prepared = prepare(cfg, load_data(cfg), progress=False)
+    sle = member_sle(cfg, prepared.member_ids).load()
+    from_files = run(cfg, prepared=prepared, progressbar=False)
+    moved = cfg.with_updates(projection={"historical_dir": str(tmp_path / "gone"), "forward_dir": str(tmp_path / "gone")})
+    in_memory = run(moved, prepared=prepared, sle=sle, progressbar=False)
+    assert in_memory.summary["calibration"] == from_files.summary["calibration"]
+    np.testing.assert_array_equal(in_memory.projection["weight"].values, from_files.projection["weight"].values)
