@@ -144,7 +144,7 @@ def run(
         from fusion.data.load import load_data
         from fusion.data.prepare import prepare
 
-        data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
+        data = load_data(cfg, lazy=True)  # fields read by blocks of rows: memory bounded by `memory.budget_gb`
         input_files += list(data.input_files)
         prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=progressbar)
     timings["prepare_s"] = time.perf_counter() - clock
