@@ -3,20 +3,22 @@
 What the readers hand on when memory is bounded: a chunked `prepare` never holds a whole field.
 A `RowField` is one 2-D slice of one variable (optionally in a NetCDF4 group, at one index of its
 leading dimension, y flipped to the ensemble's order); a `Mosaic` is several of them placed on
-one grid (ATL15's quadrant files). The same reader as the eager path, restricted to the rows, so
+one grid (ATL15's quadrant files); a `Member` is an ensemble member's fields, read the same way. The same reader as the eager path, restricted to the rows, so
 the values are the same bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fusion.data.grid import Grid
 from fusion.data.netcdf import node, open_dataset, read_var
 
-__all__ = ["RowField", "Mosaic", "ObsField", "rows_of"]
+__all__ = ["RowField", "Mosaic", "Member", "ObsField", "rows_of"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,27 @@ class Mosaic:
     def with_flip(self) -> "Mosaic":
         ny = self.shape[0]
         return Mosaic(self.shape, tuple((f.with_flip(), ny - r0 - f.shape[0], c0) for f, r0, c0 in self.pieces))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member: decoded time axis and where to read its fields."""
+
+    member_id: str
+    path: Path
+    times: np.ndarray  # decimal years of the kept rows
+    rows: np.ndarray  # indices of kept rows in the file's time dimension
+    variables: tuple[str, str, str]  # thickness, vx, vy
+    compat: str = "fixed"
+    grid: Grid | None = None
+
+    def fields(self, grid_rows: slice = slice(None)) -> Iterator[tuple[str, np.ndarray]]:
+        """Each of `variables` as a (time, y, x) field at the kept rows (in time order), NaN where
+        masked, on the grid rows `grid_rows` only (a chunk of `prepare`); one open of the file
+        (opening costs about as much as reading a field), one field held at a time."""
+        with open_dataset(self.path) as ds:
+            for name in self.variables:
+                yield name, read_var(ds, self.path, name, self.compat, (slice(None), grid_rows))[self.rows]
 
 
 ObsField = np.ndarray | RowField | Mosaic

@@ -5,15 +5,14 @@ their fields read on demand by `prepare` (27 members on a 761 × 761 grid do not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fusion.data.fields import Member
 from fusion.data.grid import Grid
-from fusion.data.netcdf import crs_of, grid_of, open_dataset, read_var
+from fusion.data.netcdf import crs_of, grid_of, open_dataset
 from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
 from fusion.errors import InputError
 
@@ -23,27 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["Member", "member_id", "read_member", "ensemble_grid"]
 
 _NUMBER = re.compile(r"\d+")
-
-
-@dataclass(frozen=True)
-class Member:
-    """One ensemble member: decoded time axis and where to read its fields."""
-
-    member_id: str
-    path: Path
-    times: np.ndarray  # decimal years of the kept rows
-    rows: np.ndarray  # indices of kept rows in the file's time dimension
-    variables: tuple[str, str, str]  # thickness, vx, vy
-    compat: str = "fixed"
-    grid: Grid | None = None
-
-    def fields(self, grid_rows: slice = slice(None)) -> Iterator[tuple[str, np.ndarray]]:
-        """Each of `variables` as a (time, y, x) field at the kept rows (in time order), NaN where
-        masked, on the grid rows `grid_rows` only (a chunk of `prepare`); one open of the file
-        (opening costs about as much as reading a field), one field held at a time."""
-        with open_dataset(self.path) as ds:
-            for name in self.variables:
-                yield name, read_var(ds, self.path, name, self.compat, (slice(None), grid_rows))[self.rows]
 
 
 def member_id(path: Path) -> str:
