@@ -18,7 +18,7 @@ import numpy as np
 from fusion.data.grid import Grid
 from fusion.data.netcdf import node, open_dataset, read_var
 
-__all__ = ["RowField", "Mosaic", "Member", "ObsField", "rows_of"]
+__all__ = ["RowField", "Mosaic", "Member", "ObsField"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,3 @@ class Member:
 
 ObsField = np.ndarray | RowField | Mosaic
 
-
-def rows_of(field: ObsField, rows: slice = slice(None)) -> np.ndarray:
-    """`field[rows]` for a held array and a field left in its file alike."""
-    return field[rows]

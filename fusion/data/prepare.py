@@ -612,17 +612,22 @@ def _gather_pass(work: _Work, chunks: list[slice], chosen: _Chosen, fields: tupl
 def _availability(work: _Work, masked: _Masked, chosen: _Chosen) -> Availability:
     """The data-availability record (README "Data availability") and the kept points per cell."""
     blocks, shape = work.blocks, work.data.grid.shape
+    record = availability_record(
+        block_stream=[b.stream for b in blocks],
+        block_interval=[b.interval for b in blocks],
+        intervals=[(iv.start, iv.end) for iv in work.intervals],
+        pixels_per_block=shape[0] * shape[1],
+        kept_after=masked.kept_after,
+        subsampled=np.bincount(chosen.block_of, minlength=len(blocks)),
+        notes=[b.missing for b in blocks],
+        emptied_by=masked.emptied_by,
+    )
+    products = {s.stream: s.product for s in getattr(work.data, "streams", [])}
+    for name, stream in zip(STREAM_NAMES, ("thickness", "velocity")):  # per-year, per-rule counts name their product
+        if name in record.get("streams", {}):
+            record["streams"][name]["product"] = products.get(stream, "prototype")
     return Availability(
-        record=availability_record(
-            block_stream=[b.stream for b in blocks],
-            block_interval=[b.interval for b in blocks],
-            intervals=[(iv.start, iv.end) for iv in work.intervals],
-            pixels_per_block=shape[0] * shape[1],
-            kept_after=masked.kept_after,
-            subsampled=np.bincount(chosen.block_of, minlength=len(blocks)),
-            notes=[b.missing for b in blocks],
-            emptied_by=masked.emptied_by,
-        ),
+        record=record,
         maps={name: counts.reshape(shape) for name, counts in masked.maps.items()},  # kept points per cell, per stream
     )
 

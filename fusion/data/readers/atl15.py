@@ -86,7 +86,8 @@ class ATL15Reader(Reader):
         for k, t in enumerate(times):
             fields = []
             for name in (value, sigma):
-                pieces = tuple((RowField(p["path"], name, cfg.compat, p["shape"], group=group, lead=(k,)), r0, c0)
+                pieces = tuple((RowField(p["path"], name, cfg.compat, p["shape"], group=group, lead=(k,),
+                                         fill=spec.fill_value), r0, c0)
                                for p, (r0, c0) in zip(parts, offsets))
                 fields.append(pieces[0][0] if len(pieces) == 1 and pieces[0][0].shape == grid.shape
                               else Mosaic(grid.shape, pieces))

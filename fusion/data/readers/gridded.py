@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fusion.data.fields import RowField
-from fusion.data.netcdf import crs_of, grid_of, open_dataset
-from fusion.data.readers.base import Reader, VelocityYear, any_finite
+from fusion.data.netcdf import crs_of, epsg_name, grid_of, open_dataset
+from fusion.data.readers.base import Reader, StreamInput, VelocityYear, any_finite
 from fusion.errors import InputError
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from fusion.config import Config
 
-__all__ = ["field_shape", "read_velocity_year"]
+__all__ = ["field_shape", "read_velocity_year", "read_velocity_stream"]
 
 
 def field_shape(ds: "netCDF4.Dataset", path: Path, name: str) -> tuple[int, int]:
@@ -55,3 +55,15 @@ def read_velocity_year(reader: Reader, cfg: "Config", year: float, path: Path, n
             reader.missing_error(path, name, compat)
         errs.append(RowField(path, name, compat, shape, fill=fill) if has else None)
     return VelocityYear(year, vx, vy, errs[0], errs[1], path, grid, crs)
+
+
+def read_velocity_stream(reader: Reader, cfg: "Config", spec: object, files: list[Path], fill: float | None) -> StreamInput:
+    """A product's yearly velocity files (`reader.year_of` names each file's year; two files for a
+    year are bad input), with the stream's CRS: the files' own, else the product's documented one."""
+    names = [reader.setting(spec, "velocity", k) for k in ("vx_var", "vy_var", "vx_err_var", "vy_err_var")]
+    records = [read_velocity_year(reader, cfg, year, path, names, fill)
+               for year, path in reader.unique_years((reader.year_of(p), p) for p in files)]  # type: ignore[attr-defined]
+    stated = next((epsg_name(r.crs) or r.crs for r in records if r.crs), None)
+    crs_from = "file" if stated else ("product default" if reader.crs else "unstated")
+    return StreamInput("velocity", reader.name, files, records, {p: reader.tokens(p) for p in files},
+                       stated or reader.crs, crs_from)

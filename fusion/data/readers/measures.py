@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fusion.data.netcdf import epsg_name
 from fusion.data.readers.base import Reader, StreamInput
-from fusion.data.readers.gridded import read_velocity_year
+from fusion.data.readers.gridded import read_velocity_stream
 from fusion.errors import InputError
 
 if TYPE_CHECKING:
@@ -47,10 +46,4 @@ class MeasuresReader(Reader):
         return end
 
     def read(self, cfg: "Config", stream: str, spec: Any, files: list[Path]) -> StreamInput:
-        names = [self.setting(spec, stream, k) for k in ("vx_var", "vy_var", "vx_err_var", "vy_err_var")]
-        fill = spec.fill_value if getattr(spec, "fill_value", None) is not None else self.fill
-        records = [read_velocity_year(self, cfg, year, path, names, fill)
-                   for year, path in self.unique_years((self.year_of(p), p) for p in files)]
-        stated = next((epsg_name(r.crs) or r.crs for r in records if r.crs), None)
-        return StreamInput(stream, self.name, files, records, {p: self.tokens(p) for p in files},
-                           stated or self.crs, "file" if stated else "product default")
+        return read_velocity_stream(self, cfg, spec, files, self.fill if spec.fill_value is None else spec.fill_value)

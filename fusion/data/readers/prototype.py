@@ -67,12 +67,12 @@ class PrototypeReader(Reader):
             unc_shape = field_shape(ds, path, unc_var) if unc_var in ds.variables else None
         if unc_shape is not None and unc_shape != shape:
             raise InputError(path, f"'{unc_var}' shape {unc_shape} differs from '{var}' {shape}")
-        height = RowField(path, var, compat, shape)
+        height = RowField(path, var, compat, shape, fill=spec.fill_value)
         if compat == "fixed" and not any_finite(height):  # the prototype carries on: the year's rates are NaN
             raise InputError(path, f"variable '{var}' is all NaN")
-        unc = None if unc_shape is None else RowField(path, unc_var, compat, shape)
+        unc = None if unc_shape is None else RowField(path, unc_var, compat, shape, fill=spec.fill_value)
         return ThicknessYear(year, height, unc, path, grid, crs)
 
     def _velocity(self, cfg: "Config", spec: Any, year: int, path: Path) -> VelocityYear:
         names = [spec.vx_var, spec.vy_var, spec.vx_err_var, spec.vy_err_var]
-        return read_velocity_year(self, cfg, year, path, names)
+        return read_velocity_year(self, cfg, year, path, names, spec.fill_value)

@@ -204,3 +204,59 @@ def test_load_data_is_the_ice_fusion_mapping(case: Path) -> None:
     np.testing.assert_array_equal(obs["thickness"]["height"].sel(time=2016.0).values, np.asarray(first.height))
     # y in the ensemble's order: ITS_LIVE's descending y was flipped
     np.testing.assert_array_equal(obs["velocity"]["y"].values, ens["y"].values)
+
+
+# --- remote and provenance ---------------------------------------------------------------------------
+
+from tests.fusion.data.test_remote import s3  # noqa: E402,F401  (the moto server on 127.0.0.1, module-scoped)
+
+
+def test_products_on_s3_prepare_as_the_local_files(case: Path, s3, tmp_path: Path) -> None:  # noqa: F811
+    for folder in ("atl15_quadrants", "itslive", "case/ensemble"):
+        s3["fs"].put(str(case / folder), f"bkt/products/{folder}", recursive=True)
+    opts = {"storage_options": {"endpoint_url": s3["endpoint"]}}
+    local = _config(case, "s3_local", thickness={"dir": str(case / "atl15_quadrants"), **ATL15},
+                    velocity={"dir": str(case / "itslive"), **ITSLIVE})
+    data = yaml.safe_load(local.read_text())
+    data["observations"]["thickness"].update(dir="s3://bkt/products/atl15_quadrants", **opts)
+    data["observations"]["velocity"].update(dir="s3://bkt/products/itslive", **opts)
+    data["ensemble"].update(dir="s3://bkt/products/case/ensemble", **opts)
+    data["cache"] = {"dir": str(tmp_path / "cache")}
+    remote = tmp_path / "remote.yaml"
+    remote.write_text(yaml.safe_dump(data))
+    a, b = tmp_path / "local.npz", tmp_path / "remote.npz"
+    assert main(["prepare", str(local), "--out", str(a)]) == 0
+    assert main(["prepare", str(remote), "--out", str(b)]) == 0
+    x, y = np.load(a), np.load(b)
+    for name in x.files:
+        assert x[name].tobytes() == y[name].tobytes(), name
+
+
+def test_run_metadata_records_products_crs_and_availability(case: Path, tmp_path: Path) -> None:
+    import json
+
+    config = _config(case, "meta", thickness={"dir": str(case / "atl15_quadrants"), **ATL15},
+                     velocity={"dir": str(case / "measures"), **MEASURES})
+    data = yaml.safe_load(config.read_text())
+    data["inference"] = {"method": "laplace", "draws": 100}
+    data["likelihood"] = {"form": "tempered", "sensitivity": False}
+    data["projection"] = {"historical_dir": str(case / "case/projection/historical"),
+                          "forward_dir": str(case / "case/projection/forward")}
+    config.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    meta = json.loads((out / "run_metadata.json").read_text())
+    crs = meta["inputs"]["crs"]
+    assert crs["ensemble"] == {"crs": "EPSG:3031", "from": "assumed", "file": "run01_regridded.nc"}
+    assert crs["streams"]["thickness"] == {"product": "atl15", "crs": "EPSG:3031", "from": "file"}
+    assert crs["streams"]["velocity"] == {"product": "measures", "crs": "EPSG:3031", "from": "product default"}
+    files = {Path(e["file"]).name: e for e in meta["inputs"]["products"]}
+    a3 = files["ATL15_A3_0314_01km_004_01.nc"]
+    assert a3["product"] == "atl15" and a3["tokens"] == {"region": "A3", "cycles": "0314", "resolution": "01km",
+                                                         "release": "004", "version": "01"}
+    assert a3["sha256"] == meta["input_files"][a3["file"]] and len(a3["sha256"]) == 64
+    m = files["Antarctica_ice_velocity_2016_2017_1km_v01.1.nc"]
+    assert m["tokens"]["end"] == "2017" and m["tokens"]["version"] == "v01.1"
+    streams = meta["availability"]["streams"]
+    assert streams["thick"]["product"] == "atl15" and streams["vel"]["product"] == "measures"
+    assert streams["thick"]["kept"] > 0 and streams["thick"]["intervals"][0]["dropped"]
