@@ -232,10 +232,8 @@ def test_products_on_s3_prepare_as_the_local_files(case: Path, s3, tmp_path: Pat
         assert x[name].tobytes() == y[name].tobytes(), name
 
 
-def test_run_metadata_records_products_crs_and_availability(case: Path, tmp_path: Path) -> None:
-    import json
-
-    config = _config(case, "meta", thickness={"dir": str(case / "atl15_quadrants"), **ATL15},
+def _run(case: Path, tmp_path: Path, name: str, atl15: str) -> Path:
+    config = _config(case, name, thickness={"dir": str(case / atl15), **ATL15},
                      velocity={"dir": str(case / "measures"), **MEASURES})
     data = yaml.safe_load(config.read_text())
     data["inference"] = {"method": "laplace", "draws": 100}
@@ -243,8 +241,20 @@ def test_run_metadata_records_products_crs_and_availability(case: Path, tmp_path
     data["projection"] = {"historical_dir": str(case / "case/projection/historical"),
                           "forward_dir": str(case / "case/projection/forward")}
     config.write_text(yaml.safe_dump(data))
-    out = tmp_path / "run"
+    out = tmp_path / name
     assert main(["run", str(config), "--out", str(out)]) == 0
+    return out
+
+
+def test_run_metadata_records_products_crs_and_availability(case: Path, tmp_path: Path) -> None:
+    """`fusion run` on ATL15 quadrants + MEaSUREs: the provenance it records, and the same
+    weights and projection as the run on the whole ATL15 file."""
+    import json
+
+    out = _run(case, tmp_path, "quadrants", "atl15_quadrants")
+    whole = _run(case, tmp_path, "whole", "atl15")
+    for name in ("weights.csv", "projection.csv"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
     meta = json.loads((out / "run_metadata.json").read_text())
     crs = meta["inputs"]["crs"]
     assert crs["ensemble"] == {"crs": "EPSG:3031", "from": "assumed", "file": "run01_regridded.nc"}
