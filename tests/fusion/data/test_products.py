@@ -105,6 +105,22 @@ def test_atl15_lag_group_gives_the_products_rates_and_sigmas(case: Path) -> None
     assert np.nanmax(np.asarray(record.uncertainty)) > 0
 
 
+def test_itslive_as_zarr_stores_gives_its_netcdf_bits(case: Path, tmp_path: Path) -> None:
+    """The product's files converted to Zarr (as a user's cloud copy would be) read through the same
+    reader: the same arrays, and the CRS still found in the `mapping` scalar's attributes."""
+    import xarray as xr
+
+    for nc in sorted((case / "itslive").glob("*.nc")):
+        with xr.open_dataset(nc, decode_times=False, mask_and_scale=False) as ds:
+            ds.to_zarr(tmp_path / "z" / nc.with_suffix(".zarr").name, mode="w", consolidated=False)
+    netcdf = _prepared(_config(case, "its_nc", velocity={"dir": str(case / "itslive"), **ITSLIVE}))
+    zarr_cfg = load_config(_config(case, "its_zarr", velocity={"dir": str(tmp_path / "z"), "product": "itslive",
+                                                                "pattern": "ITS_LIVE_velocity_*.zarr"}))
+    data = load_data(zarr_cfg, lazy=True)
+    assert data.crs["streams"]["velocity"] == {"product": "itslive", "crs": "EPSG:3031", "from": "file"}
+    _assert_same(netcdf, prepare(zarr_cfg, data))
+
+
 # --- bad inputs ------------------------------------------------------------------------------------
 
 def _bad_missing_group(case: Path, tmp: Path) -> tuple[dict, dict, str]:
