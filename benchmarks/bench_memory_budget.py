@@ -28,9 +28,9 @@ from conftest import prepare_case  # noqa: E402
 CLI = "import sys; from fusion.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def _with_budget(config: Path, budget: float, folder: Path) -> Path:
+def _with_budget(config: Path, budget: float) -> Path:
     """The case's config with `memory.budget_gb` set, beside it (relative folders keep their meaning)."""
-    out = config.parent / f"config-budget-{budget:g}.yaml"
+    out = config.parent / f"{config.stem}-budget-{budget:g}.yaml"
     out.write_text(config.read_text() + f"memory: {{budget_gb: {budget}}}\n")
     return out
 
@@ -44,13 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = Path(os.environ.get("FUSION_BENCH_CACHE", "/tmp/fusion-bench-cache"))
     cache.mkdir(parents=True, exist_ok=True)
-    config = prepare_case(cache, args.n, args.members, args.compat)
+    config = prepare_case(cache, args.n, args.members, "fixed")  # the same files under either compat
+    if args.compat != "fixed":
+        variant = config.parent / f"config-{args.compat}.yaml"
+        variant.write_text(config.read_text().replace("compat: fixed", f"compat: {args.compat}"))
+        config = variant
     from fusion.config import load_config
     from fusion.data.budget import rows_for_budget
     from fusion.data.load import load_data
 
-    runs = {"default": config if args.budget is None else _with_budget(config, args.budget, cache),
-            "one block": _with_budget(config, 1000.0, cache)}
+    runs = {"default": config if args.budget is None else _with_budget(config, args.budget),
+            "one block": _with_budget(config, 1000.0)}
     cfg = load_config(runs["default"])
     rows = rows_for_budget(cfg, load_data(cfg, lazy=True))
     results = {}

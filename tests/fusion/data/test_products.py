@@ -222,31 +222,7 @@ def test_load_data_is_the_ice_fusion_mapping(case: Path) -> None:
     np.testing.assert_array_equal(obs["velocity"]["y"].values, ens["y"].values)
 
 
-# --- remote and provenance ---------------------------------------------------------------------------
-
-from tests.fusion.data.test_remote import s3  # noqa: E402,F401  (the moto server on 127.0.0.1, module-scoped)
-
-
-def test_products_on_s3_prepare_as_the_local_files(case: Path, s3, tmp_path: Path) -> None:  # noqa: F811
-    for folder in ("atl15_quadrants", "itslive", "case/ensemble"):
-        s3["fs"].put(str(case / folder), f"bkt/products/{folder}", recursive=True)
-    opts = {"storage_options": {"endpoint_url": s3["endpoint"]}}
-    local = _config(case, "s3_local", thickness={"dir": str(case / "atl15_quadrants"), **ATL15},
-                    velocity={"dir": str(case / "itslive"), **ITSLIVE})
-    data = yaml.safe_load(local.read_text())
-    data["observations"]["thickness"].update(dir="s3://bkt/products/atl15_quadrants", **opts)
-    data["observations"]["velocity"].update(dir="s3://bkt/products/itslive", **opts)
-    data["ensemble"].update(dir="s3://bkt/products/case/ensemble", **opts)
-    data["cache"] = {"dir": str(tmp_path / "cache")}
-    remote = tmp_path / "remote.yaml"
-    remote.write_text(yaml.safe_dump(data))
-    a, b = tmp_path / "local.npz", tmp_path / "remote.npz"
-    assert main(["prepare", str(local), "--out", str(a)]) == 0
-    assert main(["prepare", str(remote), "--out", str(b)]) == 0
-    x, y = np.load(a), np.load(b)
-    for name in x.files:
-        assert x[name].tobytes() == y[name].tobytes(), name
-
+# --- provenance --------------------------------------------------------------------------------------
 
 def _run(case: Path, tmp_path: Path, name: str, atl15: str) -> Path:
     config = _config(case, name, thickness={"dir": str(case / atl15), **ATL15},
