@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["rows_for_budget", "BASELINE_BYTES", "MARGIN"]
 
 BASELINE_BYTES = 400 * 2**20  # the interpreter with NumPy, netCDF4, xarray and PyMC's imports
-MARGIN = 2.0  # NumPy temporaries (stacking, float64 intermediates) on top of the arrays counted
+# NumPy temporaries on top of the arrays counted. Measured on the 2 km case (3,044², 5 members,
+# 7 steps; benchmarks/bench_memory_budget.py): peak ≈ 0.26 GB + 1.5 MB per row of a block (4.80 GB
+# as one block, 0.54 GB at 190 rows), so the counted 562 B per pixel already cover them: 1.0 keeps
+# the 1.5 GB default at 380 rows, a predicted 0.83 GB.
+MARGIN = 1.0
 
 
 def rows_for_budget(cfg: "Config", data: "EnsembleData") -> int | None:

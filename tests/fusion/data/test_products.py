@@ -121,6 +121,22 @@ def test_itslive_as_zarr_stores_gives_its_netcdf_bits(case: Path, tmp_path: Path
     _assert_same(netcdf, prepare(zarr_cfg, data))
 
 
+@pytest.mark.parametrize("compat", ["fixed", "prototype"])
+def test_blocks_from_the_memory_budget_give_the_one_block_bits(case: Path, compat: str) -> None:
+    """No flag: `memory.budget_gb` sets the rows per block (a tiny budget: one row at a time); the
+    arrays are those of the grid as one block."""
+    from fusion.data.budget import rows_for_budget
+
+    path = _config(case, f"budget_{compat}", compat, {"dir": str(case / "atl15_quadrants"), **ATL15},
+                   {"dir": str(case / "itslive"), **ITSLIVE})
+    cfg = load_config(path)
+    tight, roomy = (cfg.with_updates(memory={"budget_gb": gb}) for gb in (0.01, 1000.0))
+    data = load_data(tight, lazy=True)
+    assert rows_for_budget(tight, data) == 1 and rows_for_budget(roomy, data) is None
+    assert rows_for_budget(cfg, data) is None  # the default budget holds this small grid whole
+    _assert_same(prepare(roomy, data), prepare(tight, data))
+
+
 # --- bad inputs ------------------------------------------------------------------------------------
 
 def _bad_missing_group(case: Path, tmp: Path) -> tuple[dict, dict, str]:
