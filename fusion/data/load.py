@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +30,6 @@ from fusion.data.grid import Grid
 from fusion.data.readers.base import StreamInput, ThicknessYear, VelocityYear
 from fusion.data.readers.members import Member, member_id
 from fusion.errors import InputError
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = ["Grid", "RowField", "ThicknessYear", "VelocityYear", "Member", "EnsembleData", "load_data", "member_id"]
 
