@@ -95,7 +95,7 @@ class ATL15Reader(Reader):
             records.append(ThicknessYear(int(year) if year.is_integer() else year, fields[0], fields[1], files[0],
                                          grid, crs, rate=group.startswith("dhdt")))
         tokens = {p: self.tokens(p) for p in files}
-        return StreamInput(stream, self.name, files, records, tokens, crs, "file" if crs else "product default")
+        return StreamInput(stream, self.name, files, records, tokens, crs or self.crs, "file" if crs else "product default")
 
     def _part(self, cfg: "Config", path: Path, group: str, value: str, sigma: str) -> dict[str, Any]:
         with open_dataset(path) as ds:
