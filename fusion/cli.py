@@ -62,7 +62,7 @@ def _prepared(config: Path, chunk_rows: int | None = None, scheduler: str | None
     from fusion.data.prepare import prepare
 
     cfg = load_config(config)
-    data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
+    data = load_data(cfg, lazy=True)  # fields read by blocks of rows: memory bounded by `memory.budget_gb`
     return cfg, prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=True)  # a terminal only
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fusion.errors import InputError
 from fusion.yamlfile import Scalars, read_yaml_scalars
 
-__all__ = ["Config", "Regrid", "load_config", "config_hash"]
+__all__ = ["Config", "Regrid", "Memory", "load_config", "config_hash"]
 
 
 class _Strict(BaseModel):
@@ -56,13 +56,33 @@ class _Located(_Strict):
         return _location(v)
 
 
-class ThicknessObs(_Located):
+class _Product(_Located):
+    """`product` names the reader (`fusion.data.readers`): its variable names, time and year rules,
+    fills, orientation and CRS are the defaults; the explicit keys beside it win. `crs` states the
+    files' CRS (e.g. "EPSG:3031") when they do not; `fill_value` one more value meaning missing."""
+
+    product: str = "prototype"
+    crs: str | None = None
+    fill_value: float | None = None
+
+    @field_validator("product")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from fusion.data.readers import PRODUCTS
+
+        if v not in PRODUCTS:
+            raise ValueError(f"unknown product '{v}' (one of: {', '.join(PRODUCTS)})")
+        return v
+
+
+class ThicknessObs(_Product):
     pattern: str = "elev_antarctica_elevation_*.nc"
     var: str = "height"
     uncertainty_var: str = "absolute_elevation_rmse"
+    group: str | None = None  # atl15: `delta_h` (default) or a `dhdt_lag*` group
 
 
-class VelocityObs(_Located):
+class VelocityObs(_Product):
     pattern: str = "vel_Antarctica_ice_velocity_*.nc"
     vx_var: str = "VX"
     vy_var: str = "VY"
@@ -198,6 +218,13 @@ class Output(_Strict):
     dir: Path = Path("results")  # `fusion run`'s folder unless --out says
 
 
+class Memory(_Strict):
+    """`memory.budget_gb`: what `prepare` may hold; its blocks of grid rows follow from it
+    (`fusion.data.budget`) unless `--chunk-rows` says. The same bits whatever the budget."""
+
+    budget_gb: float = Field(1.5, gt=0)
+
+
 class Cache(_Strict):
     """Where remote inputs are kept between runs; `None`: `$FUSION_CACHE_DIR`, else `~/.cache/fusion`."""
 
@@ -216,6 +243,7 @@ class Config(_Strict):
     projection: Projection = Projection()
     output: Output = Output()
     cache: Cache = Cache()
+    memory: Memory = Memory()
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("compat", mode="before")
@@ -254,7 +282,7 @@ class Config(_Strict):
 
     def with_updates(self, **sections: dict) -> "Config":
         """A copy with nested keys replaced, re-validated (e.g. `inference={"draws": 100}`)."""
-        data = self.model_dump(mode="python")
+        data = self.model_dump(mode="python", exclude_unset=True)  # keys never set keep meaning "the product's default"
         for key, value in sections.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = _deep_merge(data[key], value)
@@ -325,10 +353,14 @@ def load_config(path: str | Path) -> Config:
 
 def config_hash(cfg: Config) -> str:
     """SHA-256 of the resolved config, stable across key order; provenance for every result."""
-    data = cfg.model_dump(mode="json", exclude={"cache"})  # where inputs are cached changes no result
+    data = cfg.model_dump(mode="json", exclude={"cache", "memory"})  # where inputs are cached, and the memory budget, change no result
     for section in (data["observations"]["thickness"], data["observations"]["velocity"], data["ensemble"], data["projection"]):
         if section.get("storage_options") is None:  # configs without remote inputs keep the hash they had
             section.pop("storage_options", None)
+    for key, default in (("product", "prototype"), ("crs", None), ("fill_value", None), ("group", None)):
+        for stream in ("thickness", "velocity"):  # keys at their default: the hash of configs written before them
+            if data["observations"][stream].get(key, default) == default:
+                data["observations"][stream].pop(key, None)
     if data["observations"].get("regrid") is None:  # absent key: the hash of configs written before it
         data["observations"].pop("regrid", None)
     if data["inference"].get("mass_matrix") is None:  # the same

@@ -167,14 +167,16 @@ def run(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     input_files: list[Path] = [cfg.source] if cfg.source is not None else []
+    inputs: dict[str, Any] | None = None
 
     # 1. load_data → prepare
     if prepared is None:
         from fusion.data.load import load_data
         from fusion.data.prepare import prepare
 
-        data = load_data(cfg, lazy=chunk_rows is not None or scheduler is not None)
+        data = load_data(cfg, lazy=True)  # fields read by blocks of rows: memory bounded by `memory.budget_gb`
         input_files += list(data.input_files)
+        inputs = {"crs": data.crs, "products": data.provenance()}  # run_metadata.json "inputs"
         prepared = prepare(cfg, data, chunk_rows=chunk_rows, scheduler=scheduler, progress=progressbar)
     timings["prepare_s"] = time.perf_counter() - clock
     # the correlation estimate starts first (in the worker: the form's density may wait for it)
@@ -269,6 +271,7 @@ def run(
         config=cfg, prepared=prepared, trace=trace, weights=weights, diagnostics=diagnostics,
         convergence_failures=failures, projection=projection, summary=summary,
         input_files=input_files, timings=timings, fit=started.get("fit"),
+        metadata={} if inputs is None else {"inputs": inputs},
     )
 
 
@@ -565,6 +568,9 @@ def _metadata(result: Result) -> dict[str, Any]:
     if result.summary is not None:
         meta["projection"] = {"target_year": cfg.projection.target_year, "summary": result.summary}
     meta.update(result.metadata)
+    if "inputs" in meta:  # each product file with its SHA-256, as `input_files` has it
+        digests = meta["input_files"]
+        meta["inputs"]["products"] = [{**e, "sha256": digests.get(e["file"])} for e in meta["inputs"]["products"]]
     return meta
 
 

@@ -71,10 +71,14 @@ def model_intervals(times: np.ndarray) -> list[Interval]:
     return [Interval(float(a), float(b)) for a, b in zip(times[:-1], times[1:])]
 
 
-def snap_year(years: np.ndarray, t: float, tolerance: float) -> int | None:
-    """Nearest observation year to a model time, or None beyond the tolerance (first on ties)."""
+def snap_year(years: np.ndarray, t: float, tolerance: float) -> float | None:
+    """Nearest observation year (or a product's epoch, a decimal year) to a model time, or None
+    beyond the tolerance (first on ties); a whole year comes back as an int."""
     i = int(np.argmin(np.abs(years - t)))
-    return int(years[i]) if abs(years[i] - t) <= tolerance else None
+    if abs(years[i] - t) > tolerance:
+        return None
+    year = float(years[i])
+    return int(year) if year.is_integer() else year
 
 
 def _observed_rate(
@@ -124,6 +128,19 @@ class _RowReader:
         e1, e2 = (np.full_like(v, np.nan) if e is None else self.on_rows(e) for v, e in ((v1, e1), (v2, e2)))
         return *_observed_rate(v1, v2, e1, e2, step), None
 
+    def product_rate(self, by_mid: dict, mids: np.ndarray, iv: Interval) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """A product's own rate (ATL15 `dhdt_lag*`) as the observed rate of `iv`: the one whose
+        midpoint is nearest the interval's, within half the interval and the snap tolerance."""
+        tol = min(self.tolerance, iv.dt / 2)
+        like = np.empty(0, np.float32)
+        mid = snap_year(mids, iv.mid, tol)
+        if mid is None:
+            return self._nan_pair(like, f"no product rate with its midpoint within {tol:g} years of {iv.mid:.3f}")
+        record = by_mid[mid]
+        rate = self.on_rows(record.height)
+        sigma = np.full_like(rate, np.nan) if record.uncertainty is None else self.on_rows(record.uncertainty)
+        return rate, sigma, None
+
 
 def _observed_blocks(cfg: Config, data: EnsembleData, intervals: list[Interval], rows: slice = slice(None),
                      thick_fill: float | None | str = "whole grid", thickness_only: bool = False
@@ -161,9 +178,11 @@ def _thickness_blocks(reader: _RowReader, data: EnsembleData, intervals: list[In
     def thick_fields(t):
         return t.height, t.uncertainty  # no uncertainty variable: NaN (filled by the caller)
 
+    rates = bool(data.thickness) and data.thickness[0].rate
     blocks, ys, sigmas = [], [], []
     for i, iv in enumerate(intervals):
-        y, s, why = reader.rate(thick, thick_years, iv, thick_fields)
+        y, s, why = (reader.product_rate(thick, thick_years, iv) if rates
+                     else reader.rate(thick, thick_years, iv, thick_fields))
         blocks.append(_Block(THICK, i, 0, why))
         ys.append(y.reshape(n_pix))
         sigmas.append(s.reshape(n_pix))
@@ -387,13 +406,15 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, sche
     Parameters
     ----------
     cfg : Config
-        The run's configuration (masks, subsample, `compat`).
+        The run's configuration (masks, subsample, `compat`, `memory.budget_gb`).
     data : EnsembleData
         `load_data`'s result.
     chunk_rows : int, optional
         Stream the grid by blocks of that many rows (member fields are read a block at a time), so
         the working set is set by the chunk, not by the grid; every value is elementwise in its
         pixel and the point order is the same, so the result is the same bits as in memory.
+        Without it, the rows follow from `memory.budget_gb` (`fusion.data.budget`; one block when
+        the grid fits).
     scheduler : str, optional
         A dask.distributed address: run the blocks' work on that cluster (`fusion.data.cluster`;
         blocks of `CLUSTER_CHUNK_ROWS` unless `chunk_rows` says), the same bits again.
@@ -407,6 +428,10 @@ def prepare(cfg: Config, data: EnsembleData, chunk_rows: int | None = None, sche
         chosen point, with the availability record.
     """
     if scheduler is None:
+        if chunk_rows is None:  # bounded by default: blocks of rows from `memory.budget_gb`
+            from fusion.data.budget import rows_for_budget
+
+            chunk_rows = rows_for_budget(cfg, data)
         return _prepare(cfg, data, chunk_rows, None, progress)
     from fusion.data.cluster import connect
 
@@ -603,17 +628,22 @@ def _gather_pass(work: _Work, chunks: list[slice], chosen: _Chosen, fields: tupl
 def _availability(work: _Work, masked: _Masked, chosen: _Chosen) -> Availability:
     """The data-availability record (docs/user-guide/data.md, "Data availability") and the kept points per cell."""
     blocks, shape = work.blocks, work.data.grid.shape
+    record = availability_record(
+        block_stream=[b.stream for b in blocks],
+        block_interval=[b.interval for b in blocks],
+        intervals=[(iv.start, iv.end) for iv in work.intervals],
+        pixels_per_block=shape[0] * shape[1],
+        kept_after=masked.kept_after,
+        subsampled=np.bincount(chosen.block_of, minlength=len(blocks)),
+        notes=[b.missing for b in blocks],
+        emptied_by=masked.emptied_by,
+    )
+    products = {s.stream: s.product for s in getattr(work.data, "streams", [])}
+    for name, stream in zip(STREAM_NAMES, ("thickness", "velocity")):  # per-year, per-rule counts name their product
+        if name in record.get("streams", {}):
+            record["streams"][name]["product"] = products.get(stream, "prototype")
     return Availability(
-        record=availability_record(
-            block_stream=[b.stream for b in blocks],
-            block_interval=[b.interval for b in blocks],
-            intervals=[(iv.start, iv.end) for iv in work.intervals],
-            pixels_per_block=shape[0] * shape[1],
-            kept_after=masked.kept_after,
-            subsampled=np.bincount(chosen.block_of, minlength=len(blocks)),
-            notes=[b.missing for b in blocks],
-            emptied_by=masked.emptied_by,
-        ),
+        record=record,
         maps={name: counts.reshape(shape) for name, counts in masked.maps.items()},  # kept points per cell, per stream
     )
 

@@ -1,4 +1,6 @@
-"""Observations on their own grid, averaged onto the ensemble's cells (`observations.regrid`).
+"""Observations on their own grid, brought onto the ensemble's (`align`): the load stage's step
+after reading, once for every product. y running the other way is flipped; observations and
+ensemble must share a CRS; a finer grid is averaged onto the ensemble's cells (`observations.regrid`).
 
 Observations come at their own resolution (velocity at hundreds of metres, altimetry at 1 to
 40 km); the ensemble's grid is the one inference works on. A finer field on the same
@@ -18,38 +20,23 @@ xarray and xarray-regrid are imported inside the functions: most runs never regr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fusion.errors import InputError
 
 if TYPE_CHECKING:
-    import netCDF4
-
-    from fusion.config import Regrid
+    from fusion.config import Config, Regrid
     from fusion.data.grid import Grid
+    from fusion.data.readers import StreamInput
+    from fusion.data.readers.members import Member
 
-__all__ = ["projection_of", "conform", "same_grid"]
+__all__ = ["conform", "same_grid", "align", "Aligned"]
 
 ALIGN_TOLERANCE = 1e-6  # fraction of a cell: coordinates closer than this are the same
-
-
-def projection_of(ds: "netCDF4.Dataset", var: str) -> str | None:
-    """The variable's map projection as comparable text (CF `grid_mapping`), None when unstated."""
-    if var not in ds.variables or "grid_mapping" not in ds.variables[var].ncattrs():
-        return None
-    name = str(ds.variables[var].getncattr("grid_mapping")).split(":")[0].strip()
-    if name not in ds.variables:
-        return f"grid_mapping '{name}' (variable absent)"
-    mapping = ds.variables[name]
-    attrs = {a: mapping.getncattr(a) for a in mapping.ncattrs()}
-    for key in ("crs_wkt", "spatial_ref", "epsg_code"):
-        if key in attrs:
-            return str(attrs[key]).strip()
-    parts = [f"{k}={np.asarray(v).tolist()}" for k, v in sorted(attrs.items()) if not k.startswith("_")]
-    return ", ".join(parts) or f"grid_mapping '{name}' (no attributes)"
 
 
 def same_grid(a: "Grid", b: "Grid") -> bool:
@@ -202,3 +189,115 @@ def conform(
             ok = kept.get(owner, fraction.values >= spec.min_valid_fraction * (1 - 1e-9))
             out[name] = np.where(ok, np.sqrt(cell_var), np.nan).astype(np.float32)
     return {name: out[name] for name in fields}
+
+
+ASSUMED_ENSEMBLE_CRS = "EPSG:3031"  # DESIGN.md: an ensemble file that states none is taken to be on it
+
+
+@dataclass
+class Aligned:
+    """Observation records on one grid, members checked against it, and the CRS record of the run."""
+
+    thickness: list[Any]
+    velocity: list[Any]
+    grid: "Grid"
+    crs: dict[str, Any]
+
+
+def align(cfg: "Config", streams: "list[StreamInput]", members: "list[Member]", ensemble: "tuple[Grid, str | None]") -> Aligned:
+    """Every observation record on the grid that `prepare` works on, each step once:
+
+    1. orientation: a file whose y runs the other way from the ensemble's is read flipped;
+    2. CRS: each stream's (stated by its files, the config, or its product's documentation) must be
+       the ensemble's (its files' `grid_mapping`, else EPSG:3031, recorded as assumed);
+    3. grid: with `observations.regrid`, finer fields are averaged onto the ensemble's cells; without,
+       every field and member must share the first thickness field's grid (as the prototype).
+    """
+    ens_grid, ens_crs = ensemble
+    crs = _crs_record(streams, ens_grid, ens_crs)
+    spec = cfg.observations.regrid
+    thickness, velocity = ([_oriented(r, ens_grid) for r in s.records] for s in streams)
+    reference = ens_grid if spec is not None else thickness[0].grid
+    thickness = [_onto_thickness(r, reference, spec, cfg) for r in thickness]
+    velocity = [_onto_velocity(r, reference, spec) for r in velocity]
+    for member in members:
+        reference.check(member.grid)
+    return Aligned(thickness, velocity, reference, crs)
+
+
+def _crs_record(streams: "list[StreamInput]", ens_grid: "Grid", ens_crs: str | None) -> dict[str, Any]:
+    from fusion.data.netcdf import epsg_name
+
+    def key(text: str) -> str:
+        return epsg_name(text) or " ".join(text.split())
+
+    ensemble = {"crs": epsg_name(ens_crs) or ens_crs or ASSUMED_ENSEMBLE_CRS,
+                "from": "file" if ens_crs else "assumed", "file": ens_grid.source.name}
+    record: dict[str, Any] = {"ensemble": ensemble, "streams": {}, "check": "same"}
+    for s in streams:
+        if s.crs is None:
+            record["streams"][s.stream] = {"product": s.product, "crs": ensemble["crs"], "from": "unstated: taken as the ensemble's"}
+            continue
+        record["streams"][s.stream] = {"product": s.product, "crs": epsg_name(s.crs) or s.crs, "from": s.crs_from}
+        if key(s.crs) != key(ensemble["crs"]):
+            raise InputError(
+                s.files[0],
+                f"projection mismatch (CRS): {s.stream} ({s.product}) is on '{_short(s.crs)}', the ensemble "
+                f"({ens_grid.source.name}) on '{_short(ensemble['crs'])}'{' (assumed)' if not ens_crs else ''}",
+            )
+    return record
+
+
+def _flip(field: Any) -> Any:
+    return field[::-1] if isinstance(field, np.ndarray) else field.with_flip()
+
+
+def _oriented(record: Any, ens_grid: "Grid") -> Any:
+    """`record` with y in the ensemble's direction (its fields read flipped when they run the other way)."""
+    from dataclasses import replace
+
+    from fusion.data.grid import Grid
+
+    g = record.grid
+    if g is None or g.y is None or ens_grid.y is None or g.y.size < 2 or ens_grid.y.size < 2:
+        return record
+    if np.sign(g.y[1] - g.y[0]) == np.sign(ens_grid.y[1] - ens_grid.y[0]):
+        return record
+    flipped = Grid(g.shape, g.y[::-1].copy(), g.x, g.source, g.projection)
+    names = ("height", "uncertainty") if hasattr(record, "height") else ("vx", "vy", "err_x", "err_y")
+    return replace(record, grid=flipped, **{n: None if getattr(record, n) is None else _flip(getattr(record, n)) for n in names})
+
+
+def _whole(field: Any) -> np.ndarray:
+    return field if isinstance(field, np.ndarray) else field[slice(None)]
+
+
+def _onto_thickness(record: Any, reference: "Grid", spec: "Regrid | None", cfg: "Config") -> Any:
+    from dataclasses import replace
+
+    if spec is None:
+        reference.check(record.grid)
+        return record
+    height, unc = _whole(record.height), None if record.uncertainty is None else _whole(record.uncertainty)
+    both = conform({"h": height, "u": height if unc is None else unc}, {"u": "h"}, record.grid, reference, spec, record.source)
+    return replace(record, height=both["h"], uncertainty=None if unc is None else both["u"], grid=reference)
+
+
+def _onto_velocity(record: Any, reference: "Grid", spec: "Regrid | None") -> Any:
+    """On the reference grid; an absent error becomes the prototype's constant there."""
+    from dataclasses import replace
+
+    from fusion.data.readers.base import MISSING_VEL_ERROR
+
+    if spec is None:
+        reference.check(record.grid)
+        errs = [e if e is not None else np.full(reference.shape, MISSING_VEL_ERROR, dtype=np.float32)
+                for e in (record.err_x, record.err_y)]
+        return replace(record, err_x=errs[0], err_y=errs[1])
+    fine = {"vx": _whole(record.vx), "vy": _whole(record.vy)}
+    for key, err in (("ex", record.err_x), ("ey", record.err_y)):
+        if err is not None:
+            fine[key] = _whole(err)
+    fine = conform(fine, {"ex": "vx", "ey": "vy"}, record.grid, reference, spec, record.source)
+    errs = [fine.get(k, np.full_like(fine[like], MISSING_VEL_ERROR)) for k, like in (("ex", "vx"), ("ey", "vy"))]
+    return replace(record, vx=fine["vx"], vy=fine["vy"], err_x=errs[0], err_y=errs[1], grid=reference)

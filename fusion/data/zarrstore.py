@@ -40,7 +40,9 @@ def open_zarr_as_netcdf(path: Path) -> netCDF4.Dataset:
             fill = attrs.pop("_FillValue", None)
             values = np.asarray(var.values)
             values = values.astype(np.dtype(f"{values.dtype.kind}{values.dtype.itemsize}"))  # native order: zarr's explicit "<"/">" upsets netCDF4
-            if values.dtype.kind not in "biuf":  # text and objects are not fields this reader uses
+            if values.dtype.kind not in "biuf":  # text is no field; a scalar's attributes may be a grid mapping
+                if var.ndim == 0:
+                    nc.createVariable(str(name), "i1", ()).setncatts({k: v for k, v in attrs.items() if v is not None})
                 continue
             out = nc.createVariable(str(name), values.dtype, tuple(str(d) for d in var.dims), fill_value=fill)
             out.set_auto_maskandscale(False)

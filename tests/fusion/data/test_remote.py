@@ -487,3 +487,31 @@ def test_config_keeps_urls_whole_and_the_cache_out_of_the_hash(tmp_path: Path) -
     assert a.ensemble.dir == tmp_path / "ensemble"
     assert b.cache.dir == tmp_path / "elsewhere" and config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(a.with_updates(observations={"thickness": {"storage_options": None}}))
+
+
+def test_products_on_s3_prepare_as_the_local_files(s3, tmp_path: Path) -> None:
+    """ATL15 quadrants and ITS_LIVE mosaics (files with the producers' schemas) read from S3 as from disk."""
+    from fusion.data.synthetic import SyntheticSpec, generate
+    from tests.fusion.data import products
+
+    generate(tmp_path / "case", SyntheticSpec(ny=12, nx=16, members=3, years=(2015, 2019), seed=5))
+    products.write_atl15(tmp_path / "case", tmp_path / "atl15", quadrants=True)
+    products.write_itslive(tmp_path / "case", tmp_path / "itslive")
+    for folder in ("atl15", "itslive", "case/ensemble"):
+        s3["fs"].put(str(tmp_path / folder), f"bkt/products/{folder}", recursive=True)
+    opts = {"storage_options": {"endpoint_url": s3["endpoint"]}}
+    configs = {}
+    for where, base in (("local", str(tmp_path)), ("remote", "s3://bkt/products")):
+        cfg = {"observations": {
+                   "thickness": {"product": "atl15", "dir": f"{base}/atl15", "pattern": "ATL15_*.nc"},
+                   "velocity": {"product": "itslive", "dir": f"{base}/itslive", "pattern": "ITS_LIVE_velocity_*.nc"}},
+               "ensemble": {"dir": f"{base}/case/ensemble"}, "cache": {"dir": str(tmp_path / "cache")}}
+        if where == "remote":
+            for section in (cfg["observations"]["thickness"], cfg["observations"]["velocity"], cfg["ensemble"]):
+                section.update(opts)
+        configs[where] = tmp_path / f"{where}.yaml"
+        configs[where].write_text(yaml.safe_dump(cfg))
+    for where in configs:
+        assert main(["prepare", str(configs[where]), "--out", str(tmp_path / f"{where}.npz")]) == 0
+    _same_arrays(tmp_path / "local.npz", tmp_path / "remote.npz")
+    assert len(_arrays(tmp_path / "remote.npz")["y_obs"]) > 100
