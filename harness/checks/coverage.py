@@ -58,6 +58,7 @@ __all__ = [
     "THRESHOLDS",
     "CoverageSpec",
     "Regime",
+    "calibration_decision",
     "calibration_interval",
     "coverage_curve",
     "predictive_pit",
@@ -431,6 +432,29 @@ def _calibration_counts(records: list[dict[str, Any]], regime: str) -> tuple[np.
             np.array([r["n_held"] for r in rows]))
 
 
+def calibration_decision(
+    spec: CoverageSpec,
+    folder: Path,
+    plan: Plan,
+    bound: float,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> tuple[Decision, dict[str, Any]]:
+    """(a)'s dense_clean calibration error decided in batches of replicates (`plan`; stored ones reused),
+    and the `run_coverage` result of the last look."""
+    last: dict[str, Any] = {}
+
+    def measure(n: int, level: float) -> Interval:
+        last.update(run_coverage(replace(spec, n_replicates=n), folder, scheduler=scheduler, workers=workers,
+                                 progress=progress))
+        return calibration_interval(*_calibration_counts(last["records"], "dense_clean"), level, seed=spec.seed)
+
+    decision = sequential(plan, measure, "≤", bound, lambda m: progress(f"coverage ({spec.setting}): {m}"))
+    return decision, last
+
+
 def coverage_gates(
     figures: dict[str, Any], gate: CoverageGate, calibration: Decision | None = None
 ) -> list[dict[str, Any]]:
@@ -451,19 +475,13 @@ def run_check(ctx: CheckContext) -> CheckResult:
     gate: CoverageGate = ctx.gates.coverage
     out = Path(ctx.artifact_dir)
     spec_a, spec_b = suite_specs(ctx.suite)
-    res: dict[str, Any] = {}
     # (a) in batches of the suite's count while its verdict is undecided, up to the cap (harness.verdict)
     plan = Plan(first=spec_a.n_replicates, batch=spec_a.n_replicates,
                 cap=max(gate.max_replicates, spec_a.n_replicates), alpha=gate.mc_alpha)
-
-    def measure(n: int, level: float) -> Interval:
-        res["generative"] = run_coverage(replace(spec_a, n_replicates=n), out / "generative",
-                                         scheduler=ctx.scheduler, progress=ctx.progress)
-        return calibration_interval(*_calibration_counts(res["generative"]["records"], "dense_clean"), level,
-                                    seed=spec_a.seed)
-
-    calibration = sequential(plan, measure, "≤", gate.max_calibration_error, lambda m: ctx.progress(f"coverage (a): {m}"))
-    res["physical"] = run_coverage(spec_b, out / "physical", scheduler=ctx.scheduler, progress=ctx.progress)
+    calibration, generative = calibration_decision(spec_a, out / "generative", plan, gate.max_calibration_error,
+                                                   scheduler=ctx.scheduler, progress=ctx.progress)
+    res = {"generative": generative,
+           "physical": run_coverage(spec_b, out / "physical", scheduler=ctx.scheduler, progress=ctx.progress)}
     a, b = res["generative"]["regimes"], res["physical"]["regimes"]
     dc = a["dense_clean"]
     err = dc["calibration_error"]
