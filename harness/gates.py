@@ -115,6 +115,7 @@ class AgreementGate(_Section):
         "and the sd ratio is gated only where the NUTS sd reaches it",
     )
     projection_sd_floor_mm: float = Field(0.01, ge=0, description="the same floor for the projection's sd, in mm")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong weight-shift verdict from Monte-Carlo noise")
 
 
 class LikelihoodGate(_Section):

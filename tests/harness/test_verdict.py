@@ -138,3 +138,36 @@ def test_coverage_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> No
 def test_coverage_clearly_on_one_side_decides_in_the_first_batch(shift: float, verdict: str) -> None:
     plan, bound, for_rep = _coverage(shift)
     assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
+
+
+# --- agreement: the largest weight shift in NUTS sd, normal on both means' MCSE -----------------
+
+
+def _agreement(true_top: float):
+    from harness.checks.agreement import shift_interval
+    from harness.gates import AgreementGate
+
+    gate = AgreementGate()
+    level = 1 - 2 * gate.mc_alpha  # one look: NUTS runs at the convergence gate's settings
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(3000 + rep)
+        truth, mcse = np.array([true_top, 0.3, 0.1]), np.array([0.05, 0.05, 0.05])
+        shifts = np.abs(truth + rng.normal(size=3) * mcse)
+        figures = {"weights": {f"m{i}": {"shift_sd": float(x)} for i, x in enumerate(shifts)},
+                   "weight_shift_mcse_sd": list(mcse), "nuts_draws": 4000}
+        return lambda n, lv: shift_interval(figures, lv)
+
+    return Plan(first=4000, batch=4000, cap=4000, alpha=gate.mc_alpha), gate.weight_shift_sd_max, for_rep, level
+
+
+def test_agreement_at_the_bound_is_undecided_and_rarely_passes() -> None:
+    plan, bound, for_rep, level = _agreement(1.0)
+    assert plan.level(plan.cap) == pytest.approx(level)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(0.2, "pass"), (2.0, "fail")])
+def test_agreement_clearly_on_one_side_decides_at_its_look(shift: float, verdict: str) -> None:
+    plan, bound, for_rep, _ = _agreement(shift)
+    assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
