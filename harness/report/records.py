@@ -126,7 +126,7 @@ def margin_text(g: dict[str, Any]) -> str:
     hw = g.get("margin_hw")
     if hw is None:
         return fmt(g.get("margin"))
-    return ("+∞" if hw > 0 else "−∞") + " hw" if math.isinf(hw) else f"{hw:+.2f} hw"
+    return ("+∞" if hw > 0 else "−∞") + " hw" if math.isinf(hw) else f"{hw:+.3g} hw"
 
 
 def value_text(g: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ def test_reports_show_the_status_interval_margin_and_replicates_needed(registry,
     assert gate["needed"] > 40  # projected from the interval's width
     md = (out / "report.md").read_text()
     assert "| convergence | small | UNDECIDED |" in md
-    assert re.search(r"\| 0\.95 \[0\.8\d+, 1\.0\d+\] \(9\d\.\d%\) \| \+0\.\d\d hw \|", md), md
+    assert re.search(r"\| 0\.95 \[0\.8\d+, 1\.0\d+\] \(9\d\.\d%\) \| \+0\.\d+ hw \|", md), md
     assert f"40 of 40; about {gate['needed']} to decide" in md
     assert "Why it is undecided" in md
     html = (out / "report.html").read_text()
