@@ -131,8 +131,8 @@ def ratio_table(baseline: dict, current: dict, threshold_pct: float = TIME_THRES
     """Every benchmark in both runs: wall minimum before and now and their ratio (marked when
     either run was on a busy machine: not gated), the gated figure's factor, peak RSS ratio, verdict."""
     before, limit = _by_name(baseline), 1 + threshold_pct / 100
-    lines = [f"{'benchmark':<32}{'min before':>12}{'min now':>12}{'wall':>12}{f'mean ratio, {LEVEL:.0%} over rounds':>30}"
-             f"{'figure':>10}{'rss':>8}  verdict  (figure: how many times worse the gated figure is)"]
+    lines = [f"{'benchmark':<32}{'min before':>12}{'min now':>12}{'wall':>12}"
+             f"{f'mean ratio, {LEVEL:.0%} over rounds':>30}{'figure':>10}{'rss':>8}  verdict  (figure: how many times worse the gated figure is)"]
     for name, bench in _by_name(current).items():
         if name not in before:
             lines.append(f"{name:<32}{'-':>12}{_seconds(bench['stats']['min']):>12}  new, not compared")
@@ -149,7 +149,8 @@ def ratio_table(baseline: dict, current: dict, threshold_pct: float = TIME_THRES
         bad = ((new / old > limit and not busy and not noise) or (fig is not None and fig > limit)
                or (rss is not None and rss > 1 + MEMORY_TOLERANCE))
         wall = f"{new / old:.3f}{' busy' if busy else ''}"
-        lines.append(f"{name:<32}{_seconds(old):>12}{_seconds(new):>12}{wall:>12}{_interval_text(interval):>30}"
+        lines.append(f"{name:<32}{_seconds(old):>12}{_seconds(new):>12}{wall:>12}"
+                     f"{_interval_text(interval):>30}"
                      f"{'-' if fig is None else f'{fig:.3f}':>10}{'-' if rss is None else f'{rss:.3f}':>8}"
                      f"  {'REGRESSION' if bad else 'ok'}")
     return "\n".join(lines)
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare this saved run with this machine's baseline, without running anything")
     ap.add_argument("--time-threshold", type=float, default=TIME_THRESHOLD,
                     help=f"percent growth of a minimum time that is a regression (default {TIME_THRESHOLD:g})")
-    ap.add_argument("--storage", type=Path, default=STORAGE, help=f"saved runs and baselines (default {STORAGE})")
+    ap.add_argument("--storage", type=Path, default=STORAGE,
+                    help=f"saved runs and baselines (default {STORAGE})")
     args = ap.parse_args(argv)
     base = pytest_command(args.k, args.storage)
     if args.save_baseline:
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     baselines = baselines_for(machine, previous)
     if not baselines:
-        print(f"compare: no baseline taken on this machine ({describe(machine_key(machine))}) in {args.storage}; "
+        print(f"compare: no baseline taken on this machine ({describe(machine_key(machine))}) "
+              f"in {args.storage}; "
               "take one with --save-baseline on an idle machine", file=sys.stderr)
         return 2
     if args.check is not None:
@@ -226,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         # pytest-benchmark is not asked to load the baseline (`--benchmark-compare`): it would
         # compare every machine_info field; the verdict and its table are this script's
         code = subprocess.call([*base, "--benchmark-autosave"])
-        current = max(set(saved_runs(args.storage)) - set(previous), key=lambda p: p.stat().st_mtime, default=None)
+        new_runs = set(saved_runs(args.storage)) - set(previous)
+        current = max(new_runs, key=lambda p: p.stat().st_mtime, default=None)
         if current is None:
             return code or 1
     old, new = merged_baseline(baselines), json.loads(current.read_text())

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.paths import repo_root
 
-__all__ = ["STORAGE", "baseline_for", "baselines_for", "machine_key", "saved_runs", "this_machine"]
+__all__ = ["STORAGE", "baseline_for", "baselines_for", "describe", "machine_key", "saved_runs", "this_machine"]
 
 STORAGE = repo_root() / "benchmarks" / "baselines"
 

@@ -14,8 +14,8 @@ and fixtures for the bundled cases, each folder's content for `--case` runs), th
 and the same code is not redone; anything else is. A check that raises is recorded as
 `error` and not stamped, so the next run retries it.
 Verdicts: SUCCESS — every planned check ran and passed; FAILED — at least one gate is
-red, or undecided at its cap (`harness.verdict`; unless `allow_undecided`); PARTIAL — nothing is red but something did not finish (an error, a missing check
-module, an interruption).
+red, or undecided at its cap (`harness.verdict`; unless `allow_undecided`); PARTIAL — nothing
+is red but something did not finish (an error, a missing check module, an interruption).
 """
 
 from __future__ import annotations

@@ -125,7 +125,9 @@ def compare(
         },
         "max_weight_shift_sd": float(np.max(shift)),
         "nuts_draws": int(pn.sizes["chain"] * pn.sizes["draw"]),
-        "weight_shift_mcse_sd": [float(e) for e in _shift_mcse(pn["w"].sel(member=members), pl["w"].sel(member=members)) / unit],
+        "weight_shift_mcse_sd": [
+            float(e) for e in _shift_mcse(pn["w"].sel(member=members), pl["w"].sel(member=members)) / unit
+        ],
         "sd_ratio_min": float(np.min(ratio[spread])) if spread.any() else None,
         "sd_ratio_max": float(np.max(ratio[spread])) if spread.any() else None,
         "members_pinned": [m for m, gated in zip(members, spread, strict=True) if not gated],
