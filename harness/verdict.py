@@ -33,8 +33,9 @@ Use (the whole API):
     from harness.verdict import Plan, binomial, decide, sequential
 
     # one look, on what is there
-    d = decide(binomial(k=41, n=50, level=0.95), "≥", 0.7)
-    d.verdict, d.margin, d.needed                 # "pass", 1.9 (half-widths), None
+    d = decide(binomial(k=45, n=50, level=0.95), "≥", 0.7)
+    d.verdict, d.margin, d.needed                 # "pass", 1.69 (half-widths), None
+    decide(binomial(k=41, n=50), "≥", 0.7)        # "undecided", margin 0.89, needed 63
 
     # extend in batches: measure(n, level) computes (or reads back) replicates 0..n-1
     plan = Plan(first=20, batch=20, cap=100, alpha=0.05)
