@@ -491,7 +491,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
         iv = calibration.interval
         messages.append(
             f"coverage (a) dense_clean: calibration error {err:.3f} [{iv.lower:.3f}, {iv.upper:.3f}] "
-            + ("> " if calibration.verdict == "fail" else "holds ")
+            + ("> " if calibration.verdict == "fail" else "holds the bound ")
             + f"{gate.max_calibration_error} after {iv.n} replicates "
             f"(1σ {dc['coverage_1sigma']:.3f} vs {NOMINAL_1}, 2σ {dc['coverage_2sigma']:.3f} vs {NOMINAL_2})"
             + (f"; about {calibration.needed} replicates would decide" if calibration.needed else "")

@@ -269,7 +269,7 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
         messages.append(
             f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across {iv.n} seeds, "
             f"{iv.level:.1%} interval [{iv.lower:.4f}, {iv.upper:.4f}] "
-            + ("> " if decision.verdict == "fail" else "holds ")
+            + ("> " if decision.verdict == "fail" else "holds the bound ")
             + f"{settings.max_sd}"
             + (f"; about {decision.needed} seeds would decide (cap {decision.cap})" if decision.needed else "")
         )
