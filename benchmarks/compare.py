@@ -13,23 +13,32 @@ Red (exit 1) when, against the baselines taken on this CPU (newest per benchmark
     taken on a busy machine (load average at or above the CPU count: then it is shown, not
     gated, since other jobs alone move it by up to 4x on 2 shared cores);
   * its `peak_rss_mb` grew by more than MEMORY_TOLERANCE.
-Exit 2: no baseline for this CPU. `FUSION_BENCH_PLANT` (benchmarks/plants.py) plants a
-slowdown to see it turn red.
+Each wall ratio is shown with its 95 % interval over rounds (the ratio of the mean round times,
+from each run's mean, sd and round count) and a wall regression also needs that interval above 1:
+a minimum that grew within the rounds' own scatter is noise, not a regression.
+Exit 2: no baseline taken on the same machine (`machines.py`: CPU model, cores, Python
+implementation and major.minor; kernel, hostname and CPU flags may differ). `FUSION_BENCH_PLANT`
+(benchmarks/plants.py) plants a slowdown to see it turn red.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 from harness.paths import repo_root
+from machines import STORAGE, baselines_for, describe, machine_key, saved_runs, this_machine
 
-STORAGE = repo_root() / "benchmarks" / "baselines"
 TIME_THRESHOLD = 35.0  # % on the minimum: repeats at load 1–4 on 2 shared cores move it by up to ±20 %
 MEMORY_TOLERANCE = 0.05  # peak RSS is near-deterministic (a few MB of noise on ~550 MB)
+LEVEL = 0.95  # of the wall ratio's interval over rounds
+# pytest-benchmark warns when machine_info differs in any field (a kernel build, a CPU flag), and
+# `filterwarnings = error` makes that an INTERNALERROR: which runs compare is machines.py's decision
+QUIET = ["-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"]
 
 
 def _by_name(run: dict) -> dict[str, dict]:
@@ -81,15 +90,37 @@ def time_regressions(baseline: dict, current: dict, threshold_pct: float = TIME_
         if name not in before:
             continue
         old, new = before[name]["stats"]["min"], bench["stats"]["min"]
-        if new / old > limit and not (_busy(bench) or _busy(before[name])):
+        interval = ratio_interval(before[name]["stats"], bench["stats"])
+        beyond_noise = interval is None or interval[1] > 1
+        if new / old > limit and beyond_noise and not (_busy(bench) or _busy(before[name])):
             found.append(f"{name}: min {_seconds(old)} -> {_seconds(new)} (ratio {new / old:.3f}, "
-                         f"threshold {limit:.2f})")
+                         f"threshold {limit:.2f}; mean ratio {_interval_text(interval)})")
         key, direction = FIGURES.get(name, ("", ""))
         fig_old, fig_new = before[name]["extra_info"].get(key), bench["extra_info"].get(key)
         if fig_old and fig_new and _factor(fig_old, fig_new, direction) > limit:
             found.append(f"{name}: {key} {fig_old:.4g} -> {fig_new:.4g} ({_factor(fig_old, fig_new, direction):.3f}"
                          f" times worse, {direction} is better; threshold {limit:.2f})")
     return found
+
+
+def ratio_interval(old: dict, new: dict, level: float = LEVEL) -> tuple[float, float, float] | None:
+    """The ratio of mean round times (new over old) and its `level` interval over rounds, or None
+    when either run has a single round (no scatter to measure).
+
+    Each run's mean has relative standard error sd/(mean·√rounds); the log of the ratio has the
+    root sum of squares of the two (the delta method), and the interval is normal on that log.
+    """
+    from scipy.stats import norm
+
+    if min(old.get("rounds", 1), new.get("rounds", 1)) < 2 or not (old.get("mean") and new.get("mean")):
+        return None
+    rel = [s["stddev"] / (s["mean"] * math.sqrt(s["rounds"])) for s in (old, new)]
+    ratio, spread = new["mean"] / old["mean"], norm.ppf(0.5 + level / 2) * math.hypot(*rel)
+    return ratio, ratio * math.exp(-spread), ratio * math.exp(spread)
+
+
+def _interval_text(interval: tuple[float, float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.3f} [{interval[1]:.3f}, {interval[2]:.3f}]"
 
 
 def _seconds(s: float) -> str:
@@ -100,8 +131,8 @@ def ratio_table(baseline: dict, current: dict, threshold_pct: float = TIME_THRES
     """Every benchmark in both runs: wall minimum before and now and their ratio (marked when
     either run was on a busy machine: not gated), the gated figure's factor, peak RSS ratio, verdict."""
     before, limit = _by_name(baseline), 1 + threshold_pct / 100
-    lines = [f"{'benchmark':<32}{'min before':>12}{'min now':>12}{'wall':>12}{'figure':>10}{'rss':>8}  verdict  "
-             "(figure: how many times worse the gated figure is)"]
+    lines = [f"{'benchmark':<32}{'min before':>12}{'min now':>12}{'wall':>12}"
+             f"{f'mean ratio, {LEVEL:.0%} over rounds':>30}{'figure':>10}{'rss':>8}  verdict  (figure: how many times worse the gated figure is)"]
     for name, bench in _by_name(current).items():
         if name not in before:
             lines.append(f"{name:<32}{'-':>12}{_seconds(bench['stats']['min']):>12}  new, not compared")
@@ -113,37 +144,16 @@ def ratio_table(baseline: dict, current: dict, threshold_pct: float = TIME_THRES
         fig = _factor(fig_old, fig_new, direction) if fig_old and fig_new else None
         rss_old, rss_new = before[name]["extra_info"].get("peak_rss_mb"), bench["extra_info"].get("peak_rss_mb")
         rss = rss_new / rss_old if rss_old and rss_new else None
-        bad = ((new / old > limit and not busy) or (fig is not None and fig > limit)
+        interval = ratio_interval(before[name]["stats"], bench["stats"])
+        noise = interval is not None and interval[1] <= 1
+        bad = ((new / old > limit and not busy and not noise) or (fig is not None and fig > limit)
                or (rss is not None and rss > 1 + MEMORY_TOLERANCE))
         wall = f"{new / old:.3f}{' busy' if busy else ''}"
         lines.append(f"{name:<32}{_seconds(old):>12}{_seconds(new):>12}{wall:>12}"
+                     f"{_interval_text(interval):>30}"
                      f"{'-' if fig is None else f'{fig:.3f}':>10}{'-' if rss is None else f'{rss:.3f}':>8}"
                      f"  {'REGRESSION' if bad else 'ok'}")
     return "\n".join(lines)
-
-
-def _runs() -> list[Path]:
-    return sorted(STORAGE.rglob("*.json"))
-
-
-def this_cpu() -> str:
-    """The CPU name pytest-benchmark records in `machine_info.cpu.brand_raw`."""
-    import cpuinfo
-
-    return cpuinfo.get_cpu_info().get("brand_raw", "unknown")
-
-
-def baselines_for(cpu: str, runs: list[Path] | None = None) -> list[Path]:
-    """The saved baselines taken on a machine with this CPU (times from another CPU compare
-    nothing), oldest first."""
-    return [path for path in (runs if runs is not None else _runs())
-            if "_baseline" in path.name and json.loads(path.read_text())["machine_info"]["cpu"].get("brand_raw") == cpu]
-
-
-def baseline_for(cpu: str, runs: list[Path] | None = None) -> Path | None:
-    """The newest baseline taken on this CPU, or None."""
-    found = baselines_for(cpu, runs)
-    return found[-1] if found else None
 
 
 def merged_baseline(paths: list[Path]) -> dict:
@@ -156,10 +166,10 @@ def merged_baseline(paths: list[Path]) -> dict:
     return {"benchmarks": list(merged.values())}
 
 
-def pytest_command(k: str | None = None) -> list[str]:
-    """The suite under pytest-benchmark, storing runs in benchmarks/baselines/ (also for the bench_*.py)."""
+def pytest_command(k: str | None = None, storage: Path = STORAGE) -> list[str]:
+    """The suite under pytest-benchmark, storing runs in `storage` (also for the bench_*.py)."""
     cmd = [sys.executable, "-m", "pytest", str(repo_root() / "benchmarks"), "-p", "no:randomly",
-           "--benchmark-enable", "--benchmark-only", f"--benchmark-storage=file://{STORAGE}", "-q"]
+           "--benchmark-enable", "--benchmark-only", f"--benchmark-storage=file://{storage}", "-q", *QUIET]
     return cmd + (["-k", k] if k else [])
 
 
@@ -193,27 +203,40 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare this saved run with this machine's baseline, without running anything")
     ap.add_argument("--time-threshold", type=float, default=TIME_THRESHOLD,
                     help=f"percent growth of a minimum time that is a regression (default {TIME_THRESHOLD:g})")
+    ap.add_argument("--storage", type=Path, default=STORAGE,
+                    help=f"saved runs and baselines (default {STORAGE})")
     args = ap.parse_args(argv)
-    base = pytest_command(args.k)
+    base = pytest_command(args.k, args.storage)
     if args.save_baseline:
         return subprocess.call([*base, "--benchmark-save=baseline"])
-    previous = _runs()
-    cpu = this_cpu()
-    baseline = baseline_for(cpu, previous)
-    if baseline is None:
-        print(f"compare: no baseline taken on this machine ({cpu}) in {STORAGE}; "
+    previous = saved_runs(args.storage)
+    machine = this_machine()
+    if args.check is not None:
+        try:
+            machine = json.loads(args.check.read_text())["machine_info"]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"compare: {args.check}: not a saved pytest-benchmark run ({exc})", file=sys.stderr)
+            return 2
+    baselines = baselines_for(machine, previous)
+    if not baselines:
+        print(f"compare: no baseline taken on this machine ({describe(machine_key(machine))}) "
+              f"in {args.storage}; "
               "take one with --save-baseline on an idle machine", file=sys.stderr)
         return 2
     if args.check is not None:
         code, current = 0, args.check
     else:
-        # pytest-benchmark shows its comparison table; the verdict is this script's, which knows
-        # a busy machine (`--benchmark-compare-fail` would fail every run taken under load)
-        code = subprocess.call([*base, "--benchmark-autosave", f"--benchmark-compare={baseline.name.split('_')[0]}"])
-        current = max(set(_runs()) - set(previous), key=lambda p: p.stat().st_mtime, default=None)
+        # pytest-benchmark is not asked to load the baseline (`--benchmark-compare`): it would
+        # compare every machine_info field; the verdict and its table are this script's
+        code = subprocess.call([*base, "--benchmark-autosave"])
+        new_runs = set(saved_runs(args.storage)) - set(previous)
+        current = max(new_runs, key=lambda p: p.stat().st_mtime, default=None)
         if current is None:
             return code or 1
-    old, new = merged_baseline(baselines_for(cpu, previous)), json.loads(current.read_text())
+    old, new = merged_baseline(baselines), json.loads(current.read_text())
+    if not set(_by_name(old)) & set(_by_name(new)):
+        print(f"compare: no benchmark of {current.name} has a baseline on this machine", file=sys.stderr)
+        return 2
     names = ", ".join(sorted({b["baseline_file"] for b in old["benchmarks"]}))
     print(f"\ncompared {current.name} with {names} (newest per benchmark): +{args.time_threshold:g} %, "
           f"memory +{MEMORY_TOLERANCE:.0%}")

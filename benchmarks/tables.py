@@ -118,11 +118,11 @@ def with_block(readme: str, table: str) -> str:
 
 
 def _default_jsons() -> list[Path]:
-    from compare import STORAGE, baselines_for, this_cpu
+    from machines import STORAGE, baselines_for, this_machine
 
-    found = baselines_for(this_cpu())
+    found = baselines_for(this_machine())
     if not found:
-        sys.exit(f"tables: no baseline for this CPU in {STORAGE}")
+        sys.exit(f"tables: no baseline for this machine in {STORAGE}")
     return found
 
 

@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"YAML thresholds: sections {', '.join(SECTIONS)}, as `harness gates` prints them "
         "(default: DESIGN.md's; see harness/gates.py)",
     )
+    r.add_argument(
+        "--allow-undecided",
+        action="store_true",
+        help="a statistical gate still undecided at its cap (its interval holds the bound) does not fail "
+        "the run; it is still shown as UNDECIDED (default: it fails the run, exit 1)",
+    )
     g = sub.add_parser("gates", help="print the effective thresholds as a YAML file `run --config` accepts back")
     g.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="YAML thresholds to start from (default: DESIGN.md's)")
@@ -193,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             case_dirs=tuple(args.cases),
             gates=gates,
+            allow_undecided=args.allow_undecided,
         )
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:

@@ -10,8 +10,12 @@
       stat_k: 4.0
     coverage:
       max_calibration_error: 0.05
+      max_replicates: 200  # (a) adds replicates in batches up to here while undecided
+      mc_alpha: 0.05
     stability:
       max_sd: 0.02
+      max_seeds: 40        # undecided adds seeds in batches up to here (harness.verdict)
+      mc_alpha: 0.05
     agreement:
       weight_shift_sd_max: 1.0
     likelihood:       # the likelihood-form evidence under correlated errors
@@ -88,12 +92,17 @@ class CoverageGate(_Section):
 
     max_calibration_error: float = Field(0.05, ge=0)
     min_truth_first: float = Field(0.95, ge=0, le=1)
+    max_replicates: int = Field(200, ge=1, description="cap on (a)'s replicates when its verdict is undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 class StabilityGate(_Section):
-    """Check 6: the largest per-member σ of E[w] across subsample seeds."""
+    """Check 6: the largest per-member σ of E[w] across subsample seeds, with its χ² interval;
+    undecided adds seeds in batches up to `max_seeds` (harness.verdict)."""
 
     max_sd: float = Field(0.02, ge=0)
+    max_seeds: int = Field(40, ge=2, description="cap on subsample seeds when the verdict is undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 class AgreementGate(_Section):
@@ -108,6 +117,7 @@ class AgreementGate(_Section):
         "and the sd ratio is gated only where the NUTS sd reaches it",
     )
     projection_sd_floor_mm: float = Field(0.01, ge=0, description="the same floor for the projection's sd, in mm")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong weight-shift verdict from Monte-Carlo noise")
 
 
 class PerfectModelGate(_Section):

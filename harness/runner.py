@@ -14,8 +14,8 @@ and fixtures for the bundled cases, each folder's content for `--case` runs), th
 and the same code is not redone; anything else is. A check that raises is recorded as
 `error` and not stamped, so the next run retries it.
 Verdicts: SUCCESS — every planned check ran and passed; FAILED — at least one gate is
-red; PARTIAL — nothing is red but something did not finish (an error, a missing check
-module, an interruption).
+red, or undecided at its cap (`harness.verdict`; unless `allow_undecided`); PARTIAL — nothing
+is red but something did not finish (an error, a missing check module, an interruption).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class RunOptions:
     golden_dir: Path = field(default_factory=lambda: repo_root() / "golden")
     fixtures_dir: Path = field(default_factory=lambda: repo_root() / "fixtures")
     case_dirs: tuple[Path, ...] = ()  # `--case`: per-case checks run on these instead of the bundled cases
+    allow_undecided: bool = False  # `--allow-undecided`: a gate still undecided at its cap does not fail the run
 
 
 @dataclass
@@ -299,7 +300,7 @@ def _record(out: Path, item: Planned, result: CheckResult, key: str, suite: str,
         item.folder,
         {**dataclasses.asdict(result), "suite": suite, "fingerprint": fp, "started_at": start_at, "finished_at": _now()},
         key,
-        complete=result.status in ("pass", "fail"),  # an error or an interruption is retried
+        complete=result.status in ("pass", "fail", "undecided"),  # an error or an interruption is retried
     )
     upsert_inventory(
         out,
@@ -317,12 +318,14 @@ def _record(out: Path, item: Planned, result: CheckResult, key: str, suite: str,
     )
 
 
-def _verdict(entries: list[Entry]) -> tuple[str, int]:
-    """The run's one marker and exit code: success only when every check passed."""
+def _verdict(entries: list[Entry], allow_undecided: bool = False) -> tuple[str, int]:
+    """The run's one marker and exit code: success only when every check passed; a check still
+    undecided at its cap fails the run (a release must not pass on a coin flip) unless allowed."""
     statuses = [e.result.status for e in entries]
-    if statuses and all(s == "pass" for s in statuses):
+    ok = ("pass", "undecided") if allow_undecided else ("pass",)
+    if statuses and all(s in ok for s in statuses):
         return "_RUN_SUCCESS", 0
-    if "fail" in statuses:
+    if "fail" in statuses or "undecided" in statuses and "error" not in statuses:
         return "_RUN_FAILED", 1
     return "_RUN_PARTIAL", 1
 
@@ -378,7 +381,7 @@ def _run_locked(
         )
         entries.append(Entry(result, item.folder))
 
-    marker, code = _verdict(entries)
+    marker, code = _verdict(entries, options.allow_undecided)
     info = {
         "suite": options.suite,
         "checks": list(options.checks),
@@ -390,6 +393,7 @@ def _run_locked(
         "fingerprint": fp,
         "versions": env,
         "scheduler": options.scheduler,
+        "allow_undecided": options.allow_undecided,
         "interrupted": interrupted,
         "out": str(out),
     }

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+from types import ModuleType
+
+import pytest
 
 from harness.paths import repo_root
 
 
-def _compare():
+@pytest.fixture(autouse=True)
+def _benchmarks_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare.py imports its sibling `machines` as the scripts run it: from the benchmarks folder."""
+    monkeypatch.syspath_prepend(str(repo_root() / "benchmarks"))
+
+
+def _compare() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_compare", repo_root() / "benchmarks" / "compare.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -43,12 +52,16 @@ def test_a_minimum_beyond_the_threshold_is_named_with_its_ratio() -> None:
 def test_the_baseline_is_the_one_taken_on_this_cpu(tmp_path) -> None:
     import json
 
+    import machines
+
+    def info(cpu: str) -> dict:
+        return {"cpu": {"brand_raw": cpu, "count": 2}, "python_implementation": "CPython", "python_version": "3.12.1"}
+
     runs = []
     for i, cpu in enumerate(["Intel Xeon", "AMD EPYC", "Intel Xeon"]):
         path = tmp_path / f"000{i + 1}_baseline.json"
-        path.write_text(json.dumps({"machine_info": {"cpu": {"brand_raw": cpu}}}))
+        path.write_text(json.dumps({"machine_info": info(cpu)}))
         runs.append(path)
-    compare = _compare()
-    assert compare.baseline_for("AMD EPYC", runs) == runs[1]
-    assert compare.baseline_for("Intel Xeon", runs) == runs[2]
-    assert compare.baseline_for("Apple M3", runs) is None
+    assert machines.baseline_for(info("AMD EPYC"), runs) == runs[1]
+    assert machines.baseline_for(info("Intel Xeon"), runs) == runs[2]
+    assert machines.baseline_for(info("Apple M3"), runs) is None

@@ -37,7 +37,7 @@ from harness.registry import names
 
 __all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES", "gate_record", "gates_of"]
 
-Status = Literal["pass", "fail", "error"]
+Status = Literal["pass", "fail", "undecided", "error"]  # undecided: `harness.verdict`, at the cap
 Comparison = Literal["≤", "≥"]
 CHECK_NAMES: tuple[str, ...] = names()  # the registry's, at import (harness.registry.names() reads it live)
 

@@ -22,7 +22,7 @@ import math
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,12 +51,15 @@ from harness.sim import (
     sigma_tot2,
     worker_info,
 )
+from harness.verdict import Decision, Interval, Plan, bootstrap, sequential, worst
 
 __all__ = [
     "REGIMES",
     "THRESHOLDS",
     "CoverageSpec",
     "Regime",
+    "calibration_decision",
+    "calibration_interval",
     "coverage_curve",
     "predictive_pit",
     "run_check",
@@ -407,13 +410,62 @@ def suite_specs(suite: str) -> tuple[CoverageSpec, CoverageSpec]:
     )
 
 
-def coverage_gates(figures: dict[str, Any], gate: CoverageGate) -> list[dict[str, Any]]:
-    """(a) dense_clean calibration error, (b) dense_clean share of replicates ranking the true member first."""
+def calibration_interval(
+    covered_1sigma: np.ndarray, covered_2sigma: np.ndarray, held: np.ndarray, level: float, seed: int = 0
+) -> Interval:
+    """The pooled calibration error |c₁ − 0.6827| + |c₂ − 0.9545| of replicates' held-out counts, with
+    a bootstrap interval over replicates (the points of one replicate share its posterior, so the
+    replicate, not the point, is the unit resampled)."""
+
+    def error(c1: np.ndarray, c2: np.ndarray, n: np.ndarray, axis: int = -1) -> np.ndarray:
+        total = np.maximum(np.sum(n, axis=axis), 1.0)
+        return np.abs(np.sum(c1, axis=axis) / total - NOMINAL_1) + np.abs(np.sum(c2, axis=axis) / total - NOMINAL_2)
+
+    counts = (np.asarray(covered_1sigma), np.asarray(covered_2sigma), np.asarray(held))
+    return bootstrap(counts, error, level, seed, vectorized=True)
+
+
+def _calibration_counts(records: list[dict[str, Any]], regime: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [r["regimes"][regime] for r in records]
+    i1, i2 = THRESHOLDS.index(1.0), THRESHOLDS.index(2.0)
+    return (np.array([r["covered"][i1] for r in rows]), np.array([r["covered"][i2] for r in rows]),
+            np.array([r["n_held"] for r in rows]))
+
+
+def calibration_decision(
+    spec: CoverageSpec,
+    folder: Path,
+    plan: Plan,
+    bound: float,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> tuple[Decision, dict[str, Any]]:
+    """(a)'s dense_clean calibration error decided in batches of replicates (`plan`; stored ones reused),
+    and the `run_coverage` result of the last look."""
+    last: dict[str, Any] = {}
+
+    def measure(n: int, level: float) -> Interval:
+        last.update(run_coverage(replace(spec, n_replicates=n), folder, scheduler=scheduler, workers=workers,
+                                 progress=progress))
+        return calibration_interval(*_calibration_counts(last["records"], "dense_clean"), level, seed=spec.seed)
+
+    decision = sequential(plan, measure, "≤", bound, lambda m: progress(f"coverage ({spec.setting}): {m}"))
+    return decision, last
+
+
+def coverage_gates(
+    figures: dict[str, Any], gate: CoverageGate, calibration: Decision | None = None
+) -> list[dict[str, Any]]:
+    """(a) dense_clean calibration error (with its interval and verdict when `calibration` is given),
+    (b) dense_clean share of replicates ranking the true member first."""
     a = figures.get("generative", {}).get("dense_clean", {})
     b = figures.get("physical", {}).get("dense_clean", {})
+    name = "generative.dense_clean.calibration_error"
     return gates_of(
-        gate_record("generative.dense_clean.calibration_error", "≤", gate.max_calibration_error,
-                    a.get("calibration_error")),
+        calibration.record(name) if calibration is not None
+        else gate_record(name, "≤", gate.max_calibration_error, a.get("calibration_error")),
         gate_record("physical.dense_clean.truth_first", "≥", gate.min_truth_first, b.get("truth_first_fraction")),
     )
 
@@ -423,21 +475,26 @@ def run_check(ctx: CheckContext) -> CheckResult:
     gate: CoverageGate = ctx.gates.coverage
     out = Path(ctx.artifact_dir)
     spec_a, spec_b = suite_specs(ctx.suite)
-    res = {
-        "generative": run_coverage(
-            spec_a, out / "generative", scheduler=ctx.scheduler, progress=ctx.progress
-        ),
-        "physical": run_coverage(spec_b, out / "physical", scheduler=ctx.scheduler, progress=ctx.progress),
-    }
+    # (a) in batches of the suite's count while its verdict is undecided, up to the cap (harness.verdict)
+    plan = Plan(first=spec_a.n_replicates, batch=spec_a.n_replicates,
+                cap=max(gate.max_replicates, spec_a.n_replicates), alpha=gate.mc_alpha)
+    calibration, generative = calibration_decision(spec_a, out / "generative", plan, gate.max_calibration_error,
+                                                   scheduler=ctx.scheduler, progress=ctx.progress)
+    res = {"generative": generative,
+           "physical": run_coverage(spec_b, out / "physical", scheduler=ctx.scheduler, progress=ctx.progress)}
     a, b = res["generative"]["regimes"], res["physical"]["regimes"]
     dc = a["dense_clean"]
     err = dc["calibration_error"]
     first = b["dense_clean"]["truth_first_fraction"]
     messages, findings = [], []
-    if not err <= gate.max_calibration_error:
+    if calibration.verdict != "pass":
+        iv = calibration.interval
         messages.append(
-            f"coverage (a) dense_clean: calibration error {err:.3f} > {gate.max_calibration_error} "
+            f"coverage (a) dense_clean: calibration error {err:.3f} [{iv.lower:.3f}, {iv.upper:.3f}] "
+            + ("> " if calibration.verdict == "fail" else "holds the bound ")
+            + f"{gate.max_calibration_error} after {iv.n} replicates "
             f"(1σ {dc['coverage_1sigma']:.3f} vs {NOMINAL_1}, 2σ {dc['coverage_2sigma']:.3f} vs {NOMINAL_2})"
+            + (f"; about {calibration.needed} replicates would decide" if calibration.needed else "")
         )
     if not first >= gate.min_truth_first:
         messages.append(
@@ -492,15 +549,17 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="coverage",
         case=ctx.case,
-        status="pass" if not messages else "fail",
+        status=worst([calibration.verdict, "pass" if first >= gate.min_truth_first else "fail"]),
         figures=figures,
         thresholds={
             "generative_dense_clean_max_calibration_error": gate.max_calibration_error,
+            "generative_max_replicates": plan.cap,
+            "mc_alpha": gate.mc_alpha,
             "physical_dense_clean_min_truth_first": gate.min_truth_first,
             "nominal_1sigma": NOMINAL_1,
             "nominal_2sigma": NOMINAL_2,
         },
-        gates=coverage_gates(figures, gate),
+        gates=coverage_gates(figures, gate, calibration),
         messages=messages + [f"(reported, not gated) {f}" for f in findings],
         plots=[plot],
         provenance={

@@ -7,6 +7,14 @@ subsample smaller than its point count, compute each member's posterior-mean wei
 (the config's likelihood form, as `fusion run` samples it, fitted through `fusion run`'s density and nutpie path), align
 the weights by member label (never by position), and report per-member σ across seeds and how
 often the seeds agree on the top member. The gate is the largest per-member σ.
+
+That σ is itself a Monte-Carlo estimate (from 5 seeds, uncertain by about ±35 %), so the gate
+reads it with an interval (`harness.verdict`): each member's σ gets its χ² interval, at the
+look's level divided over the members (Bonferroni: the intervals hold together), and the largest
+σ's interval runs from the largest lower to the largest upper end. Undecided adds the next
+batch of seeds (as many as the first batch, consecutive after its last seed: a fixed, seeded
+path) up to `max_seeds`, under Pocock-type alpha spending over the looks; seeds already fitted
+are read back from their folders.
 """
 
 from __future__ import annotations
@@ -29,12 +37,15 @@ from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.report.plots import plot_stability
 from harness.sim import PARAMS, SAMPLER, fit, run_tasks, spec_hash, worker_info
 from harness.result_store import load_result, save_result
+from harness.verdict import Decision, Interval, Plan, sd_chi2, sequential
 
 __all__ = [
     "StabilitySettings",
+    "max_sd_interval",
     "posterior_weights",
     "run_check",
     "run_stability",
+    "seed_list",
     "seed_stability",
     "stability_chunk",
 ]
@@ -42,7 +53,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StabilitySettings:
-    """Seeds, subsample size, sampler settings and the gate (max per-member σ of E[w])."""
+    """Seeds (the first batch), subsample size, sampler settings and the gate (max per-member σ of
+    E[w]), with its cap on seeds and its chance `alpha` per side of a verdict wrong by noise."""
 
     seeds: tuple[int, ...] = (42, 43, 44, 45, 46)
     subsample_size: int = 2000
@@ -51,6 +63,28 @@ class StabilitySettings:
     tune: int = 500
     chains: int = 2
     sampler_seed: int = 42
+    max_seeds: int = 40
+    alpha: float = 0.05
+
+    def plan(self) -> Plan:
+        """Looks at the first batch, then every further batch of as many seeds, up to `max_seeds`."""
+        first = len(self.seeds)
+        return Plan(first=first, batch=first, cap=max(self.max_seeds, first), alpha=self.alpha)
+
+
+def seed_list(settings: StabilitySettings) -> list[int]:
+    """Every seed a run may use, in order: the first batch, then consecutive seeds after its last."""
+    extra = max(settings.max_seeds - len(settings.seeds), 0)
+    return [*settings.seeds, *range(max(settings.seeds) + 1, max(settings.seeds) + 1 + extra)]
+
+
+def max_sd_interval(table: pd.DataFrame, level: float) -> Interval:
+    """The largest per-member σ across seeds (rows) and its interval at `level`, simultaneous over
+    members: each member's χ² interval at 1 − (1 − level)/members (Bonferroni)."""
+    members = table.shape[1]
+    each = [sd_chi2(table[m].to_numpy(), 1 - (1 - level) / members) for m in table.columns]
+    return Interval(max(i.estimate for i in each), max(i.lower for i in each), max(i.upper for i in each),
+                    level, len(table), f"χ² per member, Bonferroni over {members}")
 
 
 def seed_stability(weights: Mapping[int, Mapping[str, float]]) -> dict[str, Any]:
@@ -134,35 +168,41 @@ def run_stability(
     scheduler: str | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
-    """Weights for each seed (resumable, one artifact per seed), then the stability figures."""
+    """Weights per seed (resumable, one artifact per seed) for as many batches of seeds as the
+    verdict needs, then the stability figures and, under `decision`, the verdict."""
     from fusion import load_config, load_data, prepare
-
-    settings = settings or StabilitySettings()
-    folder = Path(folder)
     from fusion.config import config_hash
     from fusion.pipeline import likelihood_inputs
 
+    settings = settings or StabilitySettings()
+    folder = Path(folder)
     cfg = load_config(config_path)
-    # the gate never changes the weights; the config (its likelihood form among it) does
-    key = spec_hash(replace(settings, max_sd=0.0)) + config_hash(cfg)[:16]
+    # neither the gate nor the seed list changes a seed's weights; the config (its likelihood form among it) does
+    key = spec_hash(replace(settings, max_sd=0.0, seeds=(0,), max_seeds=0, alpha=0.05)) + config_hash(cfg)[:16]
+    seeds = seed_list(settings)
     weights: dict[int, dict[str, float]] = {}
-    todo: list[int] = []
-    for seed in settings.seeds:
-        rec = load_result(folder / "seeds" / f"seed{seed}", key)
-        if rec is not None:
-            weights[seed] = rec["weights"]
-        else:
-            todo.append(seed)
-    if todo:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the example carries a deliberate missing-ERRY warning
-            data = load_data(cfg)
+    loaded: list[Any] = []  # the case's data, read once, when a seed needs fitting
+
+    def fit_seeds(upto: int) -> None:
+        todo = []
+        for seed in seeds[:upto]:
+            if seed in weights:
+                continue
+            rec = load_result(folder / "seeds" / f"seed{seed}", key)
+            if rec is not None:
+                weights[seed] = rec["weights"]
+            else:
+                todo.append(seed)
+        if not todo:
+            return
+        if not loaded:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the example carries a deliberate missing-ERRY warning
+                loaded.append(load_data(cfg))
         prepared = {
             seed: prepare(
-                cfg.with_updates(
-                    inference={"subsample": {"size": settings.subsample_size, "seed": int(seed)}}
-                ),
-                data,
+                cfg.with_updates(inference={"subsample": {"size": settings.subsample_size, "seed": int(seed)}}),
+                loaded[0],
             )
             for seed in todo
         }
@@ -172,54 +212,66 @@ def run_stability(
         def on_chunk(results: list[dict[str, Any]]) -> None:
             for r in results:
                 seed = todo[r["index"]]
-                p = prepared[seed]
                 noise, points = fits[seed]
                 weights[seed] = posterior_weights(points, r["draws"], noise)
                 save_result(
                     folder / "seeds" / f"seed{seed}",
                     {
                         "seed": int(seed),
-                        "n_points": p.n_points,
+                        "n_points": prepared[seed].n_points,
                         "divergences": r["divergences"],
                         "weights": weights[seed],
                     },
                     key,
                 )
-                progress(f"stability: seed {seed} done ({len(weights)}/{len(settings.seeds)})")
+                progress(f"stability: seed {seed} done ({len(weights)}/{upto})")
 
         run_tasks(
-            stability_chunk,
-            job,
-            list(range(len(todo))),
-            on_chunk,
-            scheduler=scheduler,
-            workers=workers,
-            chunk_size=1,
+            stability_chunk, job, list(range(len(todo))), on_chunk, scheduler=scheduler, workers=workers, chunk_size=1
         )
-    return seed_stability(weights)
+
+    def measure(n: int, level: float) -> Interval:
+        fit_seeds(n)
+        return max_sd_interval(seed_stability({s: weights[s] for s in seeds[:n]})["table"], level)
+
+    decision = sequential(settings.plan(), measure, "≤", settings.max_sd, lambda m: progress(f"stability: {m}"))
+    return {**seed_stability({s: weights[s] for s in seeds[: decision.interval.n]}), "decision": decision}
 
 
-def stability_gates(figures: dict[str, Any], max_sd: float) -> list[dict[str, Any]]:
-    """The largest per-member σ of E[w] across seeds (in weight units)."""
+def stability_gates(
+    figures: dict[str, Any], max_sd: float, decision: Decision | None = None
+) -> list[dict[str, Any]]:
+    """The largest per-member σ of E[w] across seeds (in weight units), with its interval and
+    verdict when `decision` is given."""
+    if decision is not None:
+        return [decision.record("max_sd", "weight")]
     return gates_of(gate_record("max_sd", "≤", max_sd, figures.get("max_sd"), "weight"))
 
 
 def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> CheckResult:
-    """Seed stability on one case (default the bundled example); gate: max per-member σ of E[w] ≤ `settings.max_sd`."""
-    settings = settings or StabilitySettings(max_sd=ctx.gates.stability.max_sd)
+    """Seed stability on one case (default the bundled example); gate: max per-member σ of E[w] ≤
+    `settings.max_sd`, decided on its interval (adding seeds up to `max_seeds`)."""
+    gate = ctx.gates.stability
+    settings = settings or StabilitySettings(max_sd=gate.max_sd, max_seeds=gate.max_seeds, alpha=gate.mc_alpha)
     out = Path(ctx.artifact_dir)
     catalog = catalog_of(ctx)
     case = catalog.get(ctx.case, out)
     figures = run_stability(case.config, out, settings, progress=ctx.progress, scheduler=ctx.scheduler)
     table = figures.pop("table")
+    decision: Decision = figures.pop("decision")
+    iv = decision.interval
+    figures |= {"max_sd_interval": [iv.lower, iv.upper], "level": iv.level, "verdict": decision.verdict,
+                "looks": [list(look) for look in decision.looks]}
     write_csv(out / "weights_by_seed.csv", table.rename_axis("seed").reset_index())
     plot = plot_stability(out, {**figures, "table": table}, settings.max_sd)
-    passed = figures["max_sd"] <= settings.max_sd
     messages = []
-    if not passed:
+    if decision.verdict != "pass":
         messages.append(
-            f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across seeds "
-            f"> {settings.max_sd}"
+            f"stability: member {figures['max_sd_member']} weight σ {figures['max_sd']:.4f} across {iv.n} seeds, "
+            f"{iv.level:.1%} interval [{iv.lower:.4f}, {iv.upper:.4f}] "
+            + ("> " if decision.verdict == "fail" else "holds the bound ")
+            + f"{settings.max_sd}"
+            + (f"; about {decision.needed} seeds would decide (cap {decision.cap})" if decision.needed else "")
         )
     if figures["top_agreement"] < 1.0:
         messages.append(
@@ -230,18 +282,20 @@ def run_check(ctx: CheckContext, settings: StabilitySettings | None = None) -> C
     return CheckResult(
         name="stability",
         case=case.name,
-        status="pass" if passed else "fail",
+        status=decision.verdict,
         figures=figures,
         thresholds={
             "max_sd": settings.max_sd,
             "subsample_size": settings.subsample_size,
-            "n_seeds": len(settings.seeds),
+            "n_seeds": iv.n,
+            "max_seeds": settings.max_seeds,
+            "mc_alpha": settings.alpha,
         },
-        gates=stability_gates(figures, settings.max_sd),
+        gates=stability_gates(figures, settings.max_sd, decision),
         messages=messages,
         plots=[plot],
         provenance={
-            "seeds": list(settings.seeds),
+            "seeds": figures["seeds"],
             "sampler": SAMPLER,
             "case": case.name,
             "config": str(case.config),

@@ -18,15 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.report.records import (
+    GATE_HEADER,
     VERDICT,
     availability_rows,
     flatten,
     fmt,
+    gate_cells,
+    gate_verdict,
+    margin_text,
     open_slots,
     run_line,
     signoff_state,
     status_text,
     summary_rows,
+    value_text,
 )
 
 if TYPE_CHECKING:
@@ -38,12 +43,12 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1f23;background:#fafbfc}
 main{max-width:1200px;margin:0 auto;padding:0 24px 48px}
 .banner{padding:18px 24px;color:#fff}.banner h1{margin:0;font-size:28px}.banner p{margin:4px 0 0}
-.banner.pass{background:#1f7a3a}.banner.fail{background:#b3261e}.banner.partial{background:#9a6700}
+.banner.pass{background:#1f7a3a}.banner.fail{background:#b3261e}.banner.partial{background:#9a6700}.banner.undecided{background:#6639ba}
 table{border-collapse:collapse;margin:8px 0 16px;background:#fff}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f3f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.fail td{background:#ffebe9}tr.error td{background:#fff8c5}
-.status{font-weight:700}.status.fail{color:#b3261e}.status.error{color:#9a6700}.status.pass{color:#1f7a3a}
+tr.fail td{background:#ffebe9}tr.error td{background:#fff8c5}tr.undecided td{background:#fbefff}
+.status{font-weight:700}.status.fail{color:#b3261e}.status.error{color:#9a6700}.status.pass{color:#1f7a3a}.status.undecided{color:#6639ba}
 section{border-top:2px solid #d0d7de;margin-top:24px}img{max-width:100%;border:1px solid #d0d7de;background:#fff}
 code{background:#eff1f3;padding:0 3px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
@@ -82,7 +87,7 @@ def _summary_row(rec: dict[str, Any]) -> dict[str, Any]:
         "case": rec["case"],
         "status": rec["status"],
         "status_text": status_text(rec),
-        "cells": [fmt(h["figure"]), fmt(h["threshold"]), fmt(h["value"]), fmt(h["margin"]), f"{rec['duration_s']:.1f}"],
+        "cells": [fmt(h["figure"]), fmt(h["threshold"]), value_text(h), margin_text(h), f"{rec['duration_s']:.1f}"],
     }
 
 
@@ -103,11 +108,12 @@ def _section(out: Path, rec: dict[str, Any]) -> dict[str, Any]:
         "duration": f"{rec['duration_s']:.1f}",
         "resumed": bool(rec.get("resumed")),
         "messages": rec["messages"],
-        "messages_heading": {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
+        "messages_heading": {"fail": "What failed, by how much", "error": "Why it did not finish",
+                             "undecided": "Why it is undecided (bound inside the interval at the cap)"}.get(
             rec["status"], "Notes (reported, not gated)"
         ),
-        "gates": [[fmt(g[k]) for k in ("figure", "threshold", "value", "margin", "passed")] for g in gates],
-        "gate_classes": ["pass" if g["passed"] else "fail" for g in gates],
+        "gates": [gate_cells(g) for g in gates],
+        "gate_classes": [gate_verdict(g) for g in gates],
         "thresholds": [[k, fmt(v)] for k, v in flatten(rec["thresholds"])],
         "tables": [{**t, "rows": [[fmt(c) for c in row] for row in t["rows"]],
                     "classes": t.get("classes")} for t in rec.get("tables") or []],
@@ -137,12 +143,13 @@ def render_html(out: Path, doc: dict[str, Any], signoffs: list[dict[str, Any]]) 
         css=_CSS,
         run=run,
         verdict=VERDICT.get(run["marker"], run["marker"]),
-        tone={"_RUN_SUCCESS": "pass", "_RUN_FAILED": "fail"}.get(run["marker"], "partial"),
+        tone=("undecided" if run["marker"] == "_RUN_FAILED" and "undecided" in counts and "fail" not in counts
+              else {"_RUN_SUCCESS": "pass", "_RUN_FAILED": "fail"}.get(run["marker"], "partial")),
         tally=", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         line=run_line(run).replace("`", "").replace("**", ""),
         summary_header=["check", "case", "status", "headline figure", "threshold", "value", "margin", "duration (s)"],
         summary=[_summary_row(rec) for rec in summary_rows(doc)],
-        gates_header=["figure", "threshold", "value", "margin", "passed"],
+        gates_header=GATE_HEADER,
         sections=[_section(out, rec) for rec in doc["checks"]],
         signoff_state=signoff_state(run, signoffs),
         signoffs=[

@@ -17,13 +17,17 @@ from typing import Any
 from harness.report.records import (
     VERDICT,
     availability_rows,
+    GATE_HEADER,
     flatten,
     fmt,
+    gate_cells,
+    margin_text,
     open_slots,
     run_line,
     signoff_state,
     status_text,
     summary_rows,
+    value_text,
 )
 
 __all__ = ["flatten", "render_markdown"]
@@ -55,7 +59,7 @@ def _summary(doc: dict[str, Any]) -> list[str]:
         h = rec["headline"]
         lines.append(
             f"| {rec['name']} | {rec['case']} | {status_text(rec)} | {_cell(fmt(h['figure']))} | {_cell(fmt(h['threshold']))} "
-            f"| {_cell(fmt(h['value']))} | {_cell(fmt(h['margin']))} | {rec['duration_s']:.1f} |"
+            f"| {_cell(value_text(h))} | {_cell(margin_text(h))} | {rec['duration_s']:.1f} |"
         )
     return lines + ["", run_line(run), ""]
 
@@ -63,7 +67,8 @@ def _summary(doc: dict[str, Any]) -> list[str]:
 def _messages(rec: dict[str, Any]) -> list[str]:
     if not rec["messages"]:
         return []
-    heading = {"fail": "What failed, by how much", "error": "Why it did not finish"}.get(
+    heading = {"fail": "What failed, by how much", "error": "Why it did not finish",
+               "undecided": "Why it is undecided (bound inside the interval at the cap)"}.get(
         rec["status"], "Notes (reported, not gated)"
     )
     lines = [f"**{heading}:**", ""] + [f"- {_cell(m)}" for m in rec["messages"][:40]]
@@ -77,10 +82,7 @@ def _gates_and_tables(rec: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if rec.get("gates"):
         lines += ["**Gates:**", ""]
-        lines += _md_table(
-            ["figure", "threshold", "value", "margin", "passed"],
-            [[fmt(g[k]) for k in ("figure", "threshold", "value", "margin", "passed")] for g in rec["gates"]],
-        )
+        lines += _md_table(GATE_HEADER, [gate_cells(g) for g in rec["gates"]])
         lines.append("")
     for table in rec.get("tables") or []:
         lines += [f"**{table['title']}:**", ""]

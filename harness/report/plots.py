@@ -293,9 +293,11 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     x = np.arange(len(members))
     fig = Figure(figsize=(max(5, 0.9 * len(members) + 2), 3.8))
     ax = fig.subplots()
+    step = min(0.06, 0.5 / len(table))  # the seeds side by side within a member's slot, however many
     for j, (seed, row) in enumerate(table.iterrows()):
         ax.scatter(
-            x + (j - len(table) / 2) * 0.06, row.values, s=14, color=f"C{j % 10}", label=f"seed {seed}"
+            x + (j - len(table) / 2) * step, row.values, s=14, color=f"C{j % 10}",
+            label=f"seed {seed}" if len(table) <= 10 else None,
         )
     mean = table.mean(axis=0).values
     sd = np.array([figures["sd"][m] for m in members])
@@ -305,8 +307,11 @@ def plot_stability(folder: Path, figures: Mapping[str, Any], threshold: float) -
     ax.set_ylabel("posterior-mean weight E[w]")
     ax.set_title(
         f"E[w] across {len(table)} subsample seeds: max σ {figures['max_sd']:.4f} "
-        f"({figures['max_sd_member']}; "
-        f"gate {threshold})\ntop member {top} in {figures['top_agreement']:.0%} of seeds",
+        + (f"[{figures['max_sd_interval'][0]:.4f}, {figures['max_sd_interval'][1]:.4f}] "
+           if "max_sd_interval" in figures else "")
+        + f"({figures['max_sd_member']}; gate {threshold}"
+        + (f": {figures['verdict'].upper()}" if "verdict" in figures else "")
+        + f")\ntop member {top} in {figures['top_agreement']:.0%} of seeds",
         fontsize=9,
     )
     ax.legend(fontsize=7, ncol=2)

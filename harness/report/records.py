@@ -7,8 +7,9 @@ disagree — and `harness signoff` can re-render both from the files alone.
 
 Each check record carries the `gates` its check returned — (figure, comparison, bound, value,
 margin, unit, passed) per gated figure, nothing parsed back from text — and a `headline`: the
-failing gate, else the one with the least room. Margin is how far inside the bound the value
-is (negative: outside), in the figure's unit.
+failing gate, else an undecided one, else the one with the least room. Margin is how far inside
+the bound the value is (negative: outside): in interval half-widths for a gate on a Monte-Carlo
+estimate (`harness.verdict`: beyond ±1 the verdict is decided), else in the figure's unit.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from fusion.io import is_complete, to_jsonable
 from harness.checks import CheckResult
 
 __all__ = [
+    "GATE_HEADER",
     "STATUS_ORDER",
     "VERDICT",
     "Entry",
     "availability_rows",
     "flatten",
     "fmt",
+    "gate_cells",
+    "gate_verdict",
     "headline",
+    "margin_text",
     "open_slots",
     "read_document",
     "report_document",
@@ -41,10 +46,11 @@ __all__ = [
     "signoff_state",
     "status_text",
     "summary_rows",
+    "value_text",
 ]
 
 VERDICT: dict[str, str] = {"_RUN_SUCCESS": "PASSED", "_RUN_FAILED": "FAILED", "_RUN_PARTIAL": "INCOMPLETE"}
-STATUS_ORDER: dict[str, int] = {"fail": 0, "error": 1, "pass": 2}  # failing rows first
+STATUS_ORDER: dict[str, int] = {"fail": 0, "undecided": 1, "error": 2, "pass": 3}  # failing rows first
 REPORT_JSON = "report.json"
 APPROVALS_NEEDED = 2  # the science owner and the release engineer
 
@@ -62,10 +68,16 @@ class Entry:
 # --- gates: the records each check returned (harness.checks.gate_record) ------------------------
 
 
+def gate_verdict(g: dict[str, Any]) -> str:
+    """`pass`, `fail` or `undecided` (a gate with no interval is decided by its value alone)."""
+    return str(g.get("verdict") or ("pass" if g["passed"] else "fail"))
+
+
 def headline(status: str, found: list[dict[str, Any]], messages: list[str]) -> dict[str, Any]:
     if found:
-        failing = [g for g in found if not g["passed"]]
-        pick = failing or found
+        verdicts = [gate_verdict(g) for g in found]
+        pick = ([g for g, v in zip(found, verdicts) if v == "fail"]
+                or [g for g, v in zip(found, verdicts) if v == "undecided"] or found)
 
         def room(g: dict[str, Any]) -> float:
             """Relative margin; a passing count against a zero bound says little, so it comes last."""
@@ -107,6 +119,39 @@ def flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             rows.append((name, value))
     return rows
+
+
+def margin_text(g: dict[str, Any]) -> str:
+    """The margin as the report shows it: in interval half-widths when the gate has an interval."""
+    hw = g.get("margin_hw")
+    if hw is None:
+        return fmt(g.get("margin"))
+    return ("+∞" if hw > 0 else "−∞") + " hw" if math.isinf(hw) else f"{hw:+.3g} hw"
+
+
+def value_text(g: dict[str, Any]) -> str:
+    """The value, and its interval at its level when it has one."""
+    if not g.get("interval"):
+        return fmt(g.get("value"))
+    lo, hi = g["interval"]
+    return f"{fmt(g['value'])} [{lo:.4g}, {hi:.4g}] ({g['level']:.1%})"
+
+
+def _replicates_text(g: dict[str, Any]) -> str:
+    if g.get("n") is None:
+        return "—"
+    text = f"{g['n']}" + (f" of {g['cap']}" if g.get("cap") else "")
+    return text + (f"; about {g['needed']} to decide" if g.get("needed") else "")
+
+
+#: the gate table of both renderers: a gate with an interval fills every column
+GATE_HEADER = ["figure", "threshold", "value [interval] (level)", "margin", "verdict", "replicates", "method"]
+
+
+def gate_cells(g: dict[str, Any]) -> list[str]:
+    """One gate's row under `GATE_HEADER`."""
+    return [fmt(g["figure"]), fmt(g["threshold"]), value_text(g), margin_text(g), gate_verdict(g).upper(),
+            _replicates_text(g), str(g.get("method") or "—")]
 
 
 def status_text(rec: dict[str, Any]) -> str:

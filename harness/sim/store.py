@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,9 @@ def run_replicates(
     another spec is refitted, never mixed in.
     """
     folder = Path(folder)
-    key = spec_hash(spec)
+    # a replicate is the same whatever the count asked for (its data come from its index): a run
+    # extended by more replicates (harness.verdict) reuses the ones it has
+    key = spec_hash(replace(spec, n_replicates=0) if hasattr(spec, "n_replicates") else spec)
     write_json(folder / "spec.json", {"hash": key, **asdict(spec)})
     done = load_replicates(folder, n, key)
     reused = len(done)

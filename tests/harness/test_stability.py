@@ -11,12 +11,21 @@ import math
 import statistics
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.inference.noise import NoiseSettings
-from harness.checks.stability import posterior_weights, seed_stability, stability_gates
+from harness.checks.stability import (
+    StabilitySettings,
+    max_sd_interval,
+    posterior_weights,
+    seed_list,
+    seed_stability,
+    stability_gates,
+)
+from harness.verdict import decide, sd_chi2
 
 # three seeds, handed over out of order (parallel workers finish in any order)
 WEIGHTS = {
@@ -96,6 +105,36 @@ def test_a_sigma_on_the_bound_passes() -> None:
 def test_no_measured_sigma_no_gate() -> None:
     assert stability_gates({}, 0.02) == []
     assert stability_gates({"max_sd": math.nan}, 0.02) == []
+
+
+def _table(sds: list[float], seeds: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(0.3 + rng.normal(size=(seeds, len(sds))) * sds, columns=[f"run{i}" for i in range(len(sds))])
+
+
+def test_gate_record_of_the_largest_sigma_with_its_interval() -> None:
+    table = _table([0.0005, 0.0001, 0.0])
+    (g,) = stability_gates({}, 0.02, decide(max_sd_interval(table, 0.95), "≤", 0.02))
+    assert (g["figure"], g["comparison"], g["bound"]) == ("max_sd", "≤", 0.02)
+    assert g["value"] == pytest.approx(table.std(ddof=1).max(), rel=1e-12) and g["unit"] == "weight"
+    assert g["interval"][0] < g["value"] < g["interval"][1] < 0.02
+    assert g["passed"] and g["verdict"] == "pass" and g["margin_hw"] > 1
+    (bad,) = stability_gates({}, 0.02, decide(max_sd_interval(_table([0.3, 0.0]), 0.95), "≤", 0.02))
+    assert not bad["passed"] and bad["verdict"] == "fail" and bad["margin_hw"] < -1
+
+
+def test_the_interval_is_simultaneous_over_members() -> None:
+    """Each member's χ² interval at 1 − (1 − level)/members: wider than one member's alone."""
+    table = _table([0.01, 0.01])
+    both = max_sd_interval(table, 0.9)
+    alone = sd_chi2(table["run0"].to_numpy(), 0.9)
+    assert both.upper >= alone.upper * 1.01 and both.n == 5 and "Bonferroni over 2" in both.method
+
+
+def test_extra_seeds_continue_after_the_first_batch() -> None:
+    st = StabilitySettings(seeds=(7, 8, 9), max_seeds=9)
+    assert seed_list(st) == [7, 8, 9, 10, 11, 12, 13, 14, 15]
+    assert st.plan().sizes() == [3, 6, 9]
 
 
 # --- posterior_weights -------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""harness.verdict: intervals, three-valued verdicts and the alpha-spending stopping rule.
+
+Each statistical gate's interval is planted with its true value exactly at the bound (20 seeded
+repetitions, the gate's own plan and cap): most end `undecided` at the cap and `pass` comes up
+no more often than α. Values clearly on either side decide at the first look. Synthetic
+replicates, the verdict layer directly: no sampler runs here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.checks.stability import StabilitySettings, max_sd_interval
+from harness.verdict import Plan, binomial, bootstrap, decide, normal, sd_chi2, sequential, worst
+
+REPS = 20
+
+
+def test_plan_spends_alpha_over_looks_and_ends_at_the_cap() -> None:
+    plan = Plan(first=5, batch=5, cap=40, alpha=0.05)
+    assert plan.sizes() == [5, 10, 15, 20, 25, 30, 35, 40]
+    levels = [plan.level(n, prev) for n, prev in zip(plan.sizes(), [0, *plan.sizes()[:-1]])]
+    assert math.isclose(sum((1 - lv) / 2 for lv in levels), 0.05)  # the whole α, per side, over the looks
+    assert all(0.95 < lv < 1 for lv in levels)
+    assert Plan(first=40, batch=10, cap=60).sizes() == [40, 50, 60]
+    with pytest.raises(ValueError, match="bad sequential plan"):
+        Plan(first=10, batch=5, cap=5)
+
+
+def test_decide_margin_in_half_widths_and_projected_replicates() -> None:
+    clear = decide(normal(0.5, 0.1, 0.95, n=10), "≤", 1.0)
+    assert clear.verdict == "pass" and clear.margin == pytest.approx(0.5 / (1.959964 * 0.1), rel=1e-5)
+    beyond = decide(normal(1.5, 0.1, 0.95, n=10), "≤", 1.0)
+    assert beyond.verdict == "fail" and beyond.margin < -1
+    close = decide(normal(0.9, 0.1, 0.95, n=10), "≤", 1.0)
+    assert close.verdict == "undecided" and -1 <= close.margin <= 1
+    assert close.needed == math.ceil(10 * (1.959964 * 0.1 / 0.1) ** 2)  # half-width ∝ 1/√n
+    assert decide(normal(0.9, 0.1, 0.95, n=10), "≥", 1.0).verdict == "undecided"
+    assert decide(binomial(45, 50), "≥", 0.7).verdict == "pass"
+    record = close.record("x", "units")
+    assert record["passed"] is False and record["verdict"] == "undecided" and record["interval"][0] < 1.0 < record["interval"][1]
+    assert worst(["pass", "undecided"]) == "undecided" and worst(["undecided", "fail"]) == "fail" and worst(["pass"]) == "pass"
+
+
+def test_intervals_are_the_exact_ones_where_they_exist() -> None:
+    from scipy.stats import binomtest, chi2
+
+    iv = binomial(7, 20, 0.9)
+    ci = binomtest(7, 20).proportion_ci(0.9, method="exact")
+    assert (iv.lower, iv.upper) == (ci.low, ci.high) and iv.method == "Clopper–Pearson"
+    x = np.random.default_rng(0).normal(size=12)
+    iv = sd_chi2(x, 0.95)
+    s = x.std(ddof=1)
+    assert iv.upper == pytest.approx(s * math.sqrt(11 / chi2.ppf(0.025, 11)))
+    same = bootstrap(x, lambda a: float(np.mean(a)), 0.95, seed=3)
+    assert same == bootstrap(x, lambda a: float(np.mean(a)), 0.95, seed=3)  # seeded: the same bits
+    flat = bootstrap(np.zeros(6), lambda a: float(np.std(a)), seed=1)
+    assert (flat.lower, flat.upper) == (0.0, 0.0)
+
+
+def _outcomes(plan: Plan, measure_for_rep, comparison: str, bound: float) -> list[tuple[str, int]]:
+    out = []
+    for rep in range(REPS):
+        d = sequential(plan, measure_for_rep(rep), comparison, bound)
+        out.append((d.verdict, d.interval.n))
+    return out
+
+
+def _assert_at_bound(outcomes: list[tuple[str, int]], plan: Plan) -> None:
+    verdicts = [v for v, _ in outcomes]
+    assert verdicts.count("pass") <= plan.alpha * REPS, verdicts
+    undecided_at_cap = sum(v == "undecided" and n == plan.cap for v, n in outcomes)
+    assert undecided_at_cap > REPS / 2, verdicts
+
+
+# --- stability: the largest per-member σ across seeds, χ² per member ----------------------------
+
+
+def _seed_table(rep: int, sd_top: float, rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(1000 + rep)
+    sds = np.array([sd_top, sd_top / 4, sd_top / 8, 1e-4, 0.0])
+    return pd.DataFrame(0.2 + rng.normal(size=(rows, 5)) * sds, columns=[f"run{i}" for i in range(1, 6)])
+
+
+def _stability(sd_top: float):
+    st = StabilitySettings()
+    plan = st.plan()
+
+    def for_rep(rep: int):
+        table = _seed_table(rep, sd_top, plan.cap)
+        return lambda n, level: max_sd_interval(table.iloc[:n], level)
+
+    return plan, st.max_sd, for_rep
+
+
+def test_stability_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    plan, bound, for_rep = _stability(StabilitySettings().max_sd)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(0.1, "pass"), (10.0, "fail")])
+def test_stability_clearly_on_one_side_decides_in_the_first_batch(factor: float, verdict: str) -> None:
+    plan, bound, for_rep = _stability(StabilitySettings().max_sd * factor)
+    assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
+
+
+# --- coverage: calibration error of pooled held-out shares, bootstrap over replicates ------------
+
+
+def _coverage(shift: float):
+    from harness.checks.coverage import calibration_interval
+    from harness.gates import CoverageGate
+
+    gate = CoverageGate()
+    plan = Plan(first=40, batch=40, cap=gate.max_replicates, alpha=gate.mc_alpha)
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(2000 + rep)
+        held = np.full(plan.cap, 200)
+        # the true 1σ share is off nominal by `shift` (2σ on nominal): the true error is `shift`
+        c1 = rng.binomial(held, 0.6827 + shift)
+        c2 = rng.binomial(held, 0.9545)
+        return lambda n, level: calibration_interval(c1[:n], c2[:n], held[:n], level, seed=0)
+
+    return plan, gate.max_calibration_error, for_rep
+
+
+def test_coverage_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    plan, bound, for_rep = _coverage(0.05)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(0.0, "pass"), (0.12, "fail")])
+def test_coverage_clearly_on_one_side_decides_in_the_first_batch(shift: float, verdict: str) -> None:
+    plan, bound, for_rep = _coverage(shift)
+    assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
+
+
+# --- agreement: the largest weight shift in NUTS sd, normal on both means' MCSE -----------------
+
+
+def _agreement(true_top: float):
+    from harness.checks.agreement import shift_interval
+    from harness.gates import AgreementGate
+
+    gate = AgreementGate()
+    level = 1 - 2 * gate.mc_alpha  # one look: NUTS runs at the convergence gate's settings
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(3000 + rep)
+        truth, mcse = np.array([true_top, 0.3, 0.1]), np.array([0.05, 0.05, 0.05])
+        shifts = np.abs(truth + rng.normal(size=3) * mcse)
+        figures = {"weights": {f"m{i}": {"shift_sd": float(x)} for i, x in enumerate(shifts)},
+                   "weight_shift_mcse_sd": list(mcse), "nuts_draws": 4000}
+        return lambda n, lv: shift_interval(figures, lv)
+
+    return Plan(first=4000, batch=4000, cap=4000, alpha=gate.mc_alpha), gate.weight_shift_sd_max, for_rep, level
+
+
+def test_agreement_at_the_bound_is_undecided_and_rarely_passes() -> None:
+    plan, bound, for_rep, level = _agreement(1.0)
+    assert plan.level(plan.cap) == pytest.approx(level)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+@pytest.mark.parametrize(("shift", "verdict"), [(0.2, "pass"), (2.0, "fail")])
+def test_agreement_clearly_on_one_side_decides_at_its_look(shift: float, verdict: str) -> None:
+    plan, bound, for_rep, _ = _agreement(shift)
+    assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
