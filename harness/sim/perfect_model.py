@@ -96,6 +96,9 @@ def _calibrator(plant: str) -> Any:
 def held_out(cfg: Any, prepared: Any, sle: Any, k: int, noise: np.ndarray, plant: str = "") -> dict[str, Any]:
     """Member k plays the truth (its rates + `noise`); FUSION's procedure (`fusion.pipeline.run`,
     Laplace) weighs the others; member k's SLE scored against their weighted and equal-weight ranges."""
+    import warnings
+
+    from fusion.errors import DataWarning
     from fusion.inference.calibration import crps
     from fusion.pipeline import run
     from fusion.projection import weighted_quantile
@@ -108,7 +111,9 @@ def held_out(cfg: Any, prepared: Any, sle: Any, k: int, noise: np.ndarray, plant
     y = (np.asarray(prepared.F[k], dtype=np.float64) + noise).astype(prepared.y_obs.dtype)
     ids = tuple(prepared.member_ids[j] for j in keep)
     pseudo = replace(prepared, y_obs=y, F=np.ascontiguousarray(prepared.F[keep]), member_ids=ids)
-    result = run(cfg, prepared=pseudo, sle=sle, progressbar=False, calibrator=_calibrator(plant))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the pseudo-data's own notes (a bound ℓ, a fallback)
+        result = run(cfg, prepared=pseudo, sle=sle, progressbar=False, calibrator=_calibrator(plant))
     values = np.asarray(sle.sel(member=list(ids)).values, dtype=np.float64)
     truth = float(sle.sel(member=prepared.member_ids[k]))
     w = np.asarray(result.projection["weight"].sel(member=list(ids)).values, dtype=np.float64)
@@ -143,11 +148,6 @@ def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
 
 def held_out_chunk(spec: PerfectModelSpec, indices: list[int], cores: int) -> dict[str, Any]:
     """Worker entry point (`harness.sim.store.run_replicates`): the held-out runs of `indices`."""
-    import warnings
-
-    from fusion.errors import DataWarning
     from harness.sim.parallel import worker_info
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)  # the pseudo-data's own bound/fallback notes
-        return {"results": [_held_out(spec, k) for k in indices], **worker_info()}
+    return {"results": [_held_out(spec, k) for k in indices], **worker_info()}

@@ -42,6 +42,8 @@ def test_the_calibrated_default_passes_with_its_figure_and_table(outcomes) -> No
     assert fig["n_members"] == 5 and fig["inside"] >= fig["inside_unweighted"] - 1
     assert fig["crps_ratio"] <= 1.0 and fig["relative_width"] > 0.0
     assert len(result.tables[0]["rows"]) == 5 and result.plots == ["perfect_model.png"]
+    for g in result.gates:  # each with its interval over the held-out members
+        assert g["n"] == 5 and g["interval"][0] <= g["value"] <= g["interval"][1]
 
 
 @pytest.mark.parametrize("plant", ["uncalibrated", "in_sample"])
