@@ -15,7 +15,7 @@ import numpy as np
 
 from fusion.adequacy import STREAM_NAMES, Assessment
 from fusion.data.prepared import Prepared
-from fusion.plot_parts import MAP_TICKS, colorbar_beside, drawing, few_ticks
+from fusion.plot_parts import MAP_TICKS, colorbar_beside, few_ticks
 
 __all__ = ["plot_residuals", "residuals_png"]
 _COLORBAR_TICKS = [-3, 0, 3]  # the scale's ends (values beyond are clipped) and its centre
@@ -93,8 +93,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
 def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
     from fusion.io import png_bytes
 
-    with drawing():  # 1200 × 580 px at 80 dpi: maps of a few hundred cells need no more
-        return png_bytes(plot_residuals(prepared, found), dpi=80)
+    return png_bytes(plot_residuals(prepared, found), dpi=80)  # maps of a few hundred cells need no more
 
 
 def fit_outputs(

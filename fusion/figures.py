@@ -22,21 +22,17 @@ FIGURE_FILES: tuple[str, ...] = ("projection.png", "availability.png", "variogra
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:
     """`projection.png` in `folder`, written atomically."""
-    from fusion.plot_parts import drawing
     from fusion.projection import plot_projection
 
-    with drawing():
-        plot_projection(projection, summary, Path(folder) / "projection.png")
+    plot_projection(projection, summary, Path(folder) / "projection.png")
 
 
 def availability_png(availability: Availability | None) -> bytes:
     """`availability.png`'s bytes: it depends on the prepared data only, so it can be drawn while sampling."""
     from fusion.data.availability import plot_availability
     from fusion.io import png_bytes
-    from fusion.plot_parts import drawing
 
-    with drawing():
-        return png_bytes(plot_availability(availability, None))
+    return png_bytes(plot_availability(availability, None))
 
 
 def draw_figures(

@@ -66,11 +66,9 @@ def plot_variogram(summary: dict[str, Any]):
 
 
 def plot_sensitivity(summary: dict[str, Any]):
-    """Member weights and the 5/50/95 % projection under every likelihood form (each form's bars
-    one artist, `fusion.plot_parts.bars`; the colours of the axes' cycle, as the error bars')."""
+    """Member weights and the 5/50/95 % projection under every likelihood form (the colours of
+    the axes' cycle, as the error bars')."""
     from matplotlib.figure import Figure
-
-    from fusion.plot_parts import bars
 
     sens = (summary.get("sensitivity") or {}).get("forms", {})
     fig = Figure(figsize=(10, 4))
@@ -85,7 +83,7 @@ def plot_sensitivity(summary: dict[str, Any]):
     x = np.arange(len(members))
     width = 0.8 / len(ok)
     for k, (form, v) in enumerate(ok.items()):
-        bars(ax_w, x + k * width, [v["weights"][m] for m in members], width, facecolor=f"C{k}", label=form)
+        ax_w.bar(x + k * width, [v["weights"][m] for m in members], width, facecolor=f"C{k}", label=form)
         ax_p.errorbar(
             [v["median"]], [k], xerr=[[v["median"] - v["lower"]], [v["upper"] - v["median"]]], fmt="o", capsize=4
         )
@@ -103,11 +101,8 @@ def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
     """`variogram.png` and `sensitivity.png` as bytes: they need summary.json's `likelihood` and
     `sensitivity` only, both known before the projection, so the worker draws them meanwhile."""
     from fusion.io import png_bytes
-    from fusion.plot_parts import drawing
 
-    with drawing():
-        return {"variogram.png": png_bytes(plot_variogram(summary)),
-                "sensitivity.png": png_bytes(plot_sensitivity(summary))}  # fmt: skip
+    return {"variogram.png": png_bytes(plot_variogram(summary)), "sensitivity.png": png_bytes(plot_sensitivity(summary))}
 
 
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:

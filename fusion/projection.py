@@ -21,14 +21,11 @@ import xarray as xr
 from fusion.data.load import member_id
 from fusion.data.timeaxis import TimeUnitsError, decode_time, valid_time_rows
 from fusion.errors import InputError
-from fusion.lazydask import defer_dask_array
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from fusion.config import Config
-
-defer_dask_array()  # `member_sle`'s DataArray is often a process's first: no `dask.array` import for it
 
 __all__ = [
     "RHO_ICE",

@@ -62,16 +62,6 @@ def _start(correlation: bool) -> None:
 
         import fusion.data.correlation  # noqa: F401 - the estimate's own modules, ready when the data arrive
         import fusion.inference.likelihood  # noqa: F401
-    _freeze_imports()
-
-
-def _freeze_imports() -> None:
-    """Move what the imports allocated out of the cyclic collector's reach (`gc.freeze`): the
-    libraries' 10⁵–10⁶ objects live as long as this short-lived process, and every full
-    collection of a task (a figure alone allocates 10⁵ objects) would scan them all again."""
-    import gc
-
-    gc.freeze()
 
 
 def _warm() -> None:
@@ -84,7 +74,6 @@ def _warm() -> None:
 
     import fusion.adequacy_figures  # noqa: F401
     import_statistics()
-    _freeze_imports()
 
 
 def _exit_now() -> None:

@@ -124,8 +124,8 @@ def plot_availability(availability: Availability | None, path: str | Path | None
     from fusion.plot_parts import MAP_TICKS, colorbar_beside, few_ticks
 
     # fixed margins, no layout engine: a constrained layout lays out every tick label several
-    # times per save (measured: 0.10 s of this figure's 0.37 s); few ticks, colour bars beside
-    # the maps and each series of bars one artist (fusion.plot_parts)
+    # times per save (measured: 0.10 s of this figure's 0.37 s); few ticks and colour bars beside
+    # the maps (fusion.plot_parts)
     fig = Figure(figsize=(12, 7.5))
     if availability is None:
         ax = fig.subplots()
@@ -165,8 +165,6 @@ def plot_availability(availability: Availability | None, path: str | Path | None
 
 def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
     """Stacked bars per interval and stream: kept (subsampled darker), then each rule's drops."""
-    from fusion.plot_parts import bars
-
     colours = ["tab:grey", "tab:orange", "tab:red", "tab:purple", "tab:brown"]
     width = 0.4
     labels = []
@@ -176,15 +174,14 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
         kept = np.array([r["kept"] for r in rows], dtype=float)
         sub = np.array([r["subsampled"] for r in rows], dtype=float)
         colour = "tab:green" if s == 0 else "tab:blue"
-        bars(ax, xs, sub, width, facecolor=colour, label=f"{name}: subsampled")
-        bars(ax, xs, kept - sub, width, bottom=sub, facecolor=colour, alpha=0.45,
-             label=f"{name}: kept, not subsampled")  # fmt: skip
+        ax.bar(xs, sub, width, facecolor=colour, label=f"{name}: subsampled")
+        ax.bar(xs, kept - sub, width, bottom=sub, facecolor=colour, alpha=0.45, label=f"{name}: kept, not subsampled")
         bottom = kept.copy()
         for k, rule in enumerate(RULES):
             vals = np.array([r["dropped"][rule] for r in rows], dtype=float)
             if vals.any():
-                bars(ax, xs, vals, width, bottom=bottom, facecolor=colours[k], hatch="//" if s else None,
-                     label=f"{name}: {RULE_LABELS[rule]}")  # fmt: skip
+                ax.bar(xs, vals, width, bottom=bottom, facecolor=colours[k], hatch="//" if s else None,
+                       label=f"{name}: {RULE_LABELS[rule]}")  # fmt: skip
                 bottom += vals
         for x, r in zip(xs, rows):
             if r["skipped"]:
