@@ -27,7 +27,7 @@ per stream, from the posterior draws alone (Gelman et al. 2020, Gabry et al. 201
 
 Array-level functions only (NumPy; SciPy's special functions and ArviZ's ECDF band imported
 late): `fusion run` computes them in its worker process (`fusion.worker`), the harness check
-`adequacy` (`harness.checks.adequacy`) on a case; the figure is `fusion.adequacy_figures`.
+`adequacy` (`harness.checks.adequacy`) on a case; the figure is `fusion.figures.adequacy`.
 """
 
 from __future__ import annotations

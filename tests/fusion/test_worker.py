@@ -196,7 +196,7 @@ def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Pa
 def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
     """fit.json's record and residuals.png (fusion.adequacy) from the worker: the same as here."""
     from fusion.adequacy import thin_draws
-    from fusion.adequacy_figures import fit_outputs
+    from fusion.figures.adequacy import fit_outputs
     from fusion.inference.noise import NoiseSettings
 
     *_, trace, prepared = inputs
@@ -213,7 +213,7 @@ def test_the_worker_checks_the_fit_without_the_model(inputs) -> None:
     """`fusion run` hands the check the extra variances only (`ExtraVariance`): the same record
     as with the settings, and the worker never loads the model module (Numba) for it."""
     from fusion.adequacy import ExtraVariance, thin_draws
-    from fusion.adequacy_figures import fit_outputs
+    from fusion.figures.adequacy import fit_outputs
     from fusion.inference.noise import NoiseSettings
 
     *_, trace, prepared = inputs

@@ -31,7 +31,7 @@ def plot_variogram(summary: dict[str, Any]):
     from matplotlib.figure import Figure
 
     from fusion.data.correlation import _gstools_model
-    from fusion.plot_parts import few_ticks
+    from fusion.figures.parts import few_ticks
 
     streams = (summary.get("likelihood") or {}).get("streams", {})
     fig = Figure(figsize=(9, 3.6))
@@ -61,7 +61,7 @@ def plot_variogram(summary: dict[str, Any]):
         ax.set_ylabel("semivariance of standardized residuals")
         ax.legend(fontsize=8)
     fig.suptitle(f"Residual correlation (likelihood.form: {summary.get('likelihood', {}).get('form', '?')})", fontsize=10)
-    few_ticks(axes)  # cheaper to draw, as readable (fusion.plot_parts)
+    few_ticks(axes)  # cheaper to draw, as readable (fusion.figures.parts)
     return fig
 
 

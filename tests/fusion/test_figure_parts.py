@@ -1,4 +1,4 @@
-"""`fusion.plot_parts`: few ticks on round steps, colour bars beside their maps, and the run's
+"""`fusion.figures.parts`: few ticks on round steps, colour bars beside their maps, and the run's
 PNG bytes lossless and deterministic."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fusion.io import png_bytes
-from fusion.plot_parts import MAP_TICKS, colorbar_beside, few_ticks
+from fusion.figures.parts import MAP_TICKS, colorbar_beside, few_ticks
 
 
 def _pixels(fig: Figure) -> np.ndarray:
