@@ -42,7 +42,9 @@ _CLASS_CACHES = ("__slotnames__",)  # `copyreg` caches a class's slot names ther
 
 def _is_other_package(name: str, module: object, own: tuple[str, ...]) -> bool:
     top = name.partition(".")[0]
-    if top in own or top in sys.stdlib_module_names or top in ("__main__", "__mp_main__") or top in sys.builtin_module_names:
+    if top in own or top in ("__main__", "__mp_main__"):
+        return False
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return False
     path = getattr(module, "__file__", None) or ""
     return not path.startswith(_STDLIB + os.sep) or "site-packages" in path
@@ -61,11 +63,14 @@ def _fingerprint(value: Any, defined_here: bool) -> Any:
         return value
     if isinstance(value, types.FunctionType):
         return ("function", id(value), id(value.__code__), id(value.__defaults__), id(value.__kwdefaults__))
-    if isinstance(value, (types.ModuleType, types.BuiltinFunctionType)) or (isinstance(value, type) and not defined_here):
+    if isinstance(value, (types.ModuleType, types.BuiltinFunctionType)):
+        return id(value)
+    if isinstance(value, type) and not defined_here:
         return id(value)
     try:
         if isinstance(value, type):
-            return ("class", id(value), {k: v for k, v in _contents(vars(value)).items() if k not in _CLASS_CACHES})
+            attrs = {k: v for k, v in _contents(vars(value)).items() if k not in _CLASS_CACHES}
+            return ("class", id(value), attrs)
         if isinstance(value, dict):
             return ("dict", id(value), {k: _contents(v) if isinstance(v, dict) else c
                                         for (k, c), v in zip(_contents(value).items(), list(value.values()))})
@@ -125,7 +130,9 @@ def _process_state() -> dict[str, Any]:
         "thread pools (threadpoolctl)": _threadpools(),
         "gc": (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count(), len(gc.callbacks)),
         "signal handlers": {
-            s.name: repr(signal.getsignal(s)) for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP)
+            s.name: repr(signal.getsignal(s))
+            for s in signal.Signals
+            if s not in (signal.SIGKILL, signal.SIGSTOP)
         },
         "sys": {
             "path": list(sys.path), "meta_path": [repr(f) for f in sys.meta_path],
@@ -163,7 +170,8 @@ def _differences(before: Any, after: Any, where: str, out: list[str]) -> None:
                 out.append(f"{where}[{key!r}] added: {str(after[key])[:120]}")
             else:
                 _differences(before[key], after[key], f"{where}[{key!r}]", out)
-    elif isinstance(before, tuple) and isinstance(after, tuple) and len(before) == 3 and before[:2] == after[:2]:
+    elif isinstance(before, tuple) and isinstance(after, tuple) and len(before) == len(after) == 3 \
+            and before[:2] == after[:2]:
         _differences(before[2], after[2], where, out)  # the same container, other contents
     else:
         out.append(f"{where}: {str(before)[:120]} -> {str(after)[:120]}")
@@ -197,7 +205,8 @@ def _other_modules_loaded_by(modules: list[str], own: tuple[str, ...]) -> list[s
         before = set(sys.modules)
         for name in modules:
             importlib.import_module(name)
-        return [n for n, m in sys.modules.items() if n not in before and m is not None and _is_other_package(n, m, own)]
+        loaded = [(n, m) for n, m in sys.modules.items() if n not in before and m is not None]
+        return [n for n, m in loaded if _is_other_package(n, m, own)]
 
     return _in_child(load)
 
@@ -227,7 +236,10 @@ def changes(
         _differences(process, _process_state(), "", found)
         after_all = _modules_state(own)
         for name, attrs in loaded.items():
-            before = sys.modules[name]
+            before = sys.modules.get(name)
+            if before is None:
+                found.append(f"sys.modules[{name!r}] removed")
+                continue
             lazy = "__getattr__" in vars(before)  # PEP 562: its attributes are bound on first use
             after = {
                 k: v for k, v in after_all.get(name, {}).items()

@@ -50,7 +50,9 @@ def _public_modules(package: str) -> list[str]:
     return names
 
 
-def _changes(modules: list[str], pythonpath: tuple[Path, ...] = (), *, together: bool = False) -> dict[str, list[str]]:
+def _changes(
+    modules: list[str], pythonpath: tuple[Path, ...] = (), *, together: bool = False
+) -> dict[str, list[str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(map(str, [*pythonpath, REPO]))
     flags = ["--together"] if together else []
@@ -85,7 +87,9 @@ def test_the_probe_sees_each_kind_of_change(tmp_path: Path) -> None:
     """Planted modules: each change the first test guards against is reported, under its name."""
     plants = {
         # what fusion/lazydask.py did: a stand-in in xarray's private cache of duck-array types
-        "plant_cache": "from xarray.namedarray import pycompat\npycompat._cached_duck_array_modules['dask'] = object()\n",
+        "plant_cache": (
+            "from xarray.namedarray import pycompat\npycompat._cached_duck_array_modules['dask'] = object()\n"
+        ),
         "plant_patch": "import xarray\nxarray.DataArray.weights_of = lambda self: None\n",
         "plant_env": "import os\nos.environ['OPENBLAS_NUM_THREADS'] = '1'\n",
         "plant_warnings": "import warnings\nwarnings.simplefilter('ignore', RuntimeWarning)\n",
@@ -97,7 +101,8 @@ def test_the_probe_sees_each_kind_of_change(tmp_path: Path) -> None:
         (tmp_path / f"{name}.py").write_text(source)
     found = _changes(list(plants), [tmp_path])
     assert any("_cached_duck_array_modules" in line and "'dask'" in line for line in found["plant_cache"])
-    assert any(line.startswith("xarray.core.dataarray['DataArray']['weights_of'] added") for line in found["plant_patch"])
+    patched = "xarray.core.dataarray['DataArray']['weights_of'] added"
+    assert any(line.startswith(patched) for line in found["plant_patch"])
     assert any("OPENBLAS_NUM_THREADS" in line for line in found["plant_env"])
     assert any(line.startswith("['warnings.filters']") for line in found["plant_warnings"])
     assert any(line.startswith("['gc']") for line in found["plant_gc"])
@@ -116,7 +121,8 @@ def _own_private_names(trees: list[ast.Module]) -> set[str]:
     names: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in _OWNER_NAMES:
+            on_owner = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            if on_owner and node.value.id in _OWNER_NAMES:
                 names.add(node.attr)
             elif isinstance(node, ast.ClassDef):
                 for item in node.body:
@@ -148,7 +154,7 @@ def _private_writes(tree: ast.Module, own: set[str]) -> list[tuple[int, str]]:
             targets = [node.target]
         elif isinstance(node, ast.Delete):
             targets = node.targets
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"setattr", "delattr"}:
             name = node.args[1] if len(node.args) > 1 else None
             if isinstance(name, ast.Constant) and isinstance(name.value, str) and name.value.startswith("_"):
                 if not name.value.startswith("__") and name.value not in own:

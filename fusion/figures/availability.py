@@ -75,7 +75,8 @@ def _bar_chart(ax: Any, streams: dict[str, Any]) -> None:
         sub = np.array([r["subsampled"] for r in rows], dtype=float)
         colour = "tab:green" if s == 0 else "tab:blue"
         ax.bar(xs, sub, width, facecolor=colour, label=f"{name}: subsampled")
-        ax.bar(xs, kept - sub, width, bottom=sub, facecolor=colour, alpha=0.45, label=f"{name}: kept, not subsampled")
+        ax.bar(xs, kept - sub, width, bottom=sub, facecolor=colour, alpha=0.45,
+               label=f"{name}: kept, not subsampled")  # fmt: skip
         bottom = kept.copy()
         for k, rule in enumerate(RULES):
             vals = np.array([r["dropped"][rule] for r in rows], dtype=float)

@@ -102,7 +102,8 @@ def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
     `sensitivity` only, both known before the projection, so the worker draws them meanwhile."""
     from fusion.io import png_bytes
 
-    return {"variogram.png": png_bytes(plot_variogram(summary)), "sensitivity.png": png_bytes(plot_sensitivity(summary))}
+    return {"variogram.png": png_bytes(plot_variogram(summary)),
+            "sensitivity.png": png_bytes(plot_sensitivity(summary))}  # fmt: skip
 
 
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:
