@@ -45,7 +45,7 @@ _LAZY = {
     "sample": "fusion.inference.sampling",
     "project": "fusion.projection",
     "projection_summary": "fusion.projection",
-    "plot_projection": "fusion.projection",
+    "plot_projection": "fusion.figures.projection",
     "diagnose": "fusion.diagnostics",
     "gate": "fusion.diagnostics",
     "Thresholds": "fusion.diagnostics",

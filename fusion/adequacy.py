@@ -35,7 +35,7 @@ a misfit (the block PITs in the tails) and the calibrated mixture accounts for.
 
 Array-level functions only (NumPy; SciPy's special functions and ArviZ's ECDF band imported
 late): `fusion run` computes them in its worker process (`fusion.worker`), the harness check
-`adequacy` (`harness.checks.adequacy`) on a case; the figure is `fusion.adequacy_figures`.
+`adequacy` (`harness.checks.adequacy`) on a case; the figure is `fusion.figures.adequacy`.
 """
 
 from __future__ import annotations

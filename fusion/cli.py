@@ -120,11 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # other core while this one imports the pipeline, reads the data and samples
     # (under `compat: fixed` the correlation estimate is its first task: likelihood.form effective)
     with RunWorker(correlation=cfg.compat == "fixed") as worker:
-        import gc
-
         from fusion.pipeline import run_to_dir
-
-        gc.freeze()  # the libraries' objects outlive the run: keep full collections off them
 
         out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker,
                          chunk_rows=args.chunk_rows, scheduler=args.scheduler)

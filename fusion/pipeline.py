@@ -656,7 +656,7 @@ def write_outputs(result: Result, out_dir: str | Path, *, worker: RunWorker | No
 
 def _write_fit(result: Result, folder: Path) -> None:
     """fit.json and residuals.png (computed now for a result made without them)."""
-    from fusion.adequacy_figures import write_fit_outputs
+    from fusion.figures.adequacy import write_fit_outputs
 
     fit = result.fit or _start_fit(result.config, result.prepared, result.trace["posterior"].to_dataset(), None)
     record, png = fit()
@@ -682,7 +682,7 @@ def _start_fit(
     args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed, w_predictive)
     if worker is not None:
         return worker.fit_outputs(*args)
-    from fusion.adequacy_figures import fit_outputs
+    from fusion.figures.adequacy import fit_outputs
 
     return functools.partial(fit_outputs, *args)
 

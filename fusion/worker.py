@@ -12,7 +12,7 @@ under `compat: fixed`, needs it before sampling), estimates that correlation, dr
 as soon as the main process has their table, computes the
 diagnostics and the posterior predictive check (`fit.json`, `residuals.png`) as soon as the
 draws exist, and draws `projection.png` while the main process writes its other files: the
-same functions (`fusion.figures`, `fusion.likelihood_figures`, `fusion.adequacy_figures`,
+same functions (`fusion.figures`, `fusion.figures.likelihood`, `fusion.figures.adequacy`,
 `fusion.diagnostics.diagnose_draws`) on the same data, so the results are those the main
 process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
 a thread importing the same libraries in the main process only contends for the GIL.)
@@ -62,16 +62,6 @@ def _start(correlation: bool) -> None:
 
         import fusion.data.correlation  # noqa: F401 - the estimate's own modules, ready when the data arrive
         import fusion.inference.likelihood  # noqa: F401
-    _freeze_imports()
-
-
-def _freeze_imports() -> None:
-    """Move what the imports allocated out of the cyclic collector's reach (`gc.freeze`): the
-    libraries' 10⁵–10⁶ objects live as long as this short-lived process, and every full
-    collection of a task (a figure alone allocates 10⁵ objects) would scan them all again."""
-    import gc
-
-    gc.freeze()
 
 
 def _warm() -> None:
@@ -82,9 +72,8 @@ def _warm() -> None:
     import_plotting()
     import scipy.spatial  # noqa: F401 - the posterior predictive check's pair sums (fusion.adequacy)
 
-    import fusion.adequacy_figures  # noqa: F401
+    import fusion.figures.adequacy  # noqa: F401
     import_statistics()
-    _freeze_imports()
 
 
 def _exit_now() -> None:
@@ -148,7 +137,7 @@ class RunWorker:
     def begin_likelihood_figures(self, summary: dict[str, Any]) -> None:
         """Start drawing `variogram.png` and `sensitivity.png` now, from summary.json's
         `likelihood` and `sensitivity` (known before the projection is)."""
-        from fusion.likelihood_figures import likelihood_pngs
+        from fusion.figures.likelihood import likelihood_pngs
 
         self._warm()
         self._likelihood = (summary, self._submit(likelihood_pngs, summary))
@@ -165,7 +154,7 @@ class RunWorker:
         begun on the same inputs); returns the function that waits for every file."""
         from fusion.figures import availability_png, draw_projection
         from fusion.io import write_bytes
-        from fusion.likelihood_figures import LIKELIHOOD_PARTS, likelihood_pngs
+        from fusion.figures.likelihood import LIKELIHOOD_PARTS, likelihood_pngs
 
         folder = Path(folder)
         self._warm()
@@ -227,9 +216,9 @@ class RunWorker:
         return lambda: self._result(future, scores, calibration, sle)
 
     def fit_outputs(self, *args: Any) -> Callable[[], tuple[dict[str, Any], bytes]]:
-        """Start `fusion.adequacy_figures.fit_outputs(*args)` (fit.json's record, residuals.png's
+        """Start `fusion.figures.adequacy.fit_outputs(*args)` (fit.json's record, residuals.png's
         bytes) in the worker; returns the function that waits for them."""
-        from fusion.adequacy_figures import fit_outputs
+        from fusion.figures.adequacy import fit_outputs
 
         future = self._submit(fit_outputs, *args)
         return lambda: self._result(future, fit_outputs, *args)

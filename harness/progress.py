@@ -1,10 +1,10 @@
 """A progress bar for replicates (SBC, coverage): count, rate and time remaining, on a terminal only.
 
-The bar is tqdm's (one line redrawn in place, at most every `min_interval_s`). A person waiting
-at a terminal sees it; CI logs (stdout not a terminal) get nothing from it — tqdm is disabled
-there, and the harness's own per-check and every-10% lines still say how far a run is. Other
-progress lines printed while the bar is shown go through `wrap` (tqdm's `external_write_mode`:
-the bar is cleared, the line let through, the bar redrawn), so the two never garble.
+The line is tqdm's (`tqdm.format_meter`, its public formatter), redrawn in place at most every
+`min_interval_s` on the clock the bar is given. A person waiting at a terminal sees it; CI logs
+(stdout not a terminal) get nothing from it, and the harness's own per-check and every-10% lines
+still say how far a run is. Other progress lines printed while the bar is shown go through
+`wrap` (the bar's row is blanked, the line let through, the bar redrawn), so the two never garble.
 """
 
 from __future__ import annotations
@@ -35,51 +35,56 @@ class ReplicateBar:
         clock: Callable[[], float] = time.monotonic,
         min_interval_s: float = 0.2,
     ) -> None:
-        from tqdm import tqdm
-
         self.label, self.total = label, total
         self.stream = stream if stream is not None else sys.stdout
         self.active = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
-        self._bar = tqdm(
-            total=total,
-            initial=done,
-            desc=label,
-            file=self.stream,
-            disable=not self.active,
-            mininterval=min_interval_s,
-            miniters=1,
-            smoothing=0,  # rate = replicates fitted in this run / time since the bar started
-            ascii=".#",
-            bar_format=_FORMAT,
-            unit="",
-            dynamic_ncols=False,
-            leave=True,
-            delay=0,
-        )
-        if self.active:  # tqdm reads its clock through `_time`; the tests step a fake clock
-            self._bar._time = clock  # type: ignore[attr-defined]
-            self._bar.start_t = self._bar.last_print_t = clock()
+        self.clock, self.min_interval_s = clock, min_interval_s
+        self.initial = self.done = done
+        self.start = self.drawn_at = clock()
+        self.shown = ""  # the line on the terminal's current row
+        if self.active:
+            self._draw()
 
     def text(self) -> str:
-        """The bar's current line (tqdm's rendering of `_FORMAT`); empty when inactive."""
-        return str(self._bar) if self.active else ""
+        """The bar's current line; empty when inactive."""
+        if not self.active:
+            return ""
+        from tqdm import tqdm
+
+        return tqdm.format_meter(
+            self.done, self.total, self.clock() - self.start, prefix=self.label, ascii=".#",
+            unit="", bar_format=_FORMAT, initial=self.initial,
+        )  # fmt: skip
+
+    def _draw(self) -> None:
+        line = self.text()
+        self.stream.write("\r" + line + " " * max(len(self.shown) - len(line), 0))
+        self.stream.flush()
+        self.shown, self.drawn_at = line, self.clock()
 
     def update(self, done: int) -> None:
-        if self.active and done != self._bar.n:
-            self._bar.update(done - self._bar.n)
+        if self.active and done != self.done:
+            self.done = done
+            if done >= self.total or self.clock() - self.drawn_at >= self.min_interval_s:
+                self._draw()
 
     def close(self) -> None:
         if self.active:
-            self._bar.close()
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+            self.active = False
 
     def wrap(self, progress: Callable[[str], None]) -> Callable[[str], None]:
-        """`progress` that clears the bar before its line and redraws the bar after it."""
+        """`progress` that blanks the bar's row before its line and redraws the bar after it."""
 
         def line(text: str) -> None:
             if not self.active:
                 progress(text)
                 return
-            with self._bar.external_write_mode(file=self.stream):
-                progress(text)
+            self.stream.write("\r" + " " * len(self.shown) + "\r")
+            self.shown = ""
+            progress(text)
+            self._draw()
 
         return line

@@ -120,3 +120,16 @@ def test_no_module_imports_from_a_conftest() -> None:
         if "conftest" in module.split(".")
     ]
     assert offenders == []
+
+
+def test_the_run_figures_live_in_one_package() -> None:
+    """Drawing is `fusion.figures`' business: no other module of `fusion` imports Matplotlib, so the
+    package's top level reads as the pipeline's stages."""
+    root = repo_root()
+    drawing = {
+        str(path.relative_to(root))
+        for path in sorted((root / "fusion").rglob("*.py"))
+        if any(m.split(".")[0] == "matplotlib" for m in _imported_modules(ast.parse(path.read_text())))
+    }
+    assert {"fusion/figures/projection.py", "fusion/figures/availability.py"} <= drawing  # the scan sees them
+    assert {p for p in drawing if not p.startswith("fusion/figures/")} == set()

@@ -23,14 +23,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
-from fusion.inference.pytensor_flags import strict_pytensor_float
 
 if TYPE_CHECKING:
     from fusion.config import Config
 
 __all__ = ["LOG_2PI", "NoiseSettings", "StreamBlock", "sigma_obs_squared", "squared_residuals", "stream_blocks"]
-
-strict_pytensor_float()  # before any PyTensor graph of this model is built, in any process
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 

@@ -28,9 +28,6 @@ from fusion.inference.blas_threads import one_blas_thread
 from fusion.inference.fused_kernel import FASTMATH
 from fusion.inference.noise import LOG_2PI, NoiseSettings, sigma_obs_squared, squared_residuals
 from fusion.inference.parameters import PARAMS
-from fusion.lazydask import defer_dask_array
-
-defer_dask_array()  # the traces built from here on (sampling, laplace) import no `dask.array` for xarray's check
 
 __all__ = ["member_logliks", "softmax_weights", "add_member_deterministics", "warm_member_logliks", "MEMBER_VARS"]
 

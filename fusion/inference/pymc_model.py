@@ -18,6 +18,7 @@ import numpy as np
 from fusion.data.prepared import THICK, VEL, Prepared
 from fusion.inference.noise import LOG_2PI, NoiseSettings, sigma_obs_squared, stream_blocks
 from fusion.inference.parameters import PRIOR_SIGMA
+from fusion.inference.pytensor_flags import strict_pytensor_float
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -28,9 +29,12 @@ __all__ = ["build_loop_model", "build_model"]
 
 def _priors() -> dict[str, pt.TensorVariable]:
     """HalfNormal priors with float64 scales (a bare 0.5 becomes a float32 constant in PyTensor,
-    and log(0.5) in float32 shifts the log-density by 1.9e-9)."""
+    and log(0.5) in float32 shifts the log-density by 1.9e-9). Every model starts here, so PyTensor's
+    strict float is set before any of FUSION's graphs is compiled (`strict_pytensor_float`)."""
     import pymc as pm
     import pytensor.tensor as pt
+
+    strict_pytensor_float()
 
     return {
         name: pm.HalfNormal(name, sigma=pt.constant(scale, dtype="float64"))

@@ -1,8 +1,8 @@
 """PyTensor compiles FUSION's graphs without `fastmath`, in this process and in its children.
 
-Apart from the model forms because the setting must hold before PyTensor is first imported by
-anything, and every module that reads the noise model's data (`fusion.inference.noise`) applies
-it when it loads, whichever part of the model a process imports first.
+Applied by `fusion.inference.pymc_model` as it builds a model, the first step towards any
+PyTensor graph of FUSION's, never on import: importing a FUSION module leaves the environment
+alone (tests/test_import_side_effects.py).
 """
 
 from __future__ import annotations

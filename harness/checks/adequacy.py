@@ -293,13 +293,13 @@ def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGat
 
 
 def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, folder: Path) -> str | None:
-    """`sensitivity.png` (fusion.likelihood_figures) of the case: weights and projection under every form."""
+    """`sensitivity.png` (fusion.figures.likelihood) of the case: weights and projection under every form."""
     if not case.has_projection:
         return None
     from fusion.inference.likelihood import sensitivity
     from fusion.inference.noise import NoiseSettings
     from fusion.io import write_png
-    from fusion.likelihood_figures import plot_sensitivity
+    from fusion.figures.likelihood import plot_sensitivity
     from fusion.projection import member_sle
 
     from fusion.inference.likelihood import stream_correlations
@@ -319,7 +319,7 @@ def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, f
 
 def run_check(ctx: CheckContext) -> CheckResult:
     """The posterior predictive check on one case, its false-alarm rate on data drawn from the model."""
-    from fusion.adequacy_figures import residuals_png
+    from fusion.figures.adequacy import residuals_png
     from fusion.config import config_hash, load_config
     from fusion.io import write_bytes, write_json
     name = ctx.case

@@ -104,7 +104,7 @@ def _gates(records: list[dict[str, Any]], fig: dict[str, Any], gate: PerfectMode
 def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     """The perfect-model test on one case (`plant`: a defective procedure, for the tests)."""
     from fusion.config import config_hash, load_config
-    from fusion.calibration_figures import plot_perfect_model
+    from fusion.figures.calibration import plot_perfect_model
     from fusion.io import png_bytes, write_bytes
     from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk
     from harness.sim.store import run_replicates

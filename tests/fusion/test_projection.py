@@ -11,9 +11,9 @@ import xarray as xr
 
 from fusion.config import Config
 from fusion.errors import InputError
+from fusion.figures.projection import plot_projection
 from fusion.projection import (
     member_sle,
-    plot_projection,
     project,
     projection_summary,
     sle_mm,

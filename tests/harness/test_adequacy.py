@@ -122,9 +122,9 @@ def test_the_report_page_shows_the_maps_ecdf_and_sensitivity_in_chromium(example
     decoded by headless Chromium in report.html, and the failing region named on the page."""
     from types import SimpleNamespace
 
-    from fusion.adequacy_figures import residuals_png
+    from fusion.figures.adequacy import residuals_png
     from fusion.io import write_bytes, write_png
-    from fusion.likelihood_figures import plot_sensitivity
+    from fusion.figures.likelihood import plot_sensitivity
     from harness.report import browser
     from harness import runner
     from harness.checks import CheckResult

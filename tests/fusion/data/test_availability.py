@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from fusion.config import load_config
-from fusion.data.availability import RULES, plot_availability
+from fusion.data.availability import RULES
+from fusion.figures.availability import plot_availability
 from fusion.data.load import load_data
 from fusion.data.prepare import prepare
 from fusion.data.prepared import Prepared

@@ -44,26 +44,25 @@ def test_cold_and_warm_numba_caches_give_the_same_bits(tmp_path: Path) -> None:
 
 
 def test_pytensor_graphs_compile_without_fastmath() -> None:
-    import pytensor
-
-    import fusion.inference.noise  # noqa: F401 - the import sets it
-
-    assert pytensor.config.numba__fastmath is False
-    assert "numba__fastmath=False" in os.environ["PYTENSOR_FLAGS"]  # inherited by sampler children
-
-
-def test_the_numpy_only_part_of_the_model_sets_the_flag_and_loads_no_compiler() -> None:
-    """`fusion.inference.noise` (what `fusion.adequacy` and the figure worker use) sets PyTensor's
-    flag as the whole model did, in a fresh process, without loading Numba, PyMC or PyTensor."""
+    """Building a model (the first step towards any of FUSION's PyTensor graphs) sets the flag
+    here and, through the environment, in the sampler's child processes; importing the noise
+    model's NumPy-only part loads no compiler and leaves the environment alone."""
     probe = (
         "import json, os, sys\n"
-        "import fusion.adequacy, fusion.inference.noise\n"
+        "import fusion.adequacy, fusion.inference.noise, fusion.inference.pymc_model\n"
         "heavy = sorted(m for m in ('numba', 'pymc', 'pytensor', 'nutpie') if m in sys.modules)\n"
-        "print(json.dumps([heavy, os.environ.get('PYTENSOR_FLAGS', '')]))\n"
+        "on_import = os.environ.get('PYTENSOR_FLAGS', '')\n"
+        "from fusion.inference.pymc_model import build_model\n"
+        "from tests.fusion.inference._factories import make_prepared\n"
+        "build_model(make_prepared(50, 3, seed=1))\n"
+        "import pytensor\n"
+        "print(json.dumps([heavy, on_import, os.environ.get('PYTENSOR_FLAGS', ''), pytensor.config.numba__fastmath]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTENSOR_FLAGS"} | {"PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    heavy, flags = json.loads(done.stdout)
+    heavy, on_import, after_build, fastmath = json.loads(done.stdout)
     assert heavy == []
-    assert "numba__fastmath=False" in flags
+    assert on_import == ""
+    assert "numba__fastmath=False" in after_build  # inherited by sampler children
+    assert fastmath is False

@@ -1,8 +1,14 @@
-"""The run folder's figures: the projection, the availability of observations, the residual
-variogram and the sensitivity to `likelihood.form`.
+"""The run folder's figures, one module per family, and what the run draws with them.
+
+- `projection`: `projection.png`, the members' SLE weighted against unweighted;
+- `availability`: `availability.png`, where observations survived the masks and why others did not;
+- `likelihood`: `variogram.png` and `sensitivity.png`, the residual correlation and what each
+  `likelihood.form` does to the weights and the projection;
+- `adequacy`: `residuals.png` (with `fit.json`), where the noise model misfits;
+- `parts`: what they share (few ticks on round steps, colour bars beside their maps).
 
 Drawn in this process by `draw_figures`, or by `fusion.worker.RunWorker` in a second process
-(`fusion run`), which calls the same functions below.
+(`fusion run`), which calls the same functions below. Matplotlib is imported inside them only.
 """
 
 from __future__ import annotations
@@ -24,21 +30,17 @@ FIGURE_FILES: tuple[str, ...] = (
 
 def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str | Path) -> None:
     """`projection.png` in `folder`, written atomically."""
-    from fusion.plot_parts import drawing
-    from fusion.projection import plot_projection
+    from fusion.figures.projection import plot_projection
 
-    with drawing():
-        plot_projection(projection, summary, Path(folder) / "projection.png")
+    plot_projection(projection, summary, Path(folder) / "projection.png")
 
 
 def availability_png(availability: Availability | None) -> bytes:
     """`availability.png`'s bytes: it depends on the prepared data only, so it can be drawn while sampling."""
-    from fusion.data.availability import plot_availability
+    from fusion.figures.availability import plot_availability
     from fusion.io import png_bytes
-    from fusion.plot_parts import drawing
 
-    with drawing():
-        return png_bytes(plot_availability(availability, None))
+    return png_bytes(plot_availability(availability, None))
 
 
 def draw_figures(
@@ -46,9 +48,9 @@ def draw_figures(
 ) -> None:
     """Write every figure into `folder` (each atomically): the projection, the availability of
     observations, and from summary.json's `likelihood` and `sensitivity` the variogram and the
-    sensitivity (`fusion.likelihood_figures`)."""
+    sensitivity (`fusion.figures.likelihood`)."""
+    from fusion.figures.likelihood import draw_likelihood_figures
     from fusion.io import write_bytes
-    from fusion.likelihood_figures import draw_likelihood_figures
 
     draw_projection(projection, summary, folder)
     draw_likelihood_figures(summary, folder)
@@ -61,7 +63,7 @@ def import_plotting() -> None:
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
 
-    import fusion.data.availability  # noqa: F401
-    import fusion.likelihood_figures  # noqa: F401
-    import fusion.plot_parts  # noqa: F401
-    import fusion.projection  # noqa: F401
+    import fusion.figures.availability  # noqa: F401
+    import fusion.figures.likelihood  # noqa: F401
+    import fusion.figures.parts  # noqa: F401
+    import fusion.figures.projection  # noqa: F401

@@ -34,7 +34,7 @@ def plot_variogram(summary: dict[str, Any]):
     from matplotlib.figure import Figure
 
     from fusion.data.correlation import _gstools_model
-    from fusion.plot_parts import few_ticks
+    from fusion.figures.parts import few_ticks
 
     streams = (summary.get("likelihood") or {}).get("streams", {})
     fig = Figure(figsize=(9, 3.6))
@@ -64,16 +64,14 @@ def plot_variogram(summary: dict[str, Any]):
         ax.set_ylabel("semivariance of standardized residuals")
         ax.legend(fontsize=8)
     fig.suptitle(f"Residual correlation (likelihood.form: {summary.get('likelihood', {}).get('form', '?')})", fontsize=10)
-    few_ticks(axes)  # cheaper to draw, as readable (fusion.plot_parts)
+    few_ticks(axes)  # cheaper to draw, as readable (fusion.figures.parts)
     return fig
 
 
 def plot_sensitivity(summary: dict[str, Any]):
-    """Member weights and the 5/50/95 % projection under every likelihood form (each form's bars
-    one artist, `fusion.plot_parts.bars`; the colours of the axes' cycle, as the error bars')."""
+    """Member weights and the 5/50/95 % projection under every likelihood form (the colours of
+    the axes' cycle, as the error bars')."""
     from matplotlib.figure import Figure
-
-    from fusion.plot_parts import bars
 
     sens = (summary.get("sensitivity") or {}).get("forms", {})
     fig = Figure(figsize=(10, 4))
@@ -88,7 +86,7 @@ def plot_sensitivity(summary: dict[str, Any]):
     x = np.arange(len(members))
     width = 0.8 / len(ok)
     for k, (form, v) in enumerate(ok.items()):
-        bars(ax_w, x + k * width, [v["weights"][m] for m in members], width, facecolor=f"C{k}", label=form)
+        ax_w.bar(x + k * width, [v["weights"][m] for m in members], width, facecolor=f"C{k}", label=form)
         ax_p.errorbar(
             [v["median"]], [k], xerr=[[v["median"] - v["lower"]], [v["upper"] - v["median"]]], fmt="o", capsize=4
         )
@@ -106,14 +104,12 @@ def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
     """`variogram.png`, `sensitivity.png` and `perfect_model.png` as bytes: they need summary.json's
     `likelihood`, `sensitivity` and `calibration` only, all known before the projection is
     drawn, so the worker draws them meanwhile."""
-    from fusion.calibration_figures import plot_perfect_model
+    from fusion.figures.calibration import plot_perfect_model
     from fusion.io import png_bytes
-    from fusion.plot_parts import drawing
 
-    with drawing():
-        return {"variogram.png": png_bytes(plot_variogram(summary)),
-                "sensitivity.png": png_bytes(plot_sensitivity(summary)),
-                "perfect_model.png": png_bytes(plot_perfect_model(summary))}  # fmt: skip
+    return {"variogram.png": png_bytes(plot_variogram(summary)),
+            "sensitivity.png": png_bytes(plot_sensitivity(summary)),
+            "perfect_model.png": png_bytes(plot_perfect_model(summary))}  # fmt: skip
 
 
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fusion.adequacy import STREAM_NAMES, Assessment
 from fusion.data.prepared import Prepared
-from fusion.plot_parts import MAP_TICKS, colorbar_beside, drawing, few_ticks
+from fusion.figures.parts import MAP_TICKS, colorbar_beside, few_ticks
 
 __all__ = ["plot_residuals", "residuals_png"]
 _COLORBAR_TICKS = [-3, 0, 3]  # the scale's ends (values beyond are clipped) and its centre
@@ -85,7 +85,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
     fig.suptitle("Posterior predictive check: " + ("passed" if found.record["passed"] else "MISFIT: " + "; ".join(
         f for e in found.record["streams"].values() for f in e.get("failures", [])[:2])), fontsize=10)  # fmt: skip
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.08, top=0.88, wspace=0.3, hspace=0.35)
-    few_ticks(axes[:, :2], MAP_TICKS)  # cheaper to draw, as readable (fusion.plot_parts)
+    few_ticks(axes[:, :2], MAP_TICKS)  # cheaper to draw, as readable (fusion.figures.parts)
     few_ticks(axes[:, 2:])
     return fig
 
@@ -93,8 +93,7 @@ def plot_residuals(prepared: Prepared, found: Assessment) -> Any:
 def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
     from fusion.io import png_bytes
 
-    with drawing():  # 1200 × 580 px at 80 dpi: maps of a few hundred cells need no more
-        return png_bytes(plot_residuals(prepared, found), dpi=80)
+    return png_bytes(plot_residuals(prepared, found), dpi=80)  # maps of a few hundred cells need no more
 
 
 def fit_outputs(
