@@ -50,6 +50,7 @@ __all__ = [
     "likelihood_inputs",
     "likelihood_setup",
     "calibrated_weights",
+    "calibrate_members",
     "run",
     "run_to_dir",
     "save_weights",
@@ -282,14 +283,23 @@ def _calibrate(
     """The member temperature of `likelihood.calibration` (a `Calibration`), or None where the run
     has none: `compat: prototype`, `calibration: off`, no projection to calibrate on. The inner
     perfect-model test runs at the posterior mean θ on the points the form weighs members on."""
+    post = draws["posterior"]
+    theta = np.array([float(post[p].mean()) for p in PARAMS])
+    return calibrate_members(cfg, sampled, theta, settings, sle, calibrator)
+
+
+def calibrate_members(
+    cfg: Config, sampled: Prepared, theta: np.ndarray, settings: Any, sle: xr.DataArray | None,
+    calibrator: Callable[..., Any] | None = None,
+) -> Any:
+    """`likelihood.calibration`'s member temperatures at θ (PARAMS order; `fusion run` takes the
+    posterior mean), a `fusion.inference.calibration.Calibration`, or None where the run has none."""
     choice = cfg.likelihood.calibration
     if cfg.compat == "prototype" or choice == "off" or sle is None:
         return None
-    from fusion.inference.calibration import NOISE_DRAWS, calibrate, member_contrasts
+    from fusion.inference.calibration import calibrate, member_contrasts, noise_draws
 
-    post = draws["posterior"]
-    theta = np.array([float(post[p].mean()) for p in PARAMS])
-    contrasts = member_contrasts(sampled, theta, settings, seed=cfg.inference.seed, draws=NOISE_DRAWS)
+    contrasts = member_contrasts(sampled, theta, settings, seed=cfg.inference.seed, draws=noise_draws(sampled.n_members))
     values = np.asarray(sle.sel(member=list(sampled.member_ids)).values, dtype=np.float64)
     spec = cfg.projection
     fixed = None if choice == "perfect_model" else float(choice)

@@ -51,7 +51,7 @@ from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 __all__ = [
-    "NOISE_DRAWS", "STREAMS", "temperature_grid", "Calibration", "member_contrasts", "held_out_weights",
+    "NOISE_DRAWS", "STREAMS", "noise_draws", "temperature_grid", "Calibration", "member_contrasts", "held_out_weights",
     "calibrate", "crps", "scores",
 ]  # fmt: skip
 
@@ -62,9 +62,17 @@ STEPS_PER_DECADE = 4
 #: the softest λ tried: where λ times the median spread of a held-out row's contrasts is this
 #: (the weights are then all but equal; contrasts of thousands of nats need λ ≪ 0.001 for that)
 FLAT_SPREAD = 0.05
-#: noise draws per held-out member in the inner test: the coverage of R·M pseudo-truths steps by
-#: 1/(R·M), so a one-member dip of one noise draw no longer stops the search at a soft λ
+#: noise draws per held-out member in the inner test, at least: the coverage of R·M pseudo-truths
+#: steps by 1/(R·M), so a one-member dip of one noise draw no longer stops the search at a soft λ
 NOISE_DRAWS = 4
+#: pseudo-truths the inner test scores at least (R = max(NOISE_DRAWS, ⌈PSEUDO_TRUTHS / M⌉)): a small
+#: ensemble's coverage otherwise steps by a fifth, and the choice jumps with the subsample
+PSEUDO_TRUTHS = 100
+
+
+def noise_draws(n_members: int) -> int:
+    """R for an ensemble of `n_members` (`PSEUDO_TRUTHS`): the cost R·M²·N grows with M, not faster."""
+    return max(NOISE_DRAWS, -(-PSEUDO_TRUTHS // max(n_members, 1)))
 #: the sharpness factors of the figure's path: the chosen pair times κ (κ = 1 the choice)
 PATH = tuple(10.0 ** (i / STEPS_PER_DECADE) for i in range(-12, 9))
 

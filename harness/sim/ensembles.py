@@ -114,7 +114,7 @@ def _form_weights(
     """(weights over the pseudo-data's members, the stream temperatures) of one evidence row."""
     from dataclasses import replace as with_
 
-    from fusion.inference.calibration import NOISE_DRAWS, calibrate, member_contrasts
+    from fusion.inference.calibration import calibrate, member_contrasts, noise_draws
     from fusion.inference.fused_density import FusedDensity
     from fusion.inference.laplace import _CallbackDensity, fit_laplace
     from fusion.inference.likelihood import form_inputs
@@ -127,7 +127,7 @@ def _form_weights(
     theta = np.exp(fit_laplace(_CallbackDensity(FusedDensity(points, settings))).mode)
     temperature = (1.0, 1.0)
     if form == "calibrated":
-        contrasts = member_contrasts(points, theta, settings, seed=cfg.inference.seed, draws=NOISE_DRAWS)
+        contrasts = member_contrasts(points, theta, settings, seed=cfg.inference.seed, draws=noise_draws(points.n_members))
         temperature = calibrate(contrasts, sle, points.member_ids, cfg.projection.lower_q, cfg.projection.upper_q).temperature
         settings = with_(settings, member_temperature=temperature)
     w = member_logliks(points, {p: theta[j : j + 1] for j, p in enumerate(PARAMS)}, settings)["w"][0]
