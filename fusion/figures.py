@@ -26,7 +26,7 @@ def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str
     from fusion.projection import plot_projection
 
     with drawing():
-        plot_projection(projection, summary, Path(folder) / "projection.png")
+        plot_projection(projection, Path(folder) / "projection.png", summary=summary)
 
 
 def availability_png(availability: Availability | None) -> bytes:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from fusion.config import Config
+    from fusion.pipeline import Result
 
 defer_dask_array()  # `member_sle`'s DataArray is often a process's first: no `dask.array` import for it
 
@@ -39,6 +40,7 @@ __all__ = [
     "projection_files",
     "read_volume",
     "member_sle",
+    "member_ids_of",
     "project",
     "weighted_quantile",
     "projection_summary",
@@ -144,20 +146,62 @@ def member_sle(cfg: Config, member_ids: Sequence[str]) -> xr.DataArray:
     )
 
 
-def project(
-    cfg: Config, trace: xr.DataTree, member_ids: Sequence[str] | None = None, sle: xr.DataArray | None = None
-) -> xr.Dataset:
-    """Per-member SLE and, aligned by member label, the weights and Σ w·SLE for every draw.
+def member_ids_of(data: Any) -> list[str]:
+    """The member ids, in order, of what a caller hands `project` as its third argument.
 
-    Returns a Dataset with `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
-    `weighted_mean` on (chain, draw). `member_ids` defaults to the posterior's members and
-    fixes the row order; it must name the same set of members as the posterior. `sle` is
-    `member_sle`'s result when the caller has read the volume files already (`fusion run`
-    reads them before sampling, to fail early).
+    Parameters
+    ----------
+    data : Mapping, EnsembleData, Prepared or sequence of str
+        What `load_data(cfg)` returns, as a mapping with an ``"ensemble"`` Dataset whose
+        ``member`` coordinate holds the ids (ice-fusion's form); any object with a
+        ``member_ids`` attribute (`EnsembleData`, `Prepared`); or the ids themselves.
+
+    Returns
+    -------
+    list of str
+        The ids in the order given.
+
+    Raises
+    ------
+    TypeError
+        For a single string, or a mapping without ``"ensemble"``: neither names members.
+    """
+    if isinstance(data, Mapping):
+        if "ensemble" not in data:
+            raise TypeError(f"project: a mapping needs an 'ensemble' entry (got keys {sorted(map(str, data))})")
+        return [str(m) for m in np.asarray(data["ensemble"]["member"].values)]
+    ids = getattr(data, "member_ids", data)
+    if isinstance(ids, str):
+        raise TypeError(f"project: member ids must be a sequence of ids, not the string {ids!r}")
+    return [str(m) for m in ids]
+
+
+def project(cfg: Config, trace: xr.DataTree, data: Any = None, sle: xr.DataArray | None = None) -> xr.Dataset:
+    """Per-member SLE in the target year with the posterior weights, and Σ w·SLE for every draw.
+
+    Parameters
+    ----------
+    cfg : Config
+        The run's configuration (`projection` section: folders, target year, quantiles).
+    trace : xarray.DataTree
+        The sampled trace; its posterior holds ``w`` on (chain, draw, member).
+    data : Mapping, EnsembleData, Prepared or sequence of str, optional
+        Which members, in which row order (see `member_ids_of`): what `load_data(cfg)`
+        returned, the prepared inputs, or the member ids. Default: the posterior's members.
+        It must name the same set of members as the posterior.
+    sle : xarray.DataArray, optional
+        `member_sle`'s result when the caller has read the volume files already (`fusion run`
+        reads them before sampling, to fail early); aligned by member label.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sle_mm`` and ``weight`` (posterior mean of ``w``) on ``member``, and
+        ``weighted_mean`` on (chain, draw); attributes carry the target year and quantile levels.
     """
     w = trace["posterior"]["w"]
     posterior_members = [str(m) for m in w["member"].values]
-    ids = list(member_ids) if member_ids is not None else posterior_members
+    ids = member_ids_of(data) if data is not None else posterior_members
     if sorted(ids) != sorted(posterior_members) or len(set(ids)) != len(ids):
         raise ValueError(f"member ids {ids} do not match the posterior's members {posterior_members}")
     sle = member_sle(cfg, ids) if sle is None else sle.sel(member=ids)
@@ -209,8 +253,19 @@ def projection_summary(
 ) -> dict[str, Any]:
     """The weighted SLE mixture (median, mean, sd, [lower, upper]) and the posterior of Σ w·SLE.
 
-    Quantile levels default to those stored by `project` (the config's 5–95 %). `unweighted`
-    gives the same figures with equal weights, for comparison.
+    Parameters
+    ----------
+    projection : xarray.Dataset
+        `project`'s result.
+    lower_q, upper_q : float, optional
+        Quantile levels of the interval; default: those `project` stored (the config's, 5–95 %).
+
+    Returns
+    -------
+    dict
+        ``median``, ``mean``, ``sd``, ``lower``, ``upper`` of the weighted mixture, the levels,
+        ``weighted_mean`` (median and interval of Σ w·SLE over the draws), and ``unweighted``:
+        the same figures with equal weights, for comparison.
     """
     lower_q = float(projection.attrs.get("lower_q", 0.05) if lower_q is None else lower_q)
     upper_q = float(projection.attrs.get("upper_q", 0.95) if upper_q is None else upper_q)
@@ -242,14 +297,33 @@ def projection_summary(
 
 
 def plot_projection(
-    projection: xr.Dataset, summary: dict[str, Any] | None = None, path: str | Path | None = None
+    result: Result | xr.Dataset, path: str | Path | None = None, *, summary: dict[str, Any] | None = None
 ) -> Figure:
     """Weighted against unweighted SLE (member weights, medians, intervals) and the posterior of Σ w·SLE.
 
     Uses the object-oriented Matplotlib API (no pyplot state), so it is safe without a display.
+
+    Parameters
+    ----------
+    result : Result or xarray.Dataset
+        A run's `Result` (its projection and summary are drawn), or `project`'s Dataset.
+    path : str or Path, optional
+        Where to write the PNG (atomically); nothing is written when omitted.
+    summary : dict, optional
+        `projection_summary`'s figures; default: the result's summary, else computed here.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure
 
+    if isinstance(result, xr.Dataset):
+        projection = result
+    elif result.projection is None:
+        raise ValueError("the result has no projection; run with with_projection=True to plot it")
+    else:
+        projection, summary = result.projection, summary or result.summary
     summary = summary or projection_summary(projection)
     sle = projection["sle_mm"].values
     w = projection["weight"].values / projection["weight"].values.sum()
