@@ -224,23 +224,23 @@ def sampler_diagnostics(trace: xr.DataTree, var_names: Sequence[str] | None = No
     Parameters
     ----------
     trace : xarray.DataTree
-        A trace with ``posterior`` and ``sample_stats`` (``diverging``) groups.
+        A trace with `posterior` and `sample_stats` (`diverging`) groups.
     var_names : sequence of str, optional
-        Posterior variables to judge; default: FUSION's noise parameters and ``w`` (for any
+        Posterior variables to judge; default: FUSION's noise parameters and `w` (for any
         other model, all its variables). A name the posterior lacks is an error.
 
     Returns
     -------
     dict
-        ``r_hat_max`` (worst rank-normalised split R-hat), ``ess_bulk_min`` and ``ess_tail_min``
-        (smallest ESS over all chains), ``divergences`` (count), and for the first three the
-        element where they are worst (``*_at``, e.g. ``"w[run3]"``). `diagnose` gives the rest
+        `r_hat_max` (worst rank-normalised split R-hat), `ess_bulk_min` and `ess_tail_min`
+        (smallest ESS over all chains), `divergences` (count), and for the first three the
+        element where they are worst (`*_at`, e.g. `"w[run3]"`). `diagnose` gives the rest
         (per-chain ESS, E-BFMI, per-variable tables).
 
     Raises
     ------
     ValueError
-        If a name in `var_names` is not in the posterior, or the trace has no ``diverging`` record.
+        If a name in `var_names` is not in the posterior, or the trace has no `diverging` record.
     """
     if var_names is not None:
         missing = [v for v in var_names if v not in trace["posterior"].data_vars]
@@ -425,14 +425,14 @@ def weight_stability(weights_list: Sequence[Any]) -> WeightStability:
     ----------
     weights_list : sequence
         Two or more runs' weights. Each may be a Series indexed by member id, a
-        ``weights.csv``-style table (``member_id`` + ``posterior_mean`` or ``weight``), a
-        DataArray on ``member`` (other dims are averaged, so a posterior ``w`` works) or a
+        `weights.csv`-style table (`member_id` + `posterior_mean` or `weight`), a
+        DataArray on `member` (other dims are averaged, so a posterior `w` works) or a
         mapping. Runs must name the same members, in any order; rows follow the first run's order.
 
     Returns
     -------
     WeightStability
-        The table (one column per run, then ``mean`` and ``sd``: sample σ, ddof=1), each run's
+        The table (one column per run, then `mean` and `sd`: sample σ, ddof=1), each run's
         largest-weight member and how often the runs agree on it.
     """
     if len(weights_list) < 2:
@@ -465,7 +465,7 @@ def weight_stability_across_seeds(weights_list: Sequence[Any]) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray
-        ``weight_sd`` on ``member`` (the first run's order); `weight_stability` gives the whole
+        `weight_sd` on `member` (the first run's order); `weight_stability` gives the whole
         table and the runs' top members.
     """
     return weight_stability(weights_list).member_sd

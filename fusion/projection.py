@@ -152,9 +152,9 @@ def member_ids_of(data: Any) -> list[str]:
     Parameters
     ----------
     data : Mapping, EnsembleData, Prepared or sequence of str
-        What `load_data(cfg)` returns, as a mapping with an ``"ensemble"`` Dataset whose
-        ``member`` coordinate holds the ids (ice-fusion's form); any object with a
-        ``member_ids`` attribute (`EnsembleData`, `Prepared`); or the ids themselves.
+        What `load_data(cfg)` returns, as a mapping with an `"ensemble"` Dataset whose
+        `member` coordinate holds the ids (ice-fusion's form); any object with a
+        `member_ids` attribute (`EnsembleData`, `Prepared`); or the ids themselves.
 
     Returns
     -------
@@ -164,7 +164,7 @@ def member_ids_of(data: Any) -> list[str]:
     Raises
     ------
     TypeError
-        For a single string, or a mapping without ``"ensemble"``: neither names members.
+        For a single string, or a mapping without `"ensemble"`: neither names members.
     """
     if isinstance(data, Mapping):
         if "ensemble" not in data:
@@ -184,7 +184,7 @@ def project(cfg: Config, trace: xr.DataTree, data: Any = None, sle: xr.DataArray
     cfg : Config
         The run's configuration (`projection` section: folders, target year, quantiles).
     trace : xarray.DataTree
-        The sampled trace; its posterior holds ``w`` on (chain, draw, member).
+        The sampled trace; its posterior holds `w` on (chain, draw, member).
     data : Mapping, EnsembleData, Prepared or sequence of str, optional
         Which members, in which row order (see `member_ids_of`): what `load_data(cfg)`
         returned, the prepared inputs, or the member ids. Default: the posterior's members.
@@ -196,8 +196,8 @@ def project(cfg: Config, trace: xr.DataTree, data: Any = None, sle: xr.DataArray
     Returns
     -------
     xarray.Dataset
-        ``sle_mm`` and ``weight`` (posterior mean of ``w``) on ``member``, and
-        ``weighted_mean`` on (chain, draw); attributes carry the target year and quantile levels.
+        `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
+        `weighted_mean` on (chain, draw); attributes carry the target year and quantile levels.
     """
     w = trace["posterior"]["w"]
     posterior_members = [str(m) for m in w["member"].values]
@@ -263,8 +263,8 @@ def projection_summary(
     Returns
     -------
     dict
-        ``median``, ``mean``, ``sd``, ``lower``, ``upper`` of the weighted mixture, the levels,
-        ``weighted_mean`` (median and interval of Σ w·SLE over the draws), and ``unweighted``:
+        `median`, `mean`, `sd`, `lower`, `upper` of the weighted mixture, the levels,
+        `weighted_mean` (median and interval of Σ w·SLE over the draws), and `unweighted`:
         the same figures with equal weights, for comparison.
     """
     lower_q = float(projection.attrs.get("lower_q", 0.05) if lower_q is None else lower_q)
