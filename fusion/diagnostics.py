@@ -28,6 +28,8 @@ __all__ = [
     "THRESHOLDS",
     "GATED_VARIABLES",
     "diagnose",
+    "sampler_diagnostics",
+    "SAMPLER_FIGURES",
     "diagnose_draws",
     "diagnose_inputs",
     "import_statistics",
@@ -36,6 +38,7 @@ __all__ = [
     "convergence_gate",
     "borderline",
     "weight_stability_across_seeds",
+    "weight_stability",
     "WeightStability",
 ]
 
@@ -219,6 +222,45 @@ def diagnose(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict
     return diagnose_draws(*diagnose_inputs(trace, var_names))
 
 
+#: `sampler_diagnostics`' figures: the worst of each and where it is worst
+SAMPLER_FIGURES: tuple[str, ...] = (
+    "r_hat_max", "r_hat_max_at", "ess_bulk_min", "ess_bulk_min_at", "ess_tail_min", "ess_tail_min_at",
+    "divergences",
+)  # fmt: skip
+
+
+def sampler_diagnostics(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The sampler's headline figures, as ice-fusion reports them: `diagnose`, cut to four.
+
+    Parameters
+    ----------
+    trace : xarray.DataTree
+        A trace with `posterior` and `sample_stats` (`diverging`) groups.
+    var_names : sequence of str, optional
+        Posterior variables to judge; default: FUSION's noise parameters and `w` (for any
+        other model, all its variables). A name the posterior lacks is an error.
+
+    Returns
+    -------
+    dict
+        `r_hat_max` (worst rank-normalised split R-hat), `ess_bulk_min` and `ess_tail_min`
+        (smallest ESS over all chains), `divergences` (count), and for the first three the
+        element where they are worst (`*_at`, e.g. `"w[run3]"`). `diagnose` gives the rest
+        (per-chain ESS, E-BFMI, per-variable tables).
+
+    Raises
+    ------
+    ValueError
+        If a name in `var_names` is not in the posterior, or the trace has no `diverging` record.
+    """
+    if var_names is not None:
+        missing = [v for v in var_names if v not in trace["posterior"].data_vars]
+        if missing:
+            raise ValueError(f"the posterior has no variable(s) {missing}; it holds {list(trace['posterior'].data_vars)}")
+    figures = diagnose(trace, var_names)
+    return {key: figures[key] for key in SAMPLER_FIGURES}
+
+
 def diagnose_inputs(trace: xr.DataTree, var_names: Sequence[str] | None = None) -> tuple[
     dict[str, np.ndarray], np.ndarray | None, np.ndarray | None, dict[str, list[str]]
 ]:
@@ -368,6 +410,15 @@ class WeightStability:
     def max_sd(self) -> float:
         return float(self.table["sd"].max())
 
+    @property
+    def member_sd(self) -> xr.DataArray:
+        """The σ column as a DataArray on `member` (`weight_stability_across_seeds`' result)."""
+        sd = self.table["sd"]
+        return xr.DataArray(
+            sd.to_numpy(), dims=("member",), coords={"member": [str(m) for m in sd.index]},
+            name="weight_sd", attrs={"ddof": 1, "runs": len(self.top_members)},
+        )
+
 
 def _as_series(weights: Any, i: int) -> pd.Series:
     """Weights of one run as a Series indexed by member id (accepts the shapes FUSION produces)."""
@@ -393,22 +444,22 @@ def _as_series(weights: Any, i: int) -> pd.Series:
     return s.astype(np.float64)
 
 
-def weight_stability_across_seeds(weights_list: Sequence[Any]) -> WeightStability:
-    """Per-member σ of the weights across runs (sample σ, ddof=1), aligned by member label.
+def weight_stability(weights_list: Sequence[Any]) -> WeightStability:
+    """Per-member weights of several runs side by side, with their σ and the runs' top members.
 
     Parameters
     ----------
     weights_list : sequence
-        One item per run: a Series indexed by member id, a `weights.csv`-style table (member_id +
-        posterior_mean or weight), a DataArray on `member` (other dims are averaged, so a posterior
-        `w` works) or a mapping. Runs must name the same members, in any order; rows follow the
-        first run's order.
+        Two or more runs' weights. Each may be a Series indexed by member id, a
+        `weights.csv`-style table (`member_id` + `posterior_mean` or `weight`), a
+        DataArray on `member` (other dims are averaged, so a posterior `w` works) or a
+        mapping. Runs must name the same members, in any order; rows follow the first run's order.
 
     Returns
     -------
     WeightStability
-        The weights side by side with their mean and sd per member, each run's top member and
-        their agreement.
+        The table (one column per run, then `mean` and `sd`: sample σ, ddof=1), each run's
+        largest-weight member and how often the runs agree on it.
     """
     if len(weights_list) < 2:
         raise ValueError("need at least two runs to measure stability")
@@ -427,3 +478,20 @@ def weight_stability_across_seeds(weights_list: Sequence[Any]) -> WeightStabilit
     tops = tuple(str(s.idxmax()) for s in series)
     counts = pd.Series(tops).value_counts()
     return WeightStability(table=table, top_members=tops, top_agreement=float(counts.iloc[0] / len(tops)))
+
+
+def weight_stability_across_seeds(weights_list: Sequence[Any]) -> xr.DataArray:
+    """Per-member σ of the weights across runs (sample σ, ddof=1), aligned by member label.
+
+    Parameters
+    ----------
+    weights_list : sequence
+        Two or more runs' weights, in any of the forms `weight_stability` takes.
+
+    Returns
+    -------
+    xarray.DataArray
+        `weight_sd` on `member` (the first run's order); `weight_stability` gives the whole
+        table and the runs' top members.
+    """
+    return weight_stability(weights_list).member_sd

@@ -34,6 +34,7 @@ __all__ = [
     "projection_files",
     "read_volume",
     "member_sle",
+    "member_ids_of",
     "project",
     "weighted_quantile",
     "projection_summary",
@@ -138,32 +139,62 @@ def member_sle(cfg: Config, member_ids: Sequence[str]) -> xr.DataArray:
     )
 
 
-def project(
-    cfg: Config, trace: xr.DataTree, member_ids: Sequence[str] | None = None, sle: xr.DataArray | None = None
-) -> xr.Dataset:
-    """Per-member SLE and, aligned by member label, the weights and Σ w·SLE for every draw.
+def member_ids_of(data: Any) -> list[str]:
+    """The member ids, in order, of what a caller hands `project` as its third argument.
+
+    Parameters
+    ----------
+    data : Mapping, EnsembleData, Prepared or sequence of str
+        What `load_data(cfg)` returns, as a mapping with an `"ensemble"` Dataset whose
+        `member` coordinate holds the ids (ice-fusion's form); any object with a
+        `member_ids` attribute (`EnsembleData`, `Prepared`); or the ids themselves.
+
+    Returns
+    -------
+    list of str
+        The ids in the order given.
+
+    Raises
+    ------
+    TypeError
+        For a single string, or a mapping without `"ensemble"`: neither names members.
+    """
+    if isinstance(data, Mapping):
+        if "ensemble" not in data:
+            raise TypeError(f"project: a mapping needs an 'ensemble' entry (got keys {sorted(map(str, data))})")
+        return [str(m) for m in np.asarray(data["ensemble"]["member"].values)]
+    ids = getattr(data, "member_ids", data)
+    if isinstance(ids, str):
+        raise TypeError(f"project: member ids must be a sequence of ids, not the string {ids!r}")
+    return [str(m) for m in ids]
+
+
+def project(cfg: Config, trace: xr.DataTree, data: Any = None, sle: xr.DataArray | None = None) -> xr.Dataset:
+    """Per-member SLE in the target year with the posterior weights, and Σ w·SLE for every draw.
 
     Parameters
     ----------
     cfg : Config
-        The run's configuration (`projection` names the volume files and the target year).
+        The run's configuration (`projection` section: folders, target year, quantiles).
     trace : xarray.DataTree
-        The posterior, with `w` on (chain, draw, member).
-    member_ids : sequence of str, optional
-        The row order; defaults to the posterior's members and must name the same set.
+        The sampled trace; its posterior holds `w` on (chain, draw, member).
+    data : Mapping, EnsembleData, Prepared or sequence of str, optional
+        Which members, in which row order (see `member_ids_of`): what `load_data(cfg)`
+        returned, the prepared inputs, or the member ids. Default: the posterior's members.
+        It must name the same set of members as the posterior.
     sle : xarray.DataArray, optional
         `member_sle`'s result when the caller has read the volume files already (`fusion run`
-        reads them before sampling, to fail early).
+        reads them before sampling, to fail early); aligned by member label.
 
     Returns
     -------
     xarray.Dataset
-        `sle_mm` and `weight` (posterior mean of `w`) on `member`, and `weighted_mean` on
-        (chain, draw).
+        `sle_mm` and `weight` (posterior mean of `w`) on `member`, and
+        `weighted_mean` on (chain, draw); attributes carry the target year and quantile levels.
     """
     w = trace["posterior"]["w"]
     posterior_members = [str(m) for m in w["member"].values]
-    ids = list(member_ids) if member_ids is not None else posterior_members
+    ids = member_ids_of(data) if data is not None else posterior_members
     if sorted(ids) != sorted(posterior_members) or len(set(ids)) != len(ids):
         raise ValueError(f"member ids {ids} do not match the posterior's members {posterior_members}")
     sle = member_sle(cfg, ids) if sle is None else sle.sel(member=ids)
@@ -232,15 +263,11 @@ def projection_summary(
     projection : xarray.Dataset
         `project`'s result.
     lower_q, upper_q : float, optional
-        Quantile levels of the interval; default to those stored by `project` (the config's
-        5–95 %).
+        Quantile levels of the interval; default: those `project` stored (the config's, 5–95 %).
 
     Returns
     -------
     dict
-        `median`, `mean`, `sd`, `lower`, `upper`, `lower_q`, `upper_q`, `units` of the mixture that
-        puts mass E_post[w_m] on SLE_m; `weighted_mean` (the posterior of Σ w·SLE: `median`,
-        `lower`, `upper`); `unweighted`, the same figures with equal weights, for comparison.
     """
     lower_q = float(projection.attrs.get("lower_q", 0.05) if lower_q is None else lower_q)
     upper_q = float(projection.attrs.get("upper_q", 0.95) if upper_q is None else upper_q)

@@ -32,7 +32,7 @@ def draw_projection(projection: xr.Dataset, summary: dict[str, Any], folder: str
     """`projection.png` in `folder`, written atomically."""
     from fusion.figures.projection import plot_projection
 
-    plot_projection(projection, summary, Path(folder) / "projection.png")
+    plot_projection(projection, Path(folder) / "projection.png", summary=summary)
 
 
 def availability_png(availability: Availability | None) -> bytes:

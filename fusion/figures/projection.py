@@ -6,18 +6,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import xarray as xr
 
 from fusion.projection import projection_summary
 
 if TYPE_CHECKING:
-    import xarray as xr
     from matplotlib.figure import Figure
+
+    from fusion.pipeline import Result
 
 __all__ = ["plot_projection"]
 
 
 def plot_projection(
-    projection: xr.Dataset, summary: dict[str, Any] | None = None, path: str | Path | None = None
+    result: Result | xr.Dataset, path: str | Path | None = None, *, summary: dict[str, Any] | None = None
 ) -> Figure:
     """Weighted against unweighted SLE (member weights, medians, intervals) and the posterior of Σ w·SLE.
 
@@ -25,20 +27,31 @@ def plot_projection(
 
     Parameters
     ----------
-    projection : xarray.Dataset
-        `project`'s result.
-    summary : dict, optional
-        `projection_summary`'s result (computed when not given).
+    result : Result or xarray.Dataset
+        A run's `Result` (its projection and summary are drawn), or `project`'s Dataset.
     path : str or Path, optional
-        Where to write the PNG; nothing is written when not given.
+        Where to write the PNG (atomically); nothing is written when omitted.
+    summary : dict, optional
+        `projection_summary`'s figures; default: the result's summary, else computed here.
 
     Returns
     -------
     matplotlib.figure.Figure
         The figure.
+
+    Raises
+    ------
+    ValueError
+        A `Result` made without a projection.
     """
     from matplotlib.figure import Figure
 
+    if isinstance(result, xr.Dataset):
+        projection = result
+    elif result.projection is None:
+        raise ValueError("the result has no projection; run with with_projection=True to plot it")
+    else:
+        projection, summary = result.projection, summary or result.summary
     summary = summary or projection_summary(projection)
     sle = projection["sle_mm"].values
     w = projection["weight"].values / projection["weight"].values.sum()

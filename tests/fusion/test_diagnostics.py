@@ -17,7 +17,7 @@ from fusion.diagnostics import (
     borderline,
     convergence_gate,
     diagnose,
-    weight_stability_across_seeds,
+    weight_stability,
 )
 from fusion.errors import ConvergenceWarning
 from fusion.inference.parameters import PARAMS
@@ -157,7 +157,7 @@ def test_stability_aligns_members_by_label_not_position() -> None:
         pd.DataFrame({"member_id": order_b, "posterior_mean": [b[m] for m in order_b]}),
         xr.DataArray([c[m] for m in order_c], dims="member", coords={"member": order_c}),
     ]
-    s = weight_stability_across_seeds(runs)
+    s = weight_stability(runs)
     assert list(s.table.index) == ["run1", "run2", "run10"]
     for m in a:
         expected = np.std([a[m], b[m], c[m]], ddof=1)
@@ -174,7 +174,7 @@ def test_stability_takes_posterior_w_and_reports_top_disagreement() -> None:
         np.tile([0.7, 0.3], (2, 5, 1)), dims=("chain", "draw", "member"), coords={"member": members}
     )
     w2 = {"run2": 0.6, "run1": 0.4}
-    s = weight_stability_across_seeds([w1, w2])
+    s = weight_stability([w1, w2])
     assert s.top_members == ("run1", "run2")
     assert s.top_agreement == 0.5
     assert s.sd["run1"] == pytest.approx(np.std([0.7, 0.4], ddof=1))
@@ -182,6 +182,6 @@ def test_stability_takes_posterior_w_and_reports_top_disagreement() -> None:
 
 def test_stability_rejects_different_member_sets() -> None:
     with pytest.raises(ValueError, match="missing .*run3"):
-        weight_stability_across_seeds([{"run1": 0.5, "run3": 0.5}, {"run1": 0.5, "run2": 0.5}])
+        weight_stability([{"run1": 0.5, "run3": 0.5}, {"run1": 0.5, "run2": 0.5}])
     with pytest.raises(ValueError, match="at least two"):
-        weight_stability_across_seeds([{"run1": 1.0}])
+        weight_stability([{"run1": 1.0}])

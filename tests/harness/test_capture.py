@@ -57,14 +57,29 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def no_fusion_on_prototype_side(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _guard(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     guard = tmp_path_factory.getbasetemp() / "guard"
     guard.mkdir(exist_ok=True)
     (guard / "sitecustomize.py").write_text(GUARD)
     monkeypatch.setenv("PYTHONPATH", str(guard))
     for knob in ("STAND_IN_FAIL", "STAND_IN_SLEEP", "STAND_IN_ROUND"):
         monkeypatch.delenv(knob, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_fusion_on_prototype_side(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    _guard(tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def sampled(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `--sample` capture (PyMC compiling and sampling in the prototype's interpreter is the
+    slow part), read by every test of the sampled posterior."""
+    out = tmp_path_factory.mktemp("capture-sample") / "case-s"
+    with pytest.MonkeyPatch.context() as mp:
+        _guard(tmp_path_factory, mp)
+        assert _capture(dataset, out, "--sample", "--draws", "13", "--tune", "5", "--chains", "2") == 0
+    return out
 
 
 def _capture(dataset: Path, out: Path, *extra: str, prototype: Path = STAND_IN) -> int:
@@ -110,9 +125,8 @@ def test_posterior_capture_holds_what_the_prototype_produced(dataset: Path, tmp_
     assert "case captured" in capsys.readouterr().out
 
 
-def test_sample_capture_stores_the_sampled_posterior_twice(dataset: Path, tmp_path: Path) -> None:
-    out = tmp_path / "case-s"
-    assert _capture(dataset, out, "--sample", "--draws", "13", "--tune", "5", "--chains", "2") == 0
+def test_sample_capture_stores_the_sampled_posterior_twice(sampled: Path) -> None:
+    out = sampled
     ref = out / "reference"
     with xr.open_dataset(ref / "sampled_posterior.nc", group="posterior") as a, xr.open_dataset(
         ref / "posterior.nc", group="posterior"
@@ -123,10 +137,9 @@ def test_sample_capture_stores_the_sampled_posterior_twice(dataset: Path, tmp_pa
     assert record["settings"] == {"mode": "sample", "target_accept": 0.95, "draws": 13, "tune": 5, "chains": 2}
 
 
-def test_sample_capture_keeps_every_group_the_prototypes_sampler_returned(dataset: Path, tmp_path: Path) -> None:
+def test_sample_capture_keeps_every_group_the_prototypes_sampler_returned(sampled: Path) -> None:
     """`pm.sample`'s whole trace lands in both files, as PyMC wrote it: the sampler statistics too."""
-    out = tmp_path / "case-g"
-    assert _capture(dataset, out, "--sample", "--draws", "11", "--tune", "5", "--chains", "2") == 0
+    out = sampled
     record = yaml.safe_load((out / "capture.json").read_text())
     assert {"posterior", "sample_stats"} <= set(record["trace_groups"])
     for name in ("sampled_posterior.nc", "posterior.nc"):
@@ -134,7 +147,7 @@ def test_sample_capture_keeps_every_group_the_prototypes_sampler_returned(datase
             assert sorted(tree.children) == sorted(record["trace_groups"])
             stats = tree["sample_stats"].to_dataset()
             assert {"diverging", "energy", "step_size"} <= set(stats.data_vars)
-            assert stats["diverging"].dtype == bool and dict(stats.sizes) == {"chain": 2, "draw": 11}
+            assert stats["diverging"].dtype == bool and dict(stats.sizes) == {"chain": 2, "draw": 13}
             assert "inference_library" in tree["posterior"].attrs  # written by the sampler's own library
     # and the parity side reads the prototype's own diagnostics from it, not "unknown"
     from harness.cases.reference import read_posterior

@@ -9,6 +9,7 @@ Full (`-m full`): the check's own table and gates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,20 @@ import pytest
 from harness.sim.correlated import CorrelatedSpec, correlated_design, evidence, evidence_table
 
 QUICK = CorrelatedSpec(replicates=30, draws=200, structures=("long",), forms=("independent", "effective"))
+
+
+@pytest.fixture(scope="module")
+def quick_check(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
+    """`harness run --suite quick --check likelihood` once (100 replicates of Laplace fits per form
+    and error structure, and both planted defects: the slowest test of the default run), with
+    its `evidence.json`; the tests of the quick evidence read their figures from it."""
+    from harness.checks import CheckContext
+    from harness.checks.likelihood import run_check
+
+    out = tmp_path_factory.mktemp("likelihood-quick")
+    ctx = CheckContext(suite="quick", artifact_dir=out, golden_dir=out, fixtures_dir=out, progress=lambda _: None)
+    result = run_check(ctx)
+    return result, json.loads((out / "evidence.json").read_text())
 
 
 #: lags (cells) where the drawn fields' covariance is tested; from 3 cells on, pairs within ±0.5
@@ -100,9 +115,11 @@ def test_periodic_fourier_generator_fails_the_covariance_check() -> None:
     assert np.mean(fields**2) < 0.9
 
 
-def test_quick_evidence_separates_the_forms_and_catches_doubled_neff() -> None:
-    table = evidence(QUICK)["long"]
-    planted = evidence(replace(QUICK, forms=("effective",), neff_factor=2.0))["long"]["effective"]
+def test_quick_evidence_separates_the_forms_and_catches_doubled_neff(quick_check) -> None:
+    """On the quick check's long-ℓ errors (100 replicates; n_eff doubled: 400 member replicates)."""
+    result, evidence_json = quick_check
+    table = result.figures["table"]["long"]
+    planted = evidence_json["planted"]["neff_doubled"]["long"]["effective"]
     indep, eff = table["independent"]["members"], table["effective"]["members"]
     assert indep["reliability_z"] < -1.0  # overconfident: weights sharper than the evidence
     assert not eff["reject"]  # (θ SBC needs more replicates than the quick suite spends: -m full)
@@ -119,14 +136,15 @@ def test_members_experiment_can_run_more_replicates_than_the_noise_experiment() 
     assert figures["noise"]["n"] + figures["noise"]["failed_fits"] == 3
 
 
-def test_block_sigma_taken_as_sigma_over_root_n_fails_sbc_under_correlation() -> None:
+def test_block_sigma_taken_as_sigma_over_root_n_fails_sbc_under_correlation(quick_check) -> None:
     """The planted defect of `blocks`: each block's σ as σ/√n (correlation inside a square ignored)
     makes θ's posterior far too narrow at ℓ = 2 cells: ranks piled at the ends (χ² p < 1e-6) and 2σ
     coverage below 0.6, where the covariance-based σ covers above 0.8 (at 100 replicates 0.90;
     squares of one ℓ stay somewhat overconfident, docs/user-guide/likelihood.md "Evidence")."""
     spec = CorrelatedSpec(replicates=30, draws=200, structures=("short",), forms=("blocks",))
     proper = evidence(spec)["short"]["blocks"]["noise"]
-    planted = evidence(replace(spec, naive_block_sigma=True))["short"]["blocks"]["noise"]
+    # the defect as the quick check plants it (100 replicates, 300 draws)
+    planted = quick_check[1]["planted"]["block_sigma_over_root_n"]["short"]["blocks"]["noise"]
     assert planted["reject"] and not planted["ecdf_inside_band"]
     assert planted["coverage_2sigma"] < 0.6 < 0.8 < proper["coverage_2sigma"]
     assert planted["chi2_p_min"] < 1e-6 < proper["chi2_p_min"]
@@ -145,14 +163,10 @@ def test_full_check_reports_the_table_and_gates_the_machinery(tmp_path: Path) ->
     assert (tmp_path / "evidence.md").read_text().count("| long |") >= 5  # four forms and a planted defect
 
 
-def test_quick_check_passes_its_machinery_gate(tmp_path: Path) -> None:
+def test_quick_check_passes_its_machinery_gate(quick_check) -> None:
     """`harness run --suite quick --check likelihood` is green on a correct FUSION: at 40
     replicates its generative-form gate read p 0.008 and the quick suite stayed red unnoticed."""
-    from harness.checks import CheckContext
-    from harness.checks.likelihood import run_check
-
-    ctx = CheckContext(suite="quick", artifact_dir=tmp_path, golden_dir=tmp_path, fixtures_dir=tmp_path, progress=lambda _: None)
-    result = run_check(ctx)
+    result, _ = quick_check
     assert result.status == "pass", result.messages
     (gate,) = [g for g in result.gates if g["figure"].startswith("independent form, independent errors")]
     assert gate["passed"] and gate["value"] >= 0.01
