@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_prepare import _measure  # noqa: E402
-from conftest import prepare_case  # noqa: E402
+from cases import prepare_case  # noqa: E402
 
 CLI = "import sys; from fusion.cli import main; sys.exit(main(sys.argv[1:]))"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cases import prepare_case
+
 
 @pytest.fixture(autouse=True)
 def _machine_load(request: pytest.FixtureRequest) -> None:
@@ -26,21 +28,6 @@ def cache_dir() -> Path:
     folder = Path(os.environ.get("FUSION_BENCH_CACHE", "/tmp/fusion-bench-cache"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def prepare_case(cache_dir: Path, n: int, members: int, compat: str) -> Path:
-    """An n × n grid, 2014–2020, `members` members (no projection files) and its config; generated once."""
-    from fusion.data.synthetic import SyntheticSpec, generate
-
-    root = cache_dir / (f"prepare-{n}x{n}x{members}" + ("" if compat == "prototype" else f"-{compat}"))
-    config = root / "config.yaml"
-    if not config.exists():
-        generate(root, SyntheticSpec(ny=n, nx=n, members=members, years=(2014, 2020), with_projection=False))
-        config.write_text(
-            f"compat: {compat}\nobservations: {{thickness: {{dir: obs/elev}}, velocity: {{dir: obs/vel}}}}\n"
-            "ensemble: {dir: ensemble}\n"
-        )
-    return config
 
 
 @pytest.fixture(scope="session")

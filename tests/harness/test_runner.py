@@ -330,7 +330,7 @@ def test_sigterm_stops_in_order_with_a_partial_marker(tmp_path: Path) -> None:
     [
         (
             ["--check", "nope"],
-            "harness: --check: unknown check 'nope'; valid: parity, convergence, sbc, coverage, stability, agreement, adequacy, likelihood, drift",
+            "harness: --check: unknown check 'nope'; valid: parity, convergence, sbc, coverage, stability, agreement, adequacy, perfect_model, likelihood, drift",
         ),
         (["--suite", "huge"], "harness: --suite: unknown suite 'huge'; valid: quick, full"),
         (

@@ -2,7 +2,7 @@
 
 The schema relied on here was read from the producer's writer (SmithB/ATL1415,
 `scripts/ATL15_write2nc.py`, `ATL1415/resources/ATL15_output_attrs.csv`,
-`ATL1415/make_nc_projection_variable.py`) and tsutterley/IS2view's reader:
+`ATL1415/make_nc_projection_variable.py`):
 - file name `ATL15_<region>_<cycles>_<resolution>_<release>_<version>.nc`; Antarctica comes as
   the quadrants `A1`–`A4` (release 003 on), each with its own `x`/`y`; files matching the
   pattern are mosaicked (two files for one region are bad input);
