@@ -239,7 +239,7 @@ def calibrate(
             message=None if fixed is not None else f"{m} members: too few to hold one out and weigh the rest; equal weights used",
         )  # fmt: skip
     flat = held_out_weights(np.zeros((m, m)), 1.0, leave_out=True)
-    inside0, width0, play0, ranges0 = _assess(sle, flat, lower_q, upper_q)
+    inside0, width0, _, ranges0 = _assess(sle, flat, lower_q, upper_q)
     target, w0 = float(inside0.mean()), float(width0.mean())
     grids = [sorted(temperature_grid(_off_diagonal(contrasts[s, 0]))) for s in range(n_streams)]  # ascending
     shape = tuple(len(g) for g in grids)
@@ -268,9 +268,8 @@ def calibrate(
             f"as often as the unweighted ensemble ({int(inside0.sum())}/{m}); equal weights used"
         )
     rows = _weights(contrasts, pair, leave_out)
-    inside, wide, play, _ = _assess(sle, rows, lower_q, upper_q)
-    first = rows[:m]  # the held-out rows drawn: the first noise draw's
-    _, _, _, ranges = _assess(sle, first, lower_q, upper_q)
+    inside, wide, play, every_range = _assess(sle, rows, lower_q, upper_q)
+    first, ranges = rows[:m], every_range[:m]  # the held-out rows drawn: the first noise draw's
     path = []
     for kappa in PATH:
         scaled = tuple(min(1.0, kappa * v) for v in pair)

@@ -128,16 +128,14 @@ def member_logliks(
     quad_t, quad_v = quad_t[:n_draws], quad_v[:n_draws]
     logl_t = -0.5 * quad_t - 0.5 * (logdet[:, 0:1] + n_t * LOG_2PI)
     logl_v = -0.5 * quad_v - 0.5 * (logdet[:, 1:2] + n_v * LOG_2PI)
+    # the stream temperatures λ (fusion.inference.calibration) multiply each stream's weight; at
+    # their default (1, 1) the products are exact, so the form's weights keep their bits
+    lam_t, lam_v = settings.member_temperature
     if settings.member_scale is None:
-        scale = (settings.alpha_thick / max(n_t, 1), settings.alpha_vel / max(n_v, 1))
+        scaled = (lam_t * settings.alpha_thick * logl_t / max(n_t, 1)
+                  + lam_v * settings.alpha_vel * logl_v / max(n_v, 1))
     else:  # a likelihood form's own weights (fusion.inference.likelihood)
-        scale = (settings.member_scale[THICK], settings.member_scale[VEL])
-    if tuple(settings.member_temperature) != (1.0, 1.0):  # calibrated (fusion.inference.calibration)
-        scale = tuple(lam * c for lam, c in zip(settings.member_temperature, scale, strict=True))
-    if settings.member_scale is None and tuple(settings.member_temperature) == (1.0, 1.0):
-        scaled = settings.alpha_thick * logl_t / max(n_t, 1) + settings.alpha_vel * logl_v / max(n_v, 1)
-    else:
-        scaled = scale[THICK] * logl_t + scale[VEL] * logl_v
+        scaled = lam_t * settings.member_scale[THICK] * logl_t + lam_v * settings.member_scale[VEL] * logl_v
     return {"w": softmax_weights(scaled), "logL_thick": logl_t, "logL_vel": logl_v, "logL_scaled": scaled}
 
 
