@@ -54,8 +54,8 @@ def _outer_grid(records: list[dict[str, Any]], lower_q: float, upper_q: float, s
     return rows
 
 
-def summarize(records: list[dict[str, Any]], gate: PerfectModelGate, lower_q: float, upper_q: float) -> dict[str, Any]:
-    """The check's figures and gate verdicts from the held-out records."""
+def summarize(records: list[dict[str, Any]], lower_q: float, upper_q: float) -> dict[str, Any]:
+    """The check's figures from the held-out records (the gates judge them: `_gates`)."""
     from scipy.stats import binomtest
 
     m = len(records)
@@ -103,7 +103,7 @@ def _gates(records: list[dict[str, Any]], fig: dict[str, Any], gate: PerfectMode
 
 def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     """The perfect-model test on one case (`plant`: a defective procedure, for the tests)."""
-    from fusion.config import config_hash, load_config
+    from fusion.config import config_hash
     from fusion.figures.calibration import plot_perfect_model
     from fusion.io import png_bytes, write_bytes
     from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk
@@ -113,8 +113,7 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     out = Path(ctx.artifact_dir)
     out.mkdir(parents=True, exist_ok=True)
     case = catalog_of(ctx).get(ctx.case, out)
-    cfg = load_config(case.config).with_updates(compat="fixed")
-    _, prepared, sle, _ = case_inputs(str(case.config))
+    cfg, prepared, sle, _ = case_inputs(str(case.config))  # compat: fixed
     spec = PerfectModelSpec(str(case.config), config_hash(cfg), prepared.n_members, seed=cfg.inference.seed, plant=plant)
     ctx.progress(f"perfect_model[{ctx.case}]: {prepared.n_members} members, each held out as the truth")
     records, _, _ = run_replicates(
@@ -122,7 +121,7 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
         scheduler=ctx.scheduler, chunk_size=max(1, prepared.n_members // 4), progress=ctx.progress,
     )  # fmt: skip
     lq, uq = cfg.projection.lower_q, cfg.projection.upper_q
-    fig = summarize(records, gate, lq, uq)
+    fig = summarize(records, lq, uq)
     values = {str(m): float(v) for m, v in zip(sle["member"].values, sle.values, strict=True)}
     drawn = {
         "method": "perfect_model (outer: every member held out)", "temperature": fig["temperature_median"],

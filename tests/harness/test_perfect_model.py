@@ -10,7 +10,6 @@ import pytest
 
 from harness.checks import CheckContext
 from harness.checks.perfect_model import run_check, summarize
-from harness.gates import PerfectModelGate
 from harness.paths import repo_root
 
 
@@ -61,8 +60,8 @@ def test_the_binomial_gate_compares_with_the_unweighted_ensembles_own_rate() -> 
                 "members_in_play": 3.0, "temperature": {"thick": 0.1, "vel": 0.01}, "confident": True}  # fmt: skip
 
     # 20 of 27 unweighted: 20 weighted is no evidence against; 12 is (p < 0.05)
-    same = summarize([record(i < 20, i < 20) for i in range(27)], PerfectModelGate(), 0.05, 0.95)
-    fewer = summarize([record(i < 12, i < 20) for i in range(27)], PerfectModelGate(), 0.05, 0.95)
+    same = summarize([record(i < 20, i < 20) for i in range(27)], 0.05, 0.95)
+    fewer = summarize([record(i < 12, i < 20) for i in range(27)], 0.05, 0.95)
     assert same["binomial_p"] > 0.5 and fewer["binomial_p"] < 0.05
     assert np.isclose(same["relative_width"], 0.5) and same["crps_skill"] == 0.0
 
@@ -80,7 +79,7 @@ def test_the_calibrated_default_holds_on_ensembles_without_a_true_member(seed: i
     design = EnsembleDesign(seed=seed, noise_length=noise_length)
     cfg, prepared, sle = structural_ensemble(design)
     records = [held_out(cfg, prepared, sle, k, design_noise(design, prepared, k)) for k in range(prepared.n_members)]
-    fig = summarize(records, PerfectModelGate(), 0.05, 0.95)
+    fig = summarize(records, 0.05, 0.95)
     assert fig["inside"] >= fig["inside_unweighted"] - 1, fig
     assert fig["crps_ratio"] <= 0.8, fig
 
