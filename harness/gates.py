@@ -6,6 +6,8 @@
     sbc:              # SBC's and coverage's per-fit gate (short chains, looser), and SBC's rank tests
       r_hat_max: 1.05
       alpha: 0.01
+      max_rank_w: 0.5      # ranks' χ² non-uniformity (Cohen's w), decided on its interval
+      max_replicates: 1000 # undecided adds replicates in batches up to here (harness.verdict)
     parity:
       stat_k: 4.0
     coverage:
@@ -77,8 +79,14 @@ class _Section(BaseModel):
 class SBCRanks(_Section):
     """SBC's rank tests and its tolerance for failed fits (the per-fit keys are `Thresholds`)."""
 
-    alpha: float = Field(0.01, gt=0, lt=1, description="family-wise false-alarm rate (Bonferroni)")
+    alpha: float = Field(0.01, gt=0, lt=1, description="family-wise false-alarm rate of the ECDF bands (Bonferroni)")
     max_failed_fraction: float = Field(0.05, ge=0, le=1, description="share of fits failing their own gate")
+    max_rank_w: float = Field(
+        0.5, gt=0, description="largest rank non-uniformity, Cohen's w from the binned χ² (0.5: ranks as far from "
+        "uniform as a posterior 0.5 sd off centre or 30 % too narrow)",
+    )
+    max_replicates: int = Field(1000, ge=1, description="cap on the generative form's replicates while undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 class ParityGate(_Section):

@@ -14,6 +14,14 @@ Intervals (`Interval`), exact where an exact one exists:
 - `binomial`: a count of k in n, Clopper–Pearson (`scipy.stats.binomtest(...).proportion_ci`);
 - `sd_chi2`: a standard deviation from normal values, the χ² interval of (n−1)s²/σ²;
 - `normal`: an estimate with a standard error (a z or a mean of many replicates);
+- `rank_divergence`: how far a histogram of n values is from uniform, Cohen's w = √(B·Σ(π_b − 1/B)²),
+  from Pearson's χ² statistic X over B bins: X is (approximately, for alternatives near uniform)
+  non-central χ² with B − 1 degrees of freedom and non-centrality n·w², and the interval inverts
+  its CDF in the non-centrality (`scipy.special.chndtr`, `scipy.stats.ncx2`'s CDF);
+- `largest`: the largest of several estimates (the worst quantity, member or stream) from their
+  intervals: its lower end the largest lower end at the Bonferroni level over the estimates (a
+  `fail` needs one of them clearly beyond), its upper end the largest upper end at the look's
+  own level (a `pass` needs every one clear, so the one at the bound alone decides its error);
 - `bootstrap`: anything else, percentile bootstrap over replicates or seeds
   (`scipy.stats.bootstrap`, a fixed `seed`: the same replicates give the same bits).
 
@@ -61,7 +69,9 @@ __all__ = [
     "binomial",
     "bootstrap",
     "decide",
+    "largest",
     "normal",
+    "rank_divergence",
     "sd_chi2",
     "sequential",
     "worst",
@@ -111,6 +121,42 @@ def normal(estimate: float, se: float, level: float = 0.95, n: int = 0) -> Inter
 
     half = float(norm.ppf(0.5 + level / 2)) * float(se)
     return Interval(float(estimate), float(estimate) - half, float(estimate) + half, level, int(n), "normal")
+
+
+def rank_divergence(statistic: float, bins: int, n: int, level: float = 0.95) -> Interval:
+    """Cohen's w of a histogram of n values over `bins` bins from its Pearson χ² `statistic`, and its
+    interval from the non-central χ² (df = bins − 1, non-centrality n·w²), inverted in the
+    non-centrality; the estimate is the moment one, √(max(X − df, 0)/n)."""
+    from scipy.optimize import brentq
+    from scipy.special import chdtr, chndtr  # scipy.stats.chi2 / ncx2's CDFs, without their per-call overhead
+
+    df, x, tail = bins - 1, float(statistic), (1 - level) / 2
+
+    def cdf(nc: float) -> float:
+        return float(chdtr(df, x) if nc <= 0 else chndtr(x, df, nc))
+
+    def solve(target: Callable[[float], float]) -> float:  # the non-centrality where target crosses 0
+        hi = max(x, 1.0)
+        while target(hi) > 0:
+            hi *= 2
+        return float(brentq(target, 0.0, hi, xtol=1e-6))  # w to about 1e-4 at n = 100
+
+    upper = solve(lambda nc: cdf(nc) - tail) if cdf(0.0) > tail else 0.0
+    lower = solve(lambda nc: tail - (1 - cdf(nc))) if 1 - cdf(0.0) < tail else 0.0
+    w = math.sqrt(max(x - df, 0.0) / n)
+    return Interval(w, math.sqrt(lower / n), max(math.sqrt(upper / n), w), level, int(n), "non-central χ² (Cohen's w)")
+
+
+def largest(each: Callable[[float], Sequence[Interval]], level: float, what: str = "") -> Interval:
+    """The largest of several estimates with its interval at `level`: `each(level)` gives their
+    intervals; the lower end is the largest at 1 − (1 − level)/k (Bonferroni over the k estimates),
+    the upper end the largest at `level` itself."""
+    own = list(each(level))
+    k = len(own)
+    lower = max(i.lower for i in each(1 - (1 - level) / k)) if k > 1 else own[0].lower
+    top = max(own, key=lambda i: i.estimate)
+    return Interval(top.estimate, min(lower, top.estimate), max(i.upper for i in own), level, top.n,
+                    f"{top.method}, largest of {k}{' ' + what if what else ''} (lower end Bonferroni)")
 
 
 def bootstrap(

@@ -17,6 +17,19 @@ reported, and too many of them fail the check.
 Every replicate is its own artifact folder stamped `_SUCCESS`, keyed by a hash of the spec,
 so a killed run resumes without refitting finished replicates. The tempered (prototype) form
 is run on the same datasets and its miscalibration reported, not gated.
+
+The χ² gate decides on an estimate with its Monte-Carlo interval (`harness.verdict`), not on the
+p-value: a p-value near α does not settle with more replicates (it is uniform when the model is
+calibrated, and tends to 0 for any departure however small), so the gated figure is what the χ²
+statistic estimates, how far the binned ranks are from uniform, Cohen's w = √(B·Σ(π_b − 1/B)²)
+over B bins (0 for uniform ranks; about the posterior's bias in posterior sd units, 0.3 for one
+20 % too narrow), with its non-central χ² interval (`harness.verdict.rank_divergence`), the
+largest over the quantities (`harness.verdict.largest`). The gate is w ≤ `max_rank_w`. Its
+replicates are the generative form's SBC replicates: undecided adds a batch as large as the
+suite's first (200 quick, 1,000 full), replicate i always from the same seed, up to
+`max_replicates`, with Pocock-type alpha spending over the looks; fitted replicates are read back.
+The ECDF band (a point test at its Bonferroni share of `alpha`) and the failed-fit share are
+gated on the replicates of the last look.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +53,8 @@ from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import SBCRanks
 from harness.gates import SBC_FIT
 from harness.report.plots import plot_sbc
-from harness.sim.ranks import ecdf_band, jittered_pit, shape_of, thin_indices, uniformity
+from harness.sim.ranks import ecdf_band, jittered_pit, rank_counts, shape_of, thin_indices, uniformity
+from harness.verdict import Decision, Interval, Plan, largest, rank_divergence, sequential, worst
 from harness.sim import (
     prior_variance,
     SAMPLER,
@@ -68,8 +82,10 @@ __all__ = [
     "SBCGate",
     "SBCOutcome",
     "SBCSpec",
+    "rank_w_interval",
     "run_check",
     "run_sbc",
+    "sbc_decision",
     "suite_spec",
     "thin_indices",
     "uniformity",
@@ -125,6 +141,7 @@ class SBCGate:
     """
 
     alpha: float = SBCRanks().alpha  # family-wise false-alarm rate, over quantities × tests (Bonferroni)
+    max_rank_w: float = SBCRanks().max_rank_w  # the χ² gate: largest rank non-uniformity (Cohen's w)
     bins: int = 20
     n_simulations: int = 10_000  # for the ECDF simultaneous band
     fit: Thresholds = SBC_FIT  # per fit; its bulk ESS floor also bounds the thinned draws
@@ -416,13 +433,50 @@ def _tempered_report(gen: SBCOutcome, tmp: SBCOutcome) -> dict[str, Any]:
     return out
 
 
-def sbc_gates(gen: dict[str, Any], gate: SBCGate) -> list[dict[str, Any]]:
-    """The generative form's gates: smallest χ² p against the per-test α, ECDF bands, failed fits."""
-    ps = {q: p for q, p in (gen.get("chi2_p") or {}).items() if isinstance(p, (int, float))}
+def rank_w_interval(pit: np.ndarray, bins: int, level: float) -> Interval:
+    """The largest rank non-uniformity (Cohen's w from each quantity's binned χ²) over the columns
+    of `pit` (n, Q), with its interval at `level` (`harness.verdict.largest`)."""
+    from scipy.stats import chisquare
+
+    pit = np.asarray(pit, dtype=float)
+    stats = [float(chisquare(rank_counts(pit[:, j], bins)).statistic) for j in range(pit.shape[1])]
+    return largest(lambda lv: [rank_divergence(x, bins, pit.shape[0], lv) for x in stats], level, "quantities")
+
+
+def sbc_decision(
+    spec: SBCSpec,
+    folder: Path,
+    plan: Plan,
+    bound: float,
+    *,
+    gate: SBCGate,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> tuple[Decision, SBCOutcome]:
+    """The largest rank non-uniformity w decided in batches of replicates (`plan`; stored ones reused),
+    and the SBC outcome of the last look."""
+    last: list[SBCOutcome] = []
+
+    def measure(n: int, level: float) -> Interval:
+        last[:] = [run_sbc(replace(spec, n_replicates=n), folder, gate=gate, scheduler=scheduler, workers=workers,
+                           progress=progress)]  # fmt: skip
+        usable = last[0].pit.reshape(-1, len(QUANTITIES))
+        if len(usable) < 2 * gate.bins:  # too few usable fits to bin: nothing to decide on
+            return Interval(math.inf, math.inf, math.inf, level, len(usable), "too few usable fits")
+        return rank_w_interval(usable, gate.bins, level)
+
+    decision = sequential(plan, measure, "≤", bound, lambda m: progress(f"sbc[{spec.label}] rank w: {m}"))
+    return decision, last[0]
+
+
+def sbc_gates(gen: dict[str, Any], gate: SBCGate, decision: Decision | None = None) -> list[dict[str, Any]]:
+    """The generative form's gates: the largest rank non-uniformity w (with its interval and verdict
+    when `decision` is given), ECDF bands, failed fits."""
     bands = gen.get("ecdf_inside_band")
-    q = min(ps, key=lambda k: ps[k]) if ps else None
+    name = "largest rank non-uniformity w (χ²)"
     return gates_of(
-        gate_record(f"min χ² p ({q})", "≥", gate.per_test(len(QUANTITIES)), ps[q]) if q else None,
+        decision.record(name) if decision is not None else gate_record(name, "≤", gate.max_rank_w, gen.get("rank_w")),
         gate_record("ECDF outside the simultaneous band", "≤", 0, sum(not v for v in bands.values()), "quantities")
         if isinstance(bands, dict) and bands
         else None,
@@ -430,18 +484,42 @@ def sbc_gates(gen: dict[str, Any], gate: SBCGate) -> list[dict[str, Any]]:
     )
 
 
+def _gate_messages(outcome: SBCOutcome, decision: Decision, gate: SBCGate) -> list[str]:
+    """What the gates found, one line each: w beyond or holding its bound, each quantity outside its ECDF
+    band, too many failed fits."""
+    f, iv, label = outcome.figures, decision.interval, outcome.spec.label
+    lines = []
+    if decision.verdict != "pass":
+        lines.append(
+            f"sbc[{label}]: largest rank non-uniformity w {iv.estimate:.3f} over {iv.n} usable fits, {iv.level:.1%} "
+            f"interval [{iv.lower:.3f}, {iv.upper:.3f}] " + ("> " if decision.verdict == "fail" else "holds the bound ")
+            + f"{gate.max_rank_w:g}"
+            + (f"; about {decision.needed} replicates would decide (cap {decision.cap})" if decision.needed else "")
+        )  # fmt: skip
+    for q, t in f["tests"].items():
+        if t.get("ecdf_outside_band") or "chi2" not in t:
+            lines.append(f"sbc[{label}] {q}: " + (f"ranks outside the ECDF band ({f['shape'][q]}, χ² p={t['chi2_p']:.2g})"
+                                                  if "chi2" in t else f"not tested ({t['why']})"))  # fmt: skip
+    if f["failed_fraction"] > gate.max_failed_fraction:
+        lines.append(f"sbc[{label}]: {f['failed_fits']}/{f['replicates']} fits failed their convergence figures "
+                     f"(> {gate.max_failed_fraction:.0%})")  # fmt: skip
+    return lines
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     """SBC of the generative form (gated) and of the tempered form (reported)."""
     ranks = ctx.gates.sbc_ranks
-    gate = SBCGate(fit=ctx.gates.sbc, alpha=ranks.alpha, max_failed_fraction=ranks.max_failed_fraction)
+    gate = SBCGate(fit=ctx.gates.sbc, alpha=ranks.alpha, max_failed_fraction=ranks.max_failed_fraction,
+                   max_rank_w=ranks.max_rank_w)  # fmt: skip
     out = Path(ctx.artifact_dir)
     n_before = compile_count()
-    gen, tmp = (
-        run_sbc(
-            suite_spec(ctx.suite, form), out / form, gate=gate, scheduler=ctx.scheduler, progress=ctx.progress
-        )
-        for form in ("generative", "tempered")
-    )
+    first = suite_spec(ctx.suite)
+    plan = Plan(first=first.n_replicates, batch=first.n_replicates, cap=max(ranks.max_replicates, first.n_replicates),
+                alpha=ranks.mc_alpha)  # fmt: skip
+    decision, gen = sbc_decision(first, out / "generative", plan, gate.max_rank_w, gate=gate, scheduler=ctx.scheduler,
+                                 progress=ctx.progress)  # fmt: skip
+    tmp = run_sbc(suite_spec(ctx.suite, "tempered"), out / "tempered", gate=gate, scheduler=ctx.scheduler,
+                  progress=ctx.progress)  # fmt: skip
     tempered = _tempered_report(gen, tmp)
     beta_thick = gen.figures["posterior_contraction"]["beta_thick"]
     findings = [
@@ -460,8 +538,10 @@ def run_check(ctx: CheckContext) -> CheckResult:
         "calibrated posterior's, median over replicates), and a prior-like posterior keeps "
         f"parameter ranks near uniform; the log-likelihood test quantity is what exposes it."
     )
+    iv = decision.interval
     figures = {
-        "generative": _compact(gen.figures),
+        "generative": {**_compact(gen.figures), "rank_w": iv.estimate, "rank_w_interval": [iv.lower, iv.upper],
+                       "level": iv.level, "verdict": decision.verdict, "looks": [list(look) for look in decision.looks]},
         "tempered": {
             **{k: tmp.figures[k] for k in ("replicates", "usable_fits", "failed_fits", "rejected")},
             "shape": tmp.figures["shape"],
@@ -477,6 +557,9 @@ def run_check(ctx: CheckContext) -> CheckResult:
         "false_alarm_rate": gate.alpha,  # P(a correct model fails SBC), family-wise over quantities and tests
         "per_fit": gate.fit.as_dict(),  # ESS floors per chain
         "max_failed_fraction": gate.max_failed_fraction,
+        "max_rank_w": gate.max_rank_w,
+        "max_replicates": plan.cap,
+        "mc_alpha": plan.alpha,
     }
     write_json(
         out / "findings.json",
@@ -488,14 +571,15 @@ def run_check(ctx: CheckContext) -> CheckResult:
         },
     )
     plots = [f"generative/{p}" for p in gen.plots] + [f"tempered/{p}" for p in tmp.plots]
+    gates = sbc_gates(figures["generative"], gate, decision)
     return CheckResult(
         name="sbc",
         case=ctx.case,
-        status="pass" if gen.passed else "fail",
+        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
         figures=figures,
         thresholds=thresholds,
-        gates=sbc_gates(figures["generative"], gate),
-        messages=gen.messages + [f"(reported, not gated) {m}" for m in findings],
+        gates=gates,
+        messages=_gate_messages(gen, decision, gate) + [f"(reported, not gated) {m}" for m in findings],
         plots=plots,
         provenance={
             "seed": gen.spec.seed,

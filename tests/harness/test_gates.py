@@ -117,8 +117,9 @@ def test_one_threshold_tightened_in_the_printed_file_turns_its_gate_red(
             {"r_hat_max": 1.0063, "ess_bulk_per_chain_min": 275.0, "ess_tail_per_chain_min": 181.0,
              "divergences": 0, "e_bfmi_min": 0.66}, g.convergence),
         "sbc": lambda g: sbc_gates(
-            {"chi2_p": {"beta_vel": 0.24}, "ecdf_inside_band": {"beta_vel": True}, "failed_fraction": 0.02},
-            SBCGate(fit=g.sbc, alpha=g.sbc_ranks.alpha, max_failed_fraction=g.sbc_ranks.max_failed_fraction)),
+            {"rank_w": 0.14, "ecdf_inside_band": {"beta_vel": True}, "failed_fraction": 0.02},
+            SBCGate(fit=g.sbc, alpha=g.sbc_ranks.alpha, max_failed_fraction=g.sbc_ranks.max_failed_fraction,
+                    max_rank_w=g.sbc_ranks.max_rank_w)),
         # the statistical ratio is |Δ| / (k·√(...)): measured 0.344 at k = 4
         "parity": lambda g: parity_gates(
             {"statistical": {"passed": 0.344 * 4 / g.parity.stat_k <= 1, "max_ratio": 0.344 * 4 / g.parity.stat_k}},

@@ -30,6 +30,7 @@ CONVERGENCE = {
 SBC = {
     "generative": {
         "chi2_p": {"beta_vel": 0.57, "loglik": 0.74},
+        "rank_w": 0.21,
         "ecdf_inside_band": {"beta_vel": True, "loglik": True},
         "failed_fraction": 0.03,
     },
@@ -68,7 +69,7 @@ GATES: dict[str, tuple[Callable[[dict[str, Any]], list[dict[str, Any]]], dict[st
     ("name", "expected"),
     [
         ("convergence", {"r_hat_max", "ess_bulk_per_chain_min", "ess_tail_per_chain_min", "divergences", "e_bfmi_min"}),
-        ("sbc", {"min χ² p (beta_vel)", "ECDF outside the simultaneous band", "failed fits (fraction)"}),
+        ("sbc", {"largest rank non-uniformity w (χ²)", "ECDF outside the simultaneous band", "failed fits (fraction)"}),
         ("coverage", {"generative.dense_clean.calibration_error", "physical.dense_clean.truth_first"}),
         ("parity", {"bit-exact components differing (of 2)", "statistical: max |Δ| / (4·√(mcse² + mcse²))"}),
         ("stability", {"max_sd"}),
@@ -98,7 +99,7 @@ def test_every_gate_is_a_record_and_passes(name: str, expected: set[str]) -> Non
     ("name", "path", "bad", "figure", "margin"),
     [
         ("convergence", ("r_hat_max",), 1.02, "r_hat_max", -0.01),
-        ("sbc", ("generative", "chi2_p", "loglik"), 0.0004, "min χ² p (loglik)", -0.0006),
+        ("sbc", ("generative", "rank_w"), 0.6, "largest rank non-uniformity w (χ²)", -0.1),
         (
             "coverage",
             ("generative", "dense_clean", "calibration_error"),

@@ -171,3 +171,38 @@ def test_agreement_at_the_bound_is_undecided_and_rarely_passes() -> None:
 def test_agreement_clearly_on_one_side_decides_at_its_look(shift: float, verdict: str) -> None:
     plan, bound, for_rep, _ = _agreement(shift)
     assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
+
+
+# --- sbc: the largest rank non-uniformity w, non-central χ² per quantity -------------------------
+
+
+def _sbc(w_top: float):
+    from harness.checks.sbc import QUANTITIES, SBCGate, rank_w_interval
+    from harness.gates import SBCRanks
+
+    ranks, bins = SBCRanks(), SBCGate().bins
+    plan = Plan(first=200, batch=200, cap=ranks.max_replicates, alpha=ranks.mc_alpha)
+    # the first quantity's bins alternate (1 ± w)/B, so its w is exactly w_top; the others are uniform
+    tilt = np.where(np.arange(bins) % 2 == 0, 1.0, -1.0)
+    probs = (1.0 + w_top * tilt) / bins
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(4000 + rep)
+        first = (rng.choice(bins, size=plan.cap, p=probs) + rng.uniform(size=plan.cap)) / bins
+        pit = np.column_stack([first, rng.uniform(size=(plan.cap, len(QUANTITIES) - 1))])
+        return lambda n, level: rank_w_interval(pit[:n], bins, level)
+
+    return plan, ranks.max_rank_w, for_rep
+
+
+def test_sbc_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    from harness.gates import SBCRanks
+
+    plan, bound, for_rep = _sbc(SBCRanks().max_rank_w)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+@pytest.mark.parametrize(("w_top", "verdict"), [(0.0, "pass"), (1.0, "fail")])
+def test_sbc_clearly_on_one_side_decides_in_the_first_batch(w_top: float, verdict: str) -> None:
+    plan, bound, for_rep = _sbc(w_top)
+    assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
