@@ -26,6 +26,8 @@
       stat_k: 4.0
     adequacy:         # posterior predictive check per case (harness.checks.adequacy)
       alpha: 0.01
+      max_false_alarm_rate: 0.2  # on data drawn from the model, decided on its interval
+      max_replicates: 100        # model-drawn data sets while undecided
     perfect_model:    # each member held out as the truth (harness.checks.perfect_model)
       alpha: 0.05
 
@@ -150,7 +152,8 @@ class DriftGate(_Section):
 class AdequacyGate(_Section):
     """Posterior predictive check: block-PIT uniformity and regional tests at family-wise `alpha`
     per stream, tiles `block_lengths` correlation lengths wide, held-out coverage at most
-    `coverage_tol_*` below nominal (harness.checks.adequacy)."""
+    `coverage_tol_*` below nominal; its false-alarm rate on model-drawn data at most
+    `max_false_alarm_rate`, decided on its interval (harness.checks.adequacy, harness.verdict)."""
 
     alpha: float = Field(0.01, gt=0, lt=1)
     block_lengths: float = Field(2.0, gt=0)
@@ -159,6 +162,11 @@ class AdequacyGate(_Section):
     coverage_tol_1sigma: float = Field(0.1, ge=0, le=1)
     coverage_tol_2sigma: float = Field(0.05, ge=0, le=1)
     holdout_every: int = Field(5, ge=2, description="every k-th tile held out for coverage")
+    max_false_alarm_rate: float = Field(
+        0.2, gt=0, lt=1, description="share of data sets drawn from the model itself that the check may turn red",
+    )
+    max_replicates: int = Field(100, ge=1, description="cap on model-drawn data sets while the false-alarm rate is undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 @dataclass(frozen=True)

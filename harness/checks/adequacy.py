@@ -21,6 +21,14 @@ design, every member's residual redrawn from N(0, σ_tot(θ̂)) at the fitted po
 (the generative form), each replicate fitted by the Laplace fast path (`agreement` checks it
 against NUTS; short NUTS chains where it finds no mode); quick: 10 replicates, full: 100. The likelihood-form sensitivity
 (summary.json's `sensitivity`) is drawn beside the residual maps.
+
+The false-alarm rate is the check's Monte-Carlo gate (`harness.verdict`): the share of model-drawn
+data sets turned red, with its exact (Clopper–Pearson) interval, must stay at most
+`max_false_alarm_rate`, or the case's verdicts above say more about the check than about the data.
+Its replicates are the model-drawn data sets (data set k from seed (inference.seed, k) whatever
+the count): undecided adds a batch as large as the suite's first, up to `max_replicates`, under
+Pocock-type alpha spending over the looks. The other gates are point verdicts on the case's one
+data set (there are no replicates of the observations).
 """
 
 from __future__ import annotations
@@ -52,10 +60,13 @@ from harness.cases import catalog_of
 from harness.cases.data import CaseData
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import AdequacyGate
+from harness.verdict import Decision, Interval, Plan, binomial, sequential, worst
 
-__all__ = ["OPS", "REPLICATES", "Evaluation", "fast_fit", "adequacy_gates", "evaluate", "false_alarms", "model_data", "run_check"]
+__all__ = ["OPS", "REPLICATES", "Evaluation", "fast_fit", "adequacy_gates", "evaluate", "false_alarm_decision",
+           "false_alarm_interval", "false_alarms", "model_data", "run_check"]
 
-REPLICATES: dict[str, int] = {"quick": 10, "full": 100}  # data drawn from the model, for the false-alarm rate
+REPLICATES: dict[str, int] = {"quick": 10, "full": 100}  # data drawn from the model, for the false-alarm rate (first look)
+FALSE_ALARM = "false-alarm rate on data drawn from the model"
 
 
 def _fit(cfg: Any, prepared: Prepared, settings: Any) -> Any:
@@ -263,33 +274,54 @@ def model_data(prepared: Prepared, theta: np.ndarray, base: Any, rng: np.random.
     return replace(prepared, F=y[None] - sd[None] * rng.standard_normal((prepared.n_members, prepared.n_points)))
 
 
+def _alarm(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGate, base: Any, seed: int, k: int) -> str | None:
+    """The first gate that data set k drawn from the model turns red (None: every gate green)."""
+    data = model_data(prepared, ev.theta_mean, base, np.random.default_rng([seed, k]))
+    rep = evaluate(cfg, data, gate, fit=fast_fit)
+    red = [g["figure"] for g in adequacy_gates({"gated": True, "streams": stream_figures(rep)}, gate) if not g["passed"]]
+    return red[0] if red else None
+
+
+def false_alarm_interval(alarms: list[bool], level: float) -> Interval:
+    """The share of model-drawn data sets turned red and its exact (Clopper–Pearson) interval."""
+    return binomial(int(sum(alarms)), len(alarms), level)
+
+
+def false_alarm_decision(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGate, plan: Plan, seed: int = 0,
+                         progress: Callable[[str], None] = print) -> tuple[Decision, dict[str, Any]]:  # fmt: skip
+    """The false-alarm rate decided against `gate.max_false_alarm_rate` in batches of model-drawn data
+    sets (`plan`; the ones drawn at an earlier look are kept), and the figures of the last look."""
+    from scipy.stats import beta
+
+    from fusion.inference.noise import NoiseSettings
+    from harness.progress import ReplicateBar
+
+    base = NoiseSettings.from_config(cfg)  # σ_tot of the generative form
+    reasons: list[str | None] = []
+
+    def measure(n: int, level: float) -> Interval:
+        bar = ReplicateBar("adequacy: false alarms", n)
+        for k in range(len(reasons), n):
+            reasons.append(_alarm(cfg, prepared, ev, gate, base, seed, k))
+            bar.update(k + 1)
+        bar.close()
+        return false_alarm_interval([r is not None for r in reasons[:n]], level)
+
+    decision = sequential(plan, measure, "≤", gate.max_false_alarm_rate, lambda m: progress(f"adequacy false alarms: {m}"))
+    n = decision.interval.n
+    alarms = sum(r is not None for r in reasons[:n])
+    progress(f"adequacy: {alarms} of {n} data sets drawn from the model turned red")
+    upper = float(beta.ppf(0.95, alarms + 1, n - alarms)) if n > alarms else 1.0
+    return decision, {"replicates": n, "alarms": alarms, "rate": alarms / n, "upper_95": upper,
+                      "first_reasons": [r for r in reasons[:n] if r][:3], "method": "laplace (NUTS where it finds no mode)"}  # fmt: skip
+
+
 def false_alarms(cfg: Any, prepared: Prepared, ev: Evaluation, gate: AdequacyGate, replicates: int, seed: int = 0,
                  progress: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """The share of `replicates` data sets drawn from the model itself that the gates turn red
-    (`fast_fit`), with a 95 % Clopper–Pearson upper bound."""
-    from scipy.stats import beta
-
-    from harness.progress import ReplicateBar
-
-    from fusion.inference.noise import NoiseSettings
-
-    base = NoiseSettings.from_config(cfg)  # σ_tot of the generative form
-    alarms, fitted, reasons = 0, 0, []
-    bar = ReplicateBar("adequacy: false alarms", replicates)
-    for k in range(replicates):
-        data = model_data(prepared, ev.theta_mean, base, np.random.default_rng([seed, k]))
-        rep = evaluate(cfg, data, gate, fit=fast_fit)
-        fitted += 1
-        red = [g["figure"] for g in adequacy_gates({"gated": True, "streams": stream_figures(rep)}, gate) if not g["passed"]]
-        if red:
-            alarms += 1
-            reasons.append(red[0])
-        bar.update(k + 1)
-    bar.close()
-    progress(f"adequacy: {alarms} of {fitted} data sets drawn from the model turned red")
-    upper = float(beta.ppf(0.95, alarms + 1, fitted - alarms)) if fitted > alarms else 1.0
-    return {"replicates": fitted, "alarms": alarms, "rate": alarms / fitted if fitted else math.nan,
-            "upper_95": upper, "first_reasons": reasons[:3], "method": "laplace (NUTS where it finds no mode)"}  # fmt: skip
+    (`fast_fit`), with a 95 % Clopper–Pearson upper bound (one look, no verdict)."""
+    plan = Plan(first=replicates, batch=replicates, cap=replicates)
+    return false_alarm_decision(cfg, prepared, ev, gate, plan, seed, progress)[1]
 
 
 def _sensitivity_plot(case: Any, cfg: Any, prepared: Prepared, ev: Evaluation, folder: Path) -> str | None:
@@ -329,19 +361,29 @@ def run_check(ctx: CheckContext) -> CheckResult:
     case = catalog_of(ctx).get(name, out)
     cfg = load_config(case.config).with_updates(compat="fixed")
     prepared = CaseData(case, base_config=cfg).prepared_fixed
-    ctx.progress(f"adequacy[{name}]: fit ({cfg.likelihood.form}), held-out refit, {REPLICATES[ctx.suite]} model-drawn replicates")
+    first = REPLICATES[ctx.suite]
+    ctx.progress(f"adequacy[{name}]: fit ({cfg.likelihood.form}), held-out refit, {first} model-drawn replicates "
+                 f"(more, up to {max(gate.max_replicates, first)}, while the false-alarm rate is undecided)")  # fmt: skip
     ev = evaluate(cfg, prepared, gate)
     write_bytes(out / "residuals.png", residuals_png(prepared, ev.assessment))
     write_json(out / "fit.json", {**ev.assessment.record, "heldout": ev.heldout, "likelihood_form": ev.form})
     plots = ["residuals.png"]
     if (extra := _sensitivity_plot(case, cfg, prepared, ev, out)) is not None:
         plots.append(extra)
-    alarms = false_alarms(cfg, prepared, ev, gate, REPLICATES[ctx.suite], seed=cfg.inference.seed, progress=ctx.progress)
+    plan = Plan(first=first, batch=first, cap=max(gate.max_replicates, first), alpha=gate.mc_alpha)
+    decision, alarms = false_alarm_decision(cfg, prepared, ev, gate, plan, seed=cfg.inference.seed, progress=ctx.progress)
+    iv = decision.interval
+    alarms |= {"interval": [iv.lower, iv.upper], "level": iv.level, "verdict": decision.verdict,
+               "looks": [list(look) for look in decision.looks]}  # fmt: skip
     figures: dict[str, Any] = {"likelihood_form": ev.form, "gated": ev.gated, "top_member": ev.assessment.record["top_member"],
                                "streams": stream_figures(ev), "false_alarm": alarms}  # fmt: skip
-    gates = adequacy_gates(figures, gate)
+    gates = adequacy_gates(figures, gate) + ([decision.record(FALSE_ALARM)] if ev.gated else [])
     failed = [g for g in gates if not g["passed"]]
-    messages = [f"{g['figure']}: {g['value']:.4g} (bound {g['threshold']})" for g in failed]
+    messages = [f"{g['figure']}: {g['value']:.4g} (bound {g['threshold']})" for g in failed if "verdict" not in g]
+    if ev.gated and decision.verdict != "pass":
+        messages.append(f"{FALSE_ALARM}: {alarms['alarms']}/{iv.n}, {iv.level:.1%} interval [{iv.lower:.3f}, {iv.upper:.3f}] "
+                        + ("> " if decision.verdict == "fail" else "holds the bound ") + f"{gate.max_false_alarm_rate:g}"
+                        + (f"; about {decision.needed} data sets would decide (cap {decision.cap})" if decision.needed else ""))  # fmt: skip
     if ev.gated:
         messages += [f for s in figures["streams"].values() for f in s["failures"]]
     else:
@@ -361,7 +403,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="adequacy",
         case=name,
-        status="fail" if failed else "pass",
+        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
         figures=figures,
         thresholds={**gate.model_dump(), "nominal_1sigma": NOMINAL_1, "nominal_2sigma": NOMINAL_2,
                     "design_false_alarm_bound": nominal},  # fmt: skip

@@ -206,3 +206,40 @@ def test_sbc_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
 def test_sbc_clearly_on_one_side_decides_in_the_first_batch(w_top: float, verdict: str) -> None:
     plan, bound, for_rep = _sbc(w_top)
     assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
+
+
+# --- adequacy: the false-alarm rate on model-drawn data, Clopper–Pearson --------------------------
+
+
+def _adequacy(rate: float):
+    from harness.checks.adequacy import REPLICATES, false_alarm_interval
+    from harness.gates import AdequacyGate
+
+    gate = AdequacyGate()
+    first = REPLICATES["quick"]
+    plan = Plan(first=first, batch=first, cap=gate.max_replicates, alpha=gate.mc_alpha)
+
+    def for_rep(rep: int):
+        alarms = list(np.random.default_rng(5000 + rep).uniform(size=plan.cap) < rate)
+        return lambda n, level: false_alarm_interval(alarms[:n], level)
+
+    return plan, gate.max_false_alarm_rate, for_rep
+
+
+def test_adequacy_false_alarms_at_the_bound_are_undecided_at_the_cap_and_rarely_pass() -> None:
+    from harness.gates import AdequacyGate
+
+    plan, bound, for_rep = _adequacy(AdequacyGate().max_false_alarm_rate)
+    _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
+
+
+def test_adequacy_false_alarms_clearly_above_fail_in_the_first_batch() -> None:
+    plan, bound, for_rep = _adequacy(0.9)
+    assert _outcomes(plan, for_rep, "≤", bound) == [("fail", plan.first)] * REPS
+
+
+def test_adequacy_without_false_alarms_passes_by_the_third_look() -> None:
+    """Ten data sets with no alarm cannot clear 0.2 (their exact interval reaches 0.38): the pass
+    side decides at the third batch, the same look in every repetition."""
+    plan, bound, for_rep = _adequacy(0.0)
+    assert _outcomes(plan, for_rep, "≤", bound) == [("pass", 3 * plan.first)] * REPS
