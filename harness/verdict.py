@@ -33,8 +33,10 @@ interval shown at that look is the two-sided 1 − 2·α_j interval, a `pass` th
 the chance of `pass` when the true value is at (or beyond) the bound is at most α, and of
 `fail` when it is at (or inside) the bound at most α, however many looks are taken. Pocock-type
 spending (rather than O'Brien–Fleming's, which spends almost nothing early) lets a clear value
-decide at the first look. The caps bound the cost; `needed` projects, from the interval's width
-(∝ 1/√n), how many replicates would decide.
+decide at the first look. Several gates on the same replicates (`sequential_gates`) are each
+their own such test: a gate keeps the look that settled it, and no replicates are added once one
+has failed (stopping early never raises an error rate). The caps bound the cost; `needed`
+projects, from the interval's width (∝ 1/√n), how many replicates would decide.
 
 Use (the whole API):
 
@@ -74,6 +76,7 @@ __all__ = [
     "rank_divergence",
     "sd_chi2",
     "sequential",
+    "sequential_gates",
     "worst",
 ]
 
@@ -289,21 +292,43 @@ def sequential(
 ) -> Decision:
     """Look at `plan.sizes()` in turn until a look decides; `measure(n, level)` returns the interval
     from replicates 0..n−1 (reusing the ones already computed) at that look's level."""
-    looks: list[tuple[int, str]] = []
+    return sequential_gates(plan, [(measure, comparison, bound)], progress)[0]
+
+
+Gate = tuple[Callable[[int, float], Interval], Comparison, float]
+
+
+def sequential_gates(
+    plan: Plan, gates: Sequence[Gate], progress: Callable[[str], None] | None = None
+) -> list[Decision]:
+    """Several gates on the same replicates, each `(measure, comparison, bound)` its own sequential
+    test under `plan`: a gate keeps the decision of the look that settled it; the looks go on while
+    one is undecided and none has failed (a check with a failed gate fails whatever the others
+    say, so it adds no replicates for them; stopping early never raises a gate's error rate)."""
+    looks: list[list[tuple[int, str]]] = [[] for _ in gates]
+    decided: list[Decision | None] = [None] * len(gates)
     previous = 0
-    decision: Decision | None = None
     for n in plan.sizes():
-        decision = decide(measure(n, plan.level(n, previous)), comparison, bound)
-        looks.append((n, decision.verdict))
-        if progress is not None:
-            progress(f"look at {n}: {decision.verdict} ({decision.interval.estimate:.4g} "
-                     f"[{decision.interval.lower:.4g}, {decision.interval.upper:.4g}] vs {comparison} {bound:g})")
+        level = plan.level(n, previous)
+        for i, (measure, comparison, bound) in enumerate(gates):
+            if decided[i] is not None and decided[i].verdict != "undecided":  # type: ignore[union-attr]
+                continue
+            decision = decide(measure(n, level), comparison, bound)
+            decided[i] = decision
+            looks[i].append((n, decision.verdict))
+            if progress is not None:
+                iv = decision.interval
+                progress(f"look at {n}: {decision.verdict} ({iv.estimate:.4g} [{iv.lower:.4g}, {iv.upper:.4g}] "
+                         f"vs {comparison} {bound:g})")  # fmt: skip
         previous = n
-        if decision.verdict != "undecided":
+        verdicts = [d.verdict for d in decided if d is not None]
+        if "fail" in verdicts or "undecided" not in verdicts:
             break
-    assert decision is not None  # plan.sizes() is never empty
-    return Decision(decision.interval, comparison, decision.bound, decision.verdict, decision.margin,
-                    decision.needed, tuple(looks), plan.cap)
+    out = []
+    for d, seen in zip(decided, looks, strict=True):
+        assert d is not None  # plan.sizes() is never empty
+        out.append(Decision(d.interval, d.comparison, d.bound, d.verdict, d.margin, d.needed, tuple(seen), plan.cap))
+    return out
 
 
 def worst(verdicts: Sequence[str]) -> Verdict:

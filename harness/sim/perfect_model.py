@@ -11,8 +11,11 @@ fitted by the Laplace fast path (the harness's `agreement` check holds it to NUT
 k's SLE is scored against the weighted range of the others: inside or not, width, CRPS. The
 unweighted ensemble of the same M − 1 members is scored beside it.
 
-Replicates (one per held-out member) run and resume through `harness.sim.store`, locally or on
-dask, as SBC's do. `plant` switches the procedure to a defective one: `uncalibrated` (λ = 1, the
+Replicates run and resume through `harness.sim.store`, locally or on dask, as SBC's do:
+replicate i is member k = i mod M held out under noise draw r = i div M (its pseudo-observations
+at noise seed (seed, k, r)), so a batch of whole draws over all members is a range of indices
+and the check (`harness.checks.perfect_model`) extends them while its verdict is undecided. Draw
+0 is the single draw of the check's first version, bit for bit. `plant` switches the procedure to a defective one: `uncalibrated` (λ = 1, the
 form's in-sample weights: today's `effective` before this check) and `in_sample` (the
 calibration scores each member among its own candidates, so it always picks the sharpest λ).
 """
@@ -26,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out", "held_out_chunk", "pseudo_noise", "stream_lengths"]
+__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out", "held_out_chunk", "pseudo_noise", "replicate_of",
+           "stream_lengths"]
 
 PLANTS: tuple[str, ...] = ("", "uncalibrated", "in_sample")
 
@@ -65,15 +69,16 @@ def stream_lengths(correlations: Mapping[int, Any]) -> dict[int, tuple[float, fl
     }
 
 
-def pseudo_noise(prepared: Any, lengths: Mapping[int, tuple[float, float]], seed: int) -> np.ndarray:
+def pseudo_noise(prepared: Any, lengths: Mapping[int, tuple[float, float]], seed: int, draw: int = 0) -> np.ndarray:
     """Errors at σ_obs for every kept point: per (stream, interval) block a unit GSTools field of
     exponential correlation ℓ (`lengths[stream]` = (ℓ in cells, its share of the variance)) plus
-    the remaining share white; a stream without an entry gets white errors."""
+    the remaining share white; a stream without an entry gets white errors. `draw` r > 0 is a
+    further independent draw at the same seed (draw 0: the stream of the single-draw version)."""
     from harness.sim.correlated import StreamErrors
 
     layout = prepared.layout
     sigma = np.asarray(prepared.sigma_obs, dtype=np.float64)
-    rng = np.random.default_rng([seed, 0x5EED])
+    rng = np.random.default_rng([seed, 0x5EED] if draw == 0 else [seed, 0x5EED, draw])
     unit = rng.standard_normal(prepared.n_points)
     for s, (length, share) in lengths.items():
         if share <= 0 or length <= 0:
@@ -140,14 +145,20 @@ def held_out(cfg: Any, prepared: Any, sle: Any, k: int, noise: np.ndarray, plant
     }  # fmt: skip
 
 
-def _held_out(spec: PerfectModelSpec, k: int) -> dict[str, Any]:
+def replicate_of(index: int, n_members: int) -> tuple[int, int]:
+    """(member held out, noise draw) of replicate `index`: draws are whole batches over the members."""
+    return index % n_members, index // n_members
+
+
+def _held_out(spec: PerfectModelSpec, index: int) -> dict[str, Any]:
     cfg, prepared, sle, correlations = case_inputs(spec.config)
-    noise = pseudo_noise(prepared, stream_lengths(correlations), seed=spec.seed * 100_003 + k)
-    return held_out(cfg, prepared, sle, k, noise, spec.plant)
+    k, draw = replicate_of(index, spec.n_members)
+    noise = pseudo_noise(prepared, stream_lengths(correlations), seed=spec.seed * 100_003 + k, draw=draw)
+    return {**held_out(cfg, prepared, sle, k, noise, spec.plant), "index": index, "draw": draw}
 
 
 def held_out_chunk(spec: PerfectModelSpec, indices: list[int], cores: int) -> dict[str, Any]:
-    """Worker entry point (`harness.sim.store.run_replicates`): the held-out runs of `indices`."""
+    """Worker entry point (`harness.sim.store.run_replicates`): the held-out runs of replicates `indices`."""
     from harness.sim.parallel import worker_info
 
     return {"results": [_held_out(spec, k) for k in indices], **worker_info()}
