@@ -24,12 +24,14 @@
       alpha: 0.01
     drift:
       stat_k: 4.0
+      max_seeds: 5         # fresh runs at further sampler seeds while undecided
     adequacy:         # posterior predictive check per case (harness.checks.adequacy)
       alpha: 0.01
       max_false_alarm_rate: 0.2  # on data drawn from the model, decided on its interval
       max_replicates: 100        # model-drawn data sets while undecided
     perfect_model:    # each member held out as the truth (harness.checks.perfect_model)
-      alpha: 0.05
+      crps_ratio_max: 1.0
+      max_replicates: 10   # noise draws per member while undecided (first 6, then batches of 2)
 
 `convergence` and the per-fit keys of `sbc` are `fusion.diagnostics.Thresholds` fields; the
 other sections are the pydantic models below. Anything left out keeps its default (DESIGN.md's);
@@ -131,10 +133,18 @@ class AgreementGate(_Section):
 
 
 class PerfectModelGate(_Section):
-    """Check `perfect_model`: held-out coverage against the unweighted ensemble's, and CRPS."""
+    """Check `perfect_model`: held-out coverage at least the unweighted ensemble's less one member,
+    and the CRPS ratio, each decided on its interval over (member, noise draw) pairs; undecided
+    adds `batch` noise draws of every member up to `max_replicates` draws (harness.verdict)."""
 
-    alpha: float = Field(0.05, gt=0, lt=1, description="level of the one-sided binomial test of held-out coverage")
+    alpha: float = Field(0.05, gt=0, lt=1, description="level of the one-sided binomial test of held-out coverage "
+                         "against the unweighted rate (reported, not gated)")  # fmt: skip
     crps_ratio_max: float = Field(1.0, gt=0, description="mean CRPS of the weighted mixture / the unweighted ensemble's")
+    # the bundled 5-member example: 3 of 5 inside in every draw against a bound of 2/5 clears at 30 pairs
+    first: int = Field(6, ge=1, description="noise draws per held-out member at the first look")
+    batch: int = Field(2, ge=1, description="noise draws per member added at each further look")
+    max_replicates: int = Field(10, ge=1, description="cap on noise draws per held-out member while undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 class LikelihoodGate(_Section):
@@ -144,9 +154,14 @@ class LikelihoodGate(_Section):
 
 
 class DriftGate(_Section):
-    """drift: each sampled output against the case's baseline, |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²)."""
+    """drift: each sampled output against the case's baseline, |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²)
+    (the scale of the first fresh run), decided on its interval; undecided adds fresh runs at further
+    sampler seeds, `batch` at a time, up to `max_seeds` runs (harness.checks.drift, harness.verdict)."""
 
     stat_k: float = Field(4.0, gt=0)
+    batch: int = Field(2, ge=1, description="fresh runs added at each further look")
+    max_seeds: int = Field(5, ge=1, description="cap on fresh runs (sampler seeds) while the sampled gate is undecided")
+    mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 
 class AdequacyGate(_Section):

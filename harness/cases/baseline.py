@@ -186,13 +186,15 @@ def outputs_record(case: Case, result: Result, caught: list[str]) -> dict[str, A
     }
 
 
-def run_case(case: Case, *, progressbar: bool = False) -> FreshRun:
-    """FUSION on the case as `fusion run` runs it; its warnings (data, convergence) are kept in the record."""
+def run_case(case: Case, *, progressbar: bool = False, seed: int | None = None) -> FreshRun:
+    """FUSION on the case as `fusion run` runs it (`seed`: another sampler seed, `drift`'s further
+    runs); its warnings (data, convergence) are kept in the record."""
     from fusion.pipeline import run
 
+    cfg = case.settings if seed is None else case.settings.with_updates(inference={"seed": int(seed)})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run(case.settings, with_projection=case.has_projection, progressbar=progressbar)
+        result = run(cfg, with_projection=case.has_projection, progressbar=progressbar)
     lines = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     return FreshRun(outputs_record(case, result, lines), result)
 

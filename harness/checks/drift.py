@@ -11,8 +11,25 @@ check runs FUSION on the case again, the same way, and compares the two records 
   the sensitivity table);
 - sampled outputs — the MCSE z-test of statistical parity (`harness.checks.parity.statistical.mcse_z_test`):
   |Δmean| ≤ stat_k·√(mcse_fresh² + mcse_baseline²) per member weight, noise parameter and
-  projection figure (`drift: stat_k` in the harness config);
+  projection figure (`drift: stat_k` in the harness config), decided on its interval (below);
 - reported outputs — the weighted mixture's quantiles: shown when they move, not gated.
+
+The sampled gate's bound is in units of the combined MCSE S = √(mcse_fresh² + mcse_baseline²), which
+is also the standard error of one fresh run's z: from one run, a true shift near the bound is a
+coin flip. So the gate reads the largest shift with an interval (`harness.verdict`): per quantity,
+the mean of the fresh runs' values against the baseline, |mean_j(a_j) − b| / S₀, with the normal
+interval from se² = v/n + mcse_baseline², v the larger of the runs' spread (variance across runs)
+and their mean squared MCSE (so an MCSE that understates the run-to-run scatter does not narrow
+it); S₀ is the first look's scale (the first fresh run's MCSE with the baseline's), fixed, so the
+bound does not move as runs are added; the largest over quantities takes `harness.verdict.largest`
+(its lower end Bonferroni). The first fresh run is at the case's own sampler seed (an unchanged
+FUSION reproduces the baseline bit for bit: Δ = 0, a pass); undecided adds fresh runs at the
+next sampler seeds (seed + 1, seed + 2, …: a fixed path), `batch` at a time up to `max_seeds`
+runs, under Pocock-type alpha spending over the looks (`mc_alpha` per side); runs already made are
+read back from the result store (`seeds/seed<N>`). The baseline's own MCSE does not shrink, so
+more runs narrow the interval by at most √2: a shift within about one half-width of the bound
+stays undecided, and re-baselining (with longer chains) is what settles it. When the setup or a
+deterministic output already fails, no runs are added (the check fails whatever they say).
 
 The report gets three tables: the setup difference, what moved (by how much, which way, in
 MCSE units), and the case's baselines — the history, oldest first, with who accepted each.
@@ -22,20 +39,28 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from fusion.io import json_text, write_csv, write_json
 from harness.cases.baseline import flat, run_case, write_run_files
 from harness.cases.baseline_store import Baseline, read_baselines, select_baseline
-from harness.cases import CASE_FILE, catalog_of
+from harness.cases import CASE_FILE, Case, catalog_of
 from harness.checks import CheckContext, CheckResult, gate_record, gates_of
 from harness.gates import DriftGate
 from harness.checks.parity.statistical import ZTest, false_alarm_rate, mcse_z_test
+from harness.verdict import Decision, Interval, Plan, largest, sequential, worst
 
-__all__ = ["Drift", "SetupDifference", "compare", "drift_gates", "history_table", "run_check"]
+__all__ = ["Drift", "SetupDifference", "compare", "drift_gates", "history_table", "run_check", "sampled_decision",
+           "sampled_interval", "sampled_plan", "shift_interval"]
+
+Moments = dict[str, tuple[float, float]]  # {quantity: (mean, mcse)}
+SAMPLED = "sampled outputs: max |Δmean| / √(mcse_fresh² + mcse_baseline²) over the fresh runs"
 
 #: library versions shown beside FUSION's when they differ (provenance; never gated)
 _SHOWN = 10  # deterministic differences listed one per line; the rest are in drift.csv and the table
@@ -219,16 +244,96 @@ def _tables(drift: Drift, rows: list[dict[str, Any]], history: dict[str, Any]) -
     return [setup, moved, history]
 
 
-def drift_gates(figures: dict[str, Any], gate: DriftGate = DriftGate()) -> list[dict[str, Any]]:
-    """Setup differences to review (bound 0), deterministic items differing (bound 0), the largest sampled z (≤ stat_k)."""
+def drift_gates(figures: dict[str, Any], gate: DriftGate = DriftGate(),
+                decision: Decision | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Setup differences to review (bound 0), deterministic items differing (bound 0), the largest
+    sampled z (≤ stat_k): with its interval and verdict when `decision` is given, else the point z."""
+    sampled = decision.record(SAMPLED, "MCSE") if decision is not None else gate_record(
+        "sampled outputs: max |Δmean| / √(mcse_fresh² + mcse_baseline²)", "≤", gate.stat_k, figures.get("max_z"), "MCSE")
     return gates_of(
         gate_record("setup differences from the baseline (config, defaults, inputs)", "≤", 0,
                     figures.get("setup_differences"), "keys"),
         gate_record("deterministic outputs differing from the baseline", "≤", 0,
                     figures.get("deterministic_differing"), "items"),
-        gate_record("sampled outputs: max |Δmean| / √(mcse_fresh² + mcse_baseline²)", "≤", gate.stat_k,
-                    figures.get("max_z"), "MCSE"),
+        sampled,
     )  # fmt: skip
+
+
+def shift_interval(baseline: tuple[float, float], runs: Sequence[tuple[float, float]], level: float) -> Interval:
+    """One quantity's shift |mean_j(a_j) − b| in units of the first run's √(mcse_a,0² + mcse_b²),
+    from the (mean, mcse) of the baseline and of n fresh runs, with its normal interval at `level`:
+    se² = v/n + mcse_b², v the larger of the runs' variance and their mean squared MCSE."""
+    from scipy.stats import norm
+
+    b, mcse_b = baseline
+    means = np.array([m for m, _ in runs], dtype=float)
+    mcses = np.array([e for _, e in runs], dtype=float)
+    n = means.size
+    delta = abs(float(means.mean()) - b)
+    spread = float(means.var(ddof=1)) if n > 1 else 0.0
+    se = math.sqrt(max(spread, float(np.mean(mcses**2))) / n + mcse_b**2)
+    scale = math.hypot(mcses[0], mcse_b)
+    half = float(norm.ppf(0.5 + level / 2)) * se
+    method = f"normal, mean of {n} fresh run{'s' if n > 1 else ''} (spread and MCSE) against the baseline's MCSE"
+    if scale == 0:  # no spread at the first look on either side: unchanged, or moved beyond any MCSE
+        z = 0.0 if delta == 0 and half == 0 else math.inf
+        return Interval(z, z, z, level, n, method)
+    return Interval(delta / scale, max(delta - half, 0.0) / scale, (delta + half) / scale, level, n, method)
+
+
+def sampled_interval(baseline: Moments, runs: Sequence[Moments], level: float) -> Interval:
+    """The largest shift over the quantities of the first run the baseline has, with its interval
+    (`harness.verdict.largest`: lower end Bonferroni over the quantities)."""
+    quantities = [q for q in runs[0] if q in baseline]
+
+    def each(lv: float) -> list[Interval]:
+        return [shift_interval(baseline[q], [r[q] for r in runs], lv) for q in quantities]
+
+    return largest(each, level, "sampled outputs")
+
+
+def sampled_plan(gate: DriftGate, extend: bool = True) -> Plan:
+    """Looks at 1 fresh run, then every `batch` more up to `max_seeds`; one look when not `extend`."""
+    cap = max(gate.max_seeds, 1) if extend else 1
+    return Plan(first=1, batch=gate.batch, cap=cap, alpha=gate.mc_alpha)
+
+
+def sampled_decision(
+    baseline: Moments, runs_upto: Callable[[int], Sequence[Moments]], gate: DriftGate, plan: Plan | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Decision:
+    """The sampled gate decided in batches of fresh runs: `runs_upto(n)` gives (running or reading
+    back) the moments of the first n fresh runs."""
+    plan = plan or sampled_plan(gate)
+    return sequential(plan, lambda n, level: sampled_interval(baseline, runs_upto(n), level), "≤", gate.stat_k, progress)
+
+
+def _runs_upto(case: Case, first: Moments, record: dict[str, Any], folder: Path,
+               progress: Callable[[str], None]) -> Callable[[int], list[Moments]]:  # fmt: skip
+    """Fresh runs at the case's sampler seed + 1, + 2, …, each read back from `folder/seeds/seed<N>`
+    when made under the same config, inputs and code."""
+    from harness.result_store import load_result, result_key, save_result, source_digest
+
+    runs = [first]
+    seed0 = int(record["provenance"]["seeds"]["inference"])
+    code = source_digest(("fusion", "harness/cases/baseline.py", "harness/checks/parity/statistical.py"))
+
+    def upto(n: int) -> list[Moments]:
+        while len(runs) < n:
+            seed = seed0 + len(runs)
+            spec = {"config_hash": record["config_hash"], "inputs": record["setup"]["inputs_sha256"], "seed": seed}
+            key, where = result_key(spec, code), folder / "seeds" / f"seed{seed}"
+            stored = load_result(where, key, null_as_nan=True)
+            if stored is None:
+                progress(f"drift[{case.name}]: fresh run at sampler seed {seed} ({len(runs) + 1} of up to {n})")
+                rec = json.loads(json_text(run_case(case, seed=seed).record))
+                stored = {"seed": seed, "sampled": rec["sampled"],
+                          "convergence_passed": rec["provenance"]["convergence"]["passed"]}  # fmt: skip
+                save_result(where, stored, key)
+            runs.append(_moments(stored))
+        return runs[:n]
+
+    return upto
 
 
 def _messages(drift: Drift, baseline: Baseline, accept: str) -> list[str]:
@@ -248,6 +353,18 @@ def _messages(drift: Drift, baseline: Baseline, accept: str) -> list[str]:
     elif drift.deterministic or drift.beyond:
         lines.append(f"if the change is intended, a reviewer re-baselines: {accept}")
     return lines
+
+
+def _undecided(decision: Decision | None) -> list[str]:
+    """The line an undecided sampled gate gets: its interval, the runs made and what would decide."""
+    if decision is None or decision.verdict != "undecided":
+        return []
+    iv = decision.interval
+    line = (f"sampled outputs: largest shift {iv.estimate:.3g}·MCSE, {iv.level:.1%} interval [{iv.lower:.3g}, {iv.upper:.3g}] "
+            f"holds the bound {decision.bound:g} after {iv.n} fresh run{'s' if iv.n > 1 else ''} (cap {decision.cap})")
+    if decision.needed:
+        line += f"; about {decision.needed} would decide"
+    return [line + "; the baseline's own MCSE bounds what more runs can settle: re-baseline with longer chains"]
 
 
 def run_check(ctx: CheckContext) -> CheckResult:
@@ -282,14 +399,26 @@ def run_check(ctx: CheckContext) -> CheckResult:
     converged = {"baseline": baseline.record["provenance"].get("convergence", {}).get("passed"),
                  "fresh": record["provenance"]["convergence"]["passed"]}  # fmt: skip
     figures["convergence_passed"] = converged
-    gates = drift_gates(figures, ctx.gates.drift)
+    gate = ctx.gates.drift
+    first = _moments(record)
+    decision = None
+    if any(q in first for q in _moments(baseline.record)):
+        extend = not drift.to_review and not drift.deterministic  # else the check fails whatever more runs say
+        decision = sampled_decision(_moments(baseline.record), _runs_upto(case, first, record, ctx.artifact_dir, ctx.progress),
+                                    gate, sampled_plan(gate, extend), lambda m: ctx.progress(f"drift[{case.name}]: {m}"))  # fmt: skip
+        iv = decision.interval
+        figures["sampled"] = {"verdict": decision.verdict, "max_z": iv.estimate, "interval": [iv.lower, iv.upper],
+                              "level": iv.level, "fresh_runs": iv.n, "extended": extend,
+                              "seeds": [int(record["provenance"]["seeds"]["inference"]) + j for j in range(iv.n)],
+                              "looks": [list(look) for look in decision.looks]}  # fmt: skip
+    gates = drift_gates(figures, gate, decision)
     failed = [side for side, ok in converged.items() if ok is False]
     notes = [f"the {' and the '.join(failed)} run{'s' if len(failed) > 1 else ''} failed FUSION's convergence gate: "
              "MCSEs may understate the Monte-Carlo error (reported, not gated)"] if failed else []  # fmt: skip
     return CheckResult(
         name="drift",
         case=case.name,
-        status="pass" if all(g["passed"] for g in gates) else "fail",
+        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
         figures=figures,
         thresholds={
             "setup": "config (defaults resolved), likelihood form and inputs equal to the baseline's, or accepted",
@@ -297,7 +426,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
             "sampled": f"|Δmean| ≤ {k:g}·√(mcse_fresh² + mcse_baseline²) per weight, noise parameter, projection figure",
         },
         gates=gates,
-        messages=_messages(drift, baseline, accept) + notes,
+        messages=_messages(drift, baseline, accept) + _undecided(decision) + notes,
         tables=_tables(drift, rows, history_table(read_baselines(case.root, case.name), baseline.id)),
         config_hash=record["config_hash"],
         provenance={

@@ -243,3 +243,108 @@ def test_adequacy_without_false_alarms_passes_by_the_third_look() -> None:
     side decides at the third batch, the same look in every repetition."""
     plan, bound, for_rep = _adequacy(0.0)
     assert _outcomes(plan, for_rep, "≤", bound) == [("pass", 3 * plan.first)] * REPS
+
+
+# --- perfect_model: weighted coverage (Clopper–Pearson) and CRPS ratio (bootstrap) over (member, draw) pairs
+
+
+def _perfect_model(coverage: float, crps_factor: float, spread: float = 0.3):
+    """Five members, three inside the unweighted range (bound 2/5); each (member, draw) pair inside
+    the weighted range with chance `coverage`, its weighted CRPS the unweighted one × N(crps_factor, spread)."""
+    from harness.checks.perfect_model import draw_plan, perfect_model_decisions
+    from harness.gates import PerfectModelGate
+
+    gate, members = PerfectModelGate(), 5
+    plan = draw_plan(gate, members)
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(6100 + rep)
+        unweighted = np.tile(np.linspace(20.0, 60.0, members), plan.cap // members)
+        records = [{"member": f"m{i % members}", "draw": i // members, "inside_unweighted": i % members < 3,
+                    "inside": bool(hit), "crps_unweighted": u, "crps": u * f}
+                   for i, (hit, u, f) in enumerate(zip(rng.uniform(size=plan.cap) < coverage, unweighted,
+                                                       rng.normal(crps_factor, spread, size=plan.cap), strict=True))]
+        return lambda: perfect_model_decisions(lambda n: records[:n], members, gate, seed=0)
+
+    return plan, for_rep
+
+
+def _decided(plan: Plan, for_rep, which: int) -> list[tuple[str, int]]:
+    return [(d.verdict, d.interval.n) for d in (for_rep(rep)()[which] for rep in range(REPS))]
+
+
+def test_perfect_model_coverage_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    """At the bound the plan passes 2.3 % of the time (4000 repetitions, exact intervals): one pass
+    in 20 is within α, two happen about once in twelve seed sets."""
+    plan, for_rep = _perfect_model(coverage=0.4, crps_factor=0.5)
+    _assert_at_bound(_decided(plan, for_rep, 0), plan)
+
+
+@pytest.mark.parametrize(("coverage", "verdict"), [(0.95, "pass"), (0.0, "fail")])
+def test_perfect_model_coverage_clearly_on_one_side_decides_in_the_first_batch(coverage: float, verdict: str) -> None:
+    plan, for_rep = _perfect_model(coverage=coverage, crps_factor=0.5)
+    assert _decided(plan, for_rep, 0) == [(verdict, plan.first)] * REPS
+
+
+def test_perfect_model_crps_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    plan, for_rep = _perfect_model(coverage=0.95, crps_factor=1.0)
+    _assert_at_bound(_decided(plan, for_rep, 1), plan)
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(0.5, "pass"), (2.0, "fail")])
+def test_perfect_model_crps_clearly_on_one_side_decides_in_the_first_batch(factor: float, verdict: str) -> None:
+    plan, for_rep = _perfect_model(coverage=0.95, crps_factor=factor)
+    assert _decided(plan, for_rep, 1) == [(verdict, plan.first)] * REPS
+
+
+# --- drift: the largest shift of the fresh runs' mean from the baseline, in the first look's MCSE ----
+
+
+def _drift(shift: float, identical: bool = False):
+    """Three sampled quantities with MCSE 0.01 on every run; the first one's fresh runs shifted by
+    `shift` × √(mcse² + mcse²) from the baseline's posterior mean (`identical`: the first fresh run
+    reproduces the baseline bit for bit, as an unchanged FUSION at the case's seed does)."""
+    from harness.checks.drift import sampled_decision, sampled_plan
+    from harness.gates import DriftGate
+
+    gate, mcse = DriftGate(), 0.01
+    plan = sampled_plan(gate)
+    truth = np.array([0.5, 0.3, 0.2])
+
+    def for_rep(rep: int):
+        rng = np.random.default_rng(7000 + rep)
+        base = truth + rng.normal(size=3) * mcse
+        moved = truth + np.array([shift * math.hypot(mcse, mcse), 0.0, 0.0])
+        runs = [moved + rng.normal(size=3) * mcse for _ in range(plan.cap)]
+        if identical:
+            runs[0] = base
+        baseline = {f"q{i}": (float(b), mcse) for i, b in enumerate(base)}
+        fresh = [{f"q{i}": (float(a), mcse) for i, a in enumerate(run)} for run in runs]
+        return lambda: sampled_decision(baseline, lambda n: fresh[:n], gate)
+
+    return plan, gate.stat_k, for_rep
+
+
+def test_drift_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    from harness.gates import DriftGate
+
+    plan, _, for_rep = _drift(DriftGate().stat_k)
+    outcomes = [(d.verdict, d.interval.n) for d in (for_rep(rep)() for rep in range(REPS))]
+    _assert_at_bound(outcomes, plan)
+
+
+def test_drift_clearly_beyond_fails_and_an_unchanged_rerun_passes_in_the_first_batch() -> None:
+    plan, _, beyond = _drift(12.0)
+    assert [(d.verdict, d.interval.n) for d in (beyond(rep)() for rep in range(REPS))] == [("fail", 1)] * REPS
+    plan, _, same = _drift(0.0, identical=True)
+    assert [(d.verdict, d.interval.n) for d in (same(rep)() for rep in range(REPS))] == [("pass", 1)] * REPS
+
+
+def test_drift_without_a_shift_passes_on_fresh_seeds_mostly_at_the_first_look() -> None:
+    """A fresh run at another stream, no true shift: its z is N(0, 1) in size, and one run clears a
+    bound of 4 only when every quantity's |z| is below 4 less the interval's half-width (about 1.8);
+    the rest pass after a further batch."""
+    plan, _, for_rep = _drift(0.0)
+    outcomes = [(d.verdict, d.interval.n) for d in (for_rep(rep)() for rep in range(REPS))]
+    assert all(v == "pass" for v, _ in outcomes), outcomes
+    assert sum(n == 1 for _, n in outcomes) > REPS / 2, outcomes
