@@ -106,7 +106,7 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     from fusion.config import config_hash
     from fusion.figures.calibration import plot_perfect_model
     from fusion.io import png_bytes, write_bytes
-    from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk
+    from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk, write_inputs
     from harness.sim.store import run_replicates
 
     gate: PerfectModelGate = ctx.gates.perfect_model
@@ -114,7 +114,9 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     out.mkdir(parents=True, exist_ok=True)
     case = catalog_of(ctx).get(ctx.case, out)
     cfg, prepared, sle, _ = case_inputs(str(case.config))  # compat: fixed
-    spec = PerfectModelSpec(str(case.config), config_hash(cfg), prepared.n_members, seed=cfg.inference.seed, plant=plant)
+    inputs = write_inputs(str(case.config), out)  # the workers read these, not the case's grids
+    spec = PerfectModelSpec(str(case.config), config_hash(cfg), prepared.n_members, seed=cfg.inference.seed, plant=plant,
+                            inputs=str(inputs))  # fmt: skip
     ctx.progress(f"perfect_model[{ctx.case}]: {prepared.n_members} members, each held out as the truth")
     records, _, _ = run_replicates(
         held_out_chunk, spec, prepared.n_members, out, label=f"perfect_model[{ctx.case}]",
