@@ -154,7 +154,7 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     from fusion.config import config_hash
     from fusion.figures.calibration import plot_perfect_model
     from fusion.io import png_bytes, write_bytes
-    from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk
+    from harness.sim.perfect_model import PerfectModelSpec, case_inputs, held_out_chunk, write_inputs
     from harness.sim.store import run_replicates
 
     gate: PerfectModelGate = ctx.gates.perfect_model
@@ -163,7 +163,9 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     case = catalog_of(ctx).get(ctx.case, out)
     cfg, prepared, sle, _ = case_inputs(str(case.config))  # compat: fixed
     m = prepared.n_members
-    spec = PerfectModelSpec(str(case.config), config_hash(cfg), m, seed=cfg.inference.seed, plant=plant)
+    inputs = write_inputs(str(case.config), out)  # the workers read these, not the case's grids
+    spec = PerfectModelSpec(str(case.config), config_hash(cfg), m, seed=cfg.inference.seed, plant=plant,
+                            inputs=str(inputs))  # fmt: skip
     ctx.progress(f"perfect_model[{ctx.case}]: {m} members, each held out as the truth under {gate.first} noise "
                  f"draws (more, up to {max(gate.max_replicates, gate.first)}, while a gate is undecided)")  # fmt: skip
     done: list[dict[str, Any]] = []

@@ -15,7 +15,10 @@ Replicates run and resume through `harness.sim.store`, locally or on dask, as SB
 replicate i is member k = i mod M held out under noise draw r = i div M (its pseudo-observations
 at noise seed (seed, k, r)), so a batch of whole draws over all members is a range of indices
 and the check (`harness.checks.perfect_model`) extends them while its verdict is undecided. Draw
-0 is the single draw of the check's first version, bit for bit. `plant` switches the procedure to a defective one: `uncalibrated` (λ = 1, the
+0 is the single draw of the check's first version, bit for bit. The case is read and prepared
+once, by the check's own process, which hands the worker processes its prepared points, SLE and
+correlations in one file beside the replicates (`write_inputs`): a worker never reads the
+case's full grids. `plant` switches the procedure to a defective one: `uncalibrated` (λ = 1, the
 form's in-sample weights: today's `effective` before this check) and `in_sample` (the
 calibration scores each member among its own candidates, so it always picks the sharpest λ).
 """
@@ -25,12 +28,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PLANTS", "PerfectModelSpec", "case_inputs", "held_out", "held_out_chunk", "pseudo_noise", "replicate_of",
-           "stream_lengths"]
+__all__ = [
+    "PLANTS",
+    "PerfectModelSpec",
+    "case_inputs",
+    "held_out",
+    "held_out_chunk",
+    "pseudo_noise",
+    "replicate_of",
+    "stream_lengths",
+    "write_inputs",
+]
 
 PLANTS: tuple[str, ...] = ("", "uncalibrated", "in_sample")
 
@@ -44,6 +57,7 @@ class PerfectModelSpec:
     n_members: int
     seed: int = 0
     plant: str = ""
+    inputs: str = ""  # `write_inputs`' file (read by the workers), else each worker reads the case
 
 
 @functools.lru_cache(maxsize=2)
@@ -60,6 +74,31 @@ def case_inputs(config: str) -> tuple[Any, Any, Any, dict[int, Any]]:
     sle = member_sle(cfg, prepared.member_ids)
     correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
     return cfg, prepared, sle, correlations
+
+
+def write_inputs(config: str, folder: str | Path) -> Path:
+    """`case_inputs(config)` but the config, as one pickle in `folder` (written atomically), for
+    the held-out runs' worker processes (`PerfectModelSpec.inputs`): the prepared points are a few
+    MB where the case's grids are hundreds."""
+    import pickle
+
+    from fusion.io import write_bytes
+
+    _, prepared, sle, correlations = case_inputs(config)
+    return write_bytes(Path(folder) / "case_inputs.pkl", pickle.dumps((prepared, sle, correlations)))
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_inputs(config: str, inputs: str) -> tuple[Any, Any, Any, dict[int, Any]]:
+    """What a held-out run needs, once per worker process: from `write_inputs`' file when given."""
+    if not inputs:
+        return case_inputs(config)
+    import pickle
+
+    from fusion.config import load_config
+
+    prepared, sle, correlations = pickle.loads(Path(inputs).read_bytes())
+    return load_config(config).with_updates(compat="fixed"), prepared, sle, correlations
 
 
 def stream_lengths(correlations: Mapping[int, Any]) -> dict[int, tuple[float, float]]:
@@ -151,7 +190,7 @@ def replicate_of(index: int, n_members: int) -> tuple[int, int]:
 
 
 def _held_out(spec: PerfectModelSpec, index: int) -> dict[str, Any]:
-    cfg, prepared, sle, correlations = case_inputs(spec.config)
+    cfg, prepared, sle, correlations = _worker_inputs(spec.config, spec.inputs)
     k, draw = replicate_of(index, spec.n_members)
     noise = pseudo_noise(prepared, stream_lengths(correlations), seed=spec.seed * 100_003 + k, draw=draw)
     return {**held_out(cfg, prepared, sle, k, noise, spec.plant), "index": index, "draw": draw}
