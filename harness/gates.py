@@ -135,15 +135,20 @@ class AgreementGate(_Section):
 class PerfectModelGate(_Section):
     """Check `perfect_model`: held-out coverage at least the unweighted ensemble's less one member,
     and the CRPS ratio, each decided on its interval over (member, noise draw) pairs; undecided
-    adds `batch` noise draws of every member up to `max_replicates` draws (harness.verdict)."""
+    adds whole noise draws of every member, `batch` held-out runs' worth, up to `max_replicates`
+    held-out runs (harness.verdict). Counted in held-out runs, which set both the intervals' width
+    and the cost, so one setting fits 5 members and 27: the first look and each batch round up to
+    whole draws, the cap down (never below the first look)."""
 
     alpha: float = Field(0.05, gt=0, lt=1, description="level of the one-sided binomial test of held-out coverage "
                          "against the unweighted rate (reported, not gated)")  # fmt: skip
     crps_ratio_max: float = Field(1.0, gt=0, description="mean CRPS of the weighted mixture / the unweighted ensemble's")
-    # the bundled 5-member example: 3 of 5 inside in every draw against a bound of 2/5 clears at 30 pairs
-    first: int = Field(6, ge=1, description="noise draws per held-out member at the first look")
-    batch: int = Field(2, ge=1, description="noise draws per member added at each further look")
-    max_replicates: int = Field(10, ge=1, description="cap on noise draws per held-out member while undecided")
+    # the bundled 5-member example: 3 of 5 inside in every draw against a bound of 2/5 clears at 30
+    # runs (6 draws); a full-size 27-member case looks once at 2 draws (54 runs, minutes on 2 cores)
+    first: int = Field(30, ge=1, description="held-out runs at the first look (rounded up to whole noise draws)")
+    batch: int = Field(10, ge=1, description="held-out runs added at each further look (rounded up to whole draws)")
+    max_replicates: int = Field(50, ge=1, description="cap on held-out runs while undecided (rounded down to whole "
+                                "draws, at least the first look)")  # fmt: skip
     mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong verdict from Monte-Carlo noise")
 
 

@@ -14,12 +14,15 @@ version, bit for bit). Gates (`harness.verdict`), both over the (member, draw) p
   margin, and its interval would always hold it (never `pass`);
 - CRPS: mean weighted CRPS / mean unweighted CRPS, with a seeded percentile bootstrap over the
   pairs (members resampled too: wider than the noise's share alone), at most `crps_ratio_max`.
-Undecided adds `batch` whole draws over every member (a range of replicate indices through the
-replicate store, so local workers and dask give the same bits and a rerun reads them back) up to
-`max_replicates` draws, under Pocock-type alpha spending over the looks (`mc_alpha` per side);
-both gates look at the same draws (`harness.verdict.sequential_gates`), each keeping the look that
-settled it. On the bundled 5-member example three members are inside in every draw: 0.6 against
-0.4 clears at 30 pairs, hence the first look at 6 draws. The one-sided binomial p of the weighted
+The first look, each batch and the cap count held-out runs (`first`, `batch`, `max_replicates`:
+the runs set both the intervals' width and the cost), in whole draws over every member (`draws_of`:
+the first look and batches rounded up, the cap down but never below the first look). Undecided
+adds a batch (a range of replicate indices through the replicate store, so local workers and dask
+give the same bits and a rerun reads them back) up to the cap, under Pocock-type alpha spending
+over the looks (`mc_alpha` per side); both gates look at the same draws
+(`harness.verdict.sequential_gates`), each keeping the look that settled it. On the bundled
+5-member example three members are inside in every draw: 0.6 against 0.4 clears at 30 pairs,
+hence the first look at 30 runs (6 draws); a full-size 27-member case looks once, at 2 draws. The one-sided binomial p of the weighted
 count against the unweighted rate (`scipy.stats.binomtest`) is reported, not gated.
 Reported: the counts against nominal, the mean width relative to unweighted, the CRPS skill
 score, members in play (1/Σw²), a per-member table and `perfect_model.png` (the held-out SLEs
@@ -40,7 +43,7 @@ from harness.checks import CheckContext, CheckResult
 from harness.gates import PerfectModelGate
 from harness.verdict import Decision, Interval, Plan, binomial, bootstrap, sequential_gates, worst
 
-__all__ = ["coverage_bound", "coverage_interval", "crps_ratio_interval", "draw_plan", "perfect_model_decisions",
+__all__ = ["coverage_bound", "coverage_interval", "crps_ratio_interval", "draw_plan", "draws_of", "perfect_model_decisions",
            "run_check", "summarize"]
 
 
@@ -142,11 +145,18 @@ def perfect_model_decisions(
     ], progress)  # fmt: skip
 
 
+def draws_of(gate: PerfectModelGate, n_members: int) -> tuple[int, int, int]:
+    """(first look, batch, cap) in whole noise draws of every member, from the gate's counts of
+    held-out runs: the first look and the batch rounded up, the cap down but at least the first look."""
+    first = -(-gate.first // n_members)
+    return first, -(-gate.batch // n_members), max(first, gate.max_replicates // n_members)
+
+
 def draw_plan(gate: PerfectModelGate, n_members: int) -> Plan:
-    """Looks at `first`, then every `batch` more noise draws of every member, up to `max_replicates`
-    draws; counted in (member, draw) pairs, as the intervals are."""
-    cap = max(gate.max_replicates, gate.first)
-    return Plan(first=gate.first * n_members, batch=gate.batch * n_members, cap=cap * n_members, alpha=gate.mc_alpha)
+    """Looks at the first whole draws, then every batch of draws, up to the cap (`draws_of`);
+    counted in (member, draw) pairs, as the intervals are."""
+    first, batch, cap = draws_of(gate, n_members)
+    return Plan(first=first * n_members, batch=batch * n_members, cap=cap * n_members, alpha=gate.mc_alpha)
 
 
 def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
@@ -166,8 +176,9 @@ def run_check(ctx: CheckContext, *, plant: str = "") -> CheckResult:
     inputs = write_inputs(str(case.config), out)  # the workers read these, not the case's grids
     spec = PerfectModelSpec(str(case.config), config_hash(cfg), m, seed=cfg.inference.seed, plant=plant,
                             inputs=str(inputs))  # fmt: skip
-    ctx.progress(f"perfect_model[{ctx.case}]: {m} members, each held out as the truth under {gate.first} noise "
-                 f"draws (more, up to {max(gate.max_replicates, gate.first)}, while a gate is undecided)")  # fmt: skip
+    first_draws, _, cap_draws = draws_of(gate, m)
+    ctx.progress(f"perfect_model[{ctx.case}]: {m} members, each held out as the truth under {first_draws} noise "
+                 f"draws (more, up to {cap_draws}, while a gate is undecided)")  # fmt: skip
     done: list[dict[str, Any]] = []
 
     def records_upto(n: int) -> list[dict[str, Any]]:

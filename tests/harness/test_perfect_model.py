@@ -18,8 +18,8 @@ from harness.gates import Gates, PerfectModelGate
 from harness.paths import repo_root
 from harness.sim.perfect_model import replicate_of
 
-ONE_DRAW = Gates(perfect_model=PerfectModelGate(first=1, batch=1, max_replicates=1))
-TWO_DRAWS = Gates(perfect_model=PerfectModelGate(first=1, batch=1, max_replicates=2))
+ONE_DRAW = Gates(perfect_model=PerfectModelGate(first=5, batch=5, max_replicates=5))  # the example's 5 members
+TWO_DRAWS = Gates(perfect_model=PerfectModelGate(first=5, batch=5, max_replicates=10))
 
 
 def _run(folder: Path, plant: str, gates: Gates, scheduler: str | None = None):
