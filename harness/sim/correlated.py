@@ -33,8 +33,9 @@ taken as σ/√n (`naive_block_sigma=True`: the correlation inside a square igno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -175,13 +176,26 @@ def _prepared(cd: CorrelatedDesign, resid: np.ndarray) -> Prepared:
     return replace(cd.design.prepared(resid), layout=cd.layout)
 
 
-def _settings(form: str, prepared: Prepared, spec: CorrelatedSpec, seed: int) -> tuple[NoiseSettings, Prepared]:
-    """The form's settings and the points it scores (`fusion.inference.likelihood.form_inputs`),
-    the correlation estimated from the replicate's residuals as `fusion run` does; planted
-    defects applied."""
-    from fusion.inference.likelihood import NEEDS_CORRELATION, form_inputs, stream_correlations
+def _correlation_once(prepared: Prepared, seed: int) -> Callable[[], dict[int, Any]]:
+    """The replicate's correlation estimate (`fusion.inference.likelihood.stream_correlations` of
+    its residuals, as `fusion run` does), fitted when a form first needs it and shared by the others
+    (`effective` and `blocks`): the same residuals and seed give the same fit, and the variogram fit
+    (GSTools) was most of a replicate's CPU; fitted once, the quick check's evidence has the same
+    bits at about 0.6 of the CPU. An estimate that raises is tried again by the next form, as before."""
+    from fusion.inference.likelihood import stream_correlations
 
-    corr = stream_correlations(prepared, "estimate", seed=seed) if form in NEEDS_CORRELATION else None
+    return cache(lambda: stream_correlations(prepared, "estimate", seed=seed))
+
+
+def _settings(
+    form: str, prepared: Prepared, spec: CorrelatedSpec, correlation: Callable[[], dict[int, Any]]
+) -> tuple[NoiseSettings, Prepared]:
+    """The form's settings and the points it scores (`fusion.inference.likelihood.form_inputs`),
+    with the replicate's correlation estimate (`_correlation_once`) where the form needs one;
+    planted defects applied."""
+    from fusion.inference.likelihood import NEEDS_CORRELATION, form_inputs
+
+    corr = correlation() if form in NEEDS_CORRELATION else None
     settings, points, _ = form_inputs(
         NoiseSettings(), form, prepared, corr, spec.block_min_valid, naive_block_sigma=spec.naive_block_sigma
     )
@@ -246,10 +260,11 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
     sd = np.sqrt(sigma_tot2(theta, cd.design))
     resid = _unit_errors(cd, rng, spec.n_members) * sd
     prepared = _prepared(cd, resid)
+    correlation = _correlation_once(prepared, i)
     out = {}
     for form in spec.forms:
         try:
-            settings, points = _settings(form, prepared, spec, i)
+            settings, points = _settings(form, prepared, spec, correlation)
             density = _CallbackDensity(FusedDensity(points, settings))
         except ValueError:  # no correlation estimate, no kept block
             out[form] = np.full(len(PARAMS), np.nan)
@@ -295,9 +310,10 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
     prepared = _prepared(cd, resid)
     sle = rng.normal(100.0, 50.0, m)
     u = rng.uniform()
+    correlation = _correlation_once(prepared, i)
     out = {}
     for form in spec.forms:
-        settings, points = _settings(form, prepared, spec, i)
+        settings, points = _settings(form, prepared, spec, correlation)
         w = member_logliks(points, {p: np.array([theta[j]]) for j, p in enumerate(PARAMS)}, settings)["w"][0]
         order = np.argsort(-w, kind="stable")
         cum = np.cumsum(w[order])
