@@ -1,8 +1,9 @@
-"""Session-wide test hygiene for `tests/` and `harness/`: a run leaves nothing in the temporary folder.
+"""Session-wide settings of the test processes for `tests/` and `harness/`.
 
-pytest's own folders go under its base temporary folder, removed after a passing run
-(`tmp_path_retention_policy = "failed"` in pyproject.toml); this moves the one thing a
-library would otherwise leave behind in there too.
+A run leaves nothing in the temporary folder: pytest's own folders go under its base temporary
+folder, removed after a passing run (`tmp_path_retention_policy = "failed"` in pyproject.toml);
+this moves the one thing a library would otherwise leave behind in there too. And each test
+process runs BLAS on one thread (`./dev test` runs one process per core).
 """
 
 from __future__ import annotations
@@ -30,3 +31,19 @@ def _pytensor_generated_source_in_basetemp(tmp_path_factory: pytest.TempPathFact
         os.environ.pop("PYTENSOR_FLAGS", None)
     else:
         os.environ["PYTENSOR_FLAGS"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread_per_test_process() -> Iterator[None]:
+    """BLAS on one thread in this test process (its own libraries only: a process a test starts
+    keeps its default, so a test of what a `fusion run` worker sets still sees the default).
+    `./dev test` runs one test process per core, and each OpenBLAS thread beyond the first only
+    spins on the suite's small products: measured on the 2-core machine, the quick `likelihood`
+    check took about twice the CPU with OpenBLAS's default threads. Tests that are about thread
+    counts set their own (`threadpool_limits` inside the test wins). NumPy's and SciPy's BLAS are
+    loaded first, so the limit covers both."""
+    import scipy.linalg  # noqa: F401 - loads SciPy's own OpenBLAS before the limit is set
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

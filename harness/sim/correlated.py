@@ -33,8 +33,9 @@ taken as σ/√n (`naive_block_sigma=True`: the correlation inside a square igno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -175,13 +176,58 @@ def _prepared(cd: CorrelatedDesign, resid: np.ndarray) -> Prepared:
     return replace(cd.design.prepared(resid), layout=cd.layout)
 
 
-def _settings(form: str, prepared: Prepared, spec: CorrelatedSpec, seed: int) -> tuple[NoiseSettings, Prepared]:
-    """The form's settings and the points it scores (`fusion.inference.likelihood.form_inputs`),
-    the correlation estimated from the replicate's residuals as `fusion run` does; planted
-    defects applied."""
-    from fusion.inference.likelihood import NEEDS_CORRELATION, form_inputs, stream_correlations
+#: correlation estimates already fitted, by replicate (`_residuals_key`): the planted-defect runs
+#: replay the main run's replicates of their error structure, so their estimates are read here
+#: (the quick check's n_eff-doubled run: 200 of its 500; evicted oldest first past `_KEPT_ESTIMATES`)
+_ESTIMATES: dict[tuple[bytes, int], dict[int, Any]] = {}
+_KEPT_ESTIMATES = 2048
 
-    corr = stream_correlations(prepared, "estimate", seed=seed) if form in NEEDS_CORRELATION else None
+
+def _residuals_key(prepared: Prepared, seed: int) -> tuple[bytes, int]:
+    """What `stream_correlations(prepared, "estimate", seed=seed)` reads: the points' values,
+    members, σ and streams, their cells and blocks on the grid, and the seed."""
+    import hashlib
+
+    layout = prepared.layout
+    digest = hashlib.blake2b(digest_size=20)
+    for a in (prepared.y_obs, prepared.F, prepared.sigma_obs, prepared.stream, layout.pixel, layout.block):
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    digest.update(repr((layout.grid_shape, layout.cell_size)).encode())
+    return digest.digest(), seed
+
+
+def _correlation_once(prepared: Prepared, seed: int) -> Callable[[], dict[int, Any]]:
+    """The replicate's correlation estimate (`fusion.inference.likelihood.stream_correlations` of
+    its residuals, as `fusion run` does), fitted when a form first needs it and kept: the forms
+    that need it (`effective`, `blocks`) and a planted-defect run replaying the replicate read the
+    same fit, as the same residuals and seed give the same fit. The variogram fit (GSTools) was
+    most of a replicate's CPU: fitted once, the quick check's evidence has the same bits at about
+    half the CPU. An estimate that raises is tried again by the next form, as before."""
+
+    def estimate() -> dict[int, Any]:
+        from fusion.inference.likelihood import stream_correlations
+
+        key = _residuals_key(prepared, seed)
+        if key not in _ESTIMATES:
+            if len(_ESTIMATES) >= _KEPT_ESTIMATES:
+                del _ESTIMATES[next(iter(_ESTIMATES))]
+            _ESTIMATES[key] = stream_correlations(prepared, "estimate", seed=seed)
+        return _ESTIMATES[key]
+
+    return cache(estimate)
+
+
+def _settings(
+    form: str, prepared: Prepared, spec: CorrelatedSpec, correlation: Callable[[], dict[int, Any]]
+) -> tuple[NoiseSettings, Prepared]:
+    """The form's settings and the points it scores (`fusion.inference.likelihood.form_inputs`),
+    with the replicate's correlation estimate (`_correlation_once`) where the form needs one;
+    planted defects applied."""
+    from fusion.inference.likelihood import NEEDS_CORRELATION, form_inputs
+
+    corr = correlation() if form in NEEDS_CORRELATION else None
     settings, points, _ = form_inputs(
         NoiseSettings(), form, prepared, corr, spec.block_min_valid, naive_block_sigma=spec.naive_block_sigma
     )
@@ -246,10 +292,11 @@ def _noise_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str,
     sd = np.sqrt(sigma_tot2(theta, cd.design))
     resid = _unit_errors(cd, rng, spec.n_members) * sd
     prepared = _prepared(cd, resid)
+    correlation = _correlation_once(prepared, i)
     out = {}
     for form in spec.forms:
         try:
-            settings, points = _settings(form, prepared, spec, i)
+            settings, points = _settings(form, prepared, spec, correlation)
             density = _CallbackDensity(FusedDensity(points, settings))
         except ValueError:  # no correlation estimate, no kept block
             out[form] = np.full(len(PARAMS), np.nan)
@@ -295,9 +342,10 @@ def _member_replicate(spec: CorrelatedSpec, cd: CorrelatedDesign, structure: str
     prepared = _prepared(cd, resid)
     sle = rng.normal(100.0, 50.0, m)
     u = rng.uniform()
+    correlation = _correlation_once(prepared, i)
     out = {}
     for form in spec.forms:
-        settings, points = _settings(form, prepared, spec, i)
+        settings, points = _settings(form, prepared, spec, correlation)
         w = member_logliks(points, {p: np.array([theta[j]]) for j, p in enumerate(PARAMS)}, settings)["w"][0]
         order = np.argsort(-w, kind="stable")
         cum = np.cumsum(w[order])
