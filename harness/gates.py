@@ -129,6 +129,8 @@ class AgreementGate(_Section):
         "and the sd ratio is gated only where the NUTS sd reaches it",
     )
     projection_sd_floor_mm: float = Field(0.01, ge=0, description="the same floor for the projection's sd, in mm")
+    max_draws: int = Field(3000, ge=1, description="cap on draws per chain (both fits) while the weight-shift gate "
+                           "is undecided; each further look adds the first look's draws")  # fmt: skip
     mc_alpha: float = Field(0.05, gt=0, lt=0.5, description="chance, per side, of a wrong weight-shift verdict from Monte-Carlo noise")
 
 

@@ -12,15 +12,20 @@ where the weights agree).
 
 The largest weight shift is read with its Monte-Carlo interval (`harness.verdict`): each
 member's shift (E_L − E_N)/unit ± z·√(mcse_N² + mcse_L²)/unit (ArviZ's MCSE of both means),
-folded to the absolute shift, simultaneous over members (Bonferroni) at 1 − 2·mc_alpha; a single
-look (NUTS runs at the convergence gate's settings), so near the bound it can end `undecided`.
+folded to the absolute shift, simultaneous over members (Bonferroni). Its replicates are draws:
+the first look at the convergence gate's settings (4 chains × 1,000 draws); undecided runs both
+fits again with 1,000 more draws per chain (the same seeds, so the same inputs give the same
+extension path and bits) up to `max_draws` draws per chain, under Pocock-type alpha spending over
+the looks (`mc_alpha` per side, `harness.verdict.sequential`); still undecided at the cap is its
+own status. The report shows the look that decided.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,10 +40,10 @@ from harness.checks.convergence import SETTINGS as CONVERGENCE_SETTINGS
 from harness.checks.convergence import decide
 from harness.gates import AgreementGate
 from harness.report.plots import plot_agreement
-from harness.verdict import Interval, worst
+from harness.verdict import Decision, Interval, Plan, sequential, worst
 from harness.verdict import decide as decide_interval
 
-__all__ = ["THRESHOLDS", "OPS", "CaseInputs", "compare", "compare_case", "run_check"]
+__all__ = ["THRESHOLDS", "OPS", "CaseInputs", "compare", "compare_case", "run_check", "shift_interval", "shift_plan"]
 
 
 PARETO_K_GOOD = 0.7  # reported only: PSIS k̂ below it makes the Gaussian a reliable proposal
@@ -185,14 +190,28 @@ def shift_interval(figures: dict[str, Any], level: float) -> Interval | None:
     return Interval(max(shifts), max(lows), max(highs), level, draws, f"normal on MCSE, Bonferroni over {len(weights)}")
 
 
-def agreement_gates(figures: dict[str, Any], limits: AgreementGate) -> list[dict[str, Any]]:
-    """Weight shift (with its interval and verdict when its MCSE is known), the sd ratio's range
-    and (cases with projection inputs) the projection shift."""
+def shift_plan(limits: AgreementGate, chains: int = SETTINGS["chains"], draws: int = SETTINGS["draws"]) -> Plan:
+    """The weight-shift gate's looks, in NUTS draws over all chains: `draws` per chain first, `draws`
+    more per chain each further look, up to `limits.max_draws` per chain."""
+    first = chains * draws
+    return Plan(first=first, batch=first, cap=chains * max(limits.max_draws, draws), alpha=limits.mc_alpha)
+
+
+def agreement_gates(
+    figures: dict[str, Any], limits: AgreementGate, decision: Decision | None = None
+) -> list[dict[str, Any]]:
+    """Weight shift (with its interval and verdict: `decision` where the check extended it, else one
+    look on `figures` when its MCSE is known), the sd ratio's range and (cases with projection
+    inputs) the projection shift."""
     proj = figures.get("projection")
     interval = shift_interval(figures, 1 - 2 * limits.mc_alpha)
-    shift = (decide_interval(interval, "≤", limits.weight_shift_sd_max).record("max weight shift (NUTS sd)", "NUTS sd")
-             if interval is not None else
-             gate_record("max weight shift (NUTS sd)", "≤", limits.weight_shift_sd_max, figures.get("max_weight_shift_sd"), "NUTS sd"))
+    name = "max weight shift (NUTS sd)"
+    if decision is not None:
+        shift = decision.record(name, "NUTS sd")
+    elif interval is not None:
+        shift = decide_interval(interval, "≤", limits.weight_shift_sd_max).record(name, "NUTS sd")
+    else:
+        shift = gate_record(name, "≤", limits.weight_shift_sd_max, figures.get("max_weight_shift_sd"), "NUTS sd")
     return gates_of(
         shift,
         gate_record("min sd ratio (Laplace/NUTS)", "≥", limits.sd_ratio_min, figures.get("sd_ratio_min")),
@@ -233,6 +252,33 @@ def compare_case(
     return figures, messages, traces
 
 
+def _decided(
+    inputs: CaseInputs, limits: AgreementGate, progress: Callable[[str], None]
+) -> tuple[dict[str, Any], list[str], Decision | None]:
+    """(figures, failure lines, the weight-shift decision) of the look that decided it: both fits
+    at the plan's draws per look (`shift_plan`), each look's fits made once. No decision when the
+    first look has no MCSE to read (no member weights)."""
+    chains = int(inputs.cfg.inference.chains)
+    plan = shift_plan(limits, chains, int(inputs.cfg.inference.draws))
+    looks: dict[int, tuple[dict[str, Any], list[str]]] = {}
+
+    def look(n: int) -> tuple[dict[str, Any], list[str]]:
+        if n not in looks:
+            cfg = inputs.cfg.with_updates(inference={"draws": n // chains})
+            looks[n] = compare_case(replace(inputs, cfg=cfg), limits)[:2]
+        return looks[n]
+
+    if shift_interval(look(plan.first)[0], 0.5) is None:
+        return *look(plan.first), None
+
+    def measure(n: int, level: float) -> Interval:
+        found = shift_interval(look(n)[0], level)  # the same members at every look, so never None here
+        return found if found is not None else Interval(math.inf, 0.0, math.inf, level, n, "no MCSE")
+
+    decision = sequential(plan, measure, "≤", limits.weight_shift_sd_max, progress)
+    return *looks[max(looks)], decision
+
+
 def run_check(ctx: CheckContext) -> CheckResult:
     """Laplace against NUTS on the context's case."""
     from fusion.config import config_hash
@@ -242,12 +288,12 @@ def run_check(ctx: CheckContext) -> CheckResult:
     ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
     inputs = _load(name, ctx)
     ctx.progress(f"agreement[{name}]: NUTS {SETTINGS['chains']}×({SETTINGS['tune']}+{SETTINGS['draws']}) and Laplace")
-    figures, messages, _ = compare_case(inputs, limits)
+    figures, messages, decision = _decided(inputs, limits, lambda line: ctx.progress(f"agreement[{name}]: {line}"))
     plot_agreement(figures, ctx.artifact_dir / "agreement.png")
     figures.pop("_wm", None)
     if not inputs.has_projection:
         figures["projection"] = "no projection inputs in this case: weights gated only"
-    gates = agreement_gates(figures, limits)
+    gates = agreement_gates(figures, limits, decision)
     # the weight shift is decided on its interval; every other failure line is a fail
     others = [m for m in messages if "Laplace mean is" not in m]
     status = "fail" if others else worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates])

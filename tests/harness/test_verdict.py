@@ -144,32 +144,39 @@ def test_coverage_clearly_on_one_side_decides_in_the_first_batch(shift: float, v
 
 
 def _agreement(true_top: float):
-    from harness.checks.agreement import shift_interval
+    """Three members, the first's true shift `true_top`; the MCSE of each shift falls as 1/√draws."""
+    from harness.checks.agreement import shift_interval, shift_plan
     from harness.gates import AgreementGate
 
     gate = AgreementGate()
-    level = 1 - 2 * gate.mc_alpha  # one look: NUTS runs at the convergence gate's settings
+    plan = shift_plan(gate)  # 4 chains × 1,000 draws first, up to 4 × max_draws
 
     def for_rep(rep: int):
         rng = np.random.default_rng(3000 + rep)
-        truth, mcse = np.array([true_top, 0.3, 0.1]), np.array([0.05, 0.05, 0.05])
-        shifts = np.abs(truth + rng.normal(size=3) * mcse)
-        figures = {"weights": {f"m{i}": {"shift_sd": float(x)} for i, x in enumerate(shifts)},
-                   "weight_shift_mcse_sd": list(mcse), "nuts_draws": 4000}
-        return lambda n, lv: shift_interval(figures, lv)
+        truth, noise = np.array([true_top, 0.3, 0.1]), rng.normal(size=(plan.cap // plan.batch, 3))
 
-    return Plan(first=4000, batch=4000, cap=4000, alpha=gate.mc_alpha), gate.weight_shift_sd_max, for_rep, level
+        def measure(n: int, level: float):
+            mcse = np.full(3, 0.05 * np.sqrt(plan.first / n))
+            look = n // plan.batch - 1  # each look's fits are new runs: their own errors
+            shifts = np.abs(truth + noise[look] * mcse)
+            figures = {"weights": {f"m{i}": {"shift_sd": float(x)} for i, x in enumerate(shifts)},
+                       "weight_shift_mcse_sd": list(mcse), "nuts_draws": n}
+            return shift_interval(figures, level)
+
+        return measure
+
+    return plan, gate.weight_shift_sd_max, for_rep
 
 
-def test_agreement_at_the_bound_is_undecided_and_rarely_passes() -> None:
-    plan, bound, for_rep, level = _agreement(1.0)
-    assert plan.level(plan.cap) == pytest.approx(level)
+def test_agreement_at_the_bound_is_undecided_at_the_cap_and_rarely_passes() -> None:
+    plan, bound, for_rep = _agreement(1.0)
+    assert plan.cap > plan.first
     _assert_at_bound(_outcomes(plan, for_rep, "≤", bound), plan)
 
 
 @pytest.mark.parametrize(("shift", "verdict"), [(0.2, "pass"), (2.0, "fail")])
-def test_agreement_clearly_on_one_side_decides_at_its_look(shift: float, verdict: str) -> None:
-    plan, bound, for_rep, _ = _agreement(shift)
+def test_agreement_clearly_on_one_side_decides_in_the_first_batch(shift: float, verdict: str) -> None:
+    plan, bound, for_rep = _agreement(shift)
     assert _outcomes(plan, for_rep, "≤", bound) == [(verdict, plan.first)] * REPS
 
 
