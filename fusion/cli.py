@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fusion.errors import DataWarning, InputError
 
@@ -124,8 +125,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         out = run_to_dir(cfg, args.out, progressbar=progress, worker=worker,
                          chunk_rows=args.chunk_rows, scheduler=args.scheduler)
+    summary = Path(out) / "summary.json"
+    if summary.exists():
+        from fusion.io import read_json
+
+        print(projection_line(read_json(summary)))
     print(f"results written to {out}")
     return 0
+
+
+def projection_line(summary: dict[str, Any]) -> str:
+    """The run's answer in one line (summary.json): the weighted SLE's median and range, and the
+    member weighting that gave it, so a terminal shows what the files hold."""
+    lq, uq, units = summary.get("lower_q", 0.05), summary.get("upper_q", 0.95), summary.get("units", "mm")
+    line = (f"SLE in {summary.get('target_year', 2100):.0f}: median {summary['median']:.1f} {units}, "
+            f"{lq:.0%}–{uq:.0%} range {summary['lower']:.1f}–{summary['upper']:.1f} {units}")
+    calibration = summary.get("calibration")
+    if calibration:
+        lam = calibration.get("temperature") or {}
+        line += (f" (member weights calibrated by {calibration.get('method')}: "
+                 + ", ".join(f"λ_{k} {v:.3g}" for k, v in lam.items())
+                 + ("" if calibration.get("confident", True) else "; no confident temperature") + ")")
+    return line
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

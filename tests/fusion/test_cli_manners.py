@@ -123,3 +123,16 @@ def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch, tmp_
     assert fusion_cli.main(["run", str(config)]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("interrupted: fusion run stopped")
+
+
+def test_run_prints_the_projection_in_one_line() -> None:
+    """`fusion run` ends with the answer a terminal user wants: median and range of the weighted
+    SLE, and which member weighting gave it (summary.json's own figures)."""
+    summary = {"median": 209.634, "lower": 79.5596, "upper": 209.634, "lower_q": 0.05, "upper_q": 0.95,
+               "target_year": 2100.0, "units": "mm"}
+    assert fusion_cli.projection_line(summary) == "SLE in 2100: median 209.6 mm, 5%–95% range 79.6–209.6 mm"
+    calibrated = {**summary, "calibration": {"method": "perfect_model", "temperature": {"thick": 0.0178, "vel": 0.00178},
+                                             "confident": False}}
+    assert fusion_cli.projection_line(calibrated).endswith(
+        "(member weights calibrated by perfect_model: λ_thick 0.0178, λ_vel 0.00178; no confident temperature)"
+    )

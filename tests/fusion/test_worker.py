@@ -3,6 +3,7 @@ and is never needed for it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -189,6 +190,9 @@ def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "loaded: []" in done.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert f"5%–95% range {summary['lower']:.1f}–{summary['upper']:.1f} mm" in done.stdout  # the answer, in one line
+    assert "member weights calibrated by perfect_model" in done.stdout
     assert (tmp_path / "out" / "_SUCCESS").exists()
     assert set(FIGURE_FILES) <= {p.name for p in (tmp_path / "out").iterdir()}
 
