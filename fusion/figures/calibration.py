@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["plot_perfect_model"]
 
-_MARGINS = {"left": 0.07, "right": 0.93, "bottom": 0.2, "top": 0.86, "wspace": 0.32}
+_MARGINS = {"left": 0.07, "right": 0.93, "bottom": 0.2, "top": 0.8, "wspace": 0.32}
 
 
 def _temperatures(cal: dict[str, Any]) -> str:
@@ -56,7 +56,7 @@ def plot_perfect_model(summary: dict[str, Any]):
     ax_m.set_ylim(bottom - 0.05 * (top - bottom), top + 0.45 * (top - bottom))  # room for the legend
     q = f"{cal['lower_q']:.0%}–{cal['upper_q']:.0%}"
     ax_m.set_title(
-        f"Each member held out as the truth: {int(inside.sum())}/{len(held)} inside the weighted {q} "
+        f"Each member held out as the truth:\n{int(inside.sum())}/{len(held)} inside the weighted {q} "
         f"(unweighted {round(cal['coverage_unweighted'] * len(held))}/{len(held)})",
         fontsize=9,
     )
