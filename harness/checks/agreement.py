@@ -204,11 +204,10 @@ def agreement_gates(
     look on `figures` when its MCSE is known), the sd ratio's range and (cases with projection
     inputs) the projection shift."""
     proj = figures.get("projection")
-    interval = shift_interval(figures, 1 - 2 * limits.mc_alpha)
     name = "max weight shift (NUTS sd)"
     if decision is not None:
         shift = decision.record(name, "NUTS sd")
-    elif interval is not None:
+    elif (interval := shift_interval(figures, 1 - 2 * limits.mc_alpha)) is not None:
         shift = decide_interval(interval, "≤", limits.weight_shift_sd_max).record(name, "NUTS sd")
     else:
         shift = gate_record(name, "≤", limits.weight_shift_sd_max, figures.get("max_weight_shift_sd"), "NUTS sd")

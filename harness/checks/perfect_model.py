@@ -138,7 +138,8 @@ def perfect_model_decisions(
     """The coverage and CRPS gates decided in batches of whole noise draws over the members:
     `records_upto(n)` gives (computing or reading back) the first n replicates, draw-major."""
     plan = draw_plan(gate, n_members)
-    inside0 = sum(r["inside_unweighted"] for r in _first_draw(records_upto(n_members)))
+    # the unweighted count from draw 0 of the first look's records: one pass of the workers over them all
+    inside0 = sum(r["inside_unweighted"] for r in _first_draw(records_upto(plan.first)))
     return sequential_gates(plan, [
         (lambda n, level: coverage_interval(records_upto(n), level), "≥", coverage_bound(inside0, n_members)),
         (lambda n, level: crps_ratio_interval(records_upto(n), level, seed), "≤", gate.crps_ratio_max),
