@@ -40,14 +40,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fusion.cli import package_version
+    from fusion.cli import VersionAction
     from harness.gates import SECTIONS
 
     p = _Parser(
         prog="harness", description="FUSION validation harness: parity, convergence, calibration, stability."
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
-                   help="print the installed version and exit")
+    p.add_argument("--version", action=VersionAction, help="print the installed version and exit")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run the checks of a suite and write the report folder")
     r.add_argument("--suite", default="quick", help="quick (CI, minutes) or full (long checks) (default: quick)")

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from fusion.projection import projection_summary
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -52,7 +50,10 @@ def plot_projection(
         raise ValueError("the result has no projection; run with with_projection=True to plot it")
     else:
         projection, summary = result.projection, summary or result.summary
-    summary = summary or projection_summary(projection)
+    if not summary:  # the run passes its own; `fusion.projection` (netCDF4, the config's pydantic) loads only here
+        from fusion.projection import projection_summary
+
+        summary = projection_summary(projection)
     sle = projection["sle_mm"].values
     w = projection["weight"].values / projection["weight"].values.sum()
     order = np.argsort(sle, kind="stable")

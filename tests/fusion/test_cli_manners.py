@@ -25,7 +25,7 @@ def _options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 out += [(f"{name} {a.dest}", a) for a in sub._actions if not isinstance(a, argparse._HelpAction)]
-        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+        elif not isinstance(action, argparse._HelpAction) and "--version" not in action.option_strings:
             out.append((action.dest, action))
     return out
 

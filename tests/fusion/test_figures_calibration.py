@@ -1,0 +1,35 @@
+"""`fusion.figures.calibration`: perfect_model.png, drawn from summary.json's `calibration`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from fusion.figures.calibration import plot_perfect_model
+
+
+def _calibration(factors: list[float]) -> dict[str, Any]:
+    """summary.json's `calibration` of a three-member run, its κ grid at `factors`."""
+    held = [
+        {"member": f"run{k}", "sle_mm": sle, "lower": sle - 10.0, "upper": sle + 10.0, "lower_unweighted": 0.0,
+         "upper_unweighted": 100.0, "inside": k != 2, "members_in_play": 2.0}
+        for k, sle in enumerate((20.0, 50.0, 80.0), start=1)
+    ]  # fmt: skip
+    grid = [{"factor": f, "coverage": 0.6, "relative_width": min(1.0, f), "members_in_play": 2.0} for f in factors]
+    return {
+        "method": "perfect_model", "temperature": {"thick": 0.5, "vel": 0.01}, "confident": True, "crps_skill": 0.2,
+        "coverage_unweighted": 2 / 3, "lower_q": 0.05, "upper_q": 0.95, "held_out": held, "grid": grid,
+    }  # fmt: skip
+
+
+def test_the_factor_axis_labels_its_decades_as_plain_numbers() -> None:
+    """κ's decades read 0.001 … 100, with the choice κ = 1 among them, in plain text: Matplotlib's
+    default log labels (10⁻³ as mathtext) would build its mathtext parser for this one figure."""
+    fig = plot_perfect_model({"calibration": _calibration([0.001, 0.01, 0.1, 1.0, 10.0, 100.0])})
+    FigureCanvasAgg(fig).draw()
+    ax_t = fig.axes[1]
+    shown = [t.get_text() for t in ax_t.get_xticklabels() if t.get_text() and 0.001 <= t.get_position()[0] <= 100]
+    assert shown == ["0.001", "0.01", "0.1", "1", "10", "100"]
+    texts = [t.get_text() for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels())]
+    assert not any("$" in text for text in texts)
