@@ -49,6 +49,9 @@ def _pngs(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("begun", [True, False], ids=["availability begun early", "all at the end"])
 def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, begun: bool) -> None:
+    """The same files, and drawn without the config's validation (pydantic, YAML) or the readers
+    (netCDF4): the figures need the run's results only, and those imports would cost the worker
+    about 0.3 s of CPU on the run's critical path."""
     proj, summary, availability, *_ = inputs
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
@@ -58,8 +61,11 @@ def test_worker_draws_the_same_bytes_as_this_process(tmp_path: Path, inputs, beg
             worker.begin_figures(availability)
             worker.begin_likelihood_figures({k: summary[k] for k in ("likelihood", "sensitivity") if k in summary})
         worker.draw_figures(proj, summary, availability, there)()
+        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
     assert _pngs(there) == _pngs(here)
     assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in _pngs(there).values())
+    assert {"matplotlib.figure", "fusion.figures.projection", "fusion.figures.calibration"} <= loaded
+    assert not {"pydantic", "yaml", "netCDF4", "fusion.config", "fusion.projection"} & loaded
 
 
 def test_likelihood_figures_begun_on_other_inputs_are_drawn_again(tmp_path: Path, inputs) -> None:
@@ -108,17 +114,6 @@ def test_the_worker_loads_plotting_and_statistics_but_not_the_model() -> None:
     assert {"matplotlib.figure", "matplotlib.backends.backend_agg", "arviz_stats.base", "scipy.stats"} <= loaded
     densities = {"fusion.inference.fused_kernel", "fusion.inference.fused_density", "fusion.inference.pymc_model"}
     assert not {"numba", "nutpie", "matplotlib.pyplot", "arviz_plots", *densities} & loaded
-
-
-def test_the_worker_draws_without_the_config_or_the_readers(tmp_path: Path, inputs) -> None:
-    """The figures need the run's results only: the worker loads neither the config's validation
-    (pydantic, YAML) nor the readers (netCDF4), about 0.3 s of CPU on the run's critical path."""
-    proj, summary, availability, *_ = inputs
-    with RunWorker() as worker:
-        worker.draw_figures(proj, summary, availability, tmp_path)()
-        loaded = set(worker._submit(eval, "list(__import__('sys').modules)").result())  # noqa: SLF001, S307
-    assert {"matplotlib.figure", "fusion.figures.projection", "fusion.figures.calibration"} <= loaded
-    assert not {"pydantic", "yaml", "netCDF4", "fusion.config", "fusion.projection"} & loaded
 
 
 def test_the_worker_estimates_the_correlation_as_this_process_without_the_model(inputs) -> None:
