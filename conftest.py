@@ -2,8 +2,9 @@
 
 A run leaves nothing in the temporary folder: pytest's own folders go under its base temporary
 folder, removed after a passing run (`tmp_path_retention_policy = "failed"` in pyproject.toml);
-this moves the one thing a library would otherwise leave behind in there too. And each test
-process runs BLAS on one thread (`./dev test` runs one process per core).
+this moves the one thing a library would otherwise leave behind in there too. Each test
+process runs BLAS on one thread (`./dev test` runs one process per core), and under `./dev test`
+the modules marked `long_module` are handed out first (`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,21 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In `./dev test`'s worker processes (pytest-xdist, `--dist loadscope
+    --no-loadscope-reorder`: the workers' collection order is the order modules are handed out):
+    the modules marked `long_module` first, then the others by their number of tests, most first
+    (xdist's own reorder). A long module handed out last decides alone when the run ends: the
+    quick `likelihood` evidence's fixture (about 100 s) did, about 20 s after the other worker
+    had finished."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    count: dict[str, int] = {}
+    for item in items:
+        count[item.nodeid.split("::")[0]] = count.get(item.nodeid.split("::")[0], 0) + 1
+    items.sort(key=lambda item: (item.get_closest_marker("long_module") is None, -count[item.nodeid.split("::")[0]]))
 
 
 @pytest.fixture(scope="session", autouse=True)

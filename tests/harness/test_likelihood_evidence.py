@@ -19,6 +19,8 @@ import pytest
 
 from harness.sim.correlated import CorrelatedSpec, correlated_design, evidence, evidence_table
 
+pytestmark = pytest.mark.long_module  # the quick check below: about 100 s, the default run's longest module
+
 QUICK = CorrelatedSpec(replicates=30, draws=200, structures=("long",), forms=("independent", "effective"))
 
 
