@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (xdist's own reorder). A long module handed out last decides alone when the run ends: the
     quick `likelihood` evidence's fixture (about 100 s) did, about 20 s after the other worker
     had finished."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not hasattr(config, "workerinput"):  # not an xdist worker (a plain run, or pytest in a subprocess)
         return
     count: dict[str, int] = {}
     for item in items:
