@@ -20,18 +20,22 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In `./dev test`'s worker processes (pytest-xdist, `--dist loadscope
     --no-loadscope-reorder`: the workers' collection order is the order modules are handed out):
-    the modules marked `long_module` first, then the others by their number of tests, most first
-    (xdist's own reorder). A long module handed out last decides alone when the run ends: xdist's
-    reorder gave the quick `likelihood` evidence (7 tests, a 100 s fixture) out late, and the run
-    took 306 s where it takes 289 s with that module first."""
+    the modules marked `long_module(seconds=…)` first, longest first, then the others by their
+    number of tests, most first (xdist's own reorder). A long module handed out last decides alone
+    when the run ends: xdist's reorder gave the quick `likelihood` evidence (7 tests, a 100 s
+    fixture) out late, and the run took 306 s where it takes 289 s with that module first."""
     if not hasattr(config, "workerinput"):  # not an xdist worker (a plain run, or pytest in a subprocess)
         return
 
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
 
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long_module")
+        return 0.0 if marker is None else float(marker.kwargs["seconds"])
+
     count = Counter(module(item) for item in items)
-    items.sort(key=lambda item: (item.get_closest_marker("long_module") is None, -count[module(item)]))
+    items.sort(key=lambda item: (-seconds(item), -count[module(item)]))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,6 +27,8 @@ from fusion.projection import projection_summary
 from fusion.worker import RunWorker
 from tests.helpers import TinyCase, projection_dataset
 
+pytestmark = pytest.mark.long_module(seconds=21)  # its tests in all under ./dev test
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory):
