@@ -18,7 +18,7 @@ from harness.testing import check_context
 from harness.checks.sbc import QUANTITIES, SBCOutcome, run_check, run_sbc, suite_spec
 from harness.sim import DROPPED_LOGNORM_TERM, DROPPED_THICK_TERM, WRONG_PRIOR_SCALE, ModelVariant
 
-pytestmark = pytest.mark.long_module(seconds=52)  # its tests in all under ./dev test
+pytestmark = pytest.mark.long_module(seconds=53)  # its tests in all under ./dev test
 
 
 def _ctx(tmp_path: Path, suite: Literal["quick", "full"]) -> CheckContext:

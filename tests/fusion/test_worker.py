@@ -27,7 +27,7 @@ from fusion.projection import projection_summary
 from fusion.worker import RunWorker
 from tests.helpers import TinyCase, projection_dataset
 
-pytestmark = pytest.mark.long_module(seconds=21)  # its tests in all under ./dev test
+pytestmark = pytest.mark.long_module(seconds=37)  # its tests in all under ./dev test
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ from fusion.diagnostics import THRESHOLDS
 from harness.checks.parity.statistical import UNKNOWN_NO_STATS
 from harness.cli import main
 
+pytestmark = pytest.mark.long_module(seconds=22)  # its tests in all under ./dev test
+
 STAND_IN = Path(__file__).with_name("stand_in_prototype.py")
 GUARD = '''\
 import sys

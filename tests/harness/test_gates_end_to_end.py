@@ -26,8 +26,6 @@ import yaml
 from harness import cli
 from harness.cases.baseline_store import RECORD
 
-pytestmark = pytest.mark.long_module(seconds=20)  # its tests in all under ./dev test
-
 # (check, section, key, tightened value, words of the gate's figure that turns red)
 CHEAP = [
     ("parity", "parity", "stat_k", 1.0, "statistical: max |Δ|"),

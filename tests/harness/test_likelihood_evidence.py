@@ -19,7 +19,7 @@ import pytest
 
 from harness.sim.correlated import CorrelatedSpec, correlated_design, evidence, evidence_table
 
-pytestmark = pytest.mark.long_module(seconds=100)  # its tests in all under ./dev test (the quick check below)
+pytestmark = pytest.mark.long_module(seconds=107)  # its tests in all under ./dev test (the quick check below)
 
 QUICK = CorrelatedSpec(replicates=30, draws=200, structures=("long",), forms=("independent", "effective"))
 

@@ -18,7 +18,7 @@ from harness.gates import Gates, PerfectModelGate
 from harness.paths import repo_root
 from harness.sim.perfect_model import replicate_of
 
-pytestmark = pytest.mark.long_module(seconds=27)  # its tests in all under ./dev test
+pytestmark = pytest.mark.long_module(seconds=22)  # its tests in all under ./dev test
 
 ONE_DRAW = Gates(perfect_model=PerfectModelGate(first=5, batch=5, max_replicates=5))  # the example's 5 members
 TWO_DRAWS = Gates(perfect_model=PerfectModelGate(first=5, batch=5, max_replicates=10))

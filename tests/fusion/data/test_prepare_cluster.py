@@ -23,6 +23,8 @@ from fusion.errors import ConvergenceWarning, DataWarning, InputError
 from tests.fusion.data.test_prepare_chunks import _same_bits
 from tests.helpers import reference_inputs
 
+pytestmark = pytest.mark.long_module(seconds=24)  # its tests in all under ./dev test
+
 
 @contextlib.contextmanager
 def local_cluster(scratch: Path, **kw):

@@ -20,6 +20,8 @@ from fusion.data.prepare import prepare
 from fusion.data.synthetic import SyntheticSpec, generate
 from tests.fusion.data import products
 
+pytestmark = pytest.mark.long_module(seconds=20)  # its tests in all under ./dev test
+
 SPEC = SyntheticSpec(ny=12, nx=16, members=3, years=(2015, 2019), seed=5)
 
 

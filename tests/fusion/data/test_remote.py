@@ -26,7 +26,7 @@ import yaml
 from fusion.cli import main
 from fusion.data.synthetic import write_example
 
-pytestmark = pytest.mark.long_module(seconds=29)  # its tests in all under ./dev test
+pytestmark = pytest.mark.long_module(seconds=39)  # its tests in all under ./dev test
 
 _REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP')  # werkzeug may colour the line
 
