@@ -13,7 +13,7 @@ Adding a check is one module here and one `CheckSpec` line in `harness.registry.
         x = measure(ctx.case, ctx.artifact_dir)   # one case, never "all"; the runner times the call
         gates = gates_of(gate_record("x", "≤", 0.4, x, "units"))
         return CheckResult(name="mycheck", case=ctx.case, figures={"x": x}, gates=gates,
-                           status="pass" if all(g["passed"] for g in gates) else "fail")
+                           status=status_of(gates))
 
     CheckSpec("mycheck", "harness.checks.mycheck", "what it gates, in one line", per_case=True)
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 from harness.gates import Gates
 from harness.registry import names
 
-__all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES", "gate_record", "gates_of"]
+__all__ = ["CheckContext", "CheckResult", "Status", "CHECK_NAMES", "gate_record", "gate_verdict", "gates_of", "status_of"]
 
 Status = Literal["pass", "fail", "undecided", "error"]  # undecided: `harness.verdict`, at the cap
 Comparison = Literal["≤", "≥"]
@@ -73,6 +73,18 @@ def gate_record(
 def gates_of(*found: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The measured gates among `found` (drops the figures that were not measured)."""
     return [g for g in found if g is not None]
+
+
+def gate_verdict(g: dict[str, Any]) -> str:
+    """`pass`, `fail` or `undecided` (a gate with no interval is decided by its value alone)."""
+    return str(g.get("verdict") or ("pass" if g["passed"] else "fail"))
+
+
+def status_of(gates: list[dict[str, Any]]) -> Status:
+    """A check's status from its gate records: any `fail` fails, else any `undecided`, else `pass`."""
+    from harness.verdict import worst
+
+    return worst([gate_verdict(g) for g in gates])
 
 
 @dataclass(frozen=True)

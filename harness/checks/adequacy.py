@@ -58,9 +58,9 @@ from fusion.adequacy import (
 from fusion.data.prepared import Prepared
 from harness.cases import catalog_of
 from harness.cases.data import CaseData
-from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of, status_of
 from harness.gates import AdequacyGate
-from harness.verdict import Decision, Interval, Plan, binomial, sequential, worst
+from harness.verdict import Decision, Interval, Plan, binomial, sequential
 
 __all__ = ["OPS", "REPLICATES", "Evaluation", "fast_fit", "adequacy_gates", "evaluate", "false_alarm_decision",
            "false_alarm_interval", "false_alarms", "model_data", "run_check"]
@@ -404,7 +404,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="adequacy",
         case=name,
-        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
+        status=status_of(gates),
         figures=figures,
         thresholds={**gate.model_dump(), "nominal_1sigma": NOMINAL_1, "nominal_2sigma": NOMINAL_2,
                     "design_false_alarm_bound": nominal},  # fmt: skip

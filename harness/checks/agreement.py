@@ -35,12 +35,12 @@ from scipy.stats import norm
 from fusion.inference.parameters import PARAMS
 from harness.cases import catalog_of
 from harness.cases.data import CaseData, sample_case
-from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of, status_of
 from harness.checks.convergence import SETTINGS as CONVERGENCE_SETTINGS
 from harness.checks.convergence import decide
 from harness.gates import AgreementGate
 from harness.report.plots import plot_agreement
-from harness.verdict import Decision, Interval, Plan, sequential, worst
+from harness.verdict import Decision, Interval, Plan, sequential
 from harness.verdict import decide as decide_interval
 
 __all__ = ["THRESHOLDS", "OPS", "CaseInputs", "compare", "compare_case", "run_check", "shift_interval", "shift_plan"]
@@ -295,7 +295,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     gates = agreement_gates(figures, limits, decision)
     # the weight shift is decided on its interval; every other failure line is a fail
     others = [m for m in messages if "Laplace mean is" not in m]
-    status = "fail" if others else worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates])
+    status = "fail" if others else status_of(gates)
     return CheckResult(
         name="agreement",
         case=name,

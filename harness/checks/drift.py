@@ -51,10 +51,10 @@ from fusion.io import json_text, write_csv, write_json
 from harness.cases.baseline import flat, run_case, write_run_files
 from harness.cases.baseline_store import Baseline, read_baselines, select_baseline
 from harness.cases import CASE_FILE, Case, catalog_of
-from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of, status_of
 from harness.gates import DriftGate
 from harness.checks.parity.statistical import ZTest, false_alarm_rate, mcse_z_test
-from harness.verdict import Decision, Interval, Plan, largest, sequential, worst
+from harness.verdict import Decision, Interval, Plan, largest, sequential
 
 __all__ = ["Drift", "SetupDifference", "compare", "drift_gates", "history_table", "run_check", "sampled_decision",
            "sampled_interval", "sampled_plan", "shift_interval"]
@@ -418,7 +418,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="drift",
         case=case.name,
-        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
+        status=status_of(gates),
         figures=figures,
         thresholds={
             "setup": "config (defaults resolved), likelihood form and inputs equal to the baseline's, or accepted",

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of, status_of
 from harness.gates import LikelihoodGate
 
 __all__ = ["suite_spec", "run_check", "likelihood_gates", "DEFAULT_FORM"]
@@ -177,7 +177,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="likelihood",
         case=ctx.case,
-        status="pass" if all(g["passed"] for g in gates) else "fail",
+        status=status_of(gates),
         figures={"calibrated": calibrated, "calibrated_everywhere": everywhere, "default_form": DEFAULT_FORM,
                  "default_form_calibrated": default_ok, "planted_defects_caught": caught, "table": table,
                  "out_of_sample": outside},

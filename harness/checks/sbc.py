@@ -49,12 +49,12 @@ from fusion.diagnostics import Thresholds
 from fusion.diagnostics import gate as fusion_gate
 from fusion.inference.noise import NoiseSettings
 from fusion.io import write_csv, write_json
-from harness.checks import CheckContext, CheckResult, gate_record, gates_of
+from harness.checks import CheckContext, CheckResult, gate_record, gates_of, status_of
 from harness.gates import SBCRanks
 from harness.gates import SBC_FIT
 from harness.report.plots import plot_sbc
 from harness.sim.ranks import ecdf_band, jittered_pit, rank_counts, shape_of, thin_indices, uniformity
-from harness.verdict import Decision, Interval, Plan, largest, rank_divergence, sequential, worst
+from harness.verdict import Decision, Interval, Plan, largest, rank_divergence, sequential
 from harness.sim import (
     prior_variance,
     SAMPLER,
@@ -575,7 +575,7 @@ def run_check(ctx: CheckContext) -> CheckResult:
     return CheckResult(
         name="sbc",
         case=ctx.case,
-        status=worst([g.get("verdict") or ("pass" if g["passed"] else "fail") for g in gates]),
+        status=status_of(gates),
         figures=figures,
         thresholds=thresholds,
         gates=gates,

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.checks import gate_verdict
 from harness.report.records import (
     GATE_HEADER,
     VERDICT,
@@ -24,7 +25,6 @@ from harness.report.records import (
     flatten,
     fmt,
     gate_cells,
-    gate_verdict,
     margin_text,
     open_slots,
     run_line,

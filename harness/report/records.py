@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fusion.io import is_complete, to_jsonable
-from harness.checks import CheckResult
+from harness.checks import CheckResult, gate_verdict
 
 __all__ = [
     "GATE_HEADER",
@@ -35,7 +35,6 @@ __all__ = [
     "flatten",
     "fmt",
     "gate_cells",
-    "gate_verdict",
     "headline",
     "margin_text",
     "open_slots",
@@ -66,11 +65,6 @@ class Entry:
 
 
 # --- gates: the records each check returned (harness.checks.gate_record) ------------------------
-
-
-def gate_verdict(g: dict[str, Any]) -> str:
-    """`pass`, `fail` or `undecided` (a gate with no interval is decided by its value alone)."""
-    return str(g.get("verdict") or ("pass" if g["passed"] else "fail"))
 
 
 def headline(status: str, found: list[dict[str, Any]], messages: list[str]) -> dict[str, Any]:
