@@ -60,16 +60,22 @@ class PerfectModelSpec:
     inputs: str = ""  # `write_inputs`' file (read by the workers), else each worker reads the case
 
 
+def _case_config(config: str) -> Any:
+    """The case's config as every held-out run reads it: under `compat: fixed` (the calibration's)."""
+    from fusion.config import load_config
+
+    return load_config(config).with_updates(compat="fixed")
+
+
 @functools.lru_cache(maxsize=2)
 def case_inputs(config: str) -> tuple[Any, Any, Any, dict[int, Any]]:
     """(cfg, prepared, sle, the run's stream correlations) of a case, once per process."""
-    from fusion.config import load_config
     from fusion.data.load import load_data
     from fusion.data.prepare import prepare
     from fusion.inference.likelihood import stream_correlations
     from fusion.projection import member_sle
 
-    cfg = load_config(config).with_updates(compat="fixed")
+    cfg = _case_config(config)
     prepared = prepare(cfg, load_data(cfg), progress=False)
     sle = member_sle(cfg, prepared.member_ids)
     correlations = stream_correlations(prepared, cfg.likelihood.correlation_length, seed=cfg.inference.seed)
@@ -95,10 +101,8 @@ def _worker_inputs(config: str, inputs: str) -> tuple[Any, Any, Any, dict[int, A
         return case_inputs(config)
     import pickle
 
-    from fusion.config import load_config
-
     prepared, sle, correlations = pickle.loads(Path(inputs).read_bytes())
-    return load_config(config).with_updates(compat="fixed"), prepared, sle, correlations
+    return _case_config(config), prepared, sle, correlations
 
 
 def stream_lengths(correlations: Mapping[int, Any]) -> dict[int, tuple[float, float]]:
