@@ -67,7 +67,7 @@ def test_the_calibrated_default_passes_its_crps_gate_and_holds_the_coverage_boun
     assert len(table) == 5 and result.plots == ["perfect_model.png"] and all(row[4].endswith("/2") for row in table)
 
 
-def test_draws_extend_by_whole_batches_and_a_rerun_reads_them_back(outcomes, tmp_path: Path) -> None:
+def test_draws_extend_by_whole_batches_and_a_rerun_reads_them_back(outcomes) -> None:
     assert [replicate_of(i, 5) for i in (0, 4, 5, 9)] == [(0, 0), (4, 0), (0, 1), (4, 1)]
     results, folder = outcomes
     stamps = sorted(folder.glob("replicates/r*/result.json"))
