@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.blas_threads import one_blas_thread
 from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
@@ -68,6 +69,7 @@ __all__ = [
     "assess",
     "coverage",
     "mixture_pit",
+    "predictive_pits",
     "subset",
     "tile_keys",
     "thin_draws",
@@ -154,10 +156,27 @@ def mixture_pit(
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     sd = np.sqrt(sigma_tot2(prepared, theta, settings) if var is None else var)
     pit = np.zeros(prepared.n_points)
-    for d in range(theta.shape[0]):
-        keep = np.flatnonzero(w[d] > 1e-9 * w[d].max())
-        pit += w[d, keep] @ ndtr((y - prepared.F[keep]) / sd[d]) / w[d, keep].sum()
+    with one_blas_thread():  # vector-matrix products: a second BLAS thread only spins beside `fusion run`'s worker
+        for d in range(theta.shape[0]):
+            keep = np.flatnonzero(w[d] > 1e-9 * w[d].max())
+            pit += w[d, keep] @ ndtr((y - prepared.F[keep]) / sd[d]) / w[d, keep].sum()
     return pit / theta.shape[0]
+
+
+def predictive_pits(
+    prepared: Prepared,
+    theta: np.ndarray,
+    w: np.ndarray,
+    settings: NoiseSettings | ExtraVariance,
+    w_predictive: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(PIT under `w_predictive`, or under `w` without it; PIT under `w` when `w_predictive` is
+    given, else None): the check's costly part (draws × members × points normal CDFs), a step of
+    its own so that `fusion run` computes it in the process that holds the draws while its figure
+    worker draws (`assess`'s `pits`)."""
+    var = sigma_tot2(prepared, theta, settings)
+    pit = mixture_pit(prepared, theta, w if w_predictive is None else w_predictive, settings, var)
+    return pit, None if w_predictive is None else mixture_pit(prepared, theta, w, settings, var)
 
 
 def quantile_residual(pit: np.ndarray) -> np.ndarray:
@@ -510,19 +529,21 @@ def assess(
     config: AdequacySettings | None = None,
     seed: int = 0,
     w_predictive: np.ndarray | None = None,
+    pits: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> Assessment:
     """Residuals, PIT and the block-level and regional tests of one fit (thinned draws θ, w).
 
     Tiles follow the correlation of the quantile residuals (`residual_correlation`).
     `w_predictive` (the calibrated member weights of the same draws) judges the predictive's
     PIT, coverage and block-level uniformity; `w` the regions and uncertainty bins (module docstring).
+    `pits`: `predictive_pits` of the same arguments, when the caller has computed them.
     """
     cfg = config or AdequacySettings()
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     var = sigma_tot2(prepared, theta, settings)
-    pit = mixture_pit(prepared, theta, w if w_predictive is None else w_predictive, settings, var)
+    pit, pit_noise = predictive_pits(prepared, theta, w, settings, w_predictive) if pits is None else pits
     z_mix = quantile_residual(pit)
-    z_noise = z_mix if w_predictive is None else quantile_residual(mixture_pit(prepared, theta, w, settings, var))
+    z_noise = z_mix if pit_noise is None else quantile_residual(pit_noise)
     top = int(np.argmax(w.mean(axis=0)))
     z_top = (y - prepared.F[top]) / np.sqrt(var.mean(axis=0))
     layout = prepared.layout

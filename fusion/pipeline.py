@@ -35,7 +35,7 @@ from fusion.diagnostics import (
     convergence_gate,
     diagnose,
 )
-from fusion.adequacy import FIT_FILES, AdequacySettings, ExtraVariance, thin_draws
+from fusion.adequacy import FIT_FILES, AdequacySettings, ExtraVariance, predictive_pits, thin_draws
 from fusion.errors import DataWarning, InputError
 from fusion.figures import FIGURE_FILES, draw_figures, import_plotting
 from fusion.inference.parameters import PARAMS
@@ -209,6 +209,9 @@ def run(
     warm_sampler(cfg)
     form, settings, correlated = _likelihood_settings(cfg, prepared, with_projection, worker, correlated)
     timings["likelihood_s"] = time.perf_counter() - clock
+    if worker is not None and with_projection and "streams" in correlated:  # the correlation is known:
+        correlated["record"] = _likelihood_record(form, settings, prepared, correlated)  # variogram.png now
+        worker.begin_likelihood_figures({"likelihood": correlated["record"]}, names=("variogram.png",))
     # work that needs no draws runs while the chains sample (nutpie's threads leave the GIL free):
     # Matplotlib's import for figures drawn in this process (`trace.nc` needs none: `write_trace`)
     # and a correlation estimate not yet made. (summary.json's `sensitivity` needs no draws either,
@@ -228,7 +231,7 @@ def run(
         members = settings
         if with_projection and (calibration := _calibrate(cfg, sampled, draws, settings, sle, calibrator)) is not None:
             started["calibration"] = calibration
-            started["scores"] = _start_scores(calibration, sle, sampled, worker)
+            started["record"] = _start_calibration(calibration, sle, sampled, worker)
             members = replace(settings, member_temperature=calibration.temperature)
         if with_projection:  # the noise model's own weights (λ = 1) and the calibrated ones (fusion.adequacy)
             started["fit"] = _start_fit(
@@ -258,7 +261,7 @@ def run(
         projection = project(cfg, trace, prepared.member_ids, sle=sle)
         summary = {**projection_summary(projection), "method": cfg.inference.method}
         calibration = started.get("calibration")
-        record = None if calibration is None else _calibration_record(cfg, calibration, started["scores"])
+        record = None if calibration is None else _calibration_record(cfg, calibration, started["record"])
         timings["project_s"] = time.perf_counter() - clock
         summary.update(_likelihood_outputs(
             cfg, prepared, form, settings, correlated, sle, worker, timings, calibration=record,
@@ -308,17 +311,18 @@ def calibrate_members(
     )
 
 
-def _start_scores(
+def _start_calibration(
     calibration: Any, sle: xr.DataArray, sampled: Prepared, worker: RunWorker | None
 ) -> Callable[[], dict[str, Any]]:
-    """The inner test's CRPS (`calibration.scores`), started in `worker` if given (ArviZ's
-    statistics live there; this process never imports them), else computed when first asked."""
+    """summary.json's `calibration` with the inner test's CRPS (`calibration_record`), started in
+    `worker` if given (ArviZ's statistics live there; this process never imports them; it draws
+    `perfect_model.png` from the record at once), else computed when first asked."""
     values = np.asarray(sle.sel(member=list(sampled.member_ids)).values, dtype=np.float64)
     if worker is not None:
-        return worker.start_scores(calibration, values)
-    from fusion.inference.calibration import scores
+        return worker.start_calibration(calibration, values)
+    from fusion.inference.calibration import calibration_record
 
-    return functools.partial(scores, calibration, values)
+    return functools.partial(calibration_record, calibration, values)
 
 
 def calibrated_weights(
@@ -334,12 +338,12 @@ def calibrated_weights(
     return lambda theta: _thinned_weights(sampled, theta, members)
 
 
-def _calibration_record(cfg: Config, calibration: Any, scores: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """summary.json's `calibration`, with the inner test's CRPS; a run without a confident
+def _calibration_record(cfg: Config, calibration: Any, record: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """summary.json's `calibration` (`_start_calibration`); a run without a confident
     temperature says so in one line naming what it used."""
     if calibration.message is not None:
         warnings.warn(f"{cfg.source}: likelihood.calibration: {calibration.message}", DataWarning, stacklevel=3)
-    return {**calibration.record(), **scores()}
+    return record()
 
 
 def _start_diagnostics(
@@ -437,6 +441,14 @@ def likelihood_inputs(cfg: Config, prepared: Prepared) -> tuple[Any, Prepared]:
     return settings, sampled
 
 
+def _likelihood_record(form: str, settings: Any, prepared: Prepared, box: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's `likelihood` from the correlation box (`_start_correlation`), once final."""
+    from fusion.inference.likelihood import likelihood_record
+
+    record = likelihood_record(form, settings, prepared, box.get("streams"), box.get("blocks"))
+    return record if "error" not in box else {**record, "correlation_error": box["error"]}
+
+
 def _likelihood_outputs(
     cfg: Config, prepared: Prepared, form: str, settings: Any, box: dict[str, Any], sle: Any,
     worker: RunWorker | None = None, timings: dict[str, float] | None = None, *,
@@ -446,7 +458,7 @@ def _likelihood_outputs(
     and (under `compat: fixed`, `likelihood.sensitivity`) `sensitivity` (with the run's form at its
     calibrated temperature as `calibrated`); `worker` starts drawing their figures at once,
     `timings` gets `sensitivity_s`."""
-    from fusion.inference.likelihood import likelihood_record, sensitivity
+    from fusion.inference.likelihood import sensitivity
     from fusion.inference.noise import NoiseSettings
 
     clock = time.perf_counter()
@@ -454,12 +466,10 @@ def _likelihood_outputs(
         box.pop("pending")()
     if box.get("collect"):  # estimated in the worker while the chains sampled
         box.pop("collect")()
-    record = likelihood_record(form, settings, prepared, box.get("streams"), box.get("blocks"))
+    record = box.get("record") or _likelihood_record(form, settings, prepared, box)
     for correlation in (box.get("streams") or {}).values():
         if (message := correlation.bound_warning()) is not None:
             warnings.warn(f"{cfg.source}: {message}", DataWarning, stacklevel=2)
-    if "error" in box:
-        record["correlation_error"] = box["error"]
     out: dict[str, Any] = {"likelihood": record}
     if calibration is not None:
         out["calibration"] = calibration
@@ -684,14 +694,20 @@ def _start_fit(
     """Start fit.json's record and residuals.png (fusion.adequacy) from thinned draws, in `worker`
     if given (else when first asked); returns the function that gives them. `weights`: w of
     thinned θ rows, when `posterior` has no `w` yet (`adequacy.thin_draws`); `predictive`: the
-    calibrated w of the same rows (the predictive's block-level test and coverage)."""
+    calibrated w of the same rows (the predictive's block-level test and coverage).
+
+    With a worker, the predictive's PITs (`predictive_pits`, 0.2 s on the benchmark case) are
+    computed here first: after the draws the worker's queue (the check, then the figures) is the
+    run's critical path, and this process would otherwise wait for it with a core idle, while the
+    worker meanwhile draws `perfect_model.png` (`_start_calibration`)."""
     from fusion.inference.noise import NoiseSettings
 
     theta, w = thin_draws(posterior, AdequacySettings().pit_draws, prepared.member_ids, weights)
     w_predictive = None if predictive is None else predictive(theta)
-    args = (prepared, theta, w, ExtraVariance.of(NoiseSettings.from_config(cfg)), cfg.inference.seed, w_predictive)
+    extra = ExtraVariance.of(NoiseSettings.from_config(cfg))
+    args = (prepared, theta, w, extra, cfg.inference.seed, w_predictive)
     if worker is not None:
-        return worker.fit_outputs(*args)
+        return worker.fit_outputs(*args, predictive_pits(prepared, theta, w, extra, w_predictive))
     from fusion.figures.adequacy import fit_outputs
 
     return functools.partial(fit_outputs, *args)

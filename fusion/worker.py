@@ -8,13 +8,17 @@ to import, then 0.4 s of drawing) and the convergence diagnostics (`arviz_stats`
 starts; it imports both while the main process loads data and samples (GSTools first when
 the run estimates the residuals' spatial correlation: `likelihood.form: effective`, the default
 under `compat: fixed`, needs it before sampling), estimates that correlation, draws
-`availability.png` as soon as the data are prepared and `variogram.png` and `sensitivity.png`
-as soon as the main process has their table, computes the
-diagnostics and the posterior predictive check (`fit.json`, `residuals.png`) as soon as the
-draws exist, and draws `projection.png` while the main process writes its other files: the
-same functions (`fusion.figures`, `fusion.figures.likelihood`, `fusion.figures.adequacy`,
-`fusion.diagnostics.diagnose_draws`) on the same data, so the results are those the main
-process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
+`availability.png` as soon as the data are prepared and `variogram.png` as soon as the
+correlation is known; once the draws exist it computes the diagnostics, the calibration's CRPS
+with `perfect_model.png` as soon as the main process has chosen the member temperatures, and
+the posterior predictive check (`fit.json`, `residuals.png`) from the PITs the main process
+computed meanwhile; it draws `sensitivity.png` as soon as the main process has its table, and
+`projection.png` while the main process writes its other files. After the draws this queue is
+the run's critical path, so the main process takes what needs none of the worker's libraries
+(the PITs: NumPy and SciPy's special functions). The worker runs the same functions
+(`fusion.figures`, `fusion.figures.likelihood`, `fusion.figures.calibration`,
+`fusion.figures.adequacy`, `fusion.diagnostics.diagnose_draws`) on the same data, so the
+results are those the main process would compute, byte for byte. (Measured with `benchmarks/bench_run.py`:
 a thread importing the same libraries in the main process only contends for the GIL.)
 
 If the worker is gone (killed, or it failed to start), every call runs in this process
@@ -102,7 +106,8 @@ class RunWorker:
         if not correlation:
             self._warm()
         self._availability: tuple[object, Future[bytes] | None] | None = None
-        self._likelihood: tuple[dict[str, Any], Future[dict[str, bytes]] | None] | None = None
+        #: `SUMMARY_FIGURES` begun before `draw_figures`: file → (the entries drawn, the pending bytes)
+        self._begun: dict[str, tuple[dict[str, Any], Future[bytes] | None]] = {}
 
     def _warm(self) -> None:
         """Queue the plotting and statistics imports (once), ahead of the tasks that need them."""
@@ -134,13 +139,23 @@ class RunWorker:
         self._warm()
         self._availability = (availability, self._submit(availability_png, availability))
 
-    def begin_likelihood_figures(self, summary: dict[str, Any]) -> None:
-        """Start drawing `variogram.png` and `sensitivity.png` now, from summary.json's
-        `likelihood` and `sensitivity` (known before the projection is)."""
-        from fusion.figures.likelihood import likelihood_pngs
+    def begin_likelihood_figures(self, summary: dict[str, Any], names: Sequence[str] | None = None) -> None:
+        """Start drawing `names` of `SUMMARY_FIGURES` (default all) from summary.json's entries
+        given, each known before the projection is (`variogram.png` before the chains sample,
+        `sensitivity.png` after them); one begun on the very same entries is not drawn again."""
+        from fusion.figures.likelihood import SUMMARY_FIGURES, summary_png
 
         self._warm()
-        self._likelihood = (summary, self._submit(likelihood_pngs, summary))
+        for name in SUMMARY_FIGURES if names is None else names:
+            parts = {key: summary[key] for key in SUMMARY_FIGURES[name].reads if key in summary}
+            if not self._begun_on(name, parts):
+                self._begun[name] = (parts, self._submit(summary_png, name, parts))
+
+    def _begun_on(self, name: str, parts: dict[str, Any]) -> bool:
+        """`name` was begun on these very entries (the same objects, not equal copies)."""
+        early, pending = self._begun.get(name, (None, None))
+        return (pending is not None and early is not None and early.keys() == parts.keys()
+                and all(early[k] is v for k, v in parts.items()))  # fmt: skip
 
     def draw_figures(
         self,
@@ -149,12 +164,12 @@ class RunWorker:
         availability: Availability | None,
         folder: str | Path,
     ) -> Callable[[], None]:
-        """Start `fusion.figures.draw_figures` in the worker (`availability.png`, `variogram.png`
-        and `sensitivity.png` from `begin_figures` and `begin_likelihood_figures` where they were
-        begun on the same inputs); returns the function that waits for every file."""
+        """Start `fusion.figures.draw_figures` in the worker (`availability.png` and the figures of
+        `SUMMARY_FIGURES` from `begin_figures`, `begin_likelihood_figures` and `start_calibration`
+        where they were begun on the same inputs); returns the function that waits for every file."""
         from fusion.figures import availability_png, draw_projection
+        from fusion.figures.likelihood import SUMMARY_FIGURES, summary_png
         from fusion.io import write_bytes
-        from fusion.figures.likelihood import LIKELIHOOD_PARTS, likelihood_pngs
 
         folder = Path(folder)
         self._warm()
@@ -162,10 +177,8 @@ class RunWorker:
         begun, pending = self._availability if self._availability is not None else (None, None)
         if begun is not availability or pending is None:
             pending = self._submit(availability_png, availability)
-        parts = {key: summary[key] for key in LIKELIHOOD_PARTS if key in summary}
-        early, likelihood = self._likelihood if self._likelihood is not None else (None, None)
-        if early is None or early.keys() != parts.keys() or any(early[k] is not v for k, v in parts.items()):
-            likelihood = self._submit(likelihood_pngs, parts)
+        self.begin_likelihood_figures(summary)
+        figures = {name: self._begun[name] for name in SUMMARY_FIGURES}
 
         waited = False
 
@@ -176,8 +189,8 @@ class RunWorker:
                 return
             waited = True
             write_bytes(folder / "availability.png", self._result(pending, availability_png, availability))
-            for name, png in self._result(likelihood, likelihood_pngs, parts).items():
-                write_bytes(folder / name, png)
+            for name, (parts, png) in figures.items():
+                write_bytes(folder / name, self._result(png, summary_png, name, parts))
             self._result(projection_done, draw_projection, projection, summary, folder)
 
         return wait
@@ -207,17 +220,28 @@ class RunWorker:
         self._warm()  # behind the estimate
         return lambda: self._result(future, job, prepared, correlation_length)
 
-    def start_scores(self, calibration: Any, sle: Any) -> Callable[[], dict[str, Any]]:
-        """Start `fusion.inference.calibration.scores` (the inner test's CRPS, ArviZ's estimator:
-        its statistics are loaded there) in the worker; returns the function that waits for them."""
-        from fusion.inference.calibration import scores
+    def start_calibration(self, calibration: Any, sle: Any) -> Callable[[], dict[str, Any]]:
+        """Start `fusion.figures.calibration.calibration_outputs` in the worker: summary.json's
+        `calibration` (its CRPS needs ArviZ's statistics, loaded there) and `perfect_model.png`
+        drawn from it at once; returns the function that waits for the record (`draw_figures`
+        then keeps the figure for that very record)."""
+        from fusion.figures.calibration import calibration_outputs
 
-        future = self._submit(scores, calibration, sle)
-        return lambda: self._result(future, scores, calibration, sle)
+        future = self._submit(calibration_outputs, calibration, sle)
+
+        def record() -> dict[str, Any]:
+            done, png = self._result(future, calibration_outputs, calibration, sle)
+            drawn: Future[bytes] = Future()
+            drawn.set_result(png)
+            self._begun["perfect_model.png"] = ({"calibration": done}, drawn)
+            return done
+
+        return record
 
     def fit_outputs(self, *args: Any) -> Callable[[], tuple[dict[str, Any], bytes]]:
         """Start `fusion.figures.adequacy.fit_outputs(*args)` (fit.json's record, residuals.png's
-        bytes) in the worker; returns the function that waits for them."""
+        bytes; the PITs among `args` when the caller computed them) in the worker; returns the
+        function that waits for them."""
         from fusion.figures.adequacy import fit_outputs
 
         future = self._submit(fit_outputs, *args)

@@ -4,6 +4,7 @@
 - `availability`: `availability.png`, where observations survived the masks and why others did not;
 - `likelihood`: `variogram.png` and `sensitivity.png`, the residual correlation and what each
   `likelihood.form` does to the weights and the projection;
+- `calibration`: `perfect_model.png`, the perfect-model test behind the member temperatures;
 - `adequacy`: `residuals.png` (with `fit.json`), where the noise model misfits;
 - `parts`: what they share (few ticks on round steps, colour bars beside their maps).
 

@@ -98,14 +98,15 @@ def residuals_png(prepared: Prepared, found: Assessment) -> bytes:
 
 def fit_outputs(
     prepared: Prepared, theta: np.ndarray, w: np.ndarray, settings: Any, seed: int = 0,
-    w_predictive: np.ndarray | None = None,
+    w_predictive: np.ndarray | None = None, pits: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """fit.json's record and residuals.png's bytes of one run (`fusion.adequacy.assess` on the thinned
-    draws `theta`, the noise model's weights `w` and the calibrated `w_predictive`): what `fusion
-    run`'s worker computes while the main process projects."""
+    draws `theta`, the noise model's weights `w` and the calibrated `w_predictive`; `pits`, their
+    `predictive_pits` when computed already): what `fusion run`'s worker computes while the main
+    process projects."""
     from fusion.adequacy import assess
 
-    found = assess(prepared, theta, w, settings, seed=seed, w_predictive=w_predictive)
+    found = assess(prepared, theta, w, settings, seed=seed, w_predictive=w_predictive, pits=pits)
     return found.record, residuals_png(prepared, found)
 
 

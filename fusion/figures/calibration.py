@@ -5,7 +5,8 @@ other members give at the chosen stream temperatures (and, dashed, the unweighte
 range), sorted by SLE, so a glaciologist sees which members the weighting fails to cover and how
 much narrower it is. Right: the held-out coverage and the relative width as the chosen
 temperatures are made sharper or softer by a common factor κ (κ = 1 the choice, marked), the
-unweighted ensemble's coverage and width dashed. Drawn from summary.json's `calibration` alone
+unweighted ensemble's coverage and width dashed; both are fractions, so they share one axis
+(the unweighted width reads 1 where it is drawn). Drawn from summary.json's `calibration` alone
 (fusion.inference.calibration), in the run's second process.
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_perfect_model"]
+__all__ = ["calibration_outputs", "plot_perfect_model"]
 
-_MARGINS = {"left": 0.07, "right": 0.93, "bottom": 0.2, "top": 0.8, "wspace": 0.32}
+_MARGINS = {"left": 0.07, "right": 0.985, "bottom": 0.2, "top": 0.8, "wspace": 0.2}
 
 
 def _temperatures(cal: dict[str, Any]) -> str:
@@ -34,7 +35,7 @@ def _factor_label(value: float, _: int) -> str:
 def plot_perfect_model(summary: dict[str, Any]):
     """The figure of summary.json's `calibration` (a note where the run has none)."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     cal = summary.get("calibration")
     fig = Figure(figsize=(10, 4))
@@ -74,15 +75,14 @@ def plot_perfect_model(summary: dict[str, Any]):
         lam = np.array([r["factor"] for r in grid])
         ax_t.semilogx(lam, [r["coverage"] for r in grid], "o-", color="tab:blue", ms=3, label="held-out coverage")
         ax_t.axhline(cal["coverage_unweighted"], color="tab:blue", ls="--", lw=1, label="unweighted coverage")
-        ax_t.set_ylim(-0.02, 1.02)
+        ax_t.semilogx(lam, [r["relative_width"] for r in grid], "s-", color="tab:orange", ms=3,
+                      label="width / unweighted width")  # fmt: skip
+        ax_t.axhline(1.0, color="tab:orange", ls="--", lw=1, label="unweighted width")
+        ax_t.set_ylim(-0.02, max(1.1, max(r["relative_width"] for r in grid) * 1.05))
         ax_t.set_xlabel("κ × the chosen temperatures (each at most 1)")
-        ax_t.set_ylabel("held-out coverage", color="tab:blue")
-        width = ax_t.twinx()
-        width.semilogx(lam, [r["relative_width"] for r in grid], "s-", color="tab:orange", ms=3)
-        width.axhline(1.0, color="tab:orange", ls="--", lw=1)
-        width.set_ylabel("width / unweighted width", color="tab:orange")
-        width.set_ylim(0, max(1.1, max(r["relative_width"] for r in grid) * 1.05))
-        ax_t.xaxis.set_major_formatter(FuncFormatter(_factor_label))  # after the twin's log scale, which resets it
+        ax_t.set_ylabel("held-out coverage; relative width")
+        ax_t.xaxis.set_major_formatter(FuncFormatter(_factor_label))
+        ax_t.xaxis.set_minor_locator(NullLocator())  # the grid's markers show its steps
         ax_t.axvline(1.0, color="black", lw=1)
         ax_t.legend(fontsize=7, loc="lower left")
     skill = cal.get("crps_skill")
@@ -93,3 +93,15 @@ def plot_perfect_model(summary: dict[str, Any]):
         fontsize=10,
     )
     return fig
+
+
+def calibration_outputs(calibration: Any, sle: np.ndarray) -> tuple[dict[str, Any], bytes]:
+    """summary.json's `calibration` (`fusion.inference.calibration.calibration_record`: its CRPS
+    needs ArviZ's statistics) and `perfect_model.png`'s bytes drawn from it: `fusion run`'s worker
+    computes both as soon as the temperatures are chosen, while the main process computes the
+    predictive check's PITs."""
+    from fusion.inference.calibration import calibration_record
+    from fusion.io import png_bytes
+
+    record = calibration_record(calibration, sle)
+    return record, png_bytes(plot_perfect_model({"calibration": record}))  # as `summary_png` draws it

@@ -1,21 +1,23 @@
 """`variogram.png` and `sensitivity.png`: the residual correlation behind `likelihood.form`, and
 what each form does to the member weights and the projection (DESIGN.md, "Likelihood forms").
 
-Both are drawn from `summary.json`'s `likelihood` and `sensitivity` alone, so `fusion.worker`'s
-second process draws them off the critical path. Object-oriented Matplotlib (no pyplot state).
+Both are drawn from `summary.json`'s `likelihood` and `sensitivity` alone, as `perfect_model.png`
+(`fusion.figures.calibration`) is from its `calibration`: `SUMMARY_FIGURES` names what each
+reads, so `fusion.worker`'s second process draws each as soon as its entries are known.
+Object-oriented Matplotlib (no pyplot state).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["LIKELIHOOD_PARTS", "plot_variogram", "plot_sensitivity", "likelihood_pngs", "draw_likelihood_figures"]
+from fusion.figures.calibration import plot_perfect_model
 
-#: summary.json's entries these figures are drawn from
-LIKELIHOOD_PARTS: tuple[str, ...] = ("likelihood", "sensitivity", "calibration")
+__all__ = ["SUMMARY_FIGURES", "SummaryFigure", "plot_variogram", "plot_sensitivity", "summary_png", "draw_likelihood_figures"]
 
 # fixed margins, not `tight_layout`: what it chose on the benchmark case, without the extra
 # layout pass over every text (measured: 60–80 ms of each figure's 150–220 ms); the labels that set
@@ -100,21 +102,32 @@ def plot_sensitivity(summary: dict[str, Any]):
     return fig
 
 
-def likelihood_pngs(summary: dict[str, Any]) -> dict[str, bytes]:
-    """`variogram.png`, `sensitivity.png` and `perfect_model.png` as bytes: they need summary.json's
-    `likelihood`, `sensitivity` and `calibration` only, all known before the projection is
-    drawn, so the worker draws them meanwhile."""
-    from fusion.figures.calibration import plot_perfect_model
+class SummaryFigure(NamedTuple):
+    """A figure drawn from summary.json alone: the entries it reads, and what draws it from them."""
+
+    reads: tuple[str, ...]
+    plot: Callable[[dict[str, Any]], Any]
+
+
+#: the figures drawn from summary.json alone, by file (each one's entries are known at their own
+#: moment of the run: `fusion.worker` begins each as soon as they are)
+SUMMARY_FIGURES: dict[str, SummaryFigure] = {
+    "variogram.png": SummaryFigure(("likelihood",), plot_variogram),
+    "sensitivity.png": SummaryFigure(("likelihood", "sensitivity"), plot_sensitivity),
+    "perfect_model.png": SummaryFigure(("calibration",), plot_perfect_model),
+}
+
+
+def summary_png(name: str, summary: dict[str, Any]) -> bytes:
+    """One of `SUMMARY_FIGURES` as PNG bytes, from `summary`'s entries (those it lacks: a note)."""
     from fusion.io import png_bytes
 
-    return {"variogram.png": png_bytes(plot_variogram(summary)),
-            "sensitivity.png": png_bytes(plot_sensitivity(summary)),
-            "perfect_model.png": png_bytes(plot_perfect_model(summary))}  # fmt: skip
+    return png_bytes(SUMMARY_FIGURES[name].plot(summary))
 
 
 def draw_likelihood_figures(summary: dict[str, Any], folder: str | Path) -> None:
     """`variogram.png`, `sensitivity.png` and `perfect_model.png` in `folder`, each written atomically."""
     from fusion.io import write_bytes
 
-    for name, png in likelihood_pngs(summary).items():
-        write_bytes(Path(folder) / name, png)
+    for name in SUMMARY_FIGURES:
+        write_bytes(Path(folder) / name, summary_png(name, summary))

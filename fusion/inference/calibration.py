@@ -47,12 +47,13 @@ from typing import Any
 import numpy as np
 
 from fusion.data.prepared import THICK, VEL, Prepared
+from fusion.inference.blas_threads import one_blas_thread
 from fusion.inference.noise import NoiseSettings, sigma_obs_squared
 from fusion.inference.parameters import PARAMS
 
 __all__ = [
     "NOISE_DRAWS", "STREAMS", "noise_draws", "temperature_grid", "Calibration", "member_contrasts", "held_out_weights",
-    "calibrate", "crps", "scores",
+    "calibrate", "crps", "scores", "calibration_record",
 ]  # fmt: skip
 
 STREAMS: tuple[int, ...] = (THICK, VEL)
@@ -166,17 +167,20 @@ def member_contrasts(
     var = sigma_obs_squared(prepared) + extra + sb**2 * (1.0 + beta * np.asarray(prepared.speed, dtype=np.float64))
     u = _point_weights(prepared, settings) / var
     F = np.asarray(prepared.F, dtype=np.float64)
-    if noise is None:
-        sigma = np.asarray(prepared.sigma_obs, dtype=np.float64)
-        rng = np.random.default_rng([seed, 0x9E37])
-        noise = np.stack([rng.standard_normal(F.shape) * sigma for _ in range(draws)])
+    if noise is None:  # `draws` standard normal fields of F's shape, one after another, at σ_obs
+        noise = np.random.default_rng([seed, 0x9E37]).standard_normal((draws, *F.shape))
+        noise *= np.asarray(prepared.sigma_obs, dtype=np.float64)
     noise = np.asarray(noise, dtype=np.float64).reshape(-1, *F.shape)
     out = np.zeros((len(STREAMS), noise.shape[0], F.shape[0], F.shape[0]))
-    for s in STREAMS:
-        sel = prepared.stream == s
-        Fs, us = F[:, sel], u[sel]
-        # −½ Σ u (y_k − F_j)² less its row constant −½ Σ u y_k²: one product of M × N_s by N_s × M a draw
-        out[s] = ((Fs + noise[:, :, sel]) * us) @ Fs.T - 0.5 * ((Fs * Fs) @ us)
+    with one_blas_thread():  # small products: a second BLAS thread only spins beside `fusion run`'s worker
+        for s in STREAMS:
+            sel = prepared.stream == s
+            Fs, us = F[:, sel], u[sel]
+            y = noise[:, :, sel]  # a copy: the pseudo-observations y_k = F_k + noise, weighted in place
+            y += Fs
+            y *= us
+            # −½ Σ u (y_k − F_j)² less its row constant −½ Σ u y_k²: one product of M × N_s by N_s × M a draw
+            out[s] = y @ Fs.T - 0.5 * ((Fs * Fs) @ us)
     return out
 
 
@@ -322,3 +326,8 @@ def scores(calibration: Calibration, sle: np.ndarray) -> dict[str, float | None]
     unweighted = float(crps(sle, flat, sle).mean())
     skill = 1.0 - weighted / unweighted if unweighted > 0 else None
     return {"crps_weighted": weighted, "crps_unweighted": unweighted, "crps_skill": skill}
+
+
+def calibration_record(calibration: Calibration, sle: np.ndarray) -> dict[str, Any]:
+    """summary.json's `calibration`: the chosen temperatures, the inner test, and its CRPS (`scores`)."""
+    return {**calibration.record(), **scores(calibration, sle)}

@@ -33,3 +33,18 @@ def test_the_factor_axis_labels_its_decades_as_plain_numbers() -> None:
     assert shown == ["0.001", "0.01", "0.1", "1", "10", "100"]
     texts = [t.get_text() for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels())]
     assert not any("$" in text for text in texts)
+
+
+def test_coverage_and_relative_width_share_one_axis() -> None:
+    """Both are fractions: on one y axis the unweighted width's line reads 1 and the unweighted
+    coverage's its own value, where a twin axis put the two scales' 1s at different heights."""
+    fig = plot_perfect_model({"calibration": _calibration([0.01, 0.1, 1.0, 10.0])})
+    FigureCanvasAgg(fig).draw()
+    assert len(fig.axes) == 2
+    ax_t = fig.axes[1]
+    lines = {line.get_label(): line for line in ax_t.get_lines()}
+    assert {"held-out coverage", "unweighted coverage", "width / unweighted width", "unweighted width"} <= set(lines)
+    assert list(lines["unweighted width"].get_ydata()) == [1.0, 1.0]
+    assert list(lines["unweighted coverage"].get_ydata()) == [2 / 3, 2 / 3]
+    lo, hi = ax_t.get_ylim()
+    assert lo < 0.0 and hi >= 1.1

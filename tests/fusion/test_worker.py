@@ -205,6 +205,27 @@ def test_fusion_run_leaves_matplotlib_and_arviz_stats_to_the_worker(tmp_path: Pa
     assert set(FIGURE_FILES) <= {p.name for p in (tmp_path / "out").iterdir()}
 
 
+def test_a_run_with_the_worker_writes_what_a_run_without_it_writes(tmp_path: Path) -> None:
+    """`fusion run` splits the work after the draws between its two processes (the predictive
+    check's PITs here, `perfect_model.png` with the calibration's CRPS and `variogram.png` begun
+    early there): every result file is the one a library call without a worker writes."""
+    from fusion.adequacy import FIT_FILES
+    from fusion.data.synthetic import write_example
+    from fusion.pipeline import run_to_dir
+
+    config = write_example(tmp_path / "example")
+    text = config.read_text().replace("draws: 1000", "draws: 40").replace("tune: 1000", "tune: 40")
+    config.write_text(text.replace("chains: 4", "chains: 2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = run_to_dir(config, tmp_path / "alone", progressbar=False)
+        with RunWorker(correlation=True) as worker:
+            split = run_to_dir(config, tmp_path / "split", progressbar=False, worker=worker)
+    names = [*FIGURE_FILES, *FIT_FILES, "summary.json", "weights.csv", "projection.csv"]
+    assert json.loads((split / "summary.json").read_text())["calibration"]["held_out"]  # a calibrated run
+    assert {name: (split / name).read_bytes() for name in names} == {name: (alone / name).read_bytes() for name in names}
+
+
 def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
     """fit.json's record and residuals.png (fusion.adequacy) from the worker: the same as here."""
     from fusion.adequacy import thin_draws
