@@ -156,7 +156,7 @@ def mixture_pit(
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     sd = np.sqrt(sigma_tot2(prepared, theta, settings) if var is None else var)
     pit = np.zeros(prepared.n_points)
-    with one_blas_thread():  # vector-matrix products: a second BLAS thread only spins beside `fusion run`'s worker
+    with one_blas_thread():  # small products: a second BLAS thread only spins beside `fusion run`'s worker
         for d in range(theta.shape[0]):
             keep = np.flatnonzero(w[d] > 1e-9 * w[d].max())
             pit += w[d, keep] @ ndtr((y - prepared.F[keep]) / sd[d]) / w[d, keep].sum()

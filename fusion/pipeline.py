@@ -338,7 +338,9 @@ def calibrated_weights(
     return lambda theta: _thinned_weights(sampled, theta, members)
 
 
-def _calibration_record(cfg: Config, calibration: Any, record: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _calibration_record(
+    cfg: Config, calibration: Any, record: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
     """summary.json's `calibration` (`_start_calibration`); a run without a confident
     temperature says so in one line naming what it used."""
     if calibration.message is not None:

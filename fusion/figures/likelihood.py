@@ -17,7 +17,10 @@ import numpy as np
 
 from fusion.figures.calibration import plot_perfect_model
 
-__all__ = ["SUMMARY_FIGURES", "SummaryFigure", "plot_variogram", "plot_sensitivity", "summary_png", "draw_likelihood_figures"]
+__all__ = [
+    "SUMMARY_FIGURES", "SummaryFigure", "plot_variogram", "plot_sensitivity", "summary_png",
+    "draw_likelihood_figures",
+]  # fmt: skip
 
 # fixed margins, not `tight_layout`: what it chose on the benchmark case, without the extra
 # layout pass over every text (measured: 60–80 ms of each figure's 150–220 ms); the labels that set

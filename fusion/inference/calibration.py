@@ -179,7 +179,7 @@ def member_contrasts(
             y = noise[:, :, sel]  # a copy: the pseudo-observations y_k = F_k + noise, weighted in place
             y += Fs
             y *= us
-            # −½ Σ u (y_k − F_j)² less its row constant −½ Σ u y_k²: one product of M × N_s by N_s × M a draw
+            # −½ Σ u (y_k − F_j)² less its row constant −½ Σ u y_k²: one product M × N_s by N_s × M a draw
             out[s] = y @ Fs.T - 0.5 * ((Fs * Fs) @ us)
     return out
 

@@ -43,7 +43,8 @@ def test_coverage_and_relative_width_share_one_axis() -> None:
     assert len(fig.axes) == 2
     ax_t = fig.axes[1]
     lines = {line.get_label(): line for line in ax_t.get_lines()}
-    assert {"held-out coverage", "unweighted coverage", "width / unweighted width", "unweighted width"} <= set(lines)
+    drawn = {"held-out coverage", "unweighted coverage", "width / unweighted width", "unweighted width"}
+    assert drawn <= set(lines)
     assert list(lines["unweighted width"].get_ydata()) == [1.0, 1.0]
     assert list(lines["unweighted coverage"].get_ydata()) == [2 / 3, 2 / 3]
     lo, hi = ax_t.get_ylim()

@@ -223,7 +223,8 @@ def test_a_run_with_the_worker_writes_what_a_run_without_it_writes(tmp_path: Pat
             split = run_to_dir(config, tmp_path / "split", progressbar=False, worker=worker)
     names = [*FIGURE_FILES, *FIT_FILES, "summary.json", "weights.csv", "projection.csv"]
     assert json.loads((split / "summary.json").read_text())["calibration"]["held_out"]  # a calibrated run
-    assert {name: (split / name).read_bytes() for name in names} == {name: (alone / name).read_bytes() for name in names}
+    written = {name: (split / name).read_bytes() for name in names}
+    assert written == {name: (alone / name).read_bytes() for name in names}
 
 
 def test_worker_writes_fit_outputs_as_this_process(inputs) -> None:
