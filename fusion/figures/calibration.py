@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["calibration_outputs", "plot_perfect_model"]
 
-_MARGINS = {"left": 0.07, "right": 0.985, "bottom": 0.2, "top": 0.8, "wspace": 0.2}
+_MARGINS = {"left": 0.07, "right": 0.985, "bottom": 0.2, "top": 0.78, "wspace": 0.2}
 
 
 def _temperatures(cal: dict[str, Any]) -> str:
@@ -87,8 +87,8 @@ def plot_perfect_model(summary: dict[str, Any]):
         ax_t.legend(fontsize=7, loc="lower left")
     skill = cal.get("crps_skill")
     verdict = "confident" if cal.get("confident") else "not confident"
-    fig.suptitle(
-        f"Perfect-model calibration ({cal['method']}): {_temperatures(cal)}, {verdict}"
+    fig.suptitle(  # two lines: the harness's method name ("… (outer: every member held out)") is long
+        f"Perfect-model calibration ({cal['method']})\n{_temperatures(cal)}, {verdict}"
         + (f", CRPS skill {skill:+.2f} vs unweighted" if skill is not None else ""),
         fontsize=10,
     )

@@ -49,3 +49,15 @@ def test_coverage_and_relative_width_share_one_axis() -> None:
     assert list(lines["unweighted coverage"].get_ydata()) == [2 / 3, 2 / 3]
     lo, hi = ax_t.get_ylim()
     assert lo < 0.0 and hi >= 1.1
+
+
+def test_the_title_fits_the_figure_with_the_harness_method_name() -> None:
+    """The harness draws the same figure with a long method name; its title stays on the page."""
+    calibration = {**_calibration([0.1, 1.0, 10.0]), "method": "perfect_model (outer: every member held out)"}
+    fig = plot_perfect_model({"calibration": calibration})
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = next(t for t in fig.texts if t.get_text() == fig.get_suptitle())
+    box = title.get_window_extent(canvas.get_renderer())
+    assert "outer: every member held out" in title.get_text()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width
