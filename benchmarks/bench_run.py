@@ -3,9 +3,13 @@
 Each timed run is a fresh `fusion run` subprocess (the console script users call), so the
 figures include interpreter start-up and every import, not only the work. Two settings:
 
-  * quick:    draws 200, tune 200, 2 chains        (target: 2.5 s)
-  * defaults: draws 500, tune 1000, 4 chains, the config defaults (target: 2.5 s with the
-              correlation, sensitivity and fit outputs, issues 19 and 20; 4 s before them)
+  * quick:    draws 200, tune 200, 2 chains
+  * defaults: draws 500, tune 1000, 4 chains, the config defaults, timed against the prototype
+
+The budget is a ratio, not a number of seconds (the 2.5 s target of earlier issues is retired,
+docs/performance/workarounds.md): at least 100× the prototype's own run timed on the same
+machine the same hour, and no more than the allowed share slower than the code it replaces,
+alternated with it.
 
 For each: best and median of N runs, wall time and CPU time (user + sys of the child, from
 `getrusage`). CPU time is much less sensitive than wall time to other jobs on the machine;
@@ -49,8 +53,8 @@ from typing import Any
 PROTOTYPE_DEFAULTS_S = 991.0  # the prototype's own run at draws 500, tune 1000, 4 chains (README)
 SETTINGS: dict[str, dict[str, Any]] = {
     # `against_prototype`: the setting the prototype's own run has (its defaults), so the ratio means something
-    "quick": {"inference": "  draws: 200\n  tune: 200\n  chains: 2\n", "target_s": 2.5, "against_prototype": False},
-    "defaults": {"inference": "", "target_s": 2.5, "against_prototype": True},
+    "quick": {"inference": "  draws: 200\n  tune: 200\n  chains: 2\n", "against_prototype": False},
+    "defaults": {"inference": "", "against_prototype": True},
 }
 _CONFIG = """\
 compat: fixed
@@ -160,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {
                 "runs": runs, "wall_best_s": min(walls), "wall_median_s": statistics.median(walls),
                 "cpu_best_s": min(cpus), "cpu_median_s": statistics.median(cpus),
-                "target_s": setting["target_s"],
                 "prototype_s": args.prototype_s if setting["against_prototype"] else None,
             }
             r = results[name]
@@ -170,13 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         load_end = _load()
 
     print(f"\n`fusion run`, 20,000 points, 27 members, {args.repeat} runs each (process start to _SUCCESS)")
-    head = ("setting", "wall best", "wall median", "CPU best", "CPU median", "target", "best/target",
-            "prototype", "prototype/best")
+    head = ("setting", "wall best", "wall median", "CPU best", "CPU median", "prototype", "prototype/best")
     print(f"{head[0]:<10}" + "".join(f"{h:>15}" for h in head[1:]))
     for name, r in results.items():
         proto = r["prototype_s"]
         cells = (f"{r['wall_best_s']:.2f} s", f"{r['wall_median_s']:.2f} s", f"{r['cpu_best_s']:.2f} s",
-                 f"{r['cpu_median_s']:.2f} s", f"{r['target_s']:.1f} s", f"{r['wall_best_s'] / r['target_s']:.2f}",
+                 f"{r['cpu_median_s']:.2f} s",
                  "-" if proto is None else f"{proto:.0f} s",
                  "-" if proto is None else f"{proto / r['wall_best_s']:.0f}x")
         print(f"{name:<10}" + "".join(f"{c:>15}" for c in cells))
