@@ -105,8 +105,7 @@ class RunWorker:
         self._warmed = False
         if not correlation:
             self._warm()
-        self._availability: tuple[object, Future[bytes] | None] | None = None
-        #: `SUMMARY_FIGURES` begun before `draw_figures`: file → (the entries drawn, the pending bytes)
+        #: figures begun before `draw_figures`: file → (the inputs drawn, the pending bytes)
         self._begun: dict[str, tuple[dict[str, Any], Future[bytes] | None]] = {}
 
     def _warm(self) -> None:
@@ -137,7 +136,8 @@ class RunWorker:
         from fusion.figures import availability_png
 
         self._warm()
-        self._availability = (availability, self._submit(availability_png, availability))
+        pending = self._submit(availability_png, availability)
+        self._begun["availability.png"] = ({"availability": availability}, pending)
 
     def begin_likelihood_figures(self, summary: dict[str, Any], names: Sequence[str] | None = None) -> None:
         """Start drawing `names` of `SUMMARY_FIGURES` (default all) from summary.json's entries
@@ -152,7 +152,7 @@ class RunWorker:
                 self._begun[name] = (parts, self._submit(summary_png, name, parts))
 
     def _begun_on(self, name: str, parts: dict[str, Any]) -> bool:
-        """`name` was begun on these very entries (the same objects, not equal copies)."""
+        """`name` was begun on these very inputs (the same objects, not equal copies)."""
         early, pending = self._begun.get(name, (None, None))
         return (pending is not None and early is not None and early.keys() == parts.keys()
                 and all(early[k] is v for k, v in parts.items()))  # fmt: skip
@@ -174,9 +174,9 @@ class RunWorker:
         folder = Path(folder)
         self._warm()
         projection_done = self._submit(draw_projection, projection, summary, folder)
-        begun, pending = self._availability if self._availability is not None else (None, None)
-        if begun is not availability or pending is None:
-            pending = self._submit(availability_png, availability)
+        if not self._begun_on("availability.png", {"availability": availability}):
+            self.begin_figures(availability)
+        pending = self._begun["availability.png"][1]
         self.begin_likelihood_figures(summary)
         figures = {name: self._begun[name] for name in SUMMARY_FIGURES}
 
