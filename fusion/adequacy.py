@@ -169,12 +169,13 @@ def predictive_pits(
     w: np.ndarray,
     settings: NoiseSettings | ExtraVariance,
     w_predictive: np.ndarray | None = None,
+    var: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(PIT under `w_predictive`, or under `w` without it; PIT under `w` when `w_predictive` is
     given, else None): the check's costly part (draws × members × points normal CDFs), a step of
     its own so that `fusion run` computes it in the process that holds the draws while its figure
-    worker draws (`assess`'s `pits`)."""
-    var = sigma_tot2(prepared, theta, settings)
+    worker draws (`assess`'s `pits`). `var`: `sigma_tot2(prepared, theta, settings)` if known."""
+    var = sigma_tot2(prepared, theta, settings) if var is None else var
     pit = mixture_pit(prepared, theta, w if w_predictive is None else w_predictive, settings, var)
     return pit, None if w_predictive is None else mixture_pit(prepared, theta, w, settings, var)
 
@@ -541,7 +542,9 @@ def assess(
     cfg = config or AdequacySettings()
     y = np.asarray(prepared.y_obs, dtype=np.float64)
     var = sigma_tot2(prepared, theta, settings)
-    pit, pit_noise = predictive_pits(prepared, theta, w, settings, w_predictive) if pits is None else pits
+    if pits is None:
+        pits = predictive_pits(prepared, theta, w, settings, w_predictive, var)
+    pit, pit_noise = pits
     z_mix = quantile_residual(pit)
     z_noise = z_mix if pit_noise is None else quantile_residual(pit_noise)
     top = int(np.argmax(w.mean(axis=0)))
